@@ -1,0 +1,48 @@
+"""The ``trademon`` command. Each subcommand lives in its own module, imported only
+when used, with ``configure(parser)`` and ``main(args) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .config import ConfigError
+from .service import PortInUse
+
+SUBCOMMANDS = {
+    "sim": ("trademon.sim.cli", "demo simulator: the trader's services and the broker, with scenarios"),
+    "ib-exporter": ("trademon.ib.cli", "Prometheus exporter for TWS / IB Gateway (read-only)"),
+    "alert-sink": ("trademon.alertsink", "file-based Alertmanager webhook receiver (JSON lines)"),
+    "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
+    "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),
+}
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="trademon", description="Monitoring for automated trading on Interactive Brokers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=module)
+        # Only the chosen subcommand's module is imported (and only it defines options).
+        if argv and argv[0] == name:
+            importlib.import_module(module).configure(sp)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _, args = build_parser(argv)
+    try:
+        return importlib.import_module(args._module).main(args) or 0
+    except (ConfigError, PortInUse) as e:
+        print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Configuration from environment variables, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A bad configuration value: names the variable, the problem and what is allowed."""
+
+    def __init__(self, variable: str, value: object, problem: str, allowed: str):
+        self.variable, self.value, self.problem, self.allowed = variable, value, problem, allowed
+        super().__init__(f"{variable}={value!r}: {problem}; allowed: {allowed}")
+
+
+def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
+    v = (os.environ if env is None else env).get(name)
+    return None if v is None or v.strip() == "" else v.strip()
+
+
+def env_str(name: str, default: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    v = _raw(name, env)
+    return default if v is None else v
+
+
+def _number(name, default, conv: Callable[[str], T], kind, lo, hi, env) -> T:
+    v = _raw(name, env)
+    if v is None:
+        return default
+    rng = f"{kind} from {lo if lo is not None else '-inf'} to {hi if hi is not None else 'inf'}"
+    try:
+        x = conv(v)
+    except ValueError:
+        raise ConfigError(name, v, f"not a {kind}", rng) from None
+    if x != x or (lo is not None and x < lo) or (hi is not None and x > hi):
+        raise ConfigError(name, v, "out of range", rng)
+    return x
+
+
+def env_int(name: str, default: int, lo: int | None = None, hi: int | None = None, env=None) -> int:
+    return _number(name, default, int, "whole number", lo, hi, env)
+
+
+def env_float(name: str, default: float, lo: float | None = None, hi: float | None = None, env=None) -> float:
+    return _number(name, default, float, "number", lo, hi, env)
+
+
+def env_port(name: str, default: int, env=None) -> int:
+    return env_int(name, default, 1, 65535, env)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(name: str, default: bool, env=None) -> bool:
+    v = _raw(name, env)
+    if v is None:
+        return default
+    if v.lower() in _TRUE:
+        return True
+    if v.lower() in _FALSE:
+        return False
+    raise ConfigError(name, v, "not a yes/no value", "1/0, true/false, yes/no, on/off")
+
+
+def env_choice(name: str, default: str, choices: Iterable[str], env=None) -> str:
+    choices = list(choices)
+    v = _raw(name, env)
+    if v is None:
+        return default
+    if v not in choices:
+        raise ConfigError(name, v, "unknown value", ", ".join(choices))
+    return v
+
+
+def env_list(name: str, default: Iterable[str] = (), choices: Iterable[str] | None = None, env=None) -> list[str]:
+    """A comma-separated list; with ``choices``, every item must be one of them."""
+    v = _raw(name, env)
+    items = list(default) if v is None else [x.strip() for x in v.split(",") if x.strip()]
+    if choices is not None:
+        allowed = list(choices)
+        bad = [x for x in items if x not in allowed]
+        if bad:
+            raise ConfigError(name, v, f"unknown value(s) {', '.join(bad)}", ", ".join(allowed))
+    return items
+
+
+def secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (Docker secrets style)."""
+    v = _raw(name, env)
+    if v is not None:
+        return v
+    path = _raw(f"{name}_FILE", env)
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError as e:
+        raise ConfigError(f"{name}_FILE", path, f"cannot read the file ({e.strerror})", "a readable file holding the secret") from None

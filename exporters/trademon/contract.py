@@ -1,0 +1,195 @@
+"""The metric contract: every metric trademon's parts agree on, defined once.
+
+The trader's services, the exporters, the simulator, the alert rules, the dashboards
+and docs/metrics.md all take names from here or are tested against it. A metric's
+``name`` is the name as it appears in the exposition (counters end in ``_total``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+COUNTER = "counter"
+GAUGE = "gauge"
+HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A Prometheus scrape job and the port its service listens on."""
+
+    name: str
+    port: int
+    kind: str  # "trading": the trader's own services; "trademon": ours; "stack": third-party
+    description: str
+
+
+JOBS: dict[str, Job] = {
+    j.name: j
+    for j in (
+        Job("automatictrader-api", 8080, "trading", "order-intent API and its workers"),
+        Job("marketdata-stream", 8081, "trading", "market-data stream"),
+        Job("position-manager", 8082, "trading", "internal book, strategy P&L, circuit breakers"),
+        Job("ib-exporter", 9110, "trademon", "broker truth from TWS / IB Gateway"),
+        Job("synthetic", 9111, "trademon", "continuous synthetic checks"),
+        Job("alert-sink", 9112, "trademon", "file-based Alertmanager webhook receiver"),
+        Job("prometheus", 9090, "stack", "Prometheus"),
+        Job("alertmanager", 9093, "stack", "Alertmanager"),
+        Job("grafana", 3000, "stack", "Grafana"),
+        Job("loki", 3100, "stack", "Loki"),
+        Job("promtail", 9080, "stack", "Promtail"),
+    )
+}
+
+# The simulator's own control endpoint (scenarios on/off, clock). Not a scrape job.
+SIM_CONTROL_PORT = 9119
+
+
+def jobs_of_kind(kind: str) -> list[str]:
+    return [j.name for j in JOBS.values() if j.kind == kind]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    type: str
+    help: str
+    labels: tuple[str, ...]
+    job: str
+    group: str
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def client_name(self) -> str:
+        """The name prometheus_client wants (it appends ``_total`` to counters itself)."""
+        if self.type == COUNTER and self.name.endswith("_total"):
+            return self.name[: -len("_total")]
+        return self.name
+
+    @property
+    def series_names(self) -> tuple[str, ...]:
+        """Every sample name this metric puts in the exposition."""
+        if self.type == HISTOGRAM:
+            if self.buckets and self.buckets[0] < 0:
+                # prometheus_client (per OpenMetrics) exposes no _sum when buckets go negative.
+                return (f"{self.name}_bucket", f"{self.name}_count")
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+# Buckets, chosen for what each histogram measures.
+LATENCY_API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+WORKER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+FILL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Signed: a negative slippage is price improvement.
+SLIPPAGE_BPS_BUCKETS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+API = "automatictrader-api"
+MD = "marketdata-stream"
+PM = "position-manager"
+IB = "ib-exporter"
+SYN = "synthetic"
+SINK = "alert-sink"
+
+
+def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
+    return Metric(name, type_, help_, tuple(labels), job, group, buckets)
+
+
+METRICS: tuple[Metric, ...] = (
+    # Order intents
+    _m("order_intents_created_total", COUNTER, "Order intents accepted.", ["strategy"], job=API, group="Order intents"),
+    _m("order_intents_duplicate_total", COUNTER, "Intent submissions refused as duplicates (idempotency key).", ["strategy"], job=API, group="Order intents"),
+    _m("order_intents_error_total", COUNTER, "Intent creation errors.", ["strategy", "reason"], job=API, group="Order intents"),
+    _m("order_intents_pending", GAUGE, "Intents now pending.", job=API, group="Order intents"),
+    _m("order_intents_planned", GAUGE, "Intents now planned.", job=API, group="Order intents"),
+    _m("order_intents_ready", GAUGE, "Intents now ready.", job=API, group="Order intents"),
+    _m("order_intents_sent", GAUGE, "Intents now sent.", job=API, group="Order intents"),
+    _m("api_request_duration_seconds", HISTOGRAM, "API request duration; endpoint is the route template, never the raw path.", ["endpoint", "method", "status"], job=API, group="Order intents", buckets=LATENCY_API_BUCKETS),
+    # Workers
+    _m("worker_intents_processed_total", COUNTER, "Intents processed by a worker; outcome is ok or error.", ["worker", "outcome"], job=API, group="Workers"),
+    _m("worker_processing_duration_seconds", HISTOGRAM, "Time a worker spent on one intent.", ["worker"], job=API, group="Workers", buckets=WORKER_BUCKETS),
+    _m("worker_lag_seconds", GAUGE, "Age of the oldest intent waiting for this worker, 0 when idle.", ["worker"], job=API, group="Workers"),
+    # Orders and execution
+    _m("orders_submitted_total", COUNTER, "Orders submitted to the broker; strategy is the order's orderRef.", ["strategy"], job=IB, group="Orders and execution"),
+    _m("orders_filled_total", COUNTER, "Orders completely filled.", ["strategy"], job=IB, group="Orders and execution"),
+    _m("orders_cancelled_total", COUNTER, "Orders cancelled (rejections are counted apart).", ["strategy"], job=IB, group="Orders and execution"),
+    _m("orders_rejected_total", COUNTER, "Orders rejected, by the IB error code that rejected them.", ["strategy", "code"], job=IB, group="Orders and execution"),
+    _m("order_ack_latency_seconds", HISTOGRAM, "Time from order submission to broker acknowledgement.", ["strategy"], job=IB, group="Orders and execution", buckets=ACK_BUCKETS),
+    _m("order_fill_latency_seconds", HISTOGRAM, "Time from order submission to complete fill.", ["strategy"], job=IB, group="Orders and execution", buckets=FILL_BUCKETS),
+    _m("order_slippage_bps", HISTOGRAM, "Slippage per fill against the arrival mid price, in basis points; positive is a cost.", ["strategy"], job=IB, group="Orders and execution", buckets=SLIPPAGE_BPS_BUCKETS),
+    _m("avg_slippage_pct", GAUGE, "Mean slippage of the fills of the last 15 minutes, in percent (0.5 means 0.5 %).", ["strategy"], job=IB, group="Orders and execution"),
+    # P&L, positions, reconciliation
+    _m("daily_pnl", GAUGE, "Today's P&L of the account (IB reqPnL dailyPnL), account currency.", ["account"], job=IB, group="P&L, positions, reconciliation"),
+    _m("unrealized_pnl", GAUGE, "Unrealized P&L of the account, account currency.", ["account"], job=IB, group="P&L, positions, reconciliation"),
+    _m("realized_pnl", GAUGE, "Realized P&L of the account, account currency.", ["account"], job=IB, group="P&L, positions, reconciliation"),
+    _m("strategy_pnl", GAUGE, "Cumulative P&L of the day per strategy, account currency.", ["strategy"], job=PM, group="P&L, positions, reconciliation"),
+    _m("ib_position_quantity", GAUGE, "Broker position, in shares or contracts (signed).", ["account", "symbol"], job=IB, group="P&L, positions, reconciliation"),
+    _m("ib_position_market_value", GAUGE, "Broker position market value, account currency (signed).", ["account", "symbol"], job=IB, group="P&L, positions, reconciliation"),
+    _m("position_reconciliation_discrepancy", GAUGE, "Internal book minus broker quantity; 0 when in sync.", ["account", "symbol"], job=PM, group="P&L, positions, reconciliation"),
+    # Risk and account
+    _m("account_net_liquidation", GAUGE, "Net liquidation value, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("account_gross_position_value", GAUGE, "Gross position value, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("account_maint_margin_req", GAUGE, "Maintenance margin requirement, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("account_excess_liquidity", GAUGE, "Excess liquidity, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("account_buying_power", GAUGE, "Buying power, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("account_cushion", GAUGE, "Excess liquidity / net liquidation, 0..1.", ["account"], job=IB, group="Risk and account"),
+    _m("risk_gross_exposure", GAUGE, "Sum of |market value| of the positions, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("risk_net_exposure", GAUGE, "Sum of signed market value of the positions, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("risk_leverage", GAUGE, "Gross exposure / net liquidation.", ["account"], job=IB, group="Risk and account"),
+    _m("risk_gross_exposure_limit", GAUGE, "The configured gross exposure limit, account currency.", ["account"], job=IB, group="Risk and account"),
+    _m("circuit_breaker_open", GAUGE, "1 while the breaker is tripped (new orders halted), else 0.", ["breaker"], job=PM, group="Risk and account"),
+    _m("circuit_breaker_trips_total", COUNTER, "Circuit breaker trips.", ["breaker", "reason"], job=PM, group="Risk and account"),
+    # IB connection
+    _m("ib_connected", GAUGE, "1 while the API session to TWS / IB Gateway is up.", job=IB, group="IB connection"),
+    _m("ib_errors_total", COUNTER, "Error and warning codes received from TWS / IB Gateway.", ["code"], job=IB, group="IB connection"),
+    _m("ib_disconnects_total", COUNTER, "API session losses.", job=IB, group="IB connection"),
+    _m("ib_farm_connected", GAUGE, "Data farm state from codes 2103/2104 (market), 2105/2106 (historical), 2157/2158 (secdef).", ["farm", "kind"], job=IB, group="IB connection"),
+    # Market data
+    _m("marketdata_connected", GAUGE, "1 while the upstream feed is connected.", job=MD, group="Market data"),
+    _m("marketdata_ticks_total", COUNTER, "Ticks received.", ["symbol"], job=MD, group="Market data"),
+    _m("marketdata_last_tick_timestamp_seconds", GAUGE, "Unix time of the last tick.", ["symbol"], job=MD, group="Market data"),
+    _m("marketdata_connected_since_timestamp_seconds", GAUGE, "Unix time the feed last connected; uptime is time() - this.", job=MD, group="Market data"),
+    # Synthetic checks
+    _m("synthetic_check_success", GAUGE, "1 if the last run of the check passed.", ["check"], job=SYN, group="Synthetic checks"),
+    _m("synthetic_check_duration_seconds", GAUGE, "Duration of the last run of the check.", ["check"], job=SYN, group="Synthetic checks"),
+    _m("synthetic_check_last_run_timestamp_seconds", GAUGE, "Unix time of the last run of the check.", ["check"], job=SYN, group="Synthetic checks"),
+    # Alert sink (trademon's own webhook receiver)
+    _m("alert_sink_notifications_total", COUNTER, "Notifications written to the JSON-lines file; status is firing or resolved.", ["receiver", "status"], job=SINK, group="Alert sink"),
+    _m("alert_sink_rejected_total", COUNTER, "Payloads refused, by reason.", ["reason"], job=SINK, group="Alert sink"),
+    _m("alert_sink_last_notification_timestamp_seconds", GAUGE, "Unix time of the last notification written.", job=SINK, group="Alert sink"),
+)
+
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+IB_ERROR_FARM_CODES = {
+    # code: (kind, connected)
+    2103: ("market", 0), 2104: ("market", 1),
+    2105: ("historical", 0), 2106: ("historical", 1),
+    2157: ("secdef", 0), 2158: ("secdef", 1),
+}
+
+
+def metric(name: str) -> Metric:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a metric of the trademon contract (see docs/metrics.md)") from None
+
+
+def metrics_for_job(job: str) -> list[Metric]:
+    return [m for m in METRICS if m.job == job]
+
+
+def all_series_names() -> set[str]:
+    """Every sample name of the contract, for checking PromQL in rules and dashboards."""
+    return {s for m in METRICS for s in m.series_names}
+
+
+def groups() -> Iterable[str]:
+    seen: dict[str, None] = {}
+    for m in METRICS:
+        seen.setdefault(m.group)
+    return seen.keys()

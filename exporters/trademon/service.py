@@ -1,0 +1,153 @@
+"""What every trademon process has: /healthz, /readyz, /metrics, servers on several
+ports in one event loop, a clear error for a port in use, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger("trademon.service")
+
+
+class PortInUse(Exception):
+    def __init__(self, host: str, port: int, variable: str | None):
+        hint = f"set {variable} to a free port" if variable else "choose a free port"
+        super().__init__(f"cannot listen on {host}:{port}: the port is already in use; stop the other process or {hint}")
+
+
+def bind(host: str, port: int, variable: str | None = None) -> socket.socket:
+    """Bind now, so a port in use is one clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port, variable) from None
+        raise
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def _send_text(send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Probes:
+    """Readiness is a list of named checks; health is "the process answers"."""
+
+    checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+
+    def ready(self) -> tuple[bool, str]:
+        failed = [name for name, check in self.checks.items() if not check()]
+        return (not failed, "ready\n" if not failed else "not ready: " + ", ".join(failed) + "\n")
+
+
+def basics_app(registry: CollectorRegistry, probes: Probes | None = None, inner=None):
+    """An ASGI app answering /metrics, /healthz and /readyz, passing the rest to ``inner``."""
+    probes = probes or Probes()
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/metrics":
+                return await _send_text(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode())
+            if path == "/healthz":
+                return await _send_text(send, 200, b"ok\n")
+            if path == "/readyz":
+                ok, text = probes.ready()
+                return await _send_text(send, 200 if ok else 503, text.encode())
+        if inner is not None:
+            return await inner(scope, receive, send)
+        if scope["type"] == "http":
+            return await _send_text(send, 404, b"not found\n")
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    return app
+
+
+@dataclass
+class Listener:
+    name: str
+    app: object
+    host: str
+    port: int
+    variable: str | None = None  # the env variable that sets the port, for error messages
+
+
+class Runner:
+    """Serves several ASGI apps on their own ports in one event loop, with background
+    tasks, and stops all of it cleanly on SIGTERM/SIGINT."""
+
+    def __init__(self, listeners: list[Listener], tasks: list[Callable[[], Awaitable[None]]] = ()):
+        self.listeners = listeners
+        self.tasks = list(tasks)
+        self.stopping: asyncio.Event | None = None
+        self._servers: dict[str, uvicorn.Server] = {}
+        self._sockets: dict[str, socket.socket] = {}
+
+    def bind_all(self) -> None:
+        """Bind every port first: one clear error, nothing half started."""
+        try:
+            for ls in self.listeners:
+                self._sockets[ls.name] = bind(ls.host, ls.port, ls.variable)
+        except Exception:
+            for s in self._sockets.values():
+                s.close()
+            raise
+
+    def _server(self, ls: Listener) -> uvicorn.Server:
+        cfg = uvicorn.Config(ls.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=5)
+        server = uvicorn.Server(cfg)
+        server.install_signal_handlers = lambda: None  # we handle signals once, for all servers
+        return server
+
+    async def serve(self) -> None:
+        if not self._sockets:
+            self.bind_all()
+        self.stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        serving = []
+        for ls in self.listeners:
+            srv = self._servers[ls.name] = self._server(ls)
+            serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
+            log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
+        background = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.tasks]
+        await self.stopping.wait()
+        log.info("shutting down")
+        for srv in self._servers.values():
+            srv.should_exit = True
+        for t in background:
+            t.cancel()
+        await asyncio.gather(*serving, *background, return_exceptions=True)
+        log.info("stopped")
+
+    def stop(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()
