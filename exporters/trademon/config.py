@@ -102,3 +102,15 @@ def secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
             return f.read().strip() or None
     except OSError as e:
         raise ConfigError(f"{name}_FILE", path, f"cannot read the file ({e.strerror})", "a readable file holding the secret") from None
+
+
+def port_variable(job: str) -> str:
+    """The variable that moves a job's port: TRADEMON_<JOB>_PORT (``-`` becomes ``_``)."""
+    return f"TRADEMON_{job.upper().replace('-', '_')}_PORT"
+
+
+def job_port(job: str, env: Mapping[str, str] | None = None) -> int:
+    """A job's port: its contract default unless TRADEMON_<JOB>_PORT says otherwise."""
+    from .contract import JOBS
+
+    return env_port(port_variable(job), JOBS[job].port, env)

@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from . import contract, tools
+from .config import job_port
 
 log = logging.getLogger("trademon.native")
 
@@ -167,7 +168,7 @@ def main(args) -> int:
     (data / "prometheus").mkdir(parents=True, exist_ok=True)
     (data / "alertmanager").mkdir(parents=True, exist_ok=True)
     host = args.host
-    port = {name: job.port for name, job in contract.JOBS.items()}
+    port = {name: job_port(name) for name in contract.JOBS}
     targets = {job: f"{host}:{port[job]}" for job in NATIVE_JOBS}
     prom_cfg = data / "prometheus.yml"
     prom_cfg.write_text(yaml.safe_dump(render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}"), sort_keys=False))
