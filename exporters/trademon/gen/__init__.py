@@ -16,6 +16,7 @@ from typing import Callable
 # module: the generator module; it defines GENERATED = [(relative path, callable(root) -> str)].
 GENERATOR_MODULES = [
     "trademon.gen.metrics_doc",
+    "trademon.gen.rules",
 ]
 
 

@@ -1,0 +1,352 @@
+"""prometheus/rules/trademon.{rules,alerts}.yml from prometheus/thresholds.yml and the
+definitions below.
+
+The definitions are data: each recording rule is a name and a PromQL expression; each
+alert is a name, severity, PromQL template, ``for``, texts and a dashboard. Templates
+take ``${key}`` from prometheus/thresholds.yml (``${key|pct}`` writes a ratio as a
+percentage) and the job lists of the contract (``${trading_jobs}``, ``${trademon_jobs}``),
+so no threshold, job or port is typed twice. ``{{ ... }}`` is Prometheus's own alert
+templating (Go text/template), left as is; it only uses functions that Prometheus 2.x
+and 3.x both have (printf, humanize, humanizeDuration, humanizePercentage).
+
+Recording rules are named ``level:metric:operations``. They keep the ``job`` label (and
+``strategy``, ``endpoint``, ``worker``, ``account``) so alerts built on them carry the
+labels Alertmanager routes and inhibits on.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .. import grafana_uids, thresholds
+from ..contract import jobs_of_kind
+
+RULES_FILE = "prometheus/rules/trademon.rules.yml"
+ALERTS_FILE = "prometheus/rules/trademon.alerts.yml"
+RUNBOOK_URL = "https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{anchor}"
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    severity: str
+    expr: str
+    summary: str
+    description: str
+    dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
+    for_: str | None = None  # a key of thresholds.yml holding the duration; None fires at once
+
+
+def _q(name: str, q: float, by: str, window: str) -> str:
+    """A histogram quantile over the sum of a histogram's buckets."""
+    return f"histogram_quantile({q}, sum by ({by}, le) (rate({name}_bucket[{window}])))"
+
+
+RECORDING_GROUPS: dict[str, list[Record]] = {
+    "trademon.intents.rules": [
+        # Intents offered to the API: accepted or refused with an error. Either counter may
+        # not exist yet (labelled counters appear on first use), hence the three-way `or`.
+        Record("job:order_intents_attempts:rate5m", """
+            (sum by (job) (rate(order_intents_created_total[5m])) + sum by (job) (rate(order_intents_error_total[5m])))
+              or sum by (job) (rate(order_intents_created_total[5m]))
+              or sum by (job) (rate(order_intents_error_total[5m]))
+        """),
+        Record("job:order_intents_error:ratio_rate5m", """
+            (sum by (job) (rate(order_intents_error_total[5m])) or 0 * job:order_intents_attempts:rate5m)
+              / job:order_intents_attempts:rate5m
+        """),
+    ],
+    "trademon.api.rules": [
+        Record("endpoint:api_requests:rate5m", "sum by (job, endpoint) (rate(api_request_duration_seconds_count[5m]))"),
+        Record("endpoint:api_request_duration_seconds:p50_5m", _q("api_request_duration_seconds", 0.5, "job, endpoint", "5m")),
+        Record("endpoint:api_request_duration_seconds:p99_5m", _q("api_request_duration_seconds", 0.99, "job, endpoint", "5m")),
+        Record("job:api_request_duration_seconds:p99_5m", _q("api_request_duration_seconds", 0.99, "job", "5m")),
+    ],
+    "trademon.workers.rules": [
+        Record("worker:worker_intents_processed:rate5m", "sum by (job, worker) (rate(worker_intents_processed_total[5m]))"),
+        Record("worker:worker_intents_error:ratio_rate5m", """
+            (sum by (job, worker) (rate(worker_intents_processed_total{outcome="error"}[5m])) or 0 * worker:worker_intents_processed:rate5m)
+              / worker:worker_intents_processed:rate5m
+        """),
+        Record("worker:worker_processing_duration_seconds:p99_5m", _q("worker_processing_duration_seconds", 0.99, "job, worker", "5m")),
+    ],
+    "trademon.orders.rules": [
+        Record("strategy:orders_submitted:rate15m", "sum by (job, strategy) (rate(orders_submitted_total[15m]))"),
+        Record("strategy:orders_submitted:rate30m", "sum by (job, strategy) (rate(orders_submitted_total[30m]))"),
+        Record("strategy:orders_rejected:ratio_rate15m", """
+            (sum by (job, strategy) (rate(orders_rejected_total[15m])) or 0 * strategy:orders_submitted:rate15m)
+              / strategy:orders_submitted:rate15m
+        """),
+        Record("strategy:orders_filled:ratio_rate30m", """
+            (sum by (job, strategy) (rate(orders_filled_total[30m])) or 0 * strategy:orders_submitted:rate30m)
+              / strategy:orders_submitted:rate30m
+        """),
+        Record("strategy:order_ack_latency_seconds:p50_5m", _q("order_ack_latency_seconds", 0.5, "job, strategy", "5m")),
+        Record("strategy:order_ack_latency_seconds:p99_5m", _q("order_ack_latency_seconds", 0.99, "job, strategy", "5m")),
+        Record("strategy:order_fill_latency_seconds:p50_5m", _q("order_fill_latency_seconds", 0.5, "job, strategy", "5m")),
+        Record("strategy:order_fill_latency_seconds:p90_5m", _q("order_fill_latency_seconds", 0.9, "job, strategy", "5m")),
+        Record("strategy:order_slippage_bps:p50_15m", _q("order_slippage_bps", 0.5, "job, strategy", "15m")),
+        Record("strategy:order_slippage_bps:p90_15m", _q("order_slippage_bps", 0.9, "job, strategy", "15m")),
+    ],
+    "trademon.pnl_risk.rules": [
+        # A limit of 0 (unset) would give +Inf: only accounts with a limit have a ratio.
+        Record("account:risk_gross_exposure:ratio_limit", """
+            max by (account) (risk_gross_exposure) / (max by (account) (risk_gross_exposure_limit) > 0)
+        """),
+        Record("account:daily_pnl:delta5m", "sum by (account) (delta(daily_pnl[5m]))"),
+    ],
+}
+
+CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
+
+ALERTS: list[Alert] = [
+    # --- Critical: page ---
+    Alert("APIHealthCheckFailed", "critical",
+          'up{job=~"${trading_jobs}"} == 0',
+          "{{ $labels.job }} is down",
+          "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
+          "${api_down_for}: the service is down, hung or unreachable, and trading through it may have stopped.",
+          "health", for_="api_down_for"),
+    Alert("TWSConnectionLost", "critical",
+          "ib_connected == 0",
+          "IB API session to TWS / IB Gateway lost",
+          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}: "
+          "no order reaches the broker, and P&L, positions and risk from the broker are not current.",
+          "health", for_="tws_lost_for"),
+    Alert("DailyLossLimitBreach", "critical",
+          "min by (account) (daily_pnl) < ${daily_loss_limit}",
+          "Daily loss limit breached on {{ $labels.account }}",
+          "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}.",
+          "pnl"),
+    Alert("CircuitBreakerTripped", "critical",
+          "max by (breaker) (circuit_breaker_open) > 0",
+          "Circuit breaker {{ $labels.breaker }} tripped: new orders halted",
+          "Circuit breaker {{ $labels.breaker }} is open: the orders it guards are refused until it is reset.",
+          "risk"),
+    Alert("PositionReconciliationMismatch", "critical",
+          "sum by (account, symbol) (position_reconciliation_discrepancy) != 0",
+          "Position mismatch for {{ $labels.symbol }} on {{ $labels.account }}",
+          'Internal book minus broker for {{ $labels.symbol }} on account {{ $labels.account }}: '
+          '{{ printf "%+g" $value }} (shares or contracts), for more than ${reconciliation_for}.',
+          "risk", for_="reconciliation_for"),
+    # --- Warning: quiet ---
+    Alert("OrderIntentErrorRateHigh", "warning",
+          # rate * 300 s = intents in the 5-minute window
+          "job:order_intents_error:ratio_rate5m > ${intent_error_ratio}"
+          " and job:order_intents_attempts:rate5m * 300 >= ${ratio_min_events}",
+          "{{ $value | humanizePercentage }} of order intents fail on {{ $labels.job }}",
+          "{{ $value | humanizePercentage }} of the order intents of the last 5 minutes were refused with an error "
+          "(limit ${intent_error_ratio|pct}), for more than ${intent_error_for}. order_intents_error_total has the reason.",
+          "overview", for_="intent_error_for"),
+    Alert("OrderIntentsPendingTooMany", "warning",
+          "sum by (job) (order_intents_pending) > ${intents_pending_max}",
+          '{{ printf "%.0f" $value }} order intents pending on {{ $labels.job }}',
+          '{{ printf "%.0f" $value }} intents pending (limit ${intents_pending_max}) for more than '
+          "${intents_pending_for}: the workers are not keeping up or are stuck.",
+          "workers", for_="intents_pending_for"),
+    Alert("WorkerProcessingLag", "warning",
+          "max by (job, worker) (worker_lag_seconds) > ${worker_lag_seconds}",
+          "Worker {{ $labels.worker }} is lagging",
+          "The oldest intent waiting for worker {{ $labels.worker }} is {{ $value | humanizeDuration }} old "
+          "(limit ${worker_lag_seconds}s), for more than ${worker_lag_for}.",
+          "workers", for_="worker_lag_for"),
+    Alert("UnusualSlippage", "warning",
+          "max by (job, strategy) (avg_slippage_pct) > ${slippage_pct}",
+          "Unusual slippage on {{ $labels.strategy }}",
+          'Average slippage of {{ $labels.strategy }} over the last 15 minutes: {{ printf "%.2f" $value }} % '
+          "(limit ${slippage_pct} %).",
+          "latency", for_="slippage_for"),
+    Alert("HighOrderRejectionRate", "warning",
+          # rate * 900 s = orders in the 15-minute window
+          "strategy:orders_rejected:ratio_rate15m > ${rejection_ratio}"
+          " and strategy:orders_submitted:rate15m * 900 >= ${ratio_min_events}",
+          "{{ $value | humanizePercentage }} of {{ $labels.strategy }}'s orders rejected",
+          "{{ $value | humanizePercentage }} of the orders {{ $labels.strategy }} submitted in the last 15 minutes were "
+          "rejected (limit ${rejection_ratio|pct}). orders_rejected_total has IB's error code.",
+          "overview", for_="rejection_for"),
+    Alert("LowOrderFillRate", "warning",
+          # rate * 1800 s = orders in the 30-minute window
+          "strategy:orders_filled:ratio_rate30m < ${fill_ratio_min}"
+          " and strategy:orders_submitted:rate30m * 1800 >= ${ratio_min_events}",
+          "Few of {{ $labels.strategy }}'s orders fill",
+          "Only {{ $value | humanizePercentage }} of the orders {{ $labels.strategy }} submitted in the last 30 minutes "
+          "were filled (minimum ${fill_ratio_min|pct}), for more than ${fill_rate_for}.",
+          "overview", for_="fill_rate_for"),
+    Alert("APILatencyHigh", "warning",
+          "endpoint:api_request_duration_seconds:p99_5m > ${api_p99_seconds}",
+          "Slow API: p99 of {{ $labels.endpoint }} is {{ $value | humanizeDuration }}",
+          "p99 latency of {{ $labels.endpoint }} on {{ $labels.job }} over 5 minutes: {{ $value | humanizeDuration }} "
+          "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
+          "latency", for_="api_latency_for"),
+    Alert("HighRiskExposure", "warning",
+          "account:risk_gross_exposure:ratio_limit > ${exposure_ratio}",
+          "Gross exposure of {{ $labels.account }} near its limit",
+          "Gross exposure of account {{ $labels.account }} is {{ $value | humanizePercentage }} of its limit "
+          "(alert above ${exposure_ratio|pct}), for more than ${exposure_for}.",
+          "risk", for_="exposure_for"),
+    Alert("PnLAnomaly", "warning",
+          # Compared with the spread of the 5-minute moves of the hour before (offset: the move
+          # itself does not widen the spread it is judged by); the floor keeps a flat P&L quiet.
+          "account:daily_pnl:delta5m"
+          " and abs(account:daily_pnl:delta5m) > ${pnl_anomaly_sigmas} * stddev_over_time(account:daily_pnl:delta5m[1h] offset 5m)"
+          " and abs(account:daily_pnl:delta5m) >= ${pnl_anomaly_min_change}",
+          "Unusual P&L move on {{ $labels.account }}",
+          'Daily P&L of account {{ $labels.account }} moved {{ printf "%+.2f" $value }} ${currency} in 5 minutes: more than '
+          "${pnl_anomaly_sigmas} standard deviations of its 5-minute moves over the hour before, and at least "
+          "${pnl_anomaly_min_change} ${currency}.",
+          "pnl", for_="pnl_anomaly_for"),
+    Alert("MarketDataStale", "warning",
+          "time() - max by (job, symbol) (marketdata_last_tick_timestamp_seconds) > ${marketdata_stale_seconds}"
+          " and on (job) max by (job) (marketdata_connected) == 1",
+          "No market data for {{ $labels.symbol }}",
+          "No tick for {{ $labels.symbol }} for {{ $value | humanizeDuration }} (limit ${marketdata_stale_seconds}s) "
+          "while the market-data feed is connected.",
+          "health"),
+    Alert("IBDataFarmDisconnected", "warning",
+          "min by (job, farm, kind) (ib_farm_connected) == 0",
+          "IB {{ $labels.kind }} data farm {{ $labels.farm }} disconnected",
+          "TWS / IB Gateway has reported the {{ $labels.kind }} data farm {{ $labels.farm }} down for more than "
+          "${farm_down_for}.",
+          "health", for_="farm_down_for"),
+    Alert("SyntheticCheckFailed", "warning",
+          "min by (job, check) (synthetic_check_success) == 0",
+          "Synthetic check {{ $labels.check }} failing",
+          "The synthetic check {{ $labels.check }} has failed on every run for more than ${synthetic_failing_for}.",
+          "health", for_="synthetic_failing_for"),
+    Alert("ExporterDown", "warning",
+          'up{job=~"${trademon_jobs}"} == 0',
+          "{{ $labels.job }} is down",
+          "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
+          "${exporter_down_for}: the metrics and alerts that depend on it are blind.",
+          "health", for_="exporter_down_for"),
+    # --- Info: file webhook only ---
+    Alert("Watchdog", "info",
+          "vector(1)",
+          "Alerting pipeline heartbeat",
+          "Always firing, so that its notifications prove Prometheus evaluates rules and Alertmanager delivers. "
+          "If the heartbeat stops arriving, alerting is broken.",
+          "health"),
+]
+
+ALERTS_GROUP = "trademon.alerts"
+
+_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)(?:\|([a-z]+))?\}")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+_FILTERS = {"pct": lambda v: f"{float(v) * 100:g}%"}
+
+
+class Filler:
+    """Fills ``${key}`` placeholders and remembers which thresholds were used."""
+
+    def __init__(self, root: Path):
+        self.thresholds = thresholds.load(root)
+        self.values = dict(self.thresholds)
+        self.values["trading_jobs"] = "|".join(jobs_of_kind("trading"))
+        self.values["trademon_jobs"] = "|".join(jobs_of_kind("trademon"))
+        self.used: set[str] = set()
+
+    def __call__(self, text: str) -> str:
+        def sub(m: re.Match) -> str:
+            key, filt = m.group(1), m.group(2)
+            if key not in self.values:
+                raise KeyError(f"${{{key}}} in an alert definition: no such key in prometheus/thresholds.yml")
+            self.used.add(key)
+            v = self.values[key]
+            if filt:
+                if filt not in _FILTERS:
+                    raise KeyError(f"unknown filter |{filt} (known: {', '.join(_FILTERS)})")
+                return _FILTERS[filt](v)
+            return _fmt(v)
+
+        return _PLACEHOLDER.sub(sub, text)
+
+    def duration(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        v = str(self(f"${{{key}}}"))
+        return None if v in ("0", "0s", "0m") else v
+
+
+def _expr(text: str) -> str:
+    return textwrap.dedent(text).strip()
+
+
+def alert_rule(a: Alert, fill: Filler) -> dict:
+    rule = {"alert": a.name, "expr": fill(_expr(a.expr))}
+    for_ = fill.duration(a.for_)
+    if for_:
+        rule["for"] = for_
+    rule["labels"] = {"severity": a.severity}
+    rule["annotations"] = {
+        "summary": fill(a.summary),
+        "description": fill(a.description),
+        "runbook_url": RUNBOOK_URL.format(anchor=a.name.lower()),
+        "dashboard": grafana_uids.path(a.dashboard),
+    }
+    return rule
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper, s: str):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+
+
+_Dumper.add_representer(str, _str)
+
+HEADER = """\
+# Generated by `trademon gen` from prometheus/thresholds.yml and
+# exporters/trademon/gen/rules.py. Do not edit by hand: tune thresholds.yml, run
+# `trademon gen`, then reload Prometheus (curl -X POST http://localhost:9090/-/reload).
+"""
+
+
+def _dump(doc: dict, what: str) -> str:
+    return HEADER + f"# {what}\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
+
+
+def render_rules(root: Path) -> str:
+    groups = [{"name": name, "rules": [{"record": r.name, "expr": _expr(r.expr)} for r in rules]}
+              for name, rules in RECORDING_GROUPS.items()]
+    return _dump({"groups": groups}, "Recording rules (level:metric:operations): the ratios and quantiles alerts and dashboards share.")
+
+
+def render_alerts(root: Path, fill: Filler | None = None) -> str:
+    fill = fill or Filler(root)
+    doc = {"groups": [{"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS]}]}
+    return _dump(doc, "Alerts of the trademon alert contract (docs/runbooks.md has one section per alert).")
+
+
+def used_thresholds(root: Path) -> tuple[set[str], set[str]]:
+    """(keys of thresholds.yml the alerts use, all keys of thresholds.yml)."""
+    fill = Filler(root)
+    render_alerts(root, fill)
+    return fill.used, set(fill.thresholds)
+
+
+def recording_rule_names() -> set[str]:
+    return {r.name for rules in RECORDING_GROUPS.values() for r in rules}
+
+
+GENERATED = [(RULES_FILE, render_rules), (ALERTS_FILE, render_alerts)]
