@@ -1,0 +1,165 @@
+"""alert-sink: Alertmanager's file-based webhook receiver (``trademon alert-sink``).
+
+``POST /alerts`` takes Alertmanager's webhook payload (version 4) and appends it as one JSON
+line to a file. It answers 200 only once the line is on disk (fsync), 400 with the reason
+for a payload that is not a valid notification (Alertmanager does not retry a 4xx), and 500
+when the file cannot be written, so Alertmanager retries and nothing is lost silently.
+Metrics on /metrics: alert_sink_notifications_total{receiver,status},
+alert_sink_rejected_total{reason}, alert_sink_last_notification_timestamp_seconds.
+
+Environment: TRADEMON_ALERT_SINK_HOST (default 0.0.0.0), TRADEMON_ALERT_SINK_PORT
+(default 9112), TRADEMON_ALERT_SINK_FILE (default /var/lib/trademon/alerts.jsonl),
+TRADEMON_LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import contract, logs
+from .config import env_choice, env_port, env_str
+from .metrics import JobMetrics
+from .service import Listener, Probes, Runner, basics_app
+
+log = logging.getLogger("trademon.alertsink")
+
+JOB = "alert-sink"
+MAX_BODY = 16 * 1024 * 1024
+DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
+
+
+class WebhookAlert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: str
+    endsAt: str | None = None
+    fingerprint: str | None = None
+
+
+class WebhookPayload(BaseModel):
+    """Alertmanager's webhook body, version 4 (fields beyond these are kept as they come)."""
+
+    model_config = ConfigDict(extra="allow")
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str
+    groupKey: str
+    alerts: list[WebhookAlert]
+    groupLabels: dict[str, str] = {}
+    commonLabels: dict[str, str] = {}
+    commonAnnotations: dict[str, str] = {}
+    externalURL: str = ""
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def parse(body: bytes) -> dict:
+    """The payload as a dict, or Rejected naming what is wrong with it."""
+    if len(body) > MAX_BODY:
+        raise Rejected(413, "too_large", f"body of {len(body)} bytes is over the {MAX_BODY}-byte limit")
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Rejected(400, "not_json", f"body is not JSON: {e}") from None
+    if isinstance(doc, dict) and "version" in doc and doc["version"] != "4":
+        raise Rejected(400, "unsupported_version", f"webhook payload version {doc['version']!r}; this sink reads version \"4\"")
+    try:
+        WebhookPayload.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise Rejected(400, "invalid_payload", f"not an Alertmanager webhook payload: {where}: {first['msg']} ({e.error_count()} problem(s))") from None
+    return doc
+
+
+class JsonLinesFile:
+    """Appends one line per notification; returns only once the line is on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = asyncio.Lock()  # whole lines, never interleaved
+
+    def _append(self, line: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def append(self, doc: dict) -> None:
+        line = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        async with self._lock:
+            await asyncio.to_thread(self._append, line)
+
+    def writable(self) -> bool:
+        d = self.path.parent
+        return (self.path.exists() and os.access(self.path, os.W_OK)) or (d.is_dir() and os.access(d, os.W_OK))
+
+
+def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:
+    app = FastAPI(title="trademon alert-sink", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/alerts")
+    async def alerts(request: Request):
+        try:
+            doc = parse(await request.body())
+        except Rejected as e:
+            jm["alert_sink_rejected_total"].labels(reason=e.reason).inc()
+            log.warning("payload rejected", extra={"reason": e.reason, "detail": e.detail[:500]})
+            return JSONResponse({"error": e.reason, "detail": e.detail}, status_code=e.status)
+        record = {"received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **doc}
+        try:
+            await sink.append(record)
+        except OSError as e:
+            jm["alert_sink_rejected_total"].labels(reason="write_failed").inc()
+            log.error("cannot write the notification; Alertmanager will retry", extra={"file": str(sink.path), "error": str(e)})
+            return JSONResponse({"error": "write_failed", "detail": f"cannot write {sink.path}: {e.strerror}"}, status_code=500)
+        jm["alert_sink_notifications_total"].labels(receiver=doc["receiver"], status=doc["status"]).inc()
+        jm["alert_sink_last_notification_timestamp_seconds"].set(time.time())
+        log.info("notification recorded", extra={"receiver": doc["receiver"], "status": doc["status"], "alerts": len(doc["alerts"])})
+        return {"status": "recorded", "alerts": len(doc["alerts"])}
+
+    return app
+
+
+def configure(parser) -> None:
+    parser.add_argument("--host", default=None, help="listen address (env TRADEMON_ALERT_SINK_HOST, default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None, help=f"listen port (env TRADEMON_ALERT_SINK_PORT, default {contract.JOBS[JOB].port})")
+    parser.add_argument("--file", default=None, help=f"JSON-lines file (env TRADEMON_ALERT_SINK_FILE, default {DEFAULT_FILE})")
+
+
+def main(args) -> int:
+    level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
+    logs.setup(JOB, level)
+    host = args.host or env_str("TRADEMON_ALERT_SINK_HOST", "0.0.0.0")
+    port = args.port or env_port("TRADEMON_ALERT_SINK_PORT", contract.JOBS[JOB].port)
+    sink = JsonLinesFile(Path(args.file or env_str("TRADEMON_ALERT_SINK_FILE", DEFAULT_FILE)))
+    jm = JobMetrics(JOB)
+    probes = Probes({"file writable": sink.writable})
+    app = basics_app(jm.registry, probes, inner=build_app(sink, jm))
+    runner = Runner([Listener(JOB, app, host, port, "TRADEMON_ALERT_SINK_PORT")])
+    runner.bind_all()
+    log.info("alert-sink writing", extra={"file": str(sink.path)})
+    asyncio.run(runner.serve())
+    return 0

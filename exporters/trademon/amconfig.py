@@ -1,0 +1,289 @@
+"""Render the Alertmanager configuration Alertmanager actually runs (``trademon am-config``).
+
+Alertmanager reads no environment variables, so this takes the project's
+``alertmanager/alertmanager.yml`` and ``alertmanager/templates/*.tmpl`` plus the
+environment (.env) and writes a self-contained directory:
+
+    OUT/alertmanager.yml      the config; secrets only referenced as *_file paths
+    OUT/templates/*.tmpl      the templates with GRAFANA_URL / ALERTMANAGER_URL filled in
+    OUT/secrets/*             one secret per file, mode 0600 (directory 0700)
+    OUT/zoneinfo/...          the time zones the time_intervals name (Alertmanager's image
+                              has no tz database; point ZONEINFO at this directory)
+
+In compose it runs as an init step writing into a volume that Alertmanager mounts at the
+same path. An integration (Telegram, Slack, email) whose settings are missing or invalid is
+left out with a JSON log line saying what to set; the file webhook always stays, so
+Alertmanager starts and every notification is still recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+import yaml
+
+from . import logs
+from .config import ConfigError, env_str, secret
+
+log = logging.getLogger("trademon.amconfig")
+
+DEFAULT_OUT = "/alertmanager-config"
+MAX_LINK_URL = 200  # the Telegram template's length budget counts on this
+_MARKER = re.compile(r'(\{\{-? \$\w+ := )(?:"(?:[^"\\]|\\.)*"|\.ExternalURL)( -?\}\}\{\{/\* trademon:(GRAFANA_URL|ALERTMANAGER_URL) \*/\}\})')
+
+
+class Skip(Exception):
+    """An integration cannot be configured; the message says which variable to set."""
+
+    def __init__(self, message: str, level: int = logging.WARNING):
+        super().__init__(message)
+        self.level = level
+
+
+def _url(name: str, value: str, max_len: int | None = None) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"<>{}]', value):
+        raise ConfigError(name, value, "not an http(s) URL", "http://host[:port][/path]")
+    if max_len is not None and len(value) > max_len:
+        raise ConfigError(name, value, f"longer than {max_len} characters", f"a URL of at most {max_len} characters")
+    return value.rstrip("/")
+
+
+@dataclass
+class Settings:
+    """The environment, read once; secrets registered so no log line can show them."""
+
+    env: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        return env_str(name, env=self.env)
+
+    def secret(self, name: str) -> str | None:
+        try:
+            value = secret(name, env=self.env)
+        except ConfigError as e:
+            raise Skip(str(e), logging.ERROR) from None
+        logs.register_secret(value)
+        return value
+
+    def require(self, *names: str) -> None:
+        missing = [n for n in names if self.get(n) is None and self.get(f"{n}_FILE") is None]
+        if missing:
+            raise Skip(f"{', '.join(missing)} not set (in .env, or NAME_FILE naming a file)")
+
+
+class SecretFiles:
+    """Writes each secret once into OUT/secrets with mode 0600."""
+
+    def __init__(self, out: Path):
+        self.dir = out / "secrets"
+
+    def write(self, name: str, value: str) -> str:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        path = self.dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+            os.write(fd, value.encode("utf-8"))
+        finally:
+            os.close(fd)
+        return str(path)
+
+
+def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
+    s.require("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
+    token = s.secret("TELEGRAM_BOT_TOKEN")
+    chat = s.get("TELEGRAM_CHAT_ID")
+    if not re.fullmatch(r"-?\d{1,20}", chat or "") or int(chat) == 0:
+        raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id", "a non-zero whole number such as 123456789 or -1001234567890")), logging.ERROR)
+    if not token or not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
+        raise Skip("TELEGRAM_BOT_TOKEN: not a bot token (expected <digits>:<letters>, as BotFather gives it)", logging.ERROR)
+    cfg.pop("bot_token", None)
+    cfg["bot_token_file"] = files.write("telegram_bot_token", token)
+    cfg["chat_id"] = int(chat)
+    api = s.get("TELEGRAM_API_URL")  # a self-hosted Bot API server (and the tests' stand-in)
+    if api:
+        cfg["api_url"] = _checked_url("TELEGRAM_API_URL", api)
+
+
+def _slack(cfg: dict, s: Settings, files: SecretFiles) -> None:
+    s.require("SLACK_WEBHOOK_URL")
+    url = s.secret("SLACK_WEBHOOK_URL")
+    _checked_url("SLACK_WEBHOOK_URL", url, show=False)
+    cfg.pop("api_url", None)
+    cfg["api_url_file"] = files.write("slack_webhook_url", url)
+
+
+def _email(cfg: dict, s: Settings, files: SecretFiles) -> None:
+    s.require("SMTP_SMARTHOST", "SMTP_FROM", "SMTP_TO")
+    smarthost = s.get("SMTP_SMARTHOST")
+    if not re.fullmatch(r"[^\s:]+:\d{1,5}", smarthost):
+        raise Skip(str(ConfigError("SMTP_SMARTHOST", smarthost, "not host:port", "e.g. smtp.gmail.com:587")), logging.ERROR)
+    cfg.update(smarthost=smarthost, **{"from": s.get("SMTP_FROM")}, to=s.get("SMTP_TO"))
+    user = s.get("SMTP_USERNAME")
+    password = s.secret("SMTP_PASSWORD")
+    cfg.pop("auth_password", None)
+    if user and password:
+        cfg["auth_username"] = user
+        cfg["auth_password_file"] = files.write("smtp_password", password)
+    elif user or password:
+        raise Skip("SMTP_USERNAME and SMTP_PASSWORD: set both (or neither, for a relay without login)")
+    else:
+        cfg.pop("auth_username", None)
+        cfg.pop("auth_password_file", None)
+    tls = s.get("SMTP_REQUIRE_TLS")
+    if tls is not None:
+        if tls.lower() not in ("true", "false"):
+            raise Skip(str(ConfigError("SMTP_REQUIRE_TLS", tls, "not true/false", "true (default) or false")), logging.ERROR)
+        cfg["require_tls"] = tls.lower() == "true"
+
+
+def _checked_url(name: str, value: str, show: bool = True) -> str:
+    try:
+        return _url(name, value)
+    except ConfigError as e:
+        msg = str(e) if show else f"{name}: not an http(s) URL; allowed: https://hooks.slack.com/services/..."
+        raise Skip(msg, logging.ERROR) from None
+
+
+INTEGRATIONS = {"telegram_configs": _telegram, "slack_configs": _slack, "email_configs": _email}
+
+
+def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_url: str | None = None) -> tuple[dict, list[dict]]:
+    """The final config and what was left out (one dict per integration, also logged)."""
+    cfg = json.loads(json.dumps(source))  # a deep copy
+    s = Settings(env)
+    files = SecretFiles(out)
+    left_out: list[dict] = []
+    verdicts: dict[str, Skip | None] = {}
+    for receiver in cfg.get("receivers", []):
+        for key, fill in INTEGRATIONS.items():
+            if key not in receiver:
+                continue
+            try:
+                for c in receiver[key]:
+                    fill(c, s, files)
+                verdicts.setdefault(key, None)
+            except Skip as e:
+                del receiver[key]
+                verdicts.setdefault(key, e)
+                left_out.append({"receiver": receiver["name"], "integration": key.removesuffix("_configs"), "reason": str(e), "level": e.level})
+        if alert_sink_url:
+            for w in receiver.get("webhook_configs", []):
+                if urlsplit(w["url"]).hostname == "alert-sink":
+                    w["url"] = alert_sink_url
+    for item in left_out:
+        log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
+    cfg["templates"] = [str(out / "templates" / "*.tmpl")]
+    return cfg, left_out
+
+
+def render_templates(src_dir: Path, out_dir: Path, env: Mapping[str, str]) -> None:
+    """Copy the templates, filling in the link base URLs."""
+    urls = {}
+    for name in ("GRAFANA_URL", "ALERTMANAGER_URL"):
+        value = env_str(name, env=env)
+        if value is not None:
+            try:
+                urls[name] = _url(name, value, MAX_LINK_URL)
+            except ConfigError as e:  # a bad link must not stop alerting: keep the default
+                log.error("link URL ignored", extra={"reason": str(e)})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.tmpl"):
+        old.unlink()
+    for path in sorted(src_dir.glob("*.tmpl")):
+        text = path.read_text(encoding="utf-8")
+
+        def fill(m: re.Match) -> str:
+            value = urls.get(m.group(3))
+            return m.group(0) if value is None else f"{m.group(1)}{json.dumps(value)}{m.group(2)}"
+
+        (out_dir / path.name).write_text(_MARKER.sub(fill, text), encoding="utf-8")
+
+
+def copy_zoneinfo(cfg: dict, out_dir: Path) -> None:
+    """Copy the tz database files the time_intervals name (Go reads ZONEINFO=<this dir>)."""
+    for interval in cfg.get("time_intervals", []):
+        for spec in interval.get("time_intervals", []):
+            name = spec.get("location")
+            if not name or name in ("UTC", "Local"):
+                continue
+            src = _zone_file(name)
+            dst = out_dir / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+
+
+def _zone_file(name: str) -> Path:
+    for base in zoneinfo.TZPATH:
+        p = Path(base) / name
+        if p.is_file():
+            return p
+    try:  # the tzdata package, where the system has no tz database
+        import importlib.resources
+
+        parts = name.split("/")
+        ref = importlib.resources.files("tzdata.zoneinfo").joinpath(*parts)
+        if ref.is_file():
+            return Path(str(ref))
+    except ModuleNotFoundError:
+        pass
+    raise ConfigError("time_intervals location", name, "no tz database file found", "install tzdata (apt-get install tzdata, or pip install tzdata)")
+
+
+def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None) -> Path:
+    """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo); return its path."""
+    env = os.environ if env is None else env
+    src = source_dir / "alertmanager.yml"
+    if not src.is_file():
+        raise ConfigError("--source", str(source_dir), "no alertmanager.yml in it", "the project's alertmanager/ directory")
+    source = yaml.safe_load(src.read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    render_templates(source_dir / "templates", out / "templates", env)
+    cfg, _ = render_config(source, out, env, alert_sink_url)
+    copy_zoneinfo(cfg, out / "zoneinfo")
+    target = out / "alertmanager.yml"
+    tmp = target.with_suffix(".yml.tmp")
+    tmp.write_text("# Rendered by `trademon am-config` from alertmanager/alertmanager.yml; do not edit.\n"
+                   + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(tmp, target)  # Alertmanager never sees a half-written file
+    return target
+
+
+def render_for_native(root: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None) -> Path:
+    """The rendered config for `trademon native` and the end-to-end tests."""
+    return render(root / "alertmanager", out, env, alert_sink_url)
+
+
+def _default_source() -> str:
+    here = Path(__file__).resolve().parents[2] / "alertmanager"
+    return str(here) if here.is_dir() else "/etc/trademon/alertmanager"
+
+
+def configure(parser) -> None:
+    parser.add_argument("--source", default=os.environ.get("TRADEMON_AM_SOURCE", _default_source()),
+                        help="the project's alertmanager/ directory (env TRADEMON_AM_SOURCE)")
+    parser.add_argument("--out", default=os.environ.get("TRADEMON_AM_OUT", DEFAULT_OUT),
+                        help=f"directory to write the rendered config into (env TRADEMON_AM_OUT, default {DEFAULT_OUT}); "
+                             "Alertmanager must see it at the same path")
+    parser.add_argument("--alert-sink-url", default=os.environ.get("TRADEMON_AM_ALERT_SINK_URL"),
+                        help="replace the alert-sink webhook URL (default: keep http://alert-sink:9112/alerts)")
+
+
+def main(args) -> int:
+    logs.setup("am-config")
+    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url)
+    log.info("alertmanager config rendered", extra={"path": str(path)})
+    print(path, file=sys.stderr)
+    return 0
