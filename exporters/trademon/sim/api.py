@@ -1,0 +1,152 @@
+"""automatictrader-api as the simulator serves it: a real FastAPI order-intent API,
+instrumented with ``trademon.instrument``, with the test hooks the synthetic checks use."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..instrument import Instrumentation, instrument
+from ..service import Probes, basics_app
+from .clock import SimClock
+from .world import World
+
+log = logging.getLogger("trademon.sim.api")
+
+SYNTHETIC_PREFIX = "synthetic"
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class IntentIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    strategy: str = Field(min_length=1, max_length=64)
+    symbol: str = Field(min_length=1, max_length=32)
+    side: Literal["buy", "sell"]
+    quantity: int = Field(gt=0, le=1_000_000)
+    order_type: Literal["market", "limit"]
+    limit_price: float | None = Field(default=None, gt=0)
+
+
+def _error(status: int, detail: str, **extra) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
+    app = FastAPI(title="automatictrader-api (trademon simulator)", docs_url=None, redoc_url=None, openapi_url=None)
+    ins = instrument(app)
+    ins.track_intent_states(world.intents.counts)
+    strategies, symbols = set(world.s.strategies), set(world.s.symbols)
+
+    def strategy_label(value) -> str:
+        """The strategy label of a request: a known or synthetic strategy, else ``unknown``
+        (what clients send must not grow the series count)."""
+        if isinstance(value, str) and (value in strategies or (value.startswith(SYNTHETIC_PREFIX) and _NAME.match(value))):
+            return value
+        return "unknown"
+
+    def refuse(strategy: str, reason: str, detail: str, status: int = 422, **extra) -> JSONResponse:
+        ins.intent_error(strategy, reason)
+        return _error(status, detail, reason=reason, **extra)
+
+    @app.post("/intents")
+    async def create_intent(request: Request):
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        strategy = strategy_label(body.get("strategy") if isinstance(body, dict) else None)
+        key = request.headers.get("idempotency-key", "").strip()
+        if not key:
+            return refuse(strategy, "missing_idempotency_key", "the Idempotency-Key header is required")
+        if len(key) > 200:
+            return refuse(strategy, "invalid_idempotency_key", "the Idempotency-Key header is longer than 200 characters")
+        existing = world.intents.existing(key)
+        if existing is not None:
+            ins.intent_duplicate(strategy)
+            return JSONResponse({"id": existing.id, "detail": "duplicate Idempotency-Key"}, status_code=409)
+        if not isinstance(body, dict):
+            return refuse(strategy, "invalid_json", "the body must be a JSON object")
+        try:
+            intent = IntentIn.model_validate(body)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = str(first["loc"][0]) if first.get("loc") else "body"
+            kind = "missing" if first.get("type") == "missing" else "invalid"
+            return refuse(strategy, f"{kind}_{field}", f"{field}: {first.get('msg')}")
+        synthetic = intent.strategy.startswith(SYNTHETIC_PREFIX)
+        if intent.strategy not in strategies and not (synthetic and _NAME.match(intent.strategy)):
+            return refuse(strategy, "unknown_strategy", f"unknown strategy; known: {', '.join(world.s.strategies)} or {SYNTHETIC_PREFIX}*")
+        if intent.symbol not in symbols and not synthetic:
+            return refuse(strategy, "unknown_symbol", f"unknown symbol; known: {', '.join(world.s.symbols)}")
+        if intent.order_type == "limit" and intent.limit_price is None:
+            return refuse(strategy, "missing_limit_price", "a limit order needs limit_price")
+        breaker = world.refuses(intent.strategy)
+        if breaker is not None:
+            return refuse(strategy, "circuit_breaker_open", "circuit breaker open: new intents are refused", 423, breaker=breaker)
+        account = world.account_of.get(intent.strategy, world.s.accounts[0])
+        created = world.intents.create(
+            key, clock.now(), strategy=intent.strategy, symbol=intent.symbol, side=intent.side,
+            quantity=intent.quantity, order_type=intent.order_type,
+            limit_price=intent.limit_price if intent.order_type == "limit" else None, account=account)
+        ins.intent_created(intent.strategy)
+        return JSONResponse(created.as_json(), status_code=201)
+
+    @app.get("/intents/{id}")
+    async def get_intent(id: str):
+        intent = world.intents.by_id.get(id)
+        if intent is None:
+            return _error(404, f"no intent {id!r}")
+        return intent.as_json()
+
+    def synthetic_only(breaker: str) -> JSONResponse | None:
+        if not breaker.startswith(SYNTHETIC_PREFIX) or not _NAME.match(breaker):
+            return _error(403, f"test hooks only touch breakers named {SYNTHETIC_PREFIX}*")
+        return None
+
+    @app.post("/test/circuit-breaker/{breaker}/trip")
+    async def trip(breaker: str):
+        if (denied := synthetic_only(breaker)) is not None:
+            return denied
+        world.trip(breaker, "synthetic_test")
+        return {"breaker": breaker, "open": True}
+
+    @app.post("/test/circuit-breaker/{breaker}/reset")
+    async def reset(breaker: str):
+        if (denied := synthetic_only(breaker)) is not None:
+            return denied
+        world.reset(breaker)
+        return {"breaker": breaker, "open": False}
+
+    @app.get("/test/circuit-breaker/{breaker}")
+    async def breaker_state(breaker: str):
+        if (denied := synthetic_only(breaker)) is not None:
+            return denied
+        b = world.breakers.get(breaker)
+        return {"breaker": breaker, "open": bool(b and b.open)}
+
+    return app, ins
+
+
+def api_port_app(world: World, clock: SimClock):
+    """The whole automatictrader-api port: probes and /metrics around the API, and the
+    api-down switch in front of everything (so Prometheus sees the job down)."""
+    app, ins = build_api(world, clock)
+    inner = basics_app(ins.registry, Probes(), inner=app)
+
+    async def gate(scope, receive, send):
+        if scope["type"] == "http" and world.api_down:
+            body = b"service unavailable\n"
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await inner(scope, receive, send)
+
+    return gate, ins

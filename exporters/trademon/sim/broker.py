@@ -1,0 +1,145 @@
+"""The broker: orders, acknowledgements, fills with slippage against the arrival mid,
+rejections, cancels. It reports what happened as events for the books and the exporter."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from .market import Market
+
+# IB error codes that reject orders, with their weight among ordinary rejections.
+REJECT_CODES = {"201": 0.6, "110": 0.25, "203": 0.15}
+REJECT_RATE = 0.015
+CANCEL_RATE = 0.05          # limit orders the strategy cancels before they fill
+SLIPPAGE_WINDOW_S = 900.0   # avg_slippage_pct: fills of the last 15 minutes
+SPIKE_SLIPPAGE = 0.01       # slippage-spike: fills slip about 1 %
+BURST_REJECT_RATE = 0.75    # rejection-burst: most orders rejected with code 201
+
+
+@dataclass
+class Order:
+    id: int
+    account: str
+    strategy: str
+    symbol: str
+    side: int  # +1 buy, -1 sell
+    qty: int
+    order_type: str
+    limit_price: float | None
+    arrival_mid: float
+    submitted_at: float
+    state: str = "submitted"
+
+
+@dataclass
+class Fill:
+    order: Order
+    price: float
+    at: float
+    slippage_bps: float
+
+
+@dataclass
+class BrokerStats:
+    """Cumulative counts since start; the exporter turns them into counters."""
+
+    submitted: Counter = field(default_factory=Counter)           # strategy
+    filled: Counter = field(default_factory=Counter)              # strategy
+    cancelled: Counter = field(default_factory=Counter)           # strategy
+    rejected: Counter = field(default_factory=Counter)            # (strategy, code)
+    # Observations not yet taken by the exporter: (kind, strategy, value).
+    observations: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+class Broker:
+    def __init__(self, market: Market, rng: random.Random):
+        self.market = market
+        self.rng = rng
+        self.stats = BrokerStats()
+        self.rejection_burst = False
+        self.slippage_spike = False
+        self._ids = itertools.count(1)
+        self._events: list[tuple[float, int, str, Order]] = []  # (time, seq, kind, order)
+        self._seq = itertools.count()
+        self._recent: dict[str, deque[tuple[float, float]]] = {}  # strategy -> (time, slippage pct)
+
+    def _lognormal(self, median: float, sigma: float) -> float:
+        return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
+
+    def _at(self, t: float, kind: str, order: Order) -> None:
+        heapq.heappush(self._events, (t, next(self._seq), kind, order))
+
+    def submit(self, account, strategy, symbol, side, qty, order_type, limit_price, now) -> Order:
+        o = Order(next(self._ids), account, strategy, symbol, side, qty, order_type, limit_price, self.market.mid[symbol], now)
+        self.stats.submitted[strategy] += 1
+        ack = now + min(self._lognormal(0.03, 0.6), 2.0)
+        reject_rate = BURST_REJECT_RATE if self.rejection_burst else REJECT_RATE
+        if self.rng.random() < reject_rate:
+            self._at(ack, "reject", o)
+            return o
+        self._at(ack, "ack", o)
+        if order_type == "limit" and self.rng.random() < CANCEL_RATE:
+            self._at(ack + self.rng.uniform(20, 60), "cancel", o)
+        elif order_type == "limit":
+            self._at(ack + min(self._lognormal(2.0, 1.0), 45.0), "fill", o)
+        else:
+            self._at(ack + self._lognormal(0.15, 0.5), "fill", o)
+        return o
+
+    def process(self, until: float) -> list[Fill]:
+        """Everything due by ``until``; returns the fills for the books."""
+        fills = []
+        while self._events and self._events[0][0] <= until:
+            t, _, kind, o = heapq.heappop(self._events)
+            if kind == "ack":
+                o.state = "acked"
+                self.stats.observations.append(("ack", o.strategy, t - o.submitted_at))
+            elif kind == "reject":
+                o.state = "rejected"
+                code = "201" if self.rejection_burst else self._reject_code()
+                self.stats.rejected[(o.strategy, code)] += 1
+            elif kind == "cancel":
+                o.state = "cancelled"
+                self.stats.cancelled[o.strategy] += 1
+            elif kind == "fill":
+                fills.append(self._fill(o, t))
+        return fills
+
+    def _reject_code(self) -> str:
+        r, acc = self.rng.random(), 0.0
+        for code, w in REJECT_CODES.items():
+            acc += w
+            if r < acc:
+                return code
+        return "201"
+
+    def _fill(self, o: Order, t: float) -> Fill:
+        mid, half = self.market.mid[o.symbol], self.market.half_spread(o.symbol)
+        if self.slippage_spike:
+            price = o.arrival_mid * (1 + o.side * SPIKE_SLIPPAGE * self.rng.uniform(0.8, 1.2))
+        elif o.order_type == "limit":
+            price = o.limit_price  # a passive order fills at its limit
+        else:  # crosses the spread at the mid of the moment, with a little impact
+            price = mid + o.side * half * (1 + abs(self.rng.gauss(0.0, 0.5)))
+        price = round(price, 2)
+        slip_bps = o.side * (price - o.arrival_mid) / o.arrival_mid * 1e4
+        o.state = "filled"
+        self.stats.filled[o.strategy] += 1
+        self.stats.observations.append(("fill_latency", o.strategy, t - o.submitted_at))
+        self.stats.observations.append(("slippage_bps", o.strategy, slip_bps))
+        self._recent.setdefault(o.strategy, deque()).append((t, slip_bps / 100.0))
+        return Fill(o, price, t, slip_bps)
+
+    def avg_slippage_pct(self, strategy: str, now: float) -> float:
+        """Mean slippage of the strategy's fills of the last 15 minutes, in percent (0 with none)."""
+        q = self._recent.get(strategy)
+        if not q:
+            return 0.0
+        while q and q[0][0] < now - SLIPPAGE_WINDOW_S:
+            q.popleft()
+        return sum(p for _, p in q) / len(q) if q else 0.0

@@ -1,0 +1,134 @@
+"""The metrics of marketdata-stream, position-manager and ib-exporter, read from the world.
+
+``refresh()`` runs after every advance of the world (a few times a real second): counters
+move by what happened since the last refresh, histograms take the broker's observations,
+gauges take the current values. While the IB session is down, the broker-state series are
+dropped, as the real ib-exporter does: stale broker data is not current data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..contract import IB, MD, PM
+from ..metrics import JobMetrics
+from .broker import REJECT_CODES
+from .clock import SimClock
+from .world import FARMS, World
+
+# ib-exporter gauges that carry broker state, by the account() key that feeds them.
+ACCOUNT_GAUGES = {
+    "daily_pnl": "daily_pnl", "unrealized_pnl": "unrealized_pnl", "realized_pnl": "realized_pnl",
+    "account_net_liquidation": "net_liquidation", "account_gross_position_value": "gross_position_value",
+    "account_maint_margin_req": "maint_margin_req", "account_excess_liquidity": "excess_liquidity",
+    "account_buying_power": "buying_power", "account_cushion": "cushion",
+    "risk_gross_exposure": "gross_exposure", "risk_net_exposure": "net_exposure",
+    "risk_leverage": "leverage", "risk_gross_exposure_limit": "exposure_limit",
+}
+POSITION_GAUGES = ("ib_position_quantity", "ib_position_market_value")
+
+
+class _Deltas:
+    """Turns the world's cumulative counts into counter increments."""
+
+    def __init__(self):
+        self._seen: Counter = Counter()
+
+    def inc(self, counter, key, total: float, labels=None) -> None:
+        d = total - self._seen[(id(counter), key)]
+        if d > 0:
+            (counter.labels(*labels) if labels is not None else counter).inc(d)
+            self._seen[(id(counter), key)] = total
+
+
+class MarketDataExporter:
+    def __init__(self, world: World, clock: SimClock):
+        self.world, self.clock = world, clock
+        self.m = JobMetrics(MD)
+        self._d = _Deltas()
+        for s in world.market.symbols:
+            self.m["marketdata_ticks_total"].labels(s)
+
+    def refresh(self) -> None:
+        mk, m, wall = self.world.market, self.m, self.clock.to_wall
+        m["marketdata_connected"].set(1)
+        m["marketdata_connected_since_timestamp_seconds"].set(wall(mk.connected_since))
+        for s in mk.symbols:
+            self._d.inc(m["marketdata_ticks_total"], s, mk.ticks[s], (s,))
+            m["marketdata_last_tick_timestamp_seconds"].labels(s).set(wall(mk.last_tick[s]))
+
+
+class PositionManagerExporter:
+    def __init__(self, world: World):
+        self.world = world
+        self.m = JobMetrics(PM)
+        self._d = _Deltas()
+        self.m["circuit_breaker_trips_total"].labels("daily_loss", "daily_loss_limit")
+
+    def refresh(self) -> None:
+        w, m = self.world, self.m
+        for st in w.s.strategies:
+            m["strategy_pnl"].labels(st).set(w.strategy_pnl(st))
+        for a in w.s.accounts:
+            for sym in w.s.symbols:
+                m["position_reconciliation_discrepancy"].labels(a, sym).set(w.discrepancy(a, sym))
+        for name, b in w.breakers.items():
+            m["circuit_breaker_open"].labels(name).set(1 if b.open else 0)
+        for (name, reason), n in w.breaker_trips.items():
+            self._d.inc(m["circuit_breaker_trips_total"], (name, reason), n, (name, reason))
+
+
+class IBExporter:
+    def __init__(self, world: World, clock: SimClock):
+        self.world, self.clock = world, clock
+        self.m = JobMetrics(IB)
+        self._d = _Deltas()
+        m = self.m
+        # Every strategy's series exist from the start, at zero.
+        for st in world.s.strategies:
+            for name in ("orders_submitted_total", "orders_filled_total", "orders_cancelled_total",
+                         "order_ack_latency_seconds", "order_fill_latency_seconds", "order_slippage_bps"):
+                m[name].labels(st)
+            for code in REJECT_CODES:
+                m["orders_rejected_total"].labels(st, code)
+        self._observe = {"ack": m["order_ack_latency_seconds"], "fill_latency": m["order_fill_latency_seconds"],
+                         "slippage_bps": m["order_slippage_bps"]}
+
+    def refresh(self) -> None:
+        w, m, d, st = self.world, self.m, self._d, self.world.broker.stats
+        m["ib_connected"].set(1 if w.ib_connected else 0)
+        d.inc(m["ib_disconnects_total"], "", w.ib_disconnects)
+        for code, n in w.ib_errors.items():
+            d.inc(m["ib_errors_total"], code, n, (code,))
+        for (farm, kind) in FARMS:
+            m["ib_farm_connected"].labels(farm, kind).set(1 if w.farms[(farm, kind)] else 0)
+        for s, n in st.submitted.items():
+            d.inc(m["orders_submitted_total"], s, n, (s,))
+        for s, n in st.filled.items():
+            d.inc(m["orders_filled_total"], s, n, (s,))
+        for s, n in st.cancelled.items():
+            d.inc(m["orders_cancelled_total"], s, n, (s,))
+        for key, n in st.rejected.items():
+            d.inc(m["orders_rejected_total"], key, n, key)
+        obs = st.observations
+        while obs:
+            kind, s, v = obs.popleft()
+            self._observe[kind].labels(s).observe(v)
+        now = self.clock.now()
+        for s in w.s.strategies:
+            m["avg_slippage_pct"].labels(s).set(w.broker.avg_slippage_pct(s, now))
+        self._broker_state()
+
+    def _broker_state(self) -> None:
+        w, m = self.world, self.m
+        if not w.ib_connected:
+            for name in (*ACCOUNT_GAUGES, *POSITION_GAUGES):
+                m[name].clear()
+            return
+        for a in w.s.accounts:
+            acct = w.account(a)
+            for name, key in ACCOUNT_GAUGES.items():
+                m[name].labels(a).set(acct[key])
+            for sym in w.s.symbols:
+                m["ib_position_quantity"].labels(a, sym).set(acct["positions"][sym])
+                m["ib_position_market_value"].labels(a, sym).set(acct["market_values"][sym])

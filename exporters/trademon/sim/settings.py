@@ -1,0 +1,101 @@
+"""The simulator's configuration: environment variables, which the command-line flags override."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .. import thresholds
+from ..config import ConfigError, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
+from ..contract import IB, MD, PM, API, SIM_CONTROL_PORT
+from .scenarios import SCENARIOS
+from .world import Settings
+
+log = logging.getLogger("trademon.sim")
+
+SIM_JOBS = (API, MD, PM, IB)
+CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
+# Used only where prometheus/thresholds.yml is not around (an image holding just the
+# package); a test keeps it equal to the file's daily_loss_limit.
+DEFAULT_DAILY_LOSS_LIMIT = -500.0
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass
+class SimConfig:
+    host: str
+    ports: dict[str, int]  # job -> port, plus "control"
+    speed: float
+    scenarios: list[str]
+    world: Settings
+
+
+def _names(variable: str, default: list[str], env: Mapping[str, str], what: str, reserved: str | None = None) -> list[str]:
+    items = env_list(variable, default, env=env)
+    allowed = f"a comma-separated list of {what} (letters, digits, _ . : -)"
+    if not items:
+        raise ConfigError(variable, env.get(variable), "empty list", allowed)
+    bad = [x for x in items if not _NAME.match(x) or (reserved and x.startswith(reserved))]
+    if bad:
+        extra = f", not starting with {reserved!r} (reserved for synthetic checks)" if reserved else ""
+        raise ConfigError(variable, env.get(variable), f"bad name(s) {', '.join(bad)}", allowed + extra)
+    if len(set(items)) != len(items):
+        raise ConfigError(variable, env.get(variable), "a name appears twice", allowed + ", each once")
+    return items
+
+
+def _thresholds_file_limit() -> float | None:
+    here = Path(__file__).resolve()
+    for root in (Path.cwd(), *here.parents):
+        if (root / "prometheus" / "thresholds.yml").is_file():
+            value = thresholds.load(root).get("daily_loss_limit")
+            return float(value) if value is not None else None
+    return None
+
+
+def daily_loss_limit(env: Mapping[str, str]) -> float:
+    v = env_float("TRADEMON_SIM_DAILY_LOSS_LIMIT", float("nan"), None, -0.01, env=env)
+    if v == v:
+        return v
+    from_file = _thresholds_file_limit()
+    if from_file is not None:
+        return from_file
+    log.info("prometheus/thresholds.yml not found; daily loss limit is the default",
+             extra={"daily_loss_limit": DEFAULT_DAILY_LOSS_LIMIT, "variable": "TRADEMON_SIM_DAILY_LOSS_LIMIT"})
+    return DEFAULT_DAILY_LOSS_LIMIT
+
+
+def load(env: Mapping[str, str] | None = None) -> SimConfig:
+    env = dict(os.environ if env is None else env)
+    defaults = Settings()
+    ports = {job: job_port(job, env) for job in SIM_JOBS}
+    ports["control"] = env_port(CONTROL_PORT_VARIABLE, SIM_CONTROL_PORT, env)
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            var = CONTROL_PORT_VARIABLE if name == "control" else port_variable(name)
+            raise ConfigError(var, str(port), f"the same port as {seen[port]}", "a port no other simulator job uses")
+        seen[port] = name
+    world = Settings(
+        seed=env_int("TRADEMON_SIM_SEED", 1, env=env),
+        accounts=_names("TRADEMON_SIM_ACCOUNTS", defaults.accounts, env, "account ids"),
+        symbols=_names("TRADEMON_SIM_SYMBOLS", defaults.symbols, env, "symbols"),
+        strategies=_names("TRADEMON_SIM_STRATEGIES", defaults.strategies, env, "strategy names", reserved="synthetic"),
+        daily_loss_limit=daily_loss_limit(env),
+        exposure_limit=env_float("TRADEMON_SIM_EXPOSURE_LIMIT", defaults.exposure_limit, 1.0, None, env=env),
+    )
+    return SimConfig(
+        host=env_str("TRADEMON_SIM_HOST", "0.0.0.0", env=env),
+        ports=ports,
+        speed=env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env),
+        scenarios=env_list("TRADEMON_SIM_SCENARIOS", (), choices=SCENARIOS, env=env),
+        world=world,
+    )
+
+
+def port_env_variable(name: str) -> str:
+    return CONTROL_PORT_VARIABLE if name == "control" else port_variable(name)

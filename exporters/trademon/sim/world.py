@@ -1,0 +1,223 @@
+"""The seeded world: market, broker, books per account and strategy, circuit breakers,
+the IB session, intents, and the scenarios' effects on all of it.
+
+Same seed, same world: every random draw comes from generators seeded from it, and the
+world moves in fixed simulated steps whatever the real timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .book import Position
+from .broker import Broker
+from .intents import IntentStore
+from .market import Market
+
+log = logging.getLogger("trademon.sim.world")
+
+STEP_S = 0.5
+DAY_S = 86400.0
+DAILY_LOSS_BREAKER = "daily_loss"
+LOSS_BREACH_FACTOR = 1.225  # loss-breach holds daily P&L at about this times the limit (-612 for -500)
+# IB data farms: (farm, kind) as the 2104/2106/2158 messages name them.
+FARMS = (("usfarm", "market"), ("ushmds", "historical"), ("secdefil", "secdef"))
+FARM_OK_CODES = ("2104", "2106", "2158")
+# Start-of-day holdings per account, as gross notional spread over the symbols.
+START_GROSS = 90_000.0
+
+
+@dataclass
+class Settings:
+    seed: int = 1
+    accounts: list[str] = field(default_factory=lambda: ["DU1234567"])
+    symbols: list[str] = field(default_factory=lambda: ["AAPL", "MSFT", "SPY", "ES"])
+    strategies: list[str] = field(default_factory=lambda: ["momentum", "meanrev", "pairs"])
+    daily_loss_limit: float = -500.0
+    exposure_limit: float = 200_000.0
+    start_cash: float = 1_000_000.0
+
+
+@dataclass
+class Breaker:
+    open: bool = False
+    reason: str = ""
+    since: float = 0.0
+
+
+class World:
+    def __init__(self, settings: Settings, now: float):
+        self.s = settings
+        seed = settings.seed
+        self.t = now
+        self.day = int(now // DAY_S)
+        self.market = Market(settings.symbols, random.Random(f"{seed}:market"), now)
+        self.broker = Broker(self.market, random.Random(f"{seed}:broker"))
+        self.rng = random.Random(f"{seed}:world")
+        self.intents = IntentStore()
+        self.account_of = {st: settings.accounts[i % len(settings.accounts)] for i, st in enumerate(settings.strategies)}
+        # Books per (strategy, symbol): what the broker holds, and what position-manager believes.
+        self.positions: dict[tuple[str, str], Position] = {}
+        self.book_offset: dict[tuple[str, str], int] = {}  # position-manager's book minus the broker's
+        self._open_positions()
+        self.breakers: dict[str, Breaker] = {DAILY_LOSS_BREAKER: Breaker()}
+        self.breaker_trips: Counter = Counter()  # (breaker, reason)
+        self.ib_connected = True
+        self.ib_disconnects = 0
+        self.ib_errors: Counter = Counter({c: 1 for c in FARM_OK_CODES})  # the farm messages of a fresh session
+        self.farms = {f: True for f in FARMS}
+        self.scenarios: set[str] = set()
+        self.api_down = False
+        self.workers_stalled = False
+        self.loss_shock: dict[str, float] = {}  # strategy -> P&L hit held by loss-breach
+
+    # ---- books ------------------------------------------------------------------
+    def _open_positions(self) -> None:
+        per = START_GROSS / max(1, len(self.s.symbols)) / max(1, len(self.s.strategies))
+        for st in self.s.strategies:
+            for sym in self.s.symbols:
+                mid = self.market.mid[sym]
+                qty = int(per / mid * self.rng.uniform(0.5, 1.5)) * self.rng.choice((1, 1, 1, -1))
+                self.positions[(st, sym)] = Position(qty=qty, avg_cost=mid if qty else 0.0)
+
+    def strategies_of(self, account: str) -> list[str]:
+        return [st for st, a in self.account_of.items() if a == account]
+
+    def strategy_pnl(self, strategy: str) -> float:
+        m = self.market.mid
+        return sum(self.positions[(strategy, sym)].pnl(m[sym]) for sym in self.s.symbols) + self.loss_shock.get(strategy, 0.0)
+
+    def account(self, account: str) -> dict:
+        """The account's values as TWS reports them."""
+        m = self.market.mid
+        realized = unrealized = gross = net = 0.0
+        quantities, values = {}, {}
+        for sym in self.s.symbols:
+            q = 0
+            for st in self.strategies_of(account):
+                p = self.positions[(st, sym)]
+                q += p.qty
+                realized += p.realized - p.commissions
+                unrealized += p.unrealized(m[sym])
+            quantities[sym], values[sym] = q, q * m[sym]
+            gross += abs(values[sym])
+            net += values[sym]
+        realized += sum(self.loss_shock.get(st, 0.0) for st in self.strategies_of(account))
+        daily = realized + unrealized
+        net_liq = self.s.start_cash + daily
+        maint = 0.25 * gross
+        excess = net_liq - maint
+        return {
+            "daily_pnl": daily, "realized_pnl": realized, "unrealized_pnl": unrealized,
+            "net_liquidation": net_liq, "gross_position_value": gross, "maint_margin_req": maint,
+            "excess_liquidity": excess, "buying_power": 4 * excess, "cushion": excess / net_liq,
+            "gross_exposure": gross, "net_exposure": net, "leverage": gross / net_liq,
+            "exposure_limit": self.s.exposure_limit, "positions": quantities, "market_values": values,
+        }
+
+    def book_quantity(self, strategy: str, symbol: str) -> int:
+        return self.positions[(strategy, symbol)].qty
+
+    def discrepancy(self, account: str, symbol: str) -> int:
+        return sum(self.book_offset.get((st, symbol), 0) for st in self.strategies_of(account))
+
+    # ---- breakers -----------------------------------------------------------------
+    def trip(self, name: str, reason: str) -> bool:
+        b = self.breakers.setdefault(name, Breaker())
+        if b.open:
+            return False
+        b.open, b.reason, b.since = True, reason, self.t
+        self.breaker_trips[(name, reason)] += 1
+        log.warning("circuit breaker tripped", extra={"breaker": name, "reason": reason})
+        return True
+
+    def reset(self, name: str) -> bool:
+        b = self.breakers.setdefault(name, Breaker())
+        if not b.open:
+            return False
+        b.open = False
+        log.info("circuit breaker reset", extra={"breaker": name})
+        return True
+
+    def refuses(self, strategy: str) -> str | None:
+        """The open breaker that refuses this strategy's new intents, if any."""
+        for name in (DAILY_LOSS_BREAKER, strategy):
+            b = self.breakers.get(name)
+            if b is not None and b.open:
+                return name
+        return None
+
+    def _check_loss_limit(self) -> None:
+        limit = self.s.daily_loss_limit
+        worst = min(self.account(a)["daily_pnl"] for a in self.s.accounts)
+        if worst < limit:
+            self.trip(DAILY_LOSS_BREAKER, "daily_loss_limit")
+        elif worst > limit / 2 and self.breakers[DAILY_LOSS_BREAKER].open and self.breakers[DAILY_LOSS_BREAKER].reason == "daily_loss_limit":
+            # Recovered well above the limit (hysteresis): trading resumes.
+            self.reset(DAILY_LOSS_BREAKER)
+
+    # ---- IB session ---------------------------------------------------------------
+    def ib_disconnect(self) -> None:
+        if self.ib_connected:
+            self.ib_connected = False
+            self.ib_disconnects += 1
+            self.ib_errors["1100"] += 1
+            log.warning("IB connectivity lost", extra={"code": 1100})
+
+    def ib_reconnect(self) -> None:
+        if not self.ib_connected:
+            self.ib_connected = True
+            self.ib_errors["1102"] += 1
+            log.info("IB connectivity restored, data maintained", extra={"code": 1102})
+
+    # ---- orders -------------------------------------------------------------------
+    def send(self, intent, now: float) -> None:
+        """The sender worker hands an intent to the broker (synthetic ones are a dry run)."""
+        if intent.strategy.startswith("synthetic"):
+            return
+        side = 1 if intent.side == "buy" else -1
+        self.broker.submit(intent.account, intent.strategy, intent.symbol, side, intent.quantity,
+                           intent.order_type, intent.limit_price, max(now, self.t))
+
+    # ---- time -----------------------------------------------------------------------
+    def advance_to(self, now: float) -> None:
+        while self.t + STEP_S <= now:
+            self.step()
+
+    def step(self) -> None:
+        self.t += STEP_S
+        day = int(self.t // DAY_S)
+        if day != self.day:
+            self._new_day(day)
+        self.market.step(self.t, STEP_S)
+        for f in self.broker.process(self.t):
+            o = f.order
+            self.positions[(o.strategy, o.symbol)].fill(o.side, o.qty, f.price)
+        self.step_effects()
+
+    def step_effects(self) -> None:
+        """What follows from the books at this instant (also run right after a scenario switch)."""
+        self._hold_loss_shock()
+        self._check_loss_limit()
+
+    def _new_day(self, day: int) -> None:
+        self.day = day
+        self.market.new_day()
+        for (st, sym), p in self.positions.items():
+            p.new_day(self.market.mid[sym])
+        log.info("new trading day: daily P&L starts again", extra={"sim_time": self.t})
+
+    def _hold_loss_shock(self) -> None:
+        if "loss-breach" not in self.scenarios or not self.s.strategies:
+            return
+        account = self.s.accounts[0]
+        st = self.strategies_of(account)[0] if self.strategies_of(account) else None
+        if st is None:
+            return
+        self.loss_shock[st] = 0.0
+        natural = self.account(account)["daily_pnl"]
+        target = self.s.daily_loss_limit * LOSS_BREACH_FACTOR + self.rng.gauss(0.0, 3.0)
+        self.loss_shock[st] = target - natural

@@ -1,0 +1,91 @@
+"""The simulator as a subprocess for tests: ``SimProcess.start(log_dir, speed=..., scenarios=...)``.
+
+It runs ``python -m trademon sim`` on free ports (127.0.0.1), waits until every port
+answers, and offers the control endpoint (``on``/``off``/``state``) and parsed scrapes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from trademon.config import port_variable
+from trademon.contract import SIM_CONTROL_PORT  # noqa: F401  (documents where the default comes from)
+
+from tests.support.procs import Proc, free_port, start, wait_for, wait_http
+
+SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
+
+
+class SimProcess:
+    def __init__(self, proc: Proc, ports: dict[str, int]):
+        self.proc = proc
+        self.ports = ports
+
+    @classmethod
+    def start(cls, log_dir, *, speed: float = 30.0, scenarios=(), seed: int = 1, extra_env: dict | None = None,
+              timeout: float = 30.0) -> "SimProcess":
+        ports = {job: free_port() for job in SIM_JOBS}
+        ports["control"] = free_port()
+        env = {port_variable(job): str(p) for job, p in ports.items() if job != "control"}
+        env.update({
+            "TRADEMON_SIM_CONTROL_PORT": str(ports["control"]),
+            "TRADEMON_SIM_HOST": "127.0.0.1",
+            "TRADEMON_SIM_SEED": str(seed),
+            "TRADEMON_SIM_SPEED": str(speed),
+            "TRADEMON_SIM_SCENARIOS": ",".join(scenarios),
+        })
+        env.update(extra_env or {})
+        log_path = Path(log_dir) / f"sim-{ports['control']}.log"
+        proc = start("trademon sim", [sys.executable, "-m", "trademon", "sim"], env, log_path)
+        sim = cls(proc, ports)
+        try:
+            wait_http(sim.url("control") + "/healthz", timeout, proc)
+            for job in SIM_JOBS:
+                if job == "automatictrader-api" and "api-down" in scenarios:
+                    # It answers 503 on purpose; any answer means it is serving.
+                    wait_for(lambda: requests.get(sim.url(job) + "/healthz", timeout=2).status_code == 503,
+                             timeout, what=f"{job} answering")
+                else:
+                    wait_http(sim.url(job) + "/healthz", timeout, proc)
+        except BaseException:
+            proc.close()
+            raise
+        return sim
+
+    def url(self, job: str) -> str:
+        return f"http://127.0.0.1:{self.ports[job]}"
+
+    def on(self, name: str) -> dict:
+        r = requests.post(f"{self.url('control')}/scenarios/{name}", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def off(self, name: str) -> dict:
+        r = requests.delete(f"{self.url('control')}/scenarios/{name}", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def state(self) -> dict:
+        r = requests.get(f"{self.url('control')}/state", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def scrape(self, job: str) -> dict:
+        """The job's exposition, parsed: metric family name -> prometheus_client Metric.
+        Counters are keyed by their family name (without ``_total``), as the parser gives them."""
+        r = requests.get(f"{self.url(job)}/metrics", timeout=5)
+        r.raise_for_status()
+        return {m.name: m for m in text_string_to_metric_families(r.text)}
+
+    def close(self) -> int | None:
+        return self.proc.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
