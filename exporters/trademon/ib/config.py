@@ -1,0 +1,124 @@
+"""The exporter's settings, from TRADEMON_IB_* variables, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ib_async import Contract
+
+from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
+
+JOB = "ib-exporter"
+
+# reqMarketDataType values by name (delayed data works on paper accounts without a subscription).
+MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
+
+_SECTYPES = ("STK", "FUT", "CASH", "OPT", "FOP", "IND", "CFD", "CRYPTO", "BOND", "WAR")
+_SYMBOL_FORMAT = "SYMBOL or SYMBOL:SECTYPE:EXCHANGE:CURRENCY[:EXPIRY], e.g. AAPL, ES:FUT:CME:USD:202612"
+_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class WatchedSymbol:
+    """A symbol whose quotes the exporter keeps (arrival mid prices for slippage)."""
+
+    symbol: str
+    sec_type: str = "STK"
+    exchange: str = "SMART"
+    currency: str = "USD"
+    expiry: str = ""
+
+    def contract(self) -> Contract:
+        return Contract(symbol=self.symbol, secType=self.sec_type, exchange=self.exchange,
+                        currency=self.currency, lastTradeDateOrContractMonth=self.expiry)
+
+
+@dataclass(frozen=True)
+class IBConfig:
+    host: str = "127.0.0.1"
+    port: int = 4002
+    client_id: int = 9110
+    accounts: tuple[str, ...] = ()  # empty: every account TWS manages
+    exposure_limits: Mapping[str, float] = field(default_factory=dict)  # account ("*" = any) -> limit
+    symbols: tuple[WatchedSymbol, ...] = ()
+    market_data_type: int = 1
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9110
+    connect_timeout: float = 10.0
+    heartbeat_interval: float = 10.0
+    heartbeat_timeout: float = 5.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    max_auto_symbols: int = 100
+    log_level: str = "info"
+
+    def exposure_limit(self, account: str) -> float | None:
+        return self.exposure_limits.get(account, self.exposure_limits.get("*"))
+
+    def watches(self, account: str) -> bool:
+        return not self.accounts or account in self.accounts
+
+
+def _symbols(name: str, env) -> tuple[WatchedSymbol, ...]:
+    out = []
+    for item in env_list(name, env=env):
+        parts = [p.strip() for p in item.split(":")]
+        if not parts[0] or len(parts) not in (1, 4, 5) or any(not p for p in parts[:4]):
+            raise ConfigError(name, item, "not a symbol specification", _SYMBOL_FORMAT)
+        if len(parts) > 1 and parts[1].upper() not in _SECTYPES:
+            raise ConfigError(name, item, f"unknown security type {parts[1]!r}", ", ".join(_SECTYPES))
+        out.append(WatchedSymbol(parts[0].upper(), *(p.upper() for p in parts[1:])))
+    return tuple(out)
+
+
+def _exposure_limits(name: str, env) -> dict[str, float]:
+    """``100000`` (every account) or ``DU111=100000,DU222=50000``."""
+    allowed = "a positive number for every account, or ACCOUNT=NUMBER pairs separated by commas"
+    limits: dict[str, float] = {}
+    for item in env_list(name, env=env):
+        account, sep, value = item.rpartition("=")
+        account = account.strip() if sep else "*"
+        if sep and not _ACCOUNT_RE.match(account):
+            raise ConfigError(name, item, f"{account!r} is not an account id", allowed)
+        try:
+            limit = float(value)
+        except ValueError:
+            raise ConfigError(name, item, "not a number", allowed) from None
+        if not limit > 0 or limit == float("inf"):
+            raise ConfigError(name, item, "the limit must be a positive finite number", allowed)
+        limits[account] = limit
+    return limits
+
+
+def load(env: Mapping[str, str] | None = None) -> IBConfig:
+    accounts = tuple(env_list("TRADEMON_IB_ACCOUNTS", env=env))
+    for a in accounts:
+        if not _ACCOUNT_RE.match(a):
+            raise ConfigError("TRADEMON_IB_ACCOUNTS", a, "not an account id", "IB account ids (letters and digits) separated by commas")
+    cfg = IBConfig(
+        host=env_str("TRADEMON_IB_HOST", "127.0.0.1", env),
+        port=env_int("TRADEMON_IB_PORT", 4002, 1, 65535, env),
+        client_id=env_int("TRADEMON_IB_CLIENT_ID", 9110, 0, 2**31 - 1, env),
+        accounts=accounts,
+        exposure_limits=_exposure_limits("TRADEMON_IB_EXPOSURE_LIMIT", env),
+        symbols=_symbols("TRADEMON_IB_SYMBOLS", env),
+        market_data_type=MARKET_DATA_TYPES[env_choice("TRADEMON_IB_MARKET_DATA_TYPE", "live", MARKET_DATA_TYPES, env)],
+        listen_host=env_str("TRADEMON_IB_EXPORTER_HOST", "0.0.0.0", env),
+        listen_port=job_port(JOB, env),
+        connect_timeout=env_float("TRADEMON_IB_CONNECT_TIMEOUT_SECONDS", 10.0, 0.1, 600, env),
+        heartbeat_interval=env_float("TRADEMON_IB_HEARTBEAT_SECONDS", 10.0, 0.05, 3600, env),
+        heartbeat_timeout=env_float("TRADEMON_IB_HEARTBEAT_TIMEOUT_SECONDS", 5.0, 0.05, 600, env),
+        reconnect_min=env_float("TRADEMON_IB_RECONNECT_MIN_SECONDS", 1.0, 0.01, 3600, env),
+        reconnect_max=env_float("TRADEMON_IB_RECONNECT_MAX_SECONDS", 60.0, 0.01, 86400, env),
+        max_auto_symbols=env_int("TRADEMON_IB_MAX_AUTO_SYMBOLS", 100, 0, 10000, env),
+        log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
+    )
+    if cfg.reconnect_max < cfg.reconnect_min:
+        raise ConfigError("TRADEMON_IB_RECONNECT_MAX_SECONDS", cfg.reconnect_max,
+                          "smaller than TRADEMON_IB_RECONNECT_MIN_SECONDS", f"a number >= {cfg.reconnect_min}")
+    return cfg
+
+
+PORT_VARIABLE = port_variable(JOB)

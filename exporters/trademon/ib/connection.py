@@ -1,0 +1,247 @@
+"""The session with TWS / IB Gateway: connect, subscribe, heartbeat, resubscribe, reconnect.
+
+One ``IB`` object for the life of the process. Each session: connect (read-only, own client
+id), subscribe to what the exporter shows, then wait for the session to end: TWS closed the
+socket, or the heartbeat (reqCurrentTime) got no answer in time, which is how a silent,
+half-open socket is noticed. Then reconnect after a capped exponential backoff, forever.
+Every subscription is tracked so that a resubscription (code 1101) cancels before it asks
+again and nothing piles up at TWS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from ib_async import IB, Contract
+from ib_async.ib import StartupFetchNONE
+
+from .config import IBConfig
+from .state import CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
+
+log = logging.getLogger("trademon.ib.connection")
+
+
+def backoff(failures: int, lo: float, hi: float) -> float:
+    """Capped exponential backoff with jitter: lo, 2lo, 4lo ... hi (each 80-100 %)."""
+    full = min(hi, lo * 2 ** min(max(failures - 1, 0), 30))
+    return full * (0.8 + 0.2 * random.random())
+
+
+class Connection:
+    def __init__(self, cfg: IBConfig, state: BrokerState, ib: IB | None = None):
+        self.cfg, self.state = cfg, state
+        self.ib = ib or IB()
+        # ib_async asks for a new account summary on every 1102 without cancelling the old
+        # one; 1102 means the data was kept, so the exporter does not resubscribe there.
+        self.ib.errorEvent -= self.ib._onError  # noqa: SLF001
+        ib = self.ib
+        ib.errorEvent += state.on_error
+        ib.errorEvent += self._on_error
+        ib.connectedEvent += self._on_connected
+        ib.disconnectedEvent += self._on_disconnected
+        ib.client.apiStart += state.on_socket_up
+        ib.pnlEvent += state.on_pnl
+        ib.pnlSingleEvent += state.on_pnl_single
+        ib.positionEvent += state.on_position
+        ib.positionEvent += self._on_position
+        ib.accountSummaryEvent += state.on_account_summary
+        ib.openOrderEvent += state.on_open_order
+        ib.openOrderEvent += self._watch_order_symbol
+        ib.orderStatusEvent += state.on_order_status
+        ib.execDetailsEvent += state.on_exec_details
+        ib.pendingTickersEvent += state.on_pending_tickers
+        self.accounts: list[str] = []
+        self.sessions = 0
+        self._lost = asyncio.Event()
+        self._summary_req: int | None = None
+        self._pnl: set[str] = set()
+        self._pnl_single: set[tuple[str, int]] = set()
+        self._md: dict[tuple[str, str], Contract] = {}
+        self._qualified: dict[tuple[str, str], Contract] = {}  # conIds do not change: asked once
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and stay connected, forever (until cancelled)."""
+        failures = 0
+        try:
+            while True:
+                self._lost = asyncio.Event()
+                try:
+                    await self.ib.connectAsync(self.cfg.host, self.cfg.port, self.cfg.client_id,
+                                               timeout=self.cfg.connect_timeout, readonly=True,
+                                               fetchFields=StartupFetchNONE)
+                except Exception as e:  # refused, timed out, client id in use: try again later
+                    failures += 1
+                    delay = backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max)
+                    log.warning("cannot connect to TWS / IB Gateway; retrying",
+                                extra={"address": f"{self.cfg.host}:{self.cfg.port}", "error": repr(e),
+                                       "retry_in_seconds": round(delay, 2), "attempt": failures})
+                    self._forget()
+                    await asyncio.sleep(delay)
+                    continue
+                started = asyncio.get_running_loop().time()
+                await self._session()
+                # a session that lasted restarts the backoff; one that ends at once keeps climbing
+                lasted = asyncio.get_running_loop().time() - started
+                failures = 1 if lasted > 2 * self.cfg.reconnect_max else failures + 1
+                await asyncio.sleep(backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max))
+        finally:
+            self.ib.disconnect()
+
+    async def _session(self) -> None:
+        self.sessions += 1
+        heartbeat = asyncio.create_task(self._heartbeat(), name="ib-heartbeat")
+        try:
+            await self._subscribe()
+            await self._lost.wait()
+        except Exception:
+            log.exception("session failed; reconnecting")
+            self.ib.disconnect()
+        finally:
+            heartbeat.cancel()
+            self._forget()
+
+    async def _heartbeat(self) -> None:
+        """reqCurrentTime every interval; no answer in time means the socket is dead."""
+        while self.ib.isConnected():
+            await asyncio.sleep(self.cfg.heartbeat_interval)
+            if not self.ib.isConnected():
+                return
+            try:
+                await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.cfg.heartbeat_timeout)
+            except (asyncio.TimeoutError, ConnectionError):
+                log.warning("no answer to the heartbeat; dropping the connection",
+                            extra={"timeout_seconds": self.cfg.heartbeat_timeout})
+                self.ib.disconnect()  # emits disconnectedEvent
+                return
+
+    # ---- events -----------------------------------------------------------------------
+
+    def _on_connected(self) -> None:
+        self.accounts = [a for a in self.ib.client.getAccounts() if self.cfg.watches(a)]
+        missing = [a for a in self.cfg.accounts if a not in self.ib.client.getAccounts()]
+        if missing:
+            log.warning("configured accounts are not managed by this TWS login",
+                        extra={"accounts": missing, "managed": self.ib.client.getAccounts()})
+        log.info("connected to TWS / IB Gateway",
+                 extra={"server_version": self.ib.client.serverVersion(), "accounts": self.accounts,
+                        "client_id": self.cfg.client_id})
+        self.state.on_connected(self.accounts)
+
+    def _on_disconnected(self) -> None:
+        log.warning("disconnected from TWS / IB Gateway")
+        self.state.on_disconnected()
+        self._lost.set()
+
+    def _on_error(self, req_id, code, message, contract=None) -> None:
+        if code == CONNECTION_RESTORED_DATA_LOST and self.ib.isConnected():
+            log.warning("IB connectivity restored, data lost: resubscribing")
+            asyncio.ensure_future(self._resubscribe())
+
+    def _on_position(self, pos) -> None:
+        """Each open position gets a reqPnLSingle (its market value); a closed one, a cancel."""
+        key = (pos.account, pos.contract.conId)
+        if not self.cfg.watches(pos.account) or not self.ib.isConnected():
+            return
+        try:
+            if pos.position != 0 and key not in self._pnl_single:
+                self._pnl_single.add(key)
+                self.ib.reqPnLSingle(pos.account, "", pos.contract.conId)
+            elif pos.position == 0 and key in self._pnl_single:
+                self._pnl_single.discard(key)
+                self.ib.cancelPnLSingle(pos.account, "", pos.contract.conId)
+        except Exception:
+            log.exception("position subscription failed")
+
+    def _watch_order_symbol(self, trade) -> None:
+        """Keep quotes for every traded symbol (arrival mid), within a line budget."""
+        key = quote_key(trade.contract)
+        budget = len(self.cfg.symbols) + self.cfg.max_auto_symbols
+        if key in self._md or len(self._md) >= budget or not self.ib.isConnected():
+            return
+        self._req_mkt_data(key, trade.contract)
+
+    # ---- subscriptions ----------------------------------------------------------------
+
+    def _req_mkt_data(self, key, contract: Contract) -> None:
+        try:
+            self.ib.reqMktData(contract)
+            self._md[key] = contract
+        except Exception:  # one bad contract must not end the session
+            log.exception("market data request failed", extra={"symbol": key[0]})
+
+    def _subscribe_streams(self) -> None:
+        ib = self.ib
+        ib.reqMarketDataType(self.cfg.market_data_type)
+        self._summary_req = ib.client.getReqId()
+        ib.client.reqAccountSummary(self._summary_req, "All", SUMMARY_TAGS)
+        for account in self.accounts:
+            self._pnl.add(account)
+            ib.reqPnL(account)
+
+    async def _snapshot_open_orders(self) -> None:
+        """Orders of every client that are open now. Later changes arrive as events when this
+        client id is TWS's "Master API client ID" (or is 0, for orders entered in TWS)."""
+        trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), self.cfg.connect_timeout)
+        self.state.on_open_orders_snapshot(trades)
+        for t in trades:
+            self._watch_order_symbol(t)
+
+    async def _subscribe(self) -> None:
+        if not self.ib.isConnected():
+            return
+        self._subscribe_streams()
+        for key, contract in (await self._watched_contracts()).items():
+            self._req_mkt_data(key, contract)
+        await self._snapshot_open_orders()
+
+    async def _watched_contracts(self) -> dict[tuple[str, str], Contract]:
+        """The configured symbols as contracts with a conId (ib_async needs one for market data)."""
+        todo = [w for w in self.cfg.symbols if (w.symbol, w.sec_type) not in self._qualified]
+        if todo:
+            found = await asyncio.wait_for(self.ib.qualifyContractsAsync(*[w.contract() for w in todo]),
+                                           self.cfg.connect_timeout)
+            for w, contract in zip(todo, found):
+                if isinstance(contract, Contract) and contract.conId:
+                    self._qualified[(w.symbol, w.sec_type)] = contract
+                else:
+                    log.warning("symbol not found or ambiguous at IB; no quotes for it",
+                                extra={"symbol": w.symbol, "sec_type": w.sec_type, "exchange": w.exchange})
+        return dict(self._qualified)
+
+    async def _resubscribe(self) -> None:
+        """After 1101 (connectivity restored, data lost): cancel everything, then ask again."""
+        try:
+            contracts = dict(self._md)
+            self._unsubscribe()
+            self._subscribe_streams()
+            for key, contract in contracts.items():
+                self._req_mkt_data(key, contract)
+            self.ib.client.reqPositions()  # positions again; each re-arms its reqPnLSingle
+            await self._snapshot_open_orders()
+        except Exception:
+            log.exception("resubscription failed; dropping the connection to start afresh")
+            self.ib.disconnect()
+
+    def _unsubscribe(self) -> None:
+        ib = self.ib
+        if self._summary_req is not None:
+            ib.client.cancelAccountSummary(self._summary_req)
+        for account in self._pnl:
+            ib.cancelPnL(account)
+        for account, con_id in self._pnl_single:
+            ib.cancelPnLSingle(account, "", con_id)
+        for contract in self._md.values():
+            ib.cancelMktData(contract)
+        ib.client.cancelPositions()
+        self._forget()
+
+    def _forget(self) -> None:
+        """A closed socket cancels everything at TWS; ib_async has reset its own maps."""
+        self._summary_req = None
+        self._pnl.clear()
+        self._pnl_single.clear()
+        self._md.clear()

@@ -1,0 +1,475 @@
+"""What the exporter knows, fed by ib_async events and kept in memory, so /metrics never
+waits for TWS. Every metric object comes from ``JobMetrics("ib-exporter")``.
+
+Broker-state series (P&L, positions, account values, exposure, farms) are dropped while the
+session is down or TWS has lost IB (code 1100): a last value is not a live value, and
+``ib_connected == 0`` is what the alerts look at. Counters and histograms keep their values.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry
+
+from ..contract import IB_ERROR_FARM_CODES
+from ..metrics import JobMetrics
+from .config import JOB, IBConfig
+
+log = logging.getLogger("trademon.ib.state")
+
+# IB's "no value" double (1.7976931348623157e308) and NaN both mean "not known".
+_UNSET = 1e300
+
+# Account summary tags -> contract gauges.
+ACCOUNT_TAGS = {
+    "NetLiquidation": "account_net_liquidation",
+    "GrossPositionValue": "account_gross_position_value",
+    "MaintMarginReq": "account_maint_margin_req",
+    "ExcessLiquidity": "account_excess_liquidity",
+    "BuyingPower": "account_buying_power",
+    "Cushion": "account_cushion",
+}
+SUMMARY_TAGS = ",".join(ACCOUNT_TAGS)
+
+BROKER_GAUGES = (
+    "daily_pnl", "unrealized_pnl", "realized_pnl", "ib_position_quantity", "ib_position_market_value",
+    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", *ACCOUNT_TAGS.values(),
+)
+
+CONNECTION_LOST, CONNECTION_RESTORED_DATA_LOST, CONNECTION_RESTORED = 1100, 1101, 1102
+# Codes that cancel an order without it being a rejection: 202 confirms a cancel request;
+# 161/10147/10148 answer a cancel request for an order that cannot be cancelled.
+CANCEL_CODES = frozenset({161, 202, 10147, 10148})
+PRE_ACK = frozenset({"PendingSubmit", "ApiPending"})
+ACKED = frozenset({"PreSubmitted", "Submitted", "Filled"})
+CANCELLED = frozenset({"Cancelled", "ApiCancelled"})
+SLIPPAGE_WINDOW_SECONDS = 15 * 60
+MAX_ORDER_RECORDS = 50_000
+
+
+def known(x: float) -> bool:
+    return x == x and abs(x) < _UNSET
+
+
+def quote_key(contract) -> tuple[str, str]:
+    """Quotes are kept per symbol and security type (arrival mid for slippage)."""
+    return (contract.symbol, contract.secType or "STK")
+
+
+def position_label(contract) -> str:
+    """The ``symbol`` label: the ticker for stocks, the local symbol (ESZ6, EUR.USD) otherwise."""
+    if contract.secType in ("STK", "", "IND", "CRYPTO"):
+        return contract.symbol
+    return contract.localSymbol or contract.symbol
+
+
+class Family:
+    """One labelled metric with its children cached, so hot paths do no label lookups.
+    ``clear()`` drops the series and the cache together."""
+
+    __slots__ = ("metric", "children")
+
+    def __init__(self, metric):
+        self.metric = metric
+        self.children: dict[tuple, object] = {}
+
+    def __call__(self, *labels):
+        c = self.children.get(labels)
+        if c is None:
+            c = self.children[labels] = self.metric.labels(*labels)
+        return c
+
+    def remove(self, *labels) -> None:
+        if self.children.pop(labels, None) is not None:
+            self.metric.remove(*labels)
+
+    def clear(self) -> None:
+        self.children.clear()
+        self.metric.clear()
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    strategy: str
+    quote: tuple[str, str]
+    first_seen: float
+    live: bool  # seen from its submission on, not from a snapshot taken at connect
+    pre_ack: bool  # first seen before the broker acknowledged it: ack latency is measurable
+    arrival_mid: float | None
+    order_id: int
+    acked: bool = False
+    outcome: str | None = None  # filled, cancelled or rejected: counted once
+    reject_code: str | None = None  # from an error event, for orders of other client ids
+
+
+class SlippageWindow:
+    """Fills of the last 15 minutes for one strategy: a deque and a running sum."""
+
+    __slots__ = ("fills", "total")
+
+    def __init__(self):
+        self.fills: deque[tuple[float, float]] = deque()
+        self.total = 0.0
+
+    def add(self, t: float, bps: float) -> None:
+        self.fills.append((t, bps))
+        self.total += bps
+
+    def evict(self, before: float) -> None:
+        fills = self.fills
+        while fills and fills[0][0] < before:
+            self.total -= fills.popleft()[1]
+        if not fills:
+            self.total = 0.0  # no float drift carried over an empty window
+
+    def mean_pct(self) -> float | None:
+        return self.total / len(self.fills) / 100.0 if self.fills else None
+
+
+class BrokerState:
+    """The exporter's handlers for ib_async events and the metrics they move."""
+
+    def __init__(self, cfg: IBConfig, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.clock = clock
+        self.metrics = JobMetrics(JOB, registry)
+        self.registry = self.metrics.registry
+        m = self.metrics
+        self.connected_gauge = m["ib_connected"]
+        self.disconnects = m["ib_disconnects_total"]
+        self.errors = Family(m["ib_errors_total"])
+        self.farms = Family(m["ib_farm_connected"])
+        self.submitted = Family(m["orders_submitted_total"])
+        self.filled = Family(m["orders_filled_total"])
+        self.cancelled = Family(m["orders_cancelled_total"])
+        self.rejected = Family(m["orders_rejected_total"])
+        self.ack_latency = Family(m["order_ack_latency_seconds"])
+        self.fill_latency = Family(m["order_fill_latency_seconds"])
+        self.slippage = Family(m["order_slippage_bps"])
+        self.avg_slippage = Family(m["avg_slippage_pct"])
+        self.limit = Family(m["risk_gross_exposure_limit"])
+        self.broker = {name: Family(m[name]) for name in BROKER_GAUGES}
+        self.by_tag = {tag: self.broker[name] for tag, name in ACCOUNT_TAGS.items()}
+
+        self.connected = False  # what ib_connected shows
+        self.socket_up = False
+        self.ib_reachable = True  # False between 1100 and 1101/1102
+        self.mids: dict[tuple[str, str], float] = {}
+        self._ticker_keys: dict[int, tuple[str, str]] = {}
+        self.orders: OrderedDict[object, OrderRecord] = OrderedDict()
+        self._open_by_order_id: dict[int, set] = {}
+        self.windows: dict[str, SlippageWindow] = {}
+        self._reset_broker()
+
+    # ---- connection -------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.socket_up and self.ib_reachable
+
+    def _reset_broker(self) -> None:
+        self.positions: dict[tuple[str, int], list] = {}  # (account, conId) -> [label, qty, mv]
+        self.label_totals: dict[tuple[str, str], list] = {}  # (account, label) -> [qty, mv, n]
+        self.exposure: dict[str, list] = {}  # account -> [gross, net, number of positions]
+        self.net_liq: dict[str, float] = {}
+
+    def _drop_broker_series(self) -> None:
+        for fam in self.broker.values():
+            fam.clear()
+        self._reset_broker()
+
+    def on_connected(self, accounts: Iterable[str]) -> None:
+        """The API session is up and synchronised (ib_async connectedEvent)."""
+        self.socket_up = True
+        self.ib_reachable = True
+        self._set_connected(True)
+        for account in accounts:
+            limit = self.cfg.exposure_limit(account)
+            if limit is not None and self.cfg.watches(account):
+                self.limit(account).set(limit)
+
+    def on_socket_up(self) -> None:
+        """Handshake done: data may arrive before ib_async's connectedEvent."""
+        self.socket_up = True
+        self.ib_reachable = True
+
+    def on_disconnected(self) -> None:
+        self.socket_up = False
+        self._went_down(count=self.connected)
+        self.farms.clear()  # farm states belong to a TWS session; TWS repeats them on connect
+        self._ticker_keys.clear()
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self.connected_gauge.set(1 if up else 0)
+
+    def _went_down(self, count: bool) -> None:
+        if count:
+            self.disconnects.inc()
+        self._set_connected(False)
+        self._drop_broker_series()
+
+    def on_error(self, req_id: int, code: int, message: str, contract=None) -> None:
+        try:
+            self.errors(str(code)).inc()
+            farm = IB_ERROR_FARM_CODES.get(code)
+            if farm is not None:
+                kind, up = farm
+                name = message.rsplit(":", 1)[-1].strip() if ":" in message else "unknown"
+                self.farms(name or "unknown", kind).set(up)
+            elif code == CONNECTION_LOST:
+                self.ib_reachable = False
+                self._went_down(count=self.connected)
+            elif code in (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST):
+                self.ib_reachable = True
+                if self.socket_up:
+                    self._set_connected(True)
+            elif req_id > 0 and code not in CANCEL_CODES and not 2100 <= code < 2200:
+                self._note_order_error(req_id, code)
+        except Exception:  # never let a broker message take the exporter down
+            log.exception("error event not handled", extra={"code": code})
+
+    def _note_order_error(self, order_id: int, code: int) -> None:
+        """An error about an order: remember the code, the status that follows decides."""
+        keys = self._open_by_order_id.get(order_id)
+        if keys and len(keys) == 1:
+            rec = self.orders.get(next(iter(keys)))
+            if rec is not None and rec.outcome is None:
+                rec.reject_code = str(code)
+
+    # ---- account, P&L, positions ------------------------------------------------------
+
+    def on_pnl(self, pnl) -> None:
+        if not self.live or not self.cfg.watches(pnl.account):
+            return
+        for name, value in (("daily_pnl", pnl.dailyPnL), ("unrealized_pnl", pnl.unrealizedPnL),
+                            ("realized_pnl", pnl.realizedPnL)):
+            if known(value):
+                self.broker[name](pnl.account).set(value)
+
+    def on_account_summary(self, value) -> None:
+        fam = self.by_tag.get(value.tag)
+        if fam is None or not self.live or not self.cfg.watches(value.account):
+            return
+        try:
+            x = float(value.value)
+        except (TypeError, ValueError):
+            return
+        if not known(x):
+            return
+        fam(value.account).set(x)
+        if value.tag == "NetLiquidation":
+            self.net_liq[value.account] = x
+            self._set_leverage(value.account)
+
+    def on_position(self, pos) -> None:
+        account = pos.account
+        if not self.live or not self.cfg.watches(account):
+            return
+        key = (account, pos.contract.conId)
+        entry = self.positions.get(key)
+        if pos.position == 0:
+            if entry is not None:
+                self._move(account, entry, 0.0, 0.0)
+                del self.positions[key]
+                exp = self.exposure[account]
+                exp[2] -= 1
+                if exp[2] <= 0:  # flat: exactly zero, no float residue from the running sums
+                    exp[0] = exp[1] = 0.0
+                    self.broker["risk_gross_exposure"](account).set(0.0)
+                    self.broker["risk_net_exposure"](account).set(0.0)
+                    self._set_leverage(account)
+            return
+        if entry is None:
+            entry = self.positions[key] = [position_label(pos.contract), 0.0, 0.0]
+            self._label_add(account, entry[0], 1)
+            self.exposure.setdefault(account, [0.0, 0.0, 0])[2] += 1
+        self._move(account, entry, pos.position, entry[2])
+
+    def on_pnl_single(self, p) -> None:
+        """reqPnLSingle streams each position's market value (``value``)."""
+        if not self.live or not known(p.value):
+            return
+        entry = self.positions.get((p.account, p.conId))
+        if entry is not None:
+            self._move(p.account, entry, entry[1], p.value)
+
+    def _label_add(self, account: str, label: str, n: int) -> None:
+        tot = self.label_totals.setdefault((account, label), [0.0, 0.0, 0])
+        tot[2] += n
+
+    def _move(self, account: str, entry: list, qty: float, mv: float) -> None:
+        """Set one position's quantity and market value; keep per-symbol sums and exposure."""
+        label, old_qty, old_mv = entry
+        entry[1], entry[2] = qty, mv
+        tot = self.label_totals[(account, label)]
+        tot[0] += qty - old_qty
+        tot[1] += mv - old_mv
+        exp = self.exposure.setdefault(account, [0.0, 0.0, 0])
+        exp[0] += abs(mv) - abs(old_mv)
+        exp[1] += mv - old_mv
+        qty_g, mv_g = self.broker["ib_position_quantity"], self.broker["ib_position_market_value"]
+        if qty == 0:
+            tot[2] -= 1
+        if tot[2] <= 0:
+            del self.label_totals[(account, label)]
+            qty_g.remove(account, label)
+            mv_g.remove(account, label)
+        else:
+            qty_g(account, label).set(tot[0])
+            mv_g(account, label).set(tot[1])
+        self.broker["risk_gross_exposure"](account).set(exp[0])
+        self.broker["risk_net_exposure"](account).set(exp[1])
+        self._set_leverage(account)
+
+    def _set_leverage(self, account: str) -> None:
+        nl = self.net_liq.get(account)
+        exp = self.exposure.get(account)
+        if nl and nl > 0 and exp is not None:
+            self.broker["risk_leverage"](account).set(exp[0] / nl)
+
+    # ---- quotes -----------------------------------------------------------------------
+
+    def on_pending_tickers(self, tickers) -> None:
+        """The hot path: keep the latest mid per symbol, nothing else."""
+        mids, keys = self.mids, self._ticker_keys
+        for t in tickers:
+            b = t.bid
+            a = t.ask
+            if b > 0.0 and a > 0.0:  # False for NaN and IB's -1 "no quote"
+                k = keys.get(id(t))
+                if k is None:
+                    k = keys[id(t)] = quote_key(t.contract)
+                mids[k] = (b + a) * 0.5
+
+    # ---- orders and fills -------------------------------------------------------------
+
+    @staticmethod
+    def order_key(order):
+        return (order.clientId, order.orderId) if order.orderId > 0 else order.permId
+
+    def _track(self, trade, live: bool) -> OrderRecord:
+        order = trade.order
+        key = self.order_key(order)
+        rec = self.orders.get(key)
+        if rec is None:
+            strategy = order.orderRef or "unknown"
+            q = quote_key(trade.contract)
+            status = trade.orderStatus.status
+            rec = OrderRecord(strategy=strategy, quote=q, first_seen=self.clock(), live=live,
+                              pre_ack=live and status in PRE_ACK,
+                              arrival_mid=self.mids.get(q) if live else None, order_id=order.orderId)
+            self.orders[key] = rec
+            self._open_by_order_id.setdefault(order.orderId, set()).add(key)
+            self.submitted(strategy).inc()
+            if len(self.orders) > MAX_ORDER_RECORDS:
+                self._forget_oldest()
+        return rec
+
+    def _forget_oldest(self) -> None:
+        old_key, old = self.orders.popitem(last=False)
+        self._closed(old_key, old)
+
+    def _closed(self, key, rec: OrderRecord) -> None:
+        keys = self._open_by_order_id.get(rec.order_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._open_by_order_id[rec.order_id]
+
+    def on_open_orders_snapshot(self, trades) -> None:
+        """Open orders of every client at connect (reqAllOpenOrders): counted once, without
+        latencies or slippage, since when they were submitted is not known."""
+        for trade in trades:
+            try:
+                self._track(trade, live=False)
+                self.on_order_status(trade)
+            except Exception:
+                log.exception("open order not handled")
+
+    def on_open_order(self, trade) -> None:
+        try:
+            self._track(trade, live=True)
+        except Exception:
+            log.exception("open order not handled")
+
+    def on_order_status(self, trade) -> None:
+        try:
+            self._status(trade)
+        except Exception:
+            log.exception("order status not handled")
+
+    def _status(self, trade) -> None:
+        rec = self._track(trade, live=True)
+        status = trade.orderStatus.status
+        if not rec.acked and status in ACKED:
+            rec.acked = True
+            if rec.pre_ack:
+                self.ack_latency(rec.strategy).observe(self.clock() - rec.first_seen)
+        if rec.outcome is not None:
+            return
+        if status == "Filled":
+            rec.outcome = "filled"
+            self.filled(rec.strategy).inc()
+            if rec.live:
+                self.fill_latency(rec.strategy).observe(self.clock() - rec.first_seen)
+        elif status in CANCELLED or status == "Inactive":
+            code = rejection_code(trade) or rec.reject_code
+            if code is None and status == "Inactive":
+                code = "inactive"
+            if code is not None:
+                rec.outcome = "rejected"
+                self.rejected(rec.strategy, code).inc()
+            else:
+                rec.outcome = "cancelled"
+                self.cancelled(rec.strategy).inc()
+        else:
+            return
+        self._closed(self.order_key(trade.order), rec)
+
+    def on_exec_details(self, trade, fill) -> None:
+        try:
+            rec = self._track(trade, live=True)
+            ex = fill.execution
+            arrival = rec.arrival_mid
+            if arrival is None or arrival <= 0:
+                return
+            side = 1.0 if ex.side in ("BOT", "BUY") else -1.0
+            bps = side * (ex.price - arrival) / arrival * 1e4
+            self.slippage(rec.strategy).observe(bps)
+            w = self.windows.get(rec.strategy)
+            if w is None:
+                w = self.windows[rec.strategy] = SlippageWindow()
+            w.add(self.clock(), bps)
+            self._refresh_window(rec.strategy, w, self.clock())
+        except Exception:
+            log.exception("execution not handled")
+
+    def _refresh_window(self, strategy: str, w: SlippageWindow, now: float) -> None:
+        w.evict(now - SLIPPAGE_WINDOW_SECONDS)
+        pct = w.mean_pct()
+        if pct is None:
+            self.avg_slippage.remove(strategy)
+        else:
+            self.avg_slippage(strategy).set(pct)
+
+    def before_scrape(self) -> None:
+        """Age the 15-minute slippage windows so a quiet strategy's mean does not linger."""
+        now = self.clock()
+        for strategy, w in self.windows.items():
+            self._refresh_window(strategy, w, now)
+
+
+def rejection_code(trade) -> str | None:
+    """ib_async turns an order error into status Cancelled with the code in the trade's log."""
+    for entry in reversed(trade.log):
+        code = entry.errorCode
+        if code and entry.status == "Cancelled" and code not in CANCEL_CODES:
+            return str(code)
+    return None
