@@ -419,6 +419,12 @@ def system_health(t: dict) -> Board:
                                  description="Alerts firing now, by severity (Watchdog is always one info alert).", stack=True),
                 timeseries_panel("Notifications to the alert sink", [Q(f"sum by (receiver, status) ({rate(m('alert_sink_notifications_total'), '', '5m')}) * 300", "{{receiver}} {{status}}")],
                                  unit="short", description="Notifications the file webhook wrote per 5 minutes."),
+                timeseries_panel("Alert sink: payloads refused", [Q(f"sum by (reason) (increase({m('alert_sink_rejected_total')}[1h]))", "{{reason}}")],
+                                 unit="short", description="Webhook payloads the alert sink refused over the last hour, by reason: "
+                                 "notifications that were lost.", thresholds=above(1), bars=True),
+                stat_panel("Last notification", [Q(f"time() - {m('alert_sink_last_notification_timestamp_seconds')}")], unit="s", w=4,
+                           description="Time since the alert sink last wrote a notification; the Watchdog alert repeats, so this should stay low.",
+                           thresholds=above(24 * 3600, 4 * 3600)),
             ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],
@@ -476,8 +482,7 @@ def logs_board(t: dict) -> Board:
         "logs", "Logs",
         "The trading services' logs in Loki (shipped by Promtail or Alloy), errors first.",
         [],
-        [loki_variable("service", "Service", '{job="trading"}'), custom_variable("level", "Level", list(LOG_LEVELS)),
-         custom_variable("search", "Contains", [""]).hide(dm.VariableHide.HIDE_VARIABLE)],
+        [loki_variable("service", "Service", '{job="trading"}'), custom_variable("level", "Level", list(LOG_LEVELS))],
         [
             ("Errors", [
                 loki_timeseries_panel("Errors by service", [Q(f'sum by (service) (count_over_time({{{svc}, level=~"{ERROR_LEVELS}"}} [$__auto]))', "{{service}}")],
