@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import APIRouter, FastAPI, Header, HTTPException
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -128,10 +129,16 @@ def test_include_router_prefixes_and_mounted_apps_give_full_templates():
         await send({"type": "http.response.body", "body": b"raw"})
 
     app.mount("/raw", raw_asgi)
+
+    async def shared(request):  # one plain Starlette handler behind two paths
+        return PlainTextResponse("shared")
+
+    app.add_route("/one/{x}", shared)
+    app.add_route("/two/{x}", shared)
     instrument(app)
     paths = ["/api/v1/items/1", "/legacy/v1/items/2", "/accounts/DU1/positions/AAPL", "/accounts/DU2/positions/MSFT",
-             "/st/x/1", "/st/deep/z/2", "/raw/any/file.txt", "/accounts/DU1/nothing-here"]
-    assert [r.status_code for r in fetch(app, *paths)] == [200] * 7 + [404]
+             "/st/x/1", "/st/deep/z/2", "/raw/any/file.txt", "/two/a", "/one/b", "/accounts/DU1/nothing-here"]
+    assert [r.status_code for r in fetch(app, *paths)] == [200] * 9 + [404]
     assert request_counts(scrape(app)) == {
         ("/api/v1/items/{item_id}", "GET", "200"): 1,
         ("/legacy/v1/items/{item_id}", "GET", "200"): 1,
@@ -139,6 +146,8 @@ def test_include_router_prefixes_and_mounted_apps_give_full_templates():
         ("/st/x/{y}", "GET", "200"): 1,
         ("/st/deep/z/{q}", "GET", "200"): 1,
         ("/raw/{path}", "GET", "200"): 1,
+        ("/one/{x}", "GET", "200"): 1,
+        ("/two/{x}", "GET", "200"): 1,
         (UNMATCHED, "GET", "404"): 1,
     }
 
@@ -427,3 +436,14 @@ def test_a_real_uvicorn_serves_metrics_with_labels_by_template(served):
         (UNMATCHED, "GET", "404"): 1,
     }
     assert state_values(fams)["pending"] == [2]
+
+
+def test_metrics_speak_openmetrics_when_prometheus_asks_for_it():
+    app = order_app()
+    instrument(app)
+    fetch(app, "/intents/1")
+    (r,) = fetch(app, ("GET", "/metrics", {"headers": {"Accept": "application/openmetrics-text; version=1.0.0"}}))
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    fams = {f.name: f for f in openmetrics_families(r.text)}
+    assert fams[DURATION].type == "histogram"
+    assert {s.labels["endpoint"] for s in fams[DURATION].samples} == {"/intents/{id}"}

@@ -8,7 +8,6 @@ path has parameters (``Mount("/acct/{id}", ...)``) do regex work, and only on th
 
 from __future__ import annotations
 
-from starlette._utils import get_route_path
 from starlette.routing import Host, Mount
 
 UNMATCHED = "<unmatched>"
@@ -90,7 +89,9 @@ class RouteTemplates:
         if len(routes) == 1:
             return routes[0]
         # One handler behind several paths (rare): tell them apart by their regex.
-        path = get_route_path(scope)
+        root, path = scope.get("root_path", ""), scope["path"]
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
         for route in routes:
             if route.path_regex.match(path):
                 return route
@@ -114,7 +115,7 @@ class RouteTemplates:
 
 
 def _effective_route(scope: dict, route):
-    """FastAPI >= 0.12x includes routers by reference: ``scope["route"]`` is then the
+    """Recent FastAPI (0.165 when this was written) includes routers by reference: ``scope["route"]`` is then the
     router's own APIRoute, whose path lacks the ``include_router(prefix=...)``; the
     effective route (with the full path) is kept under ``scope["fastapi"]``."""
     fastapi_scope = scope.get("fastapi")
