@@ -17,6 +17,7 @@ from typing import Callable
 GENERATOR_MODULES = [
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
+    "trademon.gen.rule_tests",
     "trademon.gen.dashboards",
 ]
 

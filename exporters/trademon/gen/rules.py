@@ -105,7 +105,8 @@ RECORDING_GROUPS: dict[str, list[Record]] = {
         Record("account:risk_gross_exposure:ratio_limit", """
             max by (account) (risk_gross_exposure) / (max by (account) (risk_gross_exposure_limit) > 0)
         """),
-        Record("account:daily_pnl:delta5m", "sum by (account) (delta(daily_pnl[5m]))"),
+        # Now minus 5 minutes ago: the exact change (delta() would extrapolate).
+        Record("account:daily_pnl:delta5m", "sum by (account) (daily_pnl) - sum by (account) (daily_pnl offset 5m)"),
     ],
 }
 
