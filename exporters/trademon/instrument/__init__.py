@@ -19,6 +19,8 @@ requests no route matched share the one value ``<unmatched>``. ``method`` is the
 method (unknown ones fold into ``OTHER``), ``status`` the response status code; an
 exception escaping the app is counted as ``500`` and re-raised. ``/metrics`` itself is not
 measured: scrapes are not trading traffic and would skew the API latency alert.
+Websocket and lifespan traffic pass through untouched. Middleware added after
+``instrument(app)`` wraps it (Starlette puts the newest outermost) and so is not timed.
 """
 
 from __future__ import annotations
