@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from .contract import COUNTER, GAUGE, HISTOGRAM, Metric, metric, metrics_for_job
+
+# The text format would add a `<name>_created` series per counter and histogram child:
+# twice the series for no use in the rules or dashboards.
+disable_created_metrics()
 
 _CLASSES = {COUNTER: Counter, GAUGE: Gauge, HISTOGRAM: Histogram}
 
