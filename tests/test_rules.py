@@ -1,0 +1,277 @@
+"""Prometheus configuration and alert rules: promtool checks and unit tests, and the links
+between the rules and their sources (contract, thresholds, runbooks, dashboards)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trademon import contract, grafana_uids, tools
+from trademon.gen import rules as gen_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+PROM = ROOT / "prometheus"
+DESIGN = ROOT.parent / "shared" / "DESIGN.md"
+
+# The alert contract (DESIGN.md, "Alert contract"): name -> severity.
+CONTRACT_ALERTS = {
+    "APIHealthCheckFailed": "critical", "TWSConnectionLost": "critical", "DailyLossLimitBreach": "critical",
+    "CircuitBreakerTripped": "critical", "PositionReconciliationMismatch": "critical",
+    "OrderIntentErrorRateHigh": "warning", "OrderIntentsPendingTooMany": "warning", "WorkerProcessingLag": "warning",
+    "UnusualSlippage": "warning", "HighOrderRejectionRate": "warning", "LowOrderFillRate": "warning",
+    "APILatencyHigh": "warning", "HighRiskExposure": "warning", "PnLAnomaly": "warning", "MarketDataStale": "warning",
+    "IBDataFarmDisconnected": "warning", "SyntheticCheckFailed": "warning", "ExporterDown": "warning",
+    "Watchdog": "info",
+}
+# Warnings about the market or the account rather than a service: no `job` label to inhibit on.
+NOT_FROM_A_SERVICE = {"HighRiskExposure", "PnLAnomaly"}
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([tools.find("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def rule_files() -> list[Path]:
+    return sorted((PROM / "rules").glob("*.yml"))
+
+
+def promtool_test_files() -> list[Path]:
+    return sorted((PROM / "tests").glob("*.yml"))
+
+
+def load_rules() -> tuple[dict[str, dict], dict[str, dict]]:
+    """(alert name -> rule, record name -> rule) over every rule file."""
+    alerts, records = {}, {}
+    for f in rule_files():
+        for group in yaml.safe_load(f.read_text())["groups"]:
+            for r in group["rules"]:
+                if "alert" in r:
+                    assert r["alert"] not in alerts, f"alert {r['alert']} defined twice"
+                    alerts[r["alert"]] = r
+                else:
+                    assert r["record"] not in records, f"recording rule {r['record']} defined twice"
+                    records[r["record"]] = r
+    return alerts, records
+
+
+# ------------------------------------------------------------------ promtool
+
+
+def test_promtool_check_config():
+    r = promtool("check", "config", "prometheus/prometheus.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_promtool_check_rules():
+    files = rule_files()
+    assert {f.name for f in files} == {"trademon.rules.yml", "trademon.alerts.yml"}
+    r = promtool("check", "rules", *map(str, files))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_promtool_unit_tests():
+    files = promtool_test_files()
+    assert files, "no promtool tests in prometheus/tests"
+    r = promtool("test", "rules", *map(str, files))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == len(files), r.stdout
+
+
+@pytest.mark.parametrize("alert, old, new", [
+    ("DailyLossLimitBreach", "min by (account) (daily_pnl) < -500", "min by (account) (daily_pnl) < -700"),
+    ("TWSConnectionLost", "for: 1m\n", "for: 1m30s\n"),
+    ("CircuitBreakerTripped", "(circuit_breaker_open) > 0", "(circuit_breaker_open) > 1"),
+])
+def test_promtool_unit_tests_catch_a_broken_rule(tmp_path, alert, old, new):
+    """The unit tests are able to fail: a money alert with a loosened threshold, a longer
+    `for` or that never fires is reported, by name (money.yml holds the money alerts)."""
+    shutil.copytree(PROM / "rules", tmp_path / "rules")
+    shutil.copytree(PROM / "tests", tmp_path / "tests")
+    path = tmp_path / "rules" / "trademon.alerts.yml"
+    text = path.read_text()
+    block_start = text.index(f"- alert: {alert}\n")
+    block_end = text.find("- alert:", block_start + 1)
+    block = text[block_start:block_end]
+    assert old in block, f"{alert}'s rule no longer contains {old!r}: update this test"
+    path.write_text(text[:block_start] + block.replace(old, new) + text[block_end:])
+    r = promtool("test", "rules", str(tmp_path / "tests" / "money.yml"), cwd=tmp_path)
+    assert r.returncode != 0
+    assert f"alertname: {alert}" in r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------ prometheus.yml
+
+
+def test_prometheus_yml_scrapes_every_job_of_the_contract():
+    cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert cfg["global"]["scrape_interval"] == "15s"
+    assert cfg["global"]["evaluation_interval"] == "30s"
+    assert cfg["rule_files"] == ["rules/*.yml"]
+    am = contract.JOBS["alertmanager"]
+    assert cfg["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [f"alertmanager:{am.port}"]}]}]
+    jobs = {}
+    for sc in cfg["scrape_configs"]:
+        assert sc["job_name"] not in jobs, f"job {sc['job_name']} twice"
+        jobs[sc["job_name"]] = [t for s in sc["static_configs"] for t in s["targets"]]
+    assert set(jobs) == set(contract.JOBS), "prometheus.yml and contract.JOBS list different jobs"
+    for name, targets in jobs.items():
+        # The compose service is named like the job and listens on the contract's port.
+        assert targets == [f"{name}:{contract.JOBS[name].port}"], (name, targets)
+
+
+# ------------------------------------------------------------------ the alert contract
+
+
+def test_every_contract_alert_is_defined_with_its_severity_and_texts():
+    alerts, _ = load_rules()
+    assert set(alerts) == set(CONTRACT_ALERTS)
+    runbook_anchors = markdown_anchors(ROOT / "docs" / "runbooks.md")
+    dashboards = {grafana_uids.path(k) for k in grafana_uids.DASHBOARDS}
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] == CONTRACT_ALERTS[name], name
+        ann = rule["annotations"]
+        assert set(ann) == {"summary", "description", "runbook_url", "dashboard"}, name
+        assert all(v.strip() for v in ann.values()), name
+        base, _, anchor = ann["runbook_url"].partition("#")
+        assert base == "https://github.com/trademon/trademon/blob/main/docs/runbooks.md", name
+        assert anchor in runbook_anchors, f"{name}: docs/runbooks.md has no section #{anchor}"
+        assert ann["dashboard"] in dashboards, f"{name}: {ann['dashboard']} is not a dashboard of grafana_uids"
+
+
+def test_the_contract_table_of_design_md_is_the_one_checked_here():
+    if not DESIGN.exists():
+        pytest.skip(f"{DESIGN} (the shared design notes) is not beside this checkout")
+    text = DESIGN.read_text()
+    table = text[text.index("## Alert contract"):]
+    table = table[: table.index("\n## ", 3)]
+    rows = dict(re.findall(r"^\| (\w+) \| (critical|warning|info) \|", table, re.M))
+    assert rows == CONTRACT_ALERTS
+
+
+def markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"^#{1,6}\s+(.*)$", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+def test_every_runbook_section_belongs_to_an_alert():
+    anchors = {a for a in markdown_anchors(ROOT / "docs" / "runbooks.md")}
+    sections = {a for a in anchors if a in {n.lower() for n in CONTRACT_ALERTS}}
+    assert sections == {n.lower() for n in CONTRACT_ALERTS}
+
+
+def test_warnings_caused_by_a_service_keep_its_job_label():
+    """Alertmanager silences a down service's own warnings by `job`: the unit tests' expected
+    labels show which alerts carry it."""
+    labels: dict[str, set[str]] = {}
+    for f in promtool_test_files():
+        for t in yaml.safe_load(f.read_text())["tests"]:
+            for check in t.get("alert_rule_test", []):
+                for exp in check["exp_alerts"]:
+                    labels.setdefault(check["alertname"], set()).update(exp["exp_labels"])
+    assert set(labels) == set(CONTRACT_ALERTS), "an alert has no firing case in prometheus/tests"
+    for name, sev in CONTRACT_ALERTS.items():
+        if sev == "warning" and name not in NOT_FROM_A_SERVICE:
+            assert "job" in labels[name], name
+    assert "breaker" in labels["CircuitBreakerTripped"] and "account" in labels["DailyLossLimitBreach"]
+
+
+def test_every_alert_has_quiet_and_firing_cases():
+    seen: dict[str, set[bool]] = {}
+    for f in promtool_test_files():
+        for t in yaml.safe_load(f.read_text())["tests"]:
+            for check in t.get("alert_rule_test", []):
+                seen.setdefault(check["alertname"], set()).add(bool(check["exp_alerts"]))
+    for name in CONTRACT_ALERTS:
+        if name != "Watchdog":
+            assert seen.get(name) == {True, False}, f"{name}: needs cases where it fires and where it does not"
+
+
+# ------------------------------------------------------------------ names in PromQL
+
+FUNCTIONS_AND_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+                          "offset", "bool", "inf", "nan", "le"}
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'")
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: identifiers that are not functions
+    (followed by a parenthesis), keywords, label names or values, or durations."""
+    e = _STRING.sub('""', expr)
+    e = re.sub(r"\{[^}]*\}", "", e)  # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)  # range and subquery durations
+    e = _GROUPING.sub("", e)
+    e = re.sub(r"\boffset\s+\w+", "", e)
+    names = set()
+    for m in _IDENT.finditer(e):
+        if e[m.end():].lstrip().startswith("("):
+            continue  # a function or an aggregation
+        if m.start() > 0 and (e[m.start() - 1].isdigit() or e[m.start() - 1] == "."):
+            continue  # part of a number (1e3)
+        if m.group() not in FUNCTIONS_AND_KEYWORDS:
+            names.add(m.group())
+    return names
+
+
+def test_metric_names_parser():
+    assert metric_names('sum by (job, le) (rate(a_total{job=~"x|y", le="0.5"}[5m] offset 1h)) / on (job) b') == {"a_total", "b"}
+    assert metric_names("histogram_quantile(0.99, sum by (le) (rate(c_bucket[5m]))) > 1e3") == {"c_bucket"}
+    assert metric_names("vector(1)") == set()
+    assert metric_names("time() - max(d) > 60 and e == 1") == {"d", "e"}
+
+
+def test_every_metric_in_the_rules_is_in_the_contract_or_recorded_here():
+    alerts, records = load_rules()
+    known = contract.all_series_names() | set(records) | {"up"}
+    for kind, rules in (("alert", alerts), ("record", records)):
+        for name, rule in rules.items():
+            unknown = metric_names(rule["expr"]) - known
+            assert not unknown, f"{kind} {name}: {sorted(unknown)} neither in the contract nor a recording rule"
+
+
+def test_recording_rules_are_named_level_metric_operations():
+    _, records = load_rules()
+    assert records
+    for name in records:
+        assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", name), name
+
+
+def test_rules_avoid_what_prometheus_2_or_3_lack():
+    """Prometheus 3 renamed holt_winters and added info(); 2.x has no UTF-8 names. Both
+    versions must load these rules (the compose file runs 3.x, the tests 2.x)."""
+    alerts, records = load_rules()
+    for rule in [*alerts.values(), *records.values()]:
+        expr = rule["expr"]
+        assert not re.search(r"\b(holt_winters|double_exponential_smoothing|info|limitk|limit_ratio)\s*\(", expr), expr
+        assert expr.isascii(), expr
+        for text in rule.get("annotations", {}).values():
+            for fn in re.findall(r"\|\s*(\w+)|\{\{\s*(\w+)", text):
+                used = [f for f in fn if f]
+                assert set(used) <= {"humanize", "humanizeDuration", "humanizePercentage", "printf", "with", "end",
+                                     "if", "else", "range", "query", "first", "value", "label"}, (used, text)
+
+
+# ------------------------------------------------------------------ thresholds
+
+
+def test_every_threshold_is_used():
+    used, keys = gen_rules.used_thresholds(ROOT)
+    assert keys - used == set(), f"prometheus/thresholds.yml keys no rule uses: {sorted(keys - used)}"
+
+
+def test_unknown_threshold_in_a_template_is_a_clear_error():
+    fill = gen_rules.Filler(ROOT)
+    with pytest.raises(KeyError, match="no such key in prometheus/thresholds.yml"):
+        fill("x > ${no_such_threshold}")
