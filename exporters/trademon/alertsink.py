@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import contract, logs
-from .config import env_choice, env_port, env_str
+from .config import env_choice, env_str, job_port, port_variable
 from .metrics import JobMetrics
 from .service import Listener, Probes, Runner, basics_app
 
@@ -153,12 +153,12 @@ def main(args) -> int:
     level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
     logs.setup(JOB, level)
     host = args.host or env_str("TRADEMON_ALERT_SINK_HOST", "0.0.0.0")
-    port = args.port or env_port("TRADEMON_ALERT_SINK_PORT", contract.JOBS[JOB].port)
+    port = args.port or job_port(JOB)
     sink = JsonLinesFile(Path(args.file or env_str("TRADEMON_ALERT_SINK_FILE", DEFAULT_FILE)))
     jm = JobMetrics(JOB)
     probes = Probes({"file writable": sink.writable})
     app = basics_app(jm.registry, probes, inner=build_app(sink, jm))
-    runner = Runner([Listener(JOB, app, host, port, "TRADEMON_ALERT_SINK_PORT")])
+    runner = Runner([Listener(JOB, app, host, port, port_variable(JOB))])
     runner.bind_all()
     log.info("alert-sink writing", extra={"file": str(sink.path)})
     asyncio.run(runner.serve())

@@ -1,0 +1,127 @@
+"""A real Alertmanager with the project's rendered configuration, the alert-sink and the
+stand-ins, on free loopback ports, for the alerting tests and the latency benchmark.
+
+Only addresses and the routes' waiting times are changed from what `trademon am-config`
+renders (see ``TEST_INTERVALS``); routing, inhibitions, receivers and templates are the
+project's own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+import yaml
+
+from trademon import amconfig, tools
+
+from .procs import Proc, free_port, start, wait_for, wait_http
+from .standins import StandIns
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# group_wait 10s/30s -> 1s and group_interval 1m/5m -> 2s, so a notification and its update
+# come in seconds; repeat_interval keeps its production value (no repeat during a test).
+TEST_INTERVALS = {"group_wait": "1s", "group_interval": "2s"}
+
+
+def shorten(route: dict, intervals: dict[str, str]) -> None:
+    for key, value in intervals.items():
+        if key in route:
+            route[key] = value
+    for child in route.get("routes", []):
+        shorten(child, intervals)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class AlertingStack:
+    """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
+
+    def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 standins: StandIns | None = None):
+        self.dir = workdir
+        self.procs: list[Proc] = []
+        self.standins = standins or StandIns()
+        self.sink_file = workdir / "alerts.jsonl"
+        self.sink_port, self.am_port = free_port(), free_port()
+        self.am_url = f"http://127.0.0.1:{self.am_port}"
+        self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
+                           "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
+        self.intervals = TEST_INTERVALS if intervals is None else intervals
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        out = self.dir / "am-config"
+        path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts")
+        cfg = yaml.safe_load(path.read_text())
+        shorten(cfg["route"], self.intervals)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.config_path = path
+        self.sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
+                          {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", "TRADEMON_ALERT_SINK_PORT": str(self.sink_port),
+                           "TRADEMON_ALERT_SINK_FILE": str(self.sink_file)}, self.dir / "logs" / "alert-sink.log")
+        self.procs.append(self.sink)
+        wait_http(f"http://127.0.0.1:{self.sink_port}/readyz", 20, self.sink)
+        self.am = start("alertmanager", [tools.find("alertmanager"), f"--config.file={path}", f"--storage.path={self.dir / 'am-data'}",
+                                          f"--web.listen-address=127.0.0.1:{self.am_port}", "--cluster.listen-address=",
+                                          f"--web.external-url={self.render_env['ALERTMANAGER_URL']}", "--web.route-prefix=/",
+                                          "--log.level=debug", "--log.format=json"],
+                        {"ZONEINFO": str(out / "zoneinfo")}, self.dir / "logs" / "alertmanager.log")
+        self.procs.append(self.am)
+        wait_http(f"{self.am_url}/-/ready", 20, self.am)
+
+    # Alerts in, as Prometheus sends them (POST /api/v2/alerts).
+    def post(self, *alerts: dict, resolved: bool = False) -> None:
+        now = datetime.now(timezone.utc)
+        body = []
+        for a in alerts:
+            item = {"labels": a["labels"], "annotations": a.get("annotations", {}), "generatorURL": "http://prometheus.trademon.test/graph",
+                    "startsAt": a.get("startsAt", iso(now - timedelta(seconds=1)))}
+            item["endsAt"] = iso(now) if resolved else iso(now + timedelta(minutes=10))
+            body.append(item)
+        r = requests.post(f"{self.am_url}/api/v2/alerts", json=body, timeout=5)
+        assert r.ok, f"Alertmanager refused the alerts: {r.status_code} {r.text}"
+
+    def alerts(self, **filters) -> list[dict]:
+        r = requests.get(f"{self.am_url}/api/v2/alerts", params=filters, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def records(self) -> list[dict]:
+        """What the alert-sink wrote (one notification per line)."""
+        if not self.sink_file.exists():
+            return []
+        return [json.loads(line) for line in self.sink_file.read_text().splitlines() if line.strip()]
+
+    def wait(self, predicate, timeout: float = 30, what: str = "condition"):
+        return wait_for(predicate, timeout, 0.1, what)
+
+    def logs(self) -> str:
+        return "\n".join(p.log_text() for p in self.procs)
+
+    def settle(self, seconds: float) -> None:
+        """Let any further notification (a duplicate, a leak) arrive before counting."""
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            p.close()
+        self.standins.close()
+
+
+def alert(name: str, severity: str, summary: str = "", description: str = "", **labels: str) -> dict:
+    return {"labels": {"alertname": name, "severity": severity, **labels},
+            "annotations": {"summary": summary or f"{name} summary", "description": description or f"{name} description",
+                            "runbook_url": f"https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{name.lower()}",
+                            "dashboard": "/d/trademon-health"}}

@@ -1,0 +1,148 @@
+"""The project's Alertmanager configuration, rendered by `trademon am-config`, run by the real
+Alertmanager 0.28 binary, delivering to the Telegram, Slack and SMTP stand-ins and to the
+real alert-sink. Alerts are posted to Alertmanager's API the way Prometheus posts them; only
+group_wait/group_interval are shortened (tests/support/amstack.py). The full path from the
+simulator through Prometheus is tests/test_e2e_alerting.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from support.amstack import AlertingStack, alert
+from support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = AlertingStack(tmp_path)
+    yield s
+    s.close()
+
+
+def sink_alertnames(stack, receiver=None, status=None):
+    return [a["labels"]["alertname"] for r in stack.records() if receiver in (None, r["receiver"])
+            for a in r["alerts"] if status in (None, a["status"])]
+
+
+def test_critical_pages_loudly_everywhere_and_resolves(stack):
+    loss = alert("DailyLossLimitBreach", "critical", "Daily loss limit breached on DU1234567",
+                 "Account DU1234567: daily P&L -612.40 USD, limit -500.", account="DU1234567", job="ib-exporter")
+    stack.post(loss)
+    tg = stack.standins.telegram
+    stack.wait(lambda: tg.sent() and stack.standins.slack.sent() and stack.standins.smtp.messages and stack.records(), 30,
+               "critical notification on Telegram, Slack, email and the file")
+    msg = tg.sent()[0]
+    assert msg["silent"] is False, "a critical alert must page with sound"
+    assert msg["parse_mode"] == "HTML" and str(msg["chat_id"]) == stack.standins.CHAT_ID
+    text = visible_text(msg["text"])
+    assert "CRITICAL" in text and "DailyLossLimitBreach" in text and "-612.40 USD" in text
+    assert 'href="http://grafana.trademon.test:3000/d/trademon-health"' in msg["text"]
+    assert 'href="http://alertmanager.trademon.test:9093/#/silences/new?filter=%7Balertname%3D%22DailyLossLimitBreach%22' in msg["text"]
+    assert "DailyLossLimitBreach" in stack.standins.slack.sent()[0]["attachments"][0]["text"]
+    mail = stack.standins.smtp.messages[0]
+    assert mail.login == stack.standins.SMTP_USER and mail.rcpt_tos == ["trader@trademon.test"]
+    assert "CRITICAL" in mail.subject and "DailyLossLimitBreach" in mail.subject
+    assert sink_alertnames(stack, "critical", "firing") == ["DailyLossLimitBreach"]
+
+    stack.post(loss, resolved=True)
+    stack.wait(lambda: len(tg.sent()) >= 2, 30, "resolved message on Telegram")
+    resolved = visible_text(tg.sent()[1]["text"])
+    assert "RESOLVED" in resolved and "DailyLossLimitBreach" in resolved
+    stack.wait(lambda: "DailyLossLimitBreach" in sink_alertnames(stack, "critical", "resolved"), 10, "resolved on record")
+    assert len(tg.sent()) == 2, [m["text"] for m in tg.sent()]
+
+
+def test_warning_is_silent_info_and_synthetic_only_on_record(stack):
+    stack.post(alert("UnusualSlippage", "warning", "Slippage 1.02 % on momentum", strategy="momentum", job="ib-exporter"),
+               alert("Watchdog", "info", "Alerting pipeline heartbeat"),
+               alert("CircuitBreakerTripped", "critical", "Circuit breaker synthetic-check tripped", breaker="synthetic-check"))
+    tg = stack.standins.telegram
+    stack.wait(lambda: tg.sent(), 30, "warning on Telegram")
+    stack.wait(lambda: {"Watchdog", "CircuitBreakerTripped", "UnusualSlippage"} <= set(sink_alertnames(stack)), 30, "all on record")
+    stack.settle(3)  # more than group_wait + group_interval: anything misrouted would have arrived
+    assert [m["silent"] for m in tg.sent()] == [True], "a warning must arrive quietly (disable_notification)"
+    assert "UnusualSlippage" in visible_text(tg.sent()[0]["text"])
+    assert all("Watchdog" not in m["text"] and "CircuitBreakerTripped" not in m["text"] for m in tg.sent())
+    assert all("Watchdog" not in str(m) and "synthetic" not in str(m) for m in stack.standins.slack.sent())
+    assert stack.standins.smtp.messages == []  # warnings do not email; info and synthetic never
+    by_receiver = {a["labels"]["alertname"]: r["receiver"] for r in stack.records() for a in r["alerts"]}
+    assert by_receiver == {"Watchdog": "record", "CircuitBreakerTripped": "record", "UnusualSlippage": "warning"}
+
+
+def test_one_message_per_severity_and_inhibitions(stack):
+    """TWS lost pages once; the warnings it causes, and an unreachable service's own
+    warnings, are inhibited (visible in Alertmanager, not notified)."""
+    stack.post(alert("TWSConnectionLost", "critical", "IB API session to TWS / IB Gateway lost", job="ib-exporter"),
+               alert("APIHealthCheckFailed", "critical", "automatictrader-api is down", job="automatictrader-api"))
+    stack.post(*(alert(n, "warning", job="ib-exporter", strategy="momentum") for n in
+                 ("HighOrderRejectionRate", "LowOrderFillRate", "UnusualSlippage", "IBDataFarmDisconnected")),
+               alert("OrderIntentErrorRateHigh", "warning", job="automatictrader-api"),
+               alert("APILatencyHigh", "warning", job="automatictrader-api"),
+               alert("HighRiskExposure", "warning", job="ib-exporter", account="DU1234567"))
+    tg = stack.standins.telegram
+    stack.wait(lambda: tg.sent(), 30, "the page")
+    stack.wait(lambda: len(stack.alerts(inhibited="true", active="false", silenced="false")) >= 6, 15, "inhibitions applied")
+    stack.settle(4)
+    texts = [visible_text(m["text"]) for m in tg.sent()]
+    critical = [t for t in texts if "CRITICAL" in t]
+    assert len(critical) == 1, texts  # both critical alerts in one page
+    assert "TWSConnectionLost" in critical[0] and "APIHealthCheckFailed" in critical[0]
+    # HighRiskExposure is not a consequence of TWS loss and its job is up: it still arrives, quietly.
+    warnings = [m for m in tg.sent() if "WARNING" in visible_text(m["text"])]
+    assert len(warnings) == 1 and warnings[0]["silent"]
+    assert "HighRiskExposure" in visible_text(warnings[0]["text"])
+    for name in ("HighOrderRejectionRate", "LowOrderFillRate", "UnusualSlippage", "IBDataFarmDisconnected", "OrderIntentErrorRateHigh", "APILatencyHigh"):
+        assert name not in " ".join(texts), name
+        assert name not in sink_alertnames(stack), name
+    inhibited = {a["labels"]["alertname"]: a["status"]["inhibitedBy"] for a in stack.alerts(active="false", inhibited="true", silenced="false")}
+    assert set(inhibited) == {"HighOrderRejectionRate", "LowOrderFillRate", "UnusualSlippage", "IBDataFarmDisconnected",
+                              "OrderIntentErrorRateHigh", "APILatencyHigh"}
+    assert all(inhibited.values())
+
+
+def test_escaped_and_cut_text_still_arrives(stack):
+    """`<`, `&` and a description far over Telegram's limit: the message arrives, escaped and cut."""
+    long_desc = "P&L <fell> & kept falling; " * 1000  # ~27,000 characters
+    many = [alert("PnLAnomaly", "warning", f"P&L <jump> on strategy s{i} & more", long_desc, strategy=f"s{i}", job="position-manager")
+            for i in range(12)]
+    stack.post(*many)
+    tg = stack.standins.telegram
+    # Alertmanager may flush the first of them before the rest are in; the group's update follows.
+    stack.wait(lambda: any("12 firing" in m["text"] for m in tg.sent()), 30, "the message with all 12 alerts")
+    text = next(m["text"] for m in tg.sent() if "12 firing" in m["text"])
+    assert telegram_visible_length(text) <= TELEGRAM_MAX_CHARS and len(text) < TELEGRAM_MAX_CHARS  # raw too: AM 0.28 cuts at 4096 runes
+    shown = visible_text(text)
+    assert "P&L <jump> on strategy s" in shown and "P&L <fell> & kept falling" in shown
+    assert "…" in shown and "more not shown" in shown
+    assert "&lt;jump&gt;" in text and "&amp;" in text
+    assert all(s == 200 for s in tg.statuses()), tg.statuses()  # Telegram (the strict stand-in) never refused it
+
+
+def test_telegram_500_then_429_still_delivers_once(stack):
+    """Telegram fails (500, then 429 with retry_after) for longer than Alertmanager's per-flush
+    notify timeout (10 s minimum); the message arrives afterwards, exactly once. Production
+    equivalent: a minute of failures inside critical's 1m group_interval."""
+    tg = stack.standins.telegram
+    tg.fail_for(12, first_500=2, retry_after=2)
+    stack.post(alert("CircuitBreakerTripped", "critical", "Circuit breaker momentum tripped: new orders halted", breaker="momentum"))
+    stack.wait(lambda: tg.sent(), 45, "delivery after the outage")
+    stack.settle(4)
+    statuses = tg.statuses()
+    assert statuses[:2] == [500, 500] and 429 in statuses, statuses
+    assert statuses.count(200) == 1, statuses
+    assert len([r for r in stack.records() if r["status"] == "firing"]) == 1  # the file got it once, at once
+    assert "CircuitBreakerTripped" in visible_text(tg.sent()[0]["text"])
+
+
+def test_no_secret_in_any_log(stack):
+    stack.post(alert("TWSConnectionLost", "critical", job="ib-exporter"))
+    stack.wait(lambda: stack.standins.telegram.sent() and stack.standins.smtp.messages, 30, "delivery")
+    logs = stack.logs()
+    assert "Telegram" in logs or "telegram" in logs  # the logs are there to scan (debug level)
+    for secret in stack.standins.secrets():
+        assert secret not in logs
+    # nor in the rendered config: there they are *_file references to 0600 files
+    cfg = stack.config_path.read_text()
+    for secret in stack.standins.secrets():
+        assert secret not in cfg
