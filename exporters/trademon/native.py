@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from . import contract, tools
-from .config import job_port
+from .config import env_port, job_port
 
 log = logging.getLogger("trademon.native")
 
@@ -189,7 +189,8 @@ def main(args) -> int:
                                                            f"http://{host}:{port['alertmanager']}"),
                           f"http://{host}:{port['alertmanager']}/-/ready"))
         if args.mode == "demo":
-            sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{contract.SIM_CONTROL_PORT}/healthz",
+            control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
+            sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",
                               {"TRADEMON_SIM_HOST": host}))
         else:
             sup.start(Service("ib-exporter", trademon_cmd("ib-exporter"), f"http://{host}:{port['ib-exporter']}/healthz",
