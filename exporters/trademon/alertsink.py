@@ -113,8 +113,12 @@ class JsonLinesFile:
             await asyncio.to_thread(self._append, line)
 
     def writable(self) -> bool:
+        if self.path.exists():
+            return self.path.is_file() and os.access(self.path, os.W_OK)
         d = self.path.parent
-        return (self.path.exists() and os.access(self.path, os.W_OK)) or (d.is_dir() and os.access(d, os.W_OK))
+        while not d.exists() and d != d.parent:  # created on the first append
+            d = d.parent
+        return d.is_dir() and os.access(d, os.W_OK)
 
 
 def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:

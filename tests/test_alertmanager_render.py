@@ -1,0 +1,120 @@
+"""`trademon am-config`: secrets into 0600 files referenced by *_file fields, an integration
+without its settings left out with a log line (never a crash), links filled in."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trademon import amconfig, logs
+
+ROOT = Path(__file__).resolve().parents[1]
+AM = ROOT / "alertmanager"
+TOKEN = "111222:AAtokenTOKENtoken_-x"
+FULL = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-1009876", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B1/slackSECRETpath",
+        "SMTP_SMARTHOST": "smtp.example.com:587", "SMTP_FROM": "a@example.com", "SMTP_TO": "b@example.com",
+        "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42"}
+
+
+@pytest.fixture
+def log_lines():
+    buf = io.StringIO()
+    logs.setup("am-config", stream=buf)
+    yield lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+    logging.getLogger().handlers[:] = []
+
+
+def receivers(path: Path) -> dict[str, dict]:
+    return {r["name"]: r for r in yaml.safe_load(path.read_text())["receivers"]}
+
+
+def test_full_environment(tmp_path, log_lines):
+    path = amconfig.render(AM, tmp_path, {**FULL, "GRAFANA_URL": "https://grafana.example.com/", "ALERTMANAGER_URL": "https://am.example.com"})
+    rc = receivers(path)
+    assert set(rc["critical"]) == {"name", "telegram_configs", "slack_configs", "email_configs", "webhook_configs"}
+    tg = rc["critical"]["telegram_configs"][0]
+    assert tg["chat_id"] == -1009876 and "bot_token" not in tg
+    assert Path(tg["bot_token_file"]).read_text() == TOKEN
+    assert Path(rc["warning"]["slack_configs"][0]["api_url_file"]).read_text() == FULL["SLACK_WEBHOOK_URL"]
+    email = rc["critical"]["email_configs"][0]
+    assert Path(email["auth_password_file"]).read_text() == FULL["SMTP_PASSWORD"]
+    assert (email["smarthost"], email["from"], email["to"], email["auth_username"]) == ("smtp.example.com:587", "a@example.com", "b@example.com", "a@example.com")
+    secrets = tmp_path / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {
+        "telegram_bot_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600}
+    text = path.read_text()
+    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"]):
+        assert secret not in text
+    tmpl = (tmp_path / "templates" / "telegram.tmpl").read_text()
+    assert '$grafana_url := "https://grafana.example.com" -}}' in tmpl and '$alertmanager_url := "https://am.example.com" -}}' in tmpl
+    assert (tmp_path / "zoneinfo" / "America" / "New_York").is_file()
+    assert [line for line in log_lines() if line["level"] != "info"] == []
+
+
+def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_lines):
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN}  # no chat id, no Slack, no SMTP
+    path = amconfig.render(AM, tmp_path, env)
+    rc = receivers(path)
+    assert all(set(r) == {"name", "webhook_configs"} for r in rc.values()), rc
+    lines = log_lines()
+    left = {(line["receiver"], line["integration"]) for line in lines if line["message"] == "receiver integration left out"}
+    assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack")}
+    tg = next(line for line in lines if line.get("integration") == "telegram")
+    assert "TELEGRAM_CHAT_ID not set" in tg["reason"] and tg["level"] == "warning"
+    assert TOKEN not in json.dumps(lines)
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"TELEGRAM_CHAT_ID": "@mychannel"}, "TELEGRAM_CHAT_ID='@mychannel': not a Telegram chat id"),
+    ({"TELEGRAM_BOT_TOKEN": "nocolon"}, "TELEGRAM_BOT_TOKEN: not a bot token"),
+    ({"SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "SLACK_WEBHOOK_URL: not an http(s) URL"),
+    ({"SMTP_SMARTHOST": "smtp.example.com"}, "SMTP_SMARTHOST='smtp.example.com': not host:port"),
+    ({"SMTP_PASSWORD": ""}, "SMTP_USERNAME and SMTP_PASSWORD: set both"),
+])
+def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
+    amconfig.render(AM, tmp_path, {**FULL, **env})
+    reasons = [line["reason"] for line in log_lines() if line["message"] == "receiver integration left out"]
+    assert any(fragment in r for r in reasons), reasons
+    if "TELEGRAM_BOT_TOKEN" in env:  # even a malformed token is a secret: never logged
+        assert env["TELEGRAM_BOT_TOKEN"] not in json.dumps(log_lines())
+
+
+def test_secret_from_file(tmp_path):
+    f = tmp_path / "token"
+    f.write_text(TOKEN + "\n")
+    env = {k: v for k, v in FULL.items() if k != "TELEGRAM_BOT_TOKEN"} | {"TELEGRAM_BOT_TOKEN_FILE": str(f)}
+    path = amconfig.render(AM, tmp_path / "out", env)
+    assert Path(receivers(path)["critical"]["telegram_configs"][0]["bot_token_file"]).read_text() == TOKEN
+
+
+def test_unreadable_secret_file_is_left_out_not_a_crash(tmp_path, log_lines):
+    env = {**{k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"}, "SMTP_PASSWORD_FILE": str(tmp_path / "missing")}
+    path = amconfig.render(AM, tmp_path / "out", env)
+    assert "email_configs" not in receivers(path)["critical"]
+    assert any("SMTP_PASSWORD_FILE" in line.get("reason", "") and line["level"] == "error" for line in log_lines())
+
+
+def test_alert_sink_url_and_bad_link_url(tmp_path, log_lines):
+    path = amconfig.render(AM, tmp_path, {"GRAFANA_URL": "javascript:alert(1)"}, alert_sink_url="http://127.0.0.1:5555/alerts")
+    assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for r in receivers(path).values())
+    assert '$grafana_url := "http://localhost:3000"' in (tmp_path / "templates" / "telegram.tmpl").read_text()
+    assert any(line["message"] == "link URL ignored" and "GRAFANA_URL" in line["reason"] for line in log_lines())
+
+
+def test_cli_writes_into_the_volume(tmp_path):
+    """As the compose init step runs it: `trademon am-config --out DIR`, exit 0 even with no secrets."""
+    r = subprocess.run([sys.executable, "-m", "trademon", "am-config", "--out", str(tmp_path / "vol")],
+                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "TELEGRAM_BOT_TOKEN": TOKEN})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "vol" / "alertmanager.yml").is_file()
+    assert TOKEN not in r.stdout + r.stderr
+    assert '"integration": "telegram"' in r.stdout
