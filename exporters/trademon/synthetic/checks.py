@@ -155,9 +155,9 @@ class WatchdogCheck(Check):
     name = "watchdog"
 
     async def run(self) -> str:
-        self.step = "reading Alertmanager's alerts"
-        if not await active_alerts(self.client, self.settings.alertmanager_url, {"alertname": WATCHDOG_ALERT}):
-            raise CheckFailed(f"no active {WATCHDOG_ALERT} alert in Alertmanager at {self.settings.alertmanager_url}")
+        # Polled rather than read once: just after a start Prometheus may not have sent it yet.
+        await self.until(f"{WATCHDOG_ALERT} in Alertmanager at {self.settings.alertmanager_url}",
+                         lambda: active_alerts(self.client, self.settings.alertmanager_url, {"alertname": WATCHDOG_ALERT}))
         return f"{WATCHDOG_ALERT} present"
 
 

@@ -1,0 +1,364 @@
+"""The synthetic checks against the real simulator (and, for the alert path, real Prometheus
+and Alertmanager with the project's configs): passing when healthy, failing, with
+synthetic_check_success 0, when the breaker hook, the pipeline or a service is broken."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+import yaml
+
+from trademon import native, tools
+from trademon.config import ConfigError
+from trademon.metrics import JobMetrics
+from trademon.synthetic import checks as checks_mod
+from trademon.synthetic import config as syn_config
+from trademon.synthetic.runner import CheckRunner
+
+from tests.support.amstack import AlertingStack
+from tests.support.procs import free_port, start, wait_for, wait_http
+from tests.support.sim import SimProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {f"TRADEMON_SYNTHETIC_{c.upper()}_{k}": v for c in syn_config.CHECKS for k, v in (("INTERVAL", "5"), ("TIMEOUT", "5"))}
+
+
+def sim_env(sim: SimProcess, **extra: str) -> dict[str, str]:
+    """Settings for checks against the simulator only (no Prometheus, no Alertmanager)."""
+    env = {
+        **FAST,
+        "TRADEMON_SYNTHETIC_API_URL": sim.url("automatictrader-api"),
+        "TRADEMON_SYNTHETIC_POSITION_MANAGER_URL": sim.url("position-manager"),
+        "TRADEMON_SYNTHETIC_PROMETHEUS_URL": "off",
+        "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off",
+        "TRADEMON_SYNTHETIC_HEALTH_TARGETS": ",".join(f"{j}={sim.url(j)}/healthz" for j in
+                                                      ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")),
+        "TRADEMON_SYNTHETIC_POLL_INTERVAL": "0.05",
+    }
+    env.update(extra)
+    return env
+
+
+def run_once(env: dict[str, str]) -> tuple[dict, JobMetrics]:
+    settings = syn_config.load(env)
+    metrics = JobMetrics("synthetic")
+
+    async def go():
+        async with httpx.AsyncClient(timeout=10) as client:
+            checks, _ = checks_mod.build(client, settings)
+            return await CheckRunner(checks, settings, metrics).run_all_once()
+
+    return {r.check: r for r in asyncio.run(go())}, metrics
+
+
+def success(metrics: JobMetrics, check: str) -> float | None:
+    return metrics.registry.get_sample_value("synthetic_check_success", {"check": check})
+
+
+def breaker_open(sim: SimProcess, breaker: str = "synthetic") -> bool:
+    return requests.get(f"{sim.url('automatictrader-api')}/test/circuit-breaker/{breaker}", timeout=5).json()["open"]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    s = SimProcess.start(tmp_path_factory.mktemp("sim"), speed=30)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def scenario(sim):
+    active = []
+
+    def on(name):
+        sim.on(name)
+        active.append(name)
+
+    yield on
+    for name in active:
+        sim.off(name)
+
+
+# --- configuration -----------------------------------------------------------------------
+
+def test_defaults_come_from_the_contract():
+    s = syn_config.load({})
+    assert s.checks == syn_config.CHECKS
+    assert s.api_url == "http://127.0.0.1:8080" and s.alertmanager_url == "http://127.0.0.1:9093"
+    assert s.health_targets["prometheus"] == "http://127.0.0.1:9090/-/healthy"
+    assert s.health_targets["ib-exporter"] == "http://127.0.0.1:9110/healthz"
+    assert s.port == 9111
+    assert s.alert_step
+    moved = syn_config.load({"TRADEMON_POSITION_MANAGER_PORT": "18082"})
+    assert moved.health_targets["position-manager"] == "http://127.0.0.1:18082/healthz"
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"TRADEMON_SYNTHETIC_API_URL": "automatictrader-api:8080"}, "TRADEMON_SYNTHETIC_API_URL='automatictrader-api:8080': not an HTTP URL"),
+    ({"TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT": "90"}, "TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT='90': longer than the check's interval"),
+    ({"TRADEMON_SYNTHETIC_HEALTH_INTERVAL": "soon"}, "TRADEMON_SYNTHETIC_HEALTH_INTERVAL='soon': not a number"),
+    ({"TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT": "0"}, "TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT='0': out of range"),
+    ({"TRADEMON_SYNTHETIC_CHECKS": "pipeline,latency"}, "unknown value(s) latency; allowed: circuit_breaker, pipeline, health, watchdog"),
+    ({"TRADEMON_SYNTHETIC_BREAKER": "daily_loss"}, "does not start with 'synthetic'"),
+    ({"TRADEMON_SYNTHETIC_PIPELINE_STRATEGY": "synthetic"}, "the same as TRADEMON_SYNTHETIC_BREAKER"),
+    ({"TRADEMON_SYNTHETIC_HEALTH_TARGETS": "prometheus"}, "not a name=URL pair"),
+    ({"TRADEMON_SYNTHETIC_HEALTH_TARGETS": "a=http://x/h,a=http://y/h"}, "the name 'a' appears twice"),
+    ({"TRADEMON_SYNTHETIC_PROMETHEUS_URL": "off", "TRADEMON_SYNTHETIC_POSITION_MANAGER_URL": "off"}, "needs circuit_breaker_open"),
+])
+def test_bad_settings_name_the_variable_and_the_fix(env, fragment):
+    with pytest.raises(ConfigError) as e:
+        syn_config.load(env)
+    assert fragment in str(e.value)
+
+
+def test_without_alertmanager_the_alert_step_and_watchdog_are_left_out_and_said_so():
+    s = syn_config.load({"TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off"})
+    assert not s.alert_step
+    checks, notes = checks_mod.build(None, s)
+    assert "watchdog" not in [c.name for c in checks]
+    assert any("CircuitBreakerTripped" in n for n in notes) and any(n.startswith("watchdog") for n in notes)
+
+
+def test_the_alerts_the_checks_look_for_are_rules_of_the_project():
+    names = set()
+    for path in (ROOT / "prometheus" / "rules").glob("*.yml"):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            names |= {r["alert"] for r in group.get("rules", []) if "alert" in r}
+    assert {syn_config.CIRCUIT_BREAKER_ALERT, syn_config.WATCHDOG_ALERT} <= names
+
+
+# --- against the simulator ---------------------------------------------------------------
+
+def test_all_checks_pass_when_the_simulator_is_healthy(sim):
+    results, metrics = run_once(sim_env(sim))
+    assert set(results) == {"circuit_breaker", "pipeline", "health:automatictrader-api", "health:marketdata-stream",
+                            "health:position-manager", "health:ib-exporter"}
+    for name, r in results.items():
+        assert r.success, f"{name}: {r.detail}"
+        assert success(metrics, name) == 1
+        assert metrics.registry.get_sample_value("synthetic_check_last_run_timestamp_seconds", {"check": name}) > 0
+    assert "pending -> planned -> ready -> sent" in results["pipeline"].detail
+    assert not breaker_open(sim), "the check must leave the breaker reset"
+
+
+def test_pipeline_fails_on_a_timeout_when_workers_stall(sim, scenario):
+    scenario("intent-backlog")
+    results, metrics = run_once(sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="pipeline,circuit_breaker",
+                                        TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT="2"))
+    r = results["pipeline"]
+    assert not r.success and "timed out after 2s" in r.detail and "now pending" in r.detail, r.detail
+    assert success(metrics, "pipeline") == 0
+    # The other check is not held up by the stalled one and still passes.
+    assert results["circuit_breaker"].success, results["circuit_breaker"].detail
+    assert success(metrics, "circuit_breaker") == 1
+
+
+def test_everything_touching_the_api_fails_when_it_is_down(sim, scenario):
+    scenario("api-down")
+    results, metrics = run_once(sim_env(sim))
+    for name in ("circuit_breaker", "pipeline", "health:automatictrader-api"):
+        assert not results[name].success, name
+        assert "503" in results[name].detail, results[name].detail
+        assert success(metrics, name) == 0
+    assert results["health:position-manager"].success
+    assert success(metrics, "health:position-manager") == 1
+
+
+def test_breaker_check_fails_when_the_gauge_never_shows_the_trip_and_still_resets(sim):
+    # marketdata-stream's /metrics has no circuit_breaker_open: the trip is never seen there.
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker", TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_TIMEOUT="1.5",
+                  TRADEMON_SYNTHETIC_POSITION_MANAGER_URL=sim.url("marketdata-stream"))
+    results, metrics = run_once(env)
+    r = results["circuit_breaker"]
+    assert not r.success and 'waiting for circuit_breaker_open{breaker="synthetic"} == 1' in r.detail, r.detail
+    assert success(metrics, "circuit_breaker") == 0
+    assert not breaker_open(sim), "cleanup must reset the breaker after a failed run"
+
+
+def test_breaker_check_fails_when_the_trip_does_not_take(sim):
+    """A hook that answers 2xx but trips nothing (here: it trips another breaker)."""
+    settings = syn_config.load(sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker"))
+    metrics = JobMetrics("synthetic")
+
+    async def go():
+        async with httpx.AsyncClient(timeout=5) as client:
+            (check,), _ = checks_mod.build(client, settings)
+            real_trip = check.api.trip
+            check.api.trip = lambda breaker: real_trip("synthetic-elsewhere")
+            try:
+                return await CheckRunner([check], settings, metrics).run_once(check)
+            finally:
+                await check.api.reset("synthetic-elsewhere")
+
+    r = asyncio.run(go())
+    assert not r.success and "says closed right after the trip" in r.detail, r.detail
+    assert success(metrics, "circuit_breaker") == 0
+
+
+class HangingServer:
+    """Accepts connections and never answers: a target that hangs."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_a_hanging_target_holds_only_its_own_check(sim):
+    hang = HangingServer()
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health,pipeline",
+                  TRADEMON_SYNTHETIC_HEALTH_TARGETS=f"stuck=http://127.0.0.1:{hang.port}/healthz",
+                  TRADEMON_SYNTHETIC_HEALTH_INTERVAL="60", TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="60",
+                  TRADEMON_SYNTHETIC_PIPELINE_INTERVAL="0.2", TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT="0.2")
+    settings = syn_config.load(env)
+    runs: list[str] = []
+
+    async def go():
+        async with httpx.AsyncClient(timeout=120) as client:
+            checks, _ = checks_mod.build(client, settings)
+            runner = CheckRunner(checks, settings, JobMetrics("synthetic"))
+            real_record = runner.record
+            runner.record = lambda r, t: (runs.append(r.check), real_record(r, t))
+            task = asyncio.create_task(runner.run_forever())
+            try:
+                async with asyncio.timeout(30):
+                    while runs.count("pipeline") < 3:
+                        await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(go())
+    finally:
+        hang.close()
+    # Three pipeline runs recorded while the stuck target's first run is still waiting.
+    assert runs.count("pipeline") >= 3 and "health:stuck" not in runs, runs
+
+
+def test_once_cli_exit_status_and_summary(sim, scenario):
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="pipeline,health")
+    ok = subprocess.run([sys.executable, "-m", "trademon", "synthetic", "--once"], env={**_base_env(), **env},
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.strip().splitlines()[-1] == "5 passed, 0 failed"
+    scenario("api-down")
+    bad = subprocess.run([sys.executable, "-m", "trademon", "synthetic", "--once"], env={**_base_env(), **env},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert bad.stdout.strip().splitlines()[-1] == "3 passed, 2 failed: pipeline, health:automatictrader-api"
+    bad_cfg = subprocess.run([sys.executable, "-m", "trademon", "synthetic", "--once"],
+                             env={**_base_env(), "TRADEMON_SYNTHETIC_HEALTH_TIMEOUT": "x"}, capture_output=True, text=True, timeout=60)
+    assert bad_cfg.returncode == 2 and "TRADEMON_SYNTHETIC_HEALTH_TIMEOUT='x': not a number" in bad_cfg.stderr
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRADEMON_")}
+
+
+def test_service_serves_the_metrics_continuously(sim, tmp_path):
+    port = free_port()
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="pipeline,health", TRADEMON_SYNTHETIC_HOST="127.0.0.1",
+                  TRADEMON_SYNTHETIC_PORT=str(port), TRADEMON_SYNTHETIC_PIPELINE_INTERVAL="0.5",
+                  TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT="0.5", TRADEMON_SYNTHETIC_HEALTH_INTERVAL="0.5",
+                  TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="0.5")
+    proc = start("synthetic", [sys.executable, "-m", "trademon", "synthetic"], env, tmp_path / "synthetic.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", 20, proc)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        def stamps():
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            return {s.labels["check"]: s.value for s in fams["synthetic_check_last_run_timestamp_seconds"].samples}, \
+                   {s.labels["check"]: s.value for s in fams["synthetic_check_success"].samples}
+
+        first, ok = stamps()
+        assert ok == {c: 1.0 for c in ok} and "pipeline" in ok and "health:automatictrader-api" in ok, ok
+        wait_for(lambda: stamps()[0]["pipeline"] > first["pipeline"], 10, what="a second pipeline run")
+        assert '"check": "pipeline"' in proc.log_text() and '"service": "synthetic"' in proc.log_text()
+    finally:
+        proc.close()
+
+
+# --- the whole alert path: simulator -> Prometheus -> Alertmanager --------------------------
+
+@pytest.fixture(scope="module")
+def alert_path(sim, tmp_path_factory):
+    work = tmp_path_factory.mktemp("alert-path")
+    stack = AlertingStack(work)
+    prom_port = free_port()
+    try:
+        targets = {job: f"127.0.0.1:{sim.ports[job]}" for job in ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")}
+        cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{stack.am_port}", scrape_interval="1s", evaluation_interval="1s")
+        (work / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        # Alerts fired before Prometheus has discovered Alertmanager (a few seconds) are resent
+        # only after --rules.alert.resend-delay (1m): shortened like the intervals.
+        cmd = native.prometheus_cmd(work / "prometheus.yml", work / "prom-data", prom_port) + ["--rules.alert.resend-delay=1s"]
+        prom = start("prometheus", cmd, None, work / "prometheus.log")
+        stack.procs.append(prom)
+        wait_http(f"http://127.0.0.1:{prom_port}/-/ready", 30, prom)
+    except BaseException:
+        stack.close()
+        raise
+    yield f"http://127.0.0.1:{prom_port}", stack
+    stack.close()
+
+
+def test_breaker_trip_reaches_prometheus_and_alertmanager_and_watchdog_is_there(sim, alert_path):
+    tools.find("prometheus")  # a missing binary fails here with the install hint
+    prom_url, stack = alert_path
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker,watchdog",
+                  TRADEMON_SYNTHETIC_PROMETHEUS_URL=prom_url, TRADEMON_SYNTHETIC_ALERTMANAGER_URL=stack.am_url,
+                  TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_INTERVAL="30", TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_TIMEOUT="30",
+                  TRADEMON_SYNTHETIC_WATCHDOG_INTERVAL="30", TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT="30")
+    results, metrics = run_once(env)
+    cb = results["circuit_breaker"]
+    assert cb.success, cb.detail
+    assert "circuit_breaker_open 1 in Prometheus" in cb.detail and "CircuitBreakerTripped in Alertmanager" in cb.detail
+    assert results["watchdog"].success, results["watchdog"].detail
+    assert success(metrics, "circuit_breaker") == 1 and success(metrics, "watchdog") == 1
+    assert not breaker_open(sim)
+
+
+def test_alert_step_fails_when_the_alert_never_reaches_alertmanager(sim, alert_path):
+    """Prometheus sees the trip, but this Alertmanager gets no alerts from it."""
+    prom_url, _ = alert_path
+    lonely = AlertingStack(Path(alert_path[1].dir) / "lonely")
+    try:
+        env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker,watchdog",
+                      TRADEMON_SYNTHETIC_PROMETHEUS_URL=prom_url, TRADEMON_SYNTHETIC_ALERTMANAGER_URL=lonely.am_url,
+                      TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_TIMEOUT="4", TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT="2")
+        results, metrics = run_once(env)
+    finally:
+        lonely.close()
+    assert not results["circuit_breaker"].success
+    assert "waiting for CircuitBreakerTripped" in results["circuit_breaker"].detail, results["circuit_breaker"].detail
+    assert not results["watchdog"].success
+    assert "timed out after 2s while waiting for Watchdog in Alertmanager" in results["watchdog"].detail, results["watchdog"].detail
+    assert success(metrics, "circuit_breaker") == 0 and success(metrics, "watchdog") == 0
+    assert not breaker_open(sim)
