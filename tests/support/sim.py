@@ -20,6 +20,27 @@ from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
 
 
+def family_of(sample_name: str) -> str:
+    """The family a sample belongs to, as the parser names families (counters without _total)."""
+    for suffix in ("_total", "_bucket", "_count", "_sum"):
+        if sample_name.endswith(suffix):
+            return sample_name[: -len(suffix)]
+    return sample_name
+
+
+def samples(families: dict, sample_name: str, **labels) -> list:
+    """The samples named ``sample_name`` (e.g. ``orders_rejected_total``) whose labels include ``labels``."""
+    fam = families.get(family_of(sample_name)) or families.get(sample_name)
+    if fam is None:
+        return []
+    return [s for s in fam.samples if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items())]
+
+
+def total(families: dict, sample_name: str, **labels) -> float:
+    """The sum of the matching samples (0 when there is none)."""
+    return sum(s.value for s in samples(families, sample_name, **labels))
+
+
 class SimProcess:
     def __init__(self, proc: Proc, ports: dict[str, int]):
         self.proc = proc
@@ -80,6 +101,10 @@ class SimProcess:
         r = requests.get(f"{self.url(job)}/metrics", timeout=5)
         r.raise_for_status()
         return {m.name: m for m in text_string_to_metric_families(r.text)}
+
+    def total(self, job: str, sample_name: str, **labels) -> float:
+        """Scrape ``job`` and sum the matching samples."""
+        return total(self.scrape(job), sample_name, **labels)
 
     def close(self) -> int | None:
         return self.proc.close()

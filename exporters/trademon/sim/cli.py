@@ -91,6 +91,7 @@ class Simulator:
         listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name)) for name, app in apps.items()]
         tasks = [self._tick, self.loadgen.run, *(wk.run for wk in self.workers)]
         self.runner = Runner(listeners, [self._guard(t) for t in tasks])
+        self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape
         self.refresh()
 
     def refresh(self) -> None:

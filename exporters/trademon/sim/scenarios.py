@@ -63,4 +63,5 @@ def switch(world: World, name: str, on: bool) -> bool:
     if name == "loss-breach":
         world.step_effects()
     log.warning("scenario switched", extra={"scenario": name, "active": on, "sim_time": world.t})
+    world.on_change()
     return True

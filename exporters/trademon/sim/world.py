@@ -11,6 +11,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .book import Position
 from .broker import Broker
@@ -73,6 +74,7 @@ class World:
         self.api_down = False
         self.workers_stalled = False
         self.loss_shock: dict[str, float] = {}  # strategy -> P&L hit held by loss-breach
+        self.on_change: Callable[[], None] = lambda: None  # called after a breaker, session or scenario change
 
     # ---- books ------------------------------------------------------------------
     def _open_positions(self) -> None:
@@ -132,6 +134,7 @@ class World:
         b.open, b.reason, b.since = True, reason, self.t
         self.breaker_trips[(name, reason)] += 1
         log.warning("circuit breaker tripped", extra={"breaker": name, "reason": reason})
+        self.on_change()
         return True
 
     def reset(self, name: str) -> bool:
@@ -140,6 +143,7 @@ class World:
             return False
         b.open = False
         log.info("circuit breaker reset", extra={"breaker": name})
+        self.on_change()
         return True
 
     def refuses(self, strategy: str) -> str | None:
