@@ -236,8 +236,11 @@ def realtime_pnl(t: dict) -> Board:
                     Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "unrealized {{account}}"),
                     Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "realized {{account}}"),
                 ], unit=MONEY, description="The two parts of today's P&L."),
-                timeseries_panel("P&L change over 5 minutes", [Q(f"sum by (account) ({rec('account:daily_pnl:delta5m', A)})", "{{account}}")],
-                                 unit=MONEY, description="How fast P&L moves; PnLAnomaly fires when this leaves its recent range.",
+                # delta() rather than the account:daily_pnl:delta5m rule (an `offset 5m` difference) so the
+                # panel draws from the first minutes of a fresh stack, not only after five.
+                timeseries_panel("P&L change over 5 minutes", [Q(f"sum by (account) (delta({m('daily_pnl')}{{{A}}}[5m]))", "{{account}}")],
+                                 unit=MONEY, description="How fast P&L moves; PnLAnomaly fires when this leaves its recent range "
+                                 "(several standard deviations of the last hour).",
                                  links=[runbook("PnLAnomaly")]),
             ]),
             ("Strategies", [
