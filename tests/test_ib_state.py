@@ -159,3 +159,29 @@ def test_backoff_is_exponential_capped_and_jittered():
     assert 0.8 <= delays[0] <= 1.0 and 1.6 <= delays[1] <= 2.0 and 3.2 <= delays[2] <= 4.0
     assert all(48.0 <= d <= 60.0 for d in delays[6:])
     assert backoff(10_000, 1.0, 60.0) <= 60.0
+
+
+def test_error_for_the_exporters_own_request_id_is_not_an_order_rejection():
+    ib, state, _ = wired()
+    open_order(ib, 51, 8, "momentum")  # another client's order 51 ...
+    state.own_request = lambda req_id: req_id == 51  # ... and the exporter's market data request 51
+    state.on_error(51, 354, "Requested market data is not subscribed.")
+    ib.wrapper.orderStatus(51, "Cancelled", 0, 10, 0, 5051, 0, 0, 8, "")
+    assert sample(state, "orders_cancelled_total", strategy="momentum") == 1
+    assert sample(state, "orders_rejected_total", strategy="momentum", code="354") is None
+    assert sample(state, "ib_errors_total", code="354") == 1
+
+
+def test_an_order_first_seen_done_has_no_latency():
+    ib, state, clock = wired()
+    open_order(ib, 61, 8, "momentum", status="Filled")
+    ib.wrapper.orderStatus(61, "Filled", 10, 0, 100.0, 5061, 0, 100.0, 8, "")
+    assert sample(state, "orders_filled_total", strategy="momentum") == 1
+    assert sample(state, "order_fill_latency_seconds_count", strategy="momentum") is None
+    open_order(ib, 62, 8, "momentum", status="PendingSubmit")
+    clock.t += 0.2
+    ib.wrapper.orderStatus(62, "Submitted", 0, 10, 0, 5062, 0, 0, 8, "")
+    clock.t += 1.3
+    ib.wrapper.orderStatus(62, "Filled", 10, 0, 100.0, 5062, 0, 100.0, 8, "")
+    assert sample(state, "order_ack_latency_seconds_sum", strategy="momentum") == pytest.approx(0.2)
+    assert sample(state, "order_fill_latency_seconds_sum", strategy="momentum") == pytest.approx(1.5)

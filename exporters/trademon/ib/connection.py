@@ -52,6 +52,7 @@ class Connection:
         ib.orderStatusEvent += state.on_order_status
         ib.execDetailsEvent += state.on_exec_details
         ib.pendingTickersEvent += state.on_pending_tickers
+        state.own_request = self._own_request
         self.accounts: list[str] = []
         self.sessions = 0
         self._lost = asyncio.Event()
@@ -140,6 +141,11 @@ class Connection:
         if code == CONNECTION_RESTORED_DATA_LOST and self.ib.isConnected():
             log.warning("IB connectivity restored, data lost: resubscribing")
             asyncio.ensure_future(self._resubscribe())
+
+    def _own_request(self, req_id: int) -> bool:
+        w = self.ib.wrapper
+        return (req_id == self._summary_req or req_id in w.reqId2Ticker or req_id in w.reqId2PnL
+                or req_id in w.reqId2PnlSingle or req_id in w._futures)  # noqa: SLF001
 
     def _on_position(self, pos) -> None:
         """Each open position gets a reqPnLSingle (its market value); a closed one, a cancel."""

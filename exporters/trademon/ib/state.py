@@ -48,6 +48,7 @@ CANCEL_CODES = frozenset({161, 202, 10147, 10148})
 PRE_ACK = frozenset({"PendingSubmit", "ApiPending"})
 ACKED = frozenset({"PreSubmitted", "Submitted", "Filled"})
 CANCELLED = frozenset({"Cancelled", "ApiCancelled"})
+DONE = CANCELLED | {"Filled", "Inactive"}
 SLIPPAGE_WINDOW_SECONDS = 15 * 60
 MAX_ORDER_RECORDS = 50_000
 
@@ -165,6 +166,9 @@ class BrokerState:
         self.orders: OrderedDict[object, OrderRecord] = OrderedDict()
         self._open_by_order_id: dict[int, set] = {}
         self.windows: dict[str, SlippageWindow] = {}
+        # Tells the exporter's own request ids (market data, P&L) from order ids in error events;
+        # the connection sets it.
+        self.own_request: Callable[[int], bool] = lambda req_id: False
         self._reset_broker()
 
     # ---- connection -------------------------------------------------------------------
@@ -230,7 +234,7 @@ class BrokerState:
                 self.ib_reachable = True
                 if self.socket_up:
                     self._set_connected(True)
-            elif req_id > 0 and code not in CANCEL_CODES and not 2100 <= code < 2200:
+            elif req_id > 0 and code not in CANCEL_CODES and not 2100 <= code < 2200 and not self.own_request(req_id):
                 self._note_order_error(req_id, code)
         except Exception:  # never let a broker message take the exporter down
             log.exception("error event not handled", extra={"code": code})
@@ -355,6 +359,9 @@ class BrokerState:
         return (order.clientId, order.orderId) if order.orderId > 0 else order.permId
 
     def _track(self, trade, live: bool) -> OrderRecord:
+        """The order's record, made at first sight (that is when it counts as submitted).
+        ``live``: seen as it happens, so first sight is close to submission and the mid then is
+        its arrival price; not when first seen in a snapshot, done, or through a fill."""
         order = trade.order
         key = self.order_key(order)
         rec = self.orders.get(key)
@@ -362,6 +369,7 @@ class BrokerState:
             strategy = order.orderRef or "unknown"
             q = quote_key(trade.contract)
             status = trade.orderStatus.status
+            live = live and status not in DONE
             rec = OrderRecord(strategy=strategy, quote=q, first_seen=self.clock(), live=live,
                               pre_ack=live and status in PRE_ACK,
                               arrival_mid=self.mids.get(q) if live else None, order_id=order.orderId)
@@ -435,7 +443,7 @@ class BrokerState:
 
     def on_exec_details(self, trade, fill) -> None:
         try:
-            rec = self._track(trade, live=True)
+            rec = self._track(trade, live=self.order_key(trade.order) in self.orders)
             ex = fill.execution
             arrival = rec.arrival_mid
             if arrival is None or arrival <= 0:
