@@ -1,0 +1,96 @@
+"""The world model on its own (no HTTP, no real time): seeded, and healthy when left alone.
+
+A healthy day must not trip any alert of the contract: the strategies' own intents are fed
+straight to the broker for many simulated hours, and the figures the alert rules use are
+checked against prometheus/thresholds.yml."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from trademon import thresholds
+from trademon.sim.book import COMMISSION_PER_SHARE, Position
+from trademon.sim.clock import SimClock
+from trademon.sim.loadgen import INTENTS_PER_S, Strategies
+from trademon.sim.settings import DEFAULT_DAILY_LOSS_LIMIT
+from trademon.sim.world import Settings, World
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_700_000_000.0  # a fixed start, so runs compare
+
+
+def run(seed: int, hours: float, every: float = 60.0):
+    """Run a world with its strategies' intents for ``hours``; sample the account every ``every`` s."""
+    w = World(Settings(seed=seed), T0)
+    strategies = Strategies(w, random.Random(f"{seed}:strategies"))
+    arrivals = random.Random(f"{seed}:arrivals")
+    next_intent, next_sample, samples = w.t, w.t, []
+    end = w.t + hours * 3600
+    while w.t < end:
+        w.step()
+        while next_intent <= w.t:
+            b = strategies.next_intent()
+            w.send(SimpleNamespace(account=w.account_of[b["strategy"]], limit_price=b.get("limit_price"), **{
+                k: b[k] for k in ("strategy", "symbol", "side", "quantity", "order_type")}), w.t)
+            next_intent += arrivals.expovariate(INTENTS_PER_S)
+        if w.t >= next_sample:
+            next_sample += every
+            samples.append(w.account(w.s.accounts[0]))
+    return w, samples
+
+
+def test_same_seed_same_world_other_seed_other_world():
+    a, sa = run(7, 0.5)
+    b, sb = run(7, 0.5)
+    c, _ = run(8, 0.5)
+    assert a.market.mid == b.market.mid
+    assert [s["daily_pnl"] for s in sa] == [s["daily_pnl"] for s in sb]
+    assert a.broker.stats.filled == b.broker.stats.filled
+    assert a.market.mid != c.market.mid
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_healthy_day_trips_no_alert(seed):
+    limits = thresholds.load(ROOT)
+    w, samples = run(seed, 12)
+    st = w.broker.stats
+    submitted = sum(st.submitted.values())
+    assert submitted > 5000  # enough orders for the ratios to mean something
+    assert min(s["daily_pnl"] for s in samples) > limits["daily_loss_limit"] * 0.5
+    assert max(s["gross_exposure"] / s["exposure_limit"] for s in samples) < limits["exposure_ratio"] * 0.7
+    assert sum(st.rejected.values()) / submitted < limits["rejection_ratio"] / 2
+    assert sum(st.filled.values()) / submitted > max(limits["fill_ratio_min"], 0.85)
+    for strategy in w.s.strategies:
+        assert abs(w.broker.avg_slippage_pct(strategy, w.t)) < limits["slippage_pct"] / 10
+    assert not w.breakers["daily_loss"].open and not w.breaker_trips
+
+
+def test_default_loss_limit_is_the_thresholds_file_value():
+    assert DEFAULT_DAILY_LOSS_LIMIT == thresholds.load(ROOT)["daily_loss_limit"]
+
+
+def test_position_accounting():
+    p = Position()
+    p.fill(1, 10, 100.0)
+    p.fill(1, 10, 110.0)
+    assert (p.qty, p.avg_cost) == (20, 105.0)
+    p.fill(-1, 25, 120.0)  # closes 20 at +15, opens 5 short at 120
+    assert p.realized == pytest.approx(300.0)
+    assert (p.qty, p.avg_cost) == (-5, 120.0)
+    assert p.unrealized(118.0) == pytest.approx(10.0)
+    assert p.commissions == pytest.approx(45 * COMMISSION_PER_SHARE)
+    p.new_day(118.0)
+    assert (p.realized, p.commissions, p.unrealized(118.0)) == (0.0, 0.0, 0.0)
+
+
+def test_clock_runs_at_speed_and_ages_timestamps_at_speed():
+    now = [1000.0]
+    clock = SimClock(speed=30, start=5000.0, wall=lambda: 2000.0 + now[0], mono=lambda: now[0])
+    now[0] += 2.0
+    assert clock.now() == pytest.approx(5060.0)
+    # An event 60 simulated seconds ago reads 60 seconds old to Prometheus's time().
+    assert clock.to_wall(5000.0) == pytest.approx(2000.0 + 1002.0 - 60.0)
