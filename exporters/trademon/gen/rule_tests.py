@@ -366,8 +366,8 @@ def order_tests(c: Ctx) -> list[Test]:
           counter((low_err, n_pre), (err_per_min, n_on), (0, n_post)))
     fired = Fired({"job": "automatictrader-api"}, f"{human_pct(err_ratio)} of order intents fail on automatictrader-api",
                   f"{human_pct(err_ratio)} of the order intents of the last 5 minutes were refused with an error "
-                  f"(limit {pct(c['intent_error_ratio'])}), for more than {c['intent_error_for']}. "
-                  "order_intents_error_total has the reason.")
+                  f"(limit {pct(c['intent_error_ratio'])}; open circuit breakers and synthetic checks not counted), "
+                  f"for more than {c['intent_error_for']}. order_intents_error_total has the reason.")
     window_checks(c, t, "OrderIntentErrorRateHigh", t_on, t_off, 6 * 60, fired)
     t.expect_expr(t_on - 60, "job:order_intents_error:ratio_rate5m",
                   ({"__name__": "job:order_intents_error:ratio_rate5m", "job": "automatictrader-api"},
@@ -375,12 +375,18 @@ def order_tests(c: Ctx) -> list[Test]:
     out.append(t)
 
     few = Test(f"OrderIntentErrorRateHigh: half of a trickle of intents failing (under {c['ratio_min_events']} "
-               "in 5 minutes) stays quiet; no error counter at all is a ratio of 0", 60)
+               "in 5 minutes) stays quiet; breaker refusals and synthetic intents are no errors; "
+               "no error counter at all is a ratio of 0", 60)
     trickle = (c["ratio_min_events"] - 1) / 2 / 5  # per minute, each of accepted and refused
     few.add(sel("order_intents_created_total", strategy="meanrev", **api), counter((trickle, 40)))
     few.add(sel("order_intents_error_total", strategy="meanrev", reason="validation", **api), counter((trickle, 40)))
     few.add(sel("order_intents_created_total", strategy="pairs", job="other-api", instance="other-api:8080"),
             counter((10, 40)))
+    # Refusals by an open breaker, and the synthetic checks' traffic, are not pipeline errors.
+    few.add(sel("order_intents_error_total", strategy="pairs", reason="circuit_breaker_open", job="other-api",
+                instance="other-api:8080"), counter((30, 40)))
+    few.add(sel("order_intents_error_total", strategy="synthetic_pipeline", reason="validation", job="other-api",
+                instance="other-api:8080"), counter((30, 40)))
     for tt in (F + 5 * 60, F + 15 * 60, 35 * 60):
         few.expect(tt, "OrderIntentErrorRateHigh")
     few.expect_expr(20 * 60, "job:order_intents_error:ratio_rate5m",

@@ -56,15 +56,18 @@ def _q(name: str, q: float, by: str, window: str) -> str:
 
 RECORDING_GROUPS: dict[str, list[Record]] = {
     "trademon.intents.rules": [
-        # Intents offered to the API: accepted or refused with an error. Either counter may
-        # not exist yet (labelled counters appear on first use), hence the three-way `or`.
+        # Intents offered to the API by the real strategies (the synthetic checks' own traffic
+        # would skew the ratio): accepted or refused with an error. Either counter may not
+        # exist yet (labelled counters appear on first use), hence the three-way `or`.
         Record("job:order_intents_attempts:rate5m", """
-            (sum by (job) (rate(order_intents_created_total[5m])) + sum by (job) (rate(order_intents_error_total[5m])))
-              or sum by (job) (rate(order_intents_created_total[5m]))
-              or sum by (job) (rate(order_intents_error_total[5m]))
+            (sum by (job) (rate(order_intents_created_total{strategy!~"synthetic.*"}[5m])) + sum by (job) (rate(order_intents_error_total{strategy!~"synthetic.*"}[5m])))
+              or sum by (job) (rate(order_intents_created_total{strategy!~"synthetic.*"}[5m]))
+              or sum by (job) (rate(order_intents_error_total{strategy!~"synthetic.*"}[5m]))
         """),
+        # Errors of the pipeline: refusals by an open circuit breaker are the breaker doing its
+        # job (CircuitBreakerTripped pages for it), not errors.
         Record("job:order_intents_error:ratio_rate5m", """
-            (sum by (job) (rate(order_intents_error_total[5m])) or 0 * job:order_intents_attempts:rate5m)
+            (sum by (job) (rate(order_intents_error_total{strategy!~"synthetic.*", reason!="circuit_breaker_open"}[5m])) or 0 * job:order_intents_attempts:rate5m)
               / job:order_intents_attempts:rate5m
         """),
     ],
@@ -149,7 +152,8 @@ ALERTS: list[Alert] = [
           " and job:order_intents_attempts:rate5m * 300 >= ${ratio_min_events}",
           "{{ $value | humanizePercentage }} of order intents fail on {{ $labels.job }}",
           "{{ $value | humanizePercentage }} of the order intents of the last 5 minutes were refused with an error "
-          "(limit ${intent_error_ratio|pct}), for more than ${intent_error_for}. order_intents_error_total has the reason.",
+          "(limit ${intent_error_ratio|pct}; open circuit breakers and synthetic checks not counted), for more than "
+          "${intent_error_for}. order_intents_error_total has the reason.",
           "overview", for_="intent_error_for"),
     Alert("OrderIntentsPendingTooMany", "warning",
           "sum by (job) (order_intents_pending) > ${intents_pending_max}",
