@@ -83,8 +83,7 @@ def test_position_accounting():
     assert (p.qty, p.avg_cost) == (-5, 120.0)
     assert p.unrealized(118.0) == pytest.approx(10.0)
     assert p.commissions == pytest.approx(45 * COMMISSION_PER_SHARE)
-    p.new_day(118.0)
-    assert (p.realized, p.commissions, p.unrealized(118.0)) == (0.0, 0.0, 0.0)
+    assert p.pnl(118.0) == pytest.approx(300.0 + 10.0 - 45 * COMMISSION_PER_SHARE)
 
 
 def test_clock_runs_at_speed_and_ages_timestamps_at_speed():

@@ -11,8 +11,8 @@ COMMISSION_PER_SHARE = 0.0035  # IBKR Pro tiered, per share (the minimum is left
 class Position:
     qty: int = 0
     avg_cost: float = 0.0
-    realized: float = 0.0     # today
-    commissions: float = 0.0  # today
+    realized: float = 0.0
+    commissions: float = 0.0
 
     def fill(self, side: int, qty: int, price: float) -> None:
         """Apply a fill; ``side`` is +1 (buy) or -1 (sell)."""
@@ -37,9 +37,3 @@ class Position:
 
     def pnl(self, mid: float) -> float:
         return self.realized + self.unrealized(mid) - self.commissions
-
-    def new_day(self, mid: float) -> None:
-        """Daily P&L starts again from the current mark."""
-        self.realized = self.commissions = 0.0
-        if self.qty:
-            self.avg_cost = mid

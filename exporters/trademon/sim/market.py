@@ -59,9 +59,3 @@ class Market:
     def deviation(self, symbol: str) -> float:
         """How far the mid is from the opening price, in stationary standard deviations."""
         return self._x[symbol] / STATIONARY_SD
-
-    def new_day(self) -> None:
-        """Today's opening price is the last mid."""
-        for s in self.symbols:
-            self.open[s] = self.mid[s]
-            self._x[s] = 0.0

@@ -3,6 +3,10 @@ the IB session, intents, and the scenarios' effects on all of it.
 
 Same seed, same world: every random draw comes from generators seeded from it, and the
 world moves in fixed simulated steps whatever the real timing.
+
+The trading "day" is the simulator's run: daily P&L never resets. A reset at midnight
+would be a jump of the whole day's P&L, which PnLAnomaly would rightly flag, once per
+simulated day (every 24 minutes at speed 60).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from .market import Market
 log = logging.getLogger("trademon.sim.world")
 
 STEP_S = 0.5
-DAY_S = 86400.0
 DAILY_LOSS_BREAKER = "daily_loss"
 LOSS_BREACH_FACTOR = 1.225  # loss-breach holds daily P&L at about this times the limit (-612 for -500)
 # IB data farms: (farm, kind) as the 2104/2106/2158 messages name them.
@@ -54,7 +57,6 @@ class World:
         self.s = settings
         seed = settings.seed
         self.t = now
-        self.day = int(now // DAY_S)
         self.market = Market(settings.symbols, random.Random(f"{seed}:market"), now)
         self.broker = Broker(self.market, random.Random(f"{seed}:broker"))
         self.rng = random.Random(f"{seed}:world")
@@ -193,9 +195,6 @@ class World:
 
     def step(self) -> None:
         self.t += STEP_S
-        day = int(self.t // DAY_S)
-        if day != self.day:
-            self._new_day(day)
         self.market.step(self.t, STEP_S)
         for f in self.broker.process(self.t):
             o = f.order
@@ -206,13 +205,6 @@ class World:
         """What follows from the books at this instant (also run right after a scenario switch)."""
         self._hold_loss_shock()
         self._check_loss_limit()
-
-    def _new_day(self, day: int) -> None:
-        self.day = day
-        self.market.new_day()
-        for (st, sym), p in self.positions.items():
-            p.new_day(self.market.mid[sym])
-        log.info("new trading day: daily P&L starts again", extra={"sim_time": self.t})
 
     def _hold_loss_shock(self) -> None:
         if "loss-breach" not in self.scenarios or not self.s.strategies:
