@@ -164,7 +164,8 @@ def test_drop_shows_disconnected_and_reconnects(tws, exporter):
     ex.wait_value(1, "ib_connected", timeout=15)
     ex.wait_value(-123.5, "daily_pnl", account="DU111111")
     ex.wait_value(1, "ib_farm_connected", farm="usfarm", kind="market")
-    assert tws.subscriptions() == [{"mkt_data": 0, "pnl": 2, "pnl_single": 3, "account_summary": 1, "positions": 1}]
+    expected = [{"mkt_data": 0, "pnl": 2, "pnl_single": 3, "account_summary": 1, "positions": 1}]
+    wait_for(lambda: tws.subscriptions() == expected, 10, what=f"subscriptions {expected}")
     assert ex.value("ib_disconnects_total") == 1
     assert requests.get(ex.url + "/readyz", timeout=5).status_code == 200
 
@@ -196,8 +197,8 @@ def test_connectivity_codes_and_farms(tws, exporter):
     seed_broker(tws)
     ex = exporter(tws, TRADEMON_IB_SYMBOLS="AAPL")
     ex.wait_value(1, "ib_connected")
-    wait_for(lambda: tws.subscriptions()[0]["pnl_single"] == 3, 10, what="position subscriptions")
-    before = tws.subscriptions()
+    before = [{"mkt_data": 1, "pnl": 2, "pnl_single": 3, "account_summary": 1, "positions": 1}]
+    wait_for(lambda: tws.subscriptions() == before, 10, what=f"subscriptions {before}")
 
     tws.error(1100, "Connectivity between IB and Trader Workstation has been lost.")
     ex.wait_value(0, "ib_connected")
