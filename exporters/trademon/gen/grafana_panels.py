@@ -293,9 +293,12 @@ def loki_timeseries_panel(title: str, queries: list[Q], *, unit: str, descriptio
 
 def prom_variable(name: str, label: str, metric: str, label_name: str | None = None) -> db.QueryVariable:
     """A multi-value variable over a label's values; "All" is ``.*`` so ``=~"$var"`` matches every series."""
-    query = f"label_values({series(metric)}, {label_name or name})"
+    label_name = label_name or name
+    query = f"label_values({series(metric)}, {label_name})"
+    # qryType 1 is "label values"; Grafana's editor rebuilds the query from metric and label.
     return (db.QueryVariable(name).label(label).datasource(PROMETHEUS.ref)
-            .query({"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+            .query({"qryType": 1, "metric": series(metric), "label": label_name, "query": query,
+                    "refId": "PrometheusVariableQueryEditor-VariableQuery"})
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
             .multi(True).include_all(True).all_value(".*")
             .current(dm.VariableOption(selected=True, text="All", value="$__all")))
