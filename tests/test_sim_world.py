@@ -93,3 +93,23 @@ def test_clock_runs_at_speed_and_ages_timestamps_at_speed():
     assert clock.now() == pytest.approx(5060.0)
     # An event 60 simulated seconds ago reads 60 seconds old to Prometheus's time().
     assert clock.to_wall(5000.0) == pytest.approx(2000.0 + 1002.0 - 60.0)
+
+
+def test_intent_store_queues_lag_and_retention():
+    from trademon.sim.intents import RETAIN_SENT_S, IntentStore
+
+    store = IntentStore()
+    fields = dict(strategy="meanrev", symbol="AAPL", side="buy", quantity=1, order_type="market", limit_price=None, account="A")
+    a = store.create("k1", 100.0, **fields)
+    b = store.create("k2", 105.0, **fields)
+    assert store.existing("k1") is a and store.lag("pending", 110.0) == 10.0
+    for state_now in (111.0, 112.0, 113.0):
+        store.advance(a, state_now)
+    assert a.state == "sent" and [s for s, _ in a.history] == ["pending", "planned", "ready", "sent"]
+    assert store.counts() == {"pending": 1, "planned": 0, "ready": 0, "sent": 1}
+    with pytest.raises(AssertionError):
+        store.advance(store.create("k3", 106.0, **fields), 107.0)  # not the oldest pending: b is
+    for state_now in (200.0, 201.0, 113.0 + RETAIN_SENT_S + 1):
+        store.advance(b, state_now)
+    # a was sent more than RETAIN_SENT_S before b: archived, its key free again.
+    assert store.existing("k1") is None and a.id not in store.by_id and store.counts()["sent"] == 1

@@ -66,7 +66,7 @@ class Broker:
         self._ids = itertools.count(1)
         self._events: list[tuple[float, int, str, Order]] = []  # (time, seq, kind, order)
         self._seq = itertools.count()
-        self._recent: dict[str, deque[tuple[float, float]]] = {}  # strategy -> (time, slippage pct)
+        self._recent: dict[str, _Window] = {}  # strategy -> slippage (pct) of recent fills
 
     def _lognormal(self, median: float, sigma: float) -> float:
         return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
@@ -132,14 +132,31 @@ class Broker:
         self.stats.filled[o.strategy] += 1
         self.stats.observations.append(("fill_latency", o.strategy, t - o.submitted_at))
         self.stats.observations.append(("slippage_bps", o.strategy, slip_bps))
-        self._recent.setdefault(o.strategy, deque()).append((t, slip_bps / 100.0))
+        self._recent.setdefault(o.strategy, _Window(SLIPPAGE_WINDOW_S)).add(t, slip_bps / 100.0)
         return Fill(o, price, t, slip_bps)
 
     def avg_slippage_pct(self, strategy: str, now: float) -> float:
         """Mean slippage of the strategy's fills of the last 15 minutes, in percent (0 with none)."""
-        q = self._recent.get(strategy)
-        if not q:
+        w = self._recent.get(strategy)
+        return w.mean(now) if w is not None else 0.0
+
+
+class _Window:
+    """Mean of the values of the last ``span`` seconds, with a running sum."""
+
+    def __init__(self, span: float):
+        self.span = span
+        self.items: deque[tuple[float, float]] = deque()
+        self.sum = 0.0
+
+    def add(self, t: float, v: float) -> None:
+        self.items.append((t, v))
+        self.sum += v
+
+    def mean(self, now: float) -> float:
+        while self.items and self.items[0][0] < now - self.span:
+            self.sum -= self.items.popleft()[1]
+        if not self.items:
+            self.sum = 0.0  # no drift of float error across empty spells
             return 0.0
-        while q and q[0][0] < now - SLIPPAGE_WINDOW_S:
-            q.popleft()
-        return sum(p for _, p in q) / len(q) if q else 0.0
+        return self.sum / len(self.items)

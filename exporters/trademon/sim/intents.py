@@ -10,7 +10,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 STATES = ("pending", "planned", "ready", "sent")
-RETAIN_SENT = 5000  # sent intents kept for GET /intents/{id} and the idempotency window
+# Sent intents (and their idempotency keys) are kept this long in simulated seconds, like a
+# store that archives finished intents: order_intents_sent levels off instead of growing forever.
+RETAIN_SENT_S = 3600.0
+RETAIN_SENT_MAX = 20_000
 
 
 def iso(t: float) -> str:
@@ -66,7 +69,7 @@ class IntentStore:
     def _enqueue(self, intent: Intent) -> None:
         if intent.state == "sent":
             self._sent.append(intent)
-            while len(self._sent) > RETAIN_SENT:
+            while len(self._sent) > RETAIN_SENT_MAX or self._sent[0].since < intent.since - RETAIN_SENT_S:
                 old = self._sent.popleft()
                 self.by_id.pop(old.id, None)
                 self.by_key.pop(old.key, None)
