@@ -14,7 +14,7 @@ import yaml
 
 from trademon import amconfig, contract, tools
 
-from support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
+from tests.support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
 AM = ROOT / "alertmanager"

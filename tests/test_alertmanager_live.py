@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from support.amstack import AlertingStack, alert
-from support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
+from tests.support.amstack import AlertingStack, alert
+from tests.support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
 
 
 @pytest.fixture

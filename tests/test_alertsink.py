@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.procs import free_port, start, wait_http
+from tests.support.procs import free_port, start, wait_http
 
 PAYLOAD = {
     "version": "4", "groupKey": '{}/{severity="critical"}:{severity="critical"}', "truncatedAlerts": 0, "status": "firing",
