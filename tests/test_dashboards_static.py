@@ -383,3 +383,16 @@ def test_every_logql_stream_selector_names_job(parsed):
     assert logql
     for q, r in logql:
         assert "job" in r["selectorLabels"], f"{q}: every stream selector names job"
+
+
+def test_the_dashboard_an_alert_links_to_annotates_it_and_links_its_runbook():
+    """An alert's `dashboard` annotation (rules) opens a dashboard that shows the alert and its runbook."""
+    by_uid = {d["uid"]: d for d in DOCS}
+    for a in gen.rules.ALERTS:
+        if a.severity == "info":
+            continue
+        doc = by_uid[grafana_uids.DASHBOARDS[a.dashboard]]
+        annotated = any(re.search(rf'alertname=~"[^"]*\b{a.name}\b', x["expr"]) for x in doc["annotations"]["list"])
+        assert annotated, f"{a.name} links to {doc['uid']}, which does not show it as an annotation"
+        urls = {ln.get("url", "") for p in panels(doc) for ln in p.get("links", [])}
+        assert any(u.endswith(f"#{a.name.lower()}") for u in urls), f"{doc['uid']} has no panel linking to {a.name}'s runbook"

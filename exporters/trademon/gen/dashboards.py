@@ -151,6 +151,14 @@ def symbol_var():
     return prom_variable("symbol", "Symbol", "marketdata_ticks_total")
 
 
+def intent_error_ratio(t: dict, *more_links) -> Panel:
+    return timeseries_panel(
+        "Intent error ratio", [Q(f"max by (job) ({rec('job:order_intents_error:ratio_rate5m')})", "{{job}}")], unit="percentunit",
+        description="Intent creation errors as a share of intents offered, over 5 minutes; the dashed line is the "
+        "OrderIntentErrorRateHigh threshold.", thresholds=above(t["intent_error_ratio"]), draw_thresholds=True,
+        min_value=0, links=[runbook("OrderIntentErrorRateHigh"), *more_links])
+
+
 def trading_overview(t: dict) -> Board:
     loss = t["daily_loss_limit"]
     return Board(
@@ -190,6 +198,7 @@ def trading_overview(t: dict) -> Board:
                     Q(f"sum({rate(m('orders_cancelled_total'), S)})", "cancelled"),
                     Q(f"sum({rate(m('orders_rejected_total'), S)})", "rejected"),
                 ], unit="ops", description="Orders per second: submitted to the broker, filled, cancelled, rejected."),
+                intent_error_ratio(t, to_dashboard("workers", "Worker Performance")),
                 timeseries_panel("Rejections by code", [Q(f"sum by (code) ({rate(m('orders_rejected_total'), S)})", "IB {{code}}")],
                                  unit="ops", description="Rejected orders per second by the IB error code that rejected them.",
                                  links=[runbook("HighOrderRejectionRate")]),
@@ -467,9 +476,7 @@ def worker_performance(t: dict) -> Board:
                                  thresholds=above(t["intents_pending_max"]), draw_thresholds=True, links=[runbook("OrderIntentsPendingTooMany")]),
             ]),
             ("Intent errors", [
-                timeseries_panel("Intent error ratio", [Q(f"max by (job) ({rec('job:order_intents_error:ratio_rate5m')})", "{{job}}")],
-                                 unit="percentunit", description="Intent creation errors as a share of intents offered, over 5 minutes; the dashed line is the OrderIntentErrorRateHigh threshold.",
-                                 thresholds=above(t["intent_error_ratio"]), draw_thresholds=True, min_value=0, links=[runbook("OrderIntentErrorRateHigh")]),
+                intent_error_ratio(t),
                 timeseries_panel("Intent errors by reason", [Q(f"sum by (reason) ({rate(m('order_intents_error_total'), S)})", "{{reason}}")], unit="ops",
                                  description="Intent creation errors per second by reason.", stack=True),
                 timeseries_panel("Duplicate submissions", [Q(f"sum by (strategy) ({rate(m('order_intents_duplicate_total'), S)})", "{{strategy}}")], unit="ops",
