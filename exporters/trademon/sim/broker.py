@@ -10,13 +10,13 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from ..ib.state import SLIPPAGE_WINDOW_SECONDS, SlippageWindow  # the real exporter's window, shared
 from .market import Market
 
 # IB error codes that reject orders, with their weight among ordinary rejections.
 REJECT_CODES = {"201": 0.6, "110": 0.25, "203": 0.15}
 REJECT_RATE = 0.015
 CANCEL_RATE = 0.05          # limit orders the strategy cancels before they fill
-SLIPPAGE_WINDOW_S = 900.0   # avg_slippage_pct: fills of the last 15 minutes
 SPIKE_SLIPPAGE = 0.01       # slippage-spike: fills slip about 1 %
 BURST_REJECT_RATE = 0.75    # rejection-burst: most orders rejected with code 201
 
@@ -66,7 +66,7 @@ class Broker:
         self._ids = itertools.count(1)
         self._events: list[tuple[float, int, str, Order]] = []  # (time, seq, kind, order)
         self._seq = itertools.count()
-        self._recent: dict[str, _Window] = {}  # strategy -> slippage (pct) of recent fills
+        self._recent: dict[str, SlippageWindow] = {}  # strategy -> slippage of its recent fills
 
     def _lognormal(self, median: float, sigma: float) -> float:
         return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
@@ -132,31 +132,15 @@ class Broker:
         self.stats.filled[o.strategy] += 1
         self.stats.observations.append(("fill_latency", o.strategy, t - o.submitted_at))
         self.stats.observations.append(("slippage_bps", o.strategy, slip_bps))
-        self._recent.setdefault(o.strategy, _Window(SLIPPAGE_WINDOW_S)).add(t, slip_bps / 100.0)
+        self._recent.setdefault(o.strategy, SlippageWindow()).add(t, slip_bps)
         return Fill(o, price, t, slip_bps)
 
-    def avg_slippage_pct(self, strategy: str, now: float) -> float:
-        """Mean slippage of the strategy's fills of the last 15 minutes, in percent (0 with none)."""
+    def avg_slippage_pct(self, strategy: str, now: float) -> float | None:
+        """Mean slippage of the strategy's fills of the last 15 minutes, in percent; None
+        without fills (the exporter then shows no sample, as the real ib-exporter does)."""
         w = self._recent.get(strategy)
-        return w.mean(now) if w is not None else 0.0
+        if w is None:
+            return None
+        w.evict(now - SLIPPAGE_WINDOW_SECONDS)
+        return w.mean_pct()
 
-
-class _Window:
-    """Mean of the values of the last ``span`` seconds, with a running sum."""
-
-    def __init__(self, span: float):
-        self.span = span
-        self.items: deque[tuple[float, float]] = deque()
-        self.sum = 0.0
-
-    def add(self, t: float, v: float) -> None:
-        self.items.append((t, v))
-        self.sum += v
-
-    def mean(self, now: float) -> float:
-        while self.items and self.items[0][0] < now - self.span:
-            self.sum -= self.items.popleft()[1]
-        if not self.items:
-            self.sum = 0.0  # no drift of float error across empty spells
-            return 0.0
-        return self.sum / len(self.items)

@@ -91,6 +91,7 @@ class IBExporter:
                 m[name].labels(st)
             for code in REJECT_CODES:
                 m["orders_rejected_total"].labels(st, code)
+        self._slippage_shown: set[str] = set()
         self._observe = {"ack": m["order_ack_latency_seconds"], "fill_latency": m["order_fill_latency_seconds"],
                          "slippage_bps": m["order_slippage_bps"]}
 
@@ -116,7 +117,13 @@ class IBExporter:
             self._observe[kind].labels(s).observe(v)
         now = self.clock.now()
         for s in w.s.strategies:
-            m["avg_slippage_pct"].labels(s).set(w.broker.avg_slippage_pct(s, now))
+            pct = w.broker.avg_slippage_pct(s, now)
+            if pct is not None:
+                m["avg_slippage_pct"].labels(s).set(pct)
+                self._slippage_shown.add(s)
+            elif s in self._slippage_shown:  # no fill in the window: no sample, like the real exporter
+                m["avg_slippage_pct"].remove(s)
+                self._slippage_shown.discard(s)
         self._broker_state()
 
     def _broker_state(self) -> None:
