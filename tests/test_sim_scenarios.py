@@ -79,6 +79,7 @@ def test_ib_disconnect_drops_broker_state_and_stops_orders(start_sim):
     assert total(after, "ib_errors_total", code="1100") == total(before, "ib_errors_total", code="1100") + 1
     for name in ("daily_pnl", "account_net_liquidation", "risk_gross_exposure", "ib_position_quantity"):
         assert samples(before, name) and not samples(after, name), f"{name} must be dropped while disconnected"
+    assert samples(after, "risk_gross_exposure_limit")  # configuration, not broker state: it stays
     submitted = total(after, "orders_submitted_total")
     ready = wait(lambda: sim.state()["intents"]["ready"] >= 5 and sim.state()["intents"]["ready"], "intents piling up in ready")
     time.sleep(0.3)  # in-flight acks may land, but no new submission

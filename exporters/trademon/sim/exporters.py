@@ -3,7 +3,7 @@
 ``refresh()`` runs after every advance of the world (a few times a real second): counters
 move by what happened since the last refresh, histograms take the broker's observations,
 gauges take the current values. While the IB session is down, the broker-state series are
-dropped, as the real ib-exporter does: stale broker data is not current data.
+dropped (the real ib-exporter's BROKER_GAUGES): stale broker data is not current data.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..contract import IB, MD, PM
+from ..ib.state import BROKER_GAUGES
 from ..metrics import JobMetrics
 from .broker import REJECT_CODES
 from .clock import SimClock
@@ -25,7 +26,6 @@ ACCOUNT_GAUGES = {
     "risk_gross_exposure": "gross_exposure", "risk_net_exposure": "net_exposure",
     "risk_leverage": "leverage", "risk_gross_exposure_limit": "exposure_limit",
 }
-POSITION_GAUGES = ("ib_position_quantity", "ib_position_market_value")
 
 
 class _Deltas:
@@ -129,7 +129,7 @@ class IBExporter:
     def _broker_state(self) -> None:
         w, m = self.world, self.m
         if not w.ib_connected:
-            for name in (*ACCOUNT_GAUGES, *POSITION_GAUGES):
+            for name in BROKER_GAUGES:  # the same set the real exporter drops on 1100
                 m[name].clear()
             return
         for a in w.s.accounts:
