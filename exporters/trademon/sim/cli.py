@@ -10,6 +10,7 @@ import os
 from prometheus_client import CollectorRegistry
 
 from .. import logs
+from ..contract import JOBS, SIM_CONTROL_PORT
 from ..service import Listener, Probes, Runner, basics_app
 from . import settings as sim_settings
 from .api import api_port_app
@@ -20,31 +21,39 @@ from .loadgen import LoadGenerator
 from .scenarios import SCENARIOS, switch
 from .settings import SIM_JOBS, SimConfig, port_env_variable
 from .workers import make_workers
-from .world import World
+from .world import Settings, World
 
 log = logging.getLogger("trademon.sim")
 
 TICK_REAL_S = 0.1  # how often the world catches up with the clock and the metrics follow
 
-# flag dest -> environment variable it overrides
+_D = Settings()
+# flag dest -> (environment variable it overrides, what it sets)
 FLAGS = {
-    "host": "TRADEMON_SIM_HOST", "seed": "TRADEMON_SIM_SEED", "speed": "TRADEMON_SIM_SPEED",
-    "scenarios": "TRADEMON_SIM_SCENARIOS", "accounts": "TRADEMON_SIM_ACCOUNTS", "symbols": "TRADEMON_SIM_SYMBOLS",
-    "strategies": "TRADEMON_SIM_STRATEGIES", "daily_loss_limit": "TRADEMON_SIM_DAILY_LOSS_LIMIT",
-    "exposure_limit": "TRADEMON_SIM_EXPOSURE_LIMIT",
-    **{f"{name.replace('-', '_')}_port": port_env_variable(name) for name in (*SIM_JOBS, "control")},
+    "host": ("TRADEMON_SIM_HOST", "address to listen on (default 0.0.0.0)"),
+    "seed": ("TRADEMON_SIM_SEED", f"seed of the world: same seed, same market (default {_D.seed})"),
+    "speed": ("TRADEMON_SIM_SPEED", "simulated seconds per real second (default 1)"),
+    "scenarios": ("TRADEMON_SIM_SCENARIOS", "comma list of scenarios active at start"),
+    "accounts": ("TRADEMON_SIM_ACCOUNTS", f"comma list of account ids (default {','.join(_D.accounts)})"),
+    "symbols": ("TRADEMON_SIM_SYMBOLS", f"comma list of symbols (default {','.join(_D.symbols)})"),
+    "strategies": ("TRADEMON_SIM_STRATEGIES", f"comma list of strategies (default {','.join(_D.strategies)})"),
+    "daily_loss_limit": ("TRADEMON_SIM_DAILY_LOSS_LIMIT", "negative; default: daily_loss_limit of prometheus/thresholds.yml"),
+    "exposure_limit": ("TRADEMON_SIM_EXPOSURE_LIMIT", f"gross exposure limit per account (default {_D.exposure_limit:g})"),
+    "log_level": ("TRADEMON_LOG_LEVEL", "debug, info, warning or error (default info)"),
+    **{f"{name.replace('-', '_')}_port": (port_env_variable(name), "port" + (f" (default {JOBS[name].port})" if name in JOBS else f" (default {SIM_CONTROL_PORT})"))
+       for name in (*SIM_JOBS, "control")},
 }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Scenarios: " + ", ".join(SCENARIOS) + ". Every flag overrides the environment variable named in its help."
-    for dest, var in FLAGS.items():
-        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None, metavar="VALUE", help=f"overrides {var}")
+    for dest, (var, help_) in FLAGS.items():
+        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None, metavar="VALUE", help=f"{help_}; overrides {var}")
 
 
 def _env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
-    for dest, var in FLAGS.items():
+    for dest, (var, _) in FLAGS.items():
         v = getattr(args, dest, None)
         if v is not None:
             env[var] = str(v)
@@ -52,13 +61,14 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    logs.setup("sim")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per load-generator request is noise
     cfg = sim_settings.load(_env(args))
+    logs.setup("sim", cfg.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per load-generator request is noise
     sim = Simulator(cfg)
     sim.runner.bind_all()  # a port in use is one clear error before anything starts
     log.info("simulator starting", extra={"ports": cfg.ports, "seed": cfg.world.seed, "speed": cfg.speed,
-                                          "scenarios": cfg.scenarios, "daily_loss_limit": cfg.world.daily_loss_limit})
+                                          "scenarios": cfg.scenarios, "daily_loss_limit": cfg.world.daily_loss_limit,
+                                          "daily_loss_limit_from": cfg.loss_limit_source})
     asyncio.run(sim.runner.serve())
     return 1 if sim.crashed else 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -10,12 +9,10 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import thresholds
-from ..config import ConfigError, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
+from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
 from ..contract import IB, MD, PM, API, SIM_CONTROL_PORT
 from .scenarios import SCENARIOS
 from .world import Settings
-
-log = logging.getLogger("trademon.sim")
 
 SIM_JOBS = (API, MD, PM, IB)
 CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
@@ -32,6 +29,8 @@ class SimConfig:
     speed: float
     scenarios: list[str]
     world: Settings
+    log_level: str = "info"
+    loss_limit_source: str = "default"
 
 
 def _names(variable: str, default: list[str], env: Mapping[str, str], what: str, reserved: str | None = None) -> list[str]:
@@ -57,21 +56,21 @@ def _thresholds_file_limit() -> float | None:
     return None
 
 
-def daily_loss_limit(env: Mapping[str, str]) -> float:
+def daily_loss_limit(env: Mapping[str, str]) -> tuple[float, str]:
+    """The limit and where it came from (for the start-up log line)."""
     v = env_float("TRADEMON_SIM_DAILY_LOSS_LIMIT", float("nan"), None, -0.01, env=env)
     if v == v:
-        return v
+        return v, "TRADEMON_SIM_DAILY_LOSS_LIMIT"
     from_file = _thresholds_file_limit()
     if from_file is not None:
-        return from_file
-    log.info("prometheus/thresholds.yml not found; daily loss limit is the default",
-             extra={"daily_loss_limit": DEFAULT_DAILY_LOSS_LIMIT, "variable": "TRADEMON_SIM_DAILY_LOSS_LIMIT"})
-    return DEFAULT_DAILY_LOSS_LIMIT
+        return from_file, "prometheus/thresholds.yml"
+    return DEFAULT_DAILY_LOSS_LIMIT, "default (no prometheus/thresholds.yml here; set TRADEMON_SIM_DAILY_LOSS_LIMIT)"
 
 
 def load(env: Mapping[str, str] | None = None) -> SimConfig:
     env = dict(os.environ if env is None else env)
     defaults = Settings()
+    loss_limit, loss_limit_source = daily_loss_limit(env)
     ports = {job: job_port(job, env) for job in SIM_JOBS}
     ports["control"] = env_port(CONTROL_PORT_VARIABLE, SIM_CONTROL_PORT, env)
     seen: dict[int, str] = {}
@@ -85,7 +84,7 @@ def load(env: Mapping[str, str] | None = None) -> SimConfig:
         accounts=_names("TRADEMON_SIM_ACCOUNTS", defaults.accounts, env, "account ids"),
         symbols=_names("TRADEMON_SIM_SYMBOLS", defaults.symbols, env, "symbols"),
         strategies=_names("TRADEMON_SIM_STRATEGIES", defaults.strategies, env, "strategy names", reserved="synthetic"),
-        daily_loss_limit=daily_loss_limit(env),
+        daily_loss_limit=loss_limit,
         exposure_limit=env_float("TRADEMON_SIM_EXPOSURE_LIMIT", defaults.exposure_limit, 1.0, None, env=env),
     )
     return SimConfig(
@@ -94,6 +93,8 @@ def load(env: Mapping[str, str] | None = None) -> SimConfig:
         speed=env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env),
         scenarios=env_list("TRADEMON_SIM_SCENARIOS", (), choices=SCENARIOS, env=env),
         world=world,
+        log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
+        loss_limit_source=loss_limit_source,
     )
 
 
