@@ -35,7 +35,9 @@ class Connection:
         self.ib = ib or IB()
         # ib_async asks for a new account summary on every 1102 without cancelling the old
         # one; 1102 means the data was kept, so the exporter does not resubscribe there.
-        self.ib.errorEvent -= self.ib._onError  # noqa: SLF001
+        resubscribe_on_1102 = getattr(self.ib, "_onError", None)
+        if resubscribe_on_1102 is not None:
+            self.ib.errorEvent -= resubscribe_on_1102
         ib = self.ib
         ib.errorEvent += state.on_error
         ib.errorEvent += self._on_error
