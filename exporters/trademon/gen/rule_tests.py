@@ -453,7 +453,7 @@ def fill_tests(c: Ctx, ib: dict) -> list[Test]:
     t.add(sel("orders_submitted_total", strategy="momentum", **ib), counter((sub, n_pre + n_on + n_post)))
     t.add(sel("orders_filled_total", strategy="momentum", **ib), counter((fill_ok, n_pre), (fill_low, n_on), (sub, n_post)))
     fired = Fired({"job": "ib-exporter", "strategy": "momentum"}, "Few of momentum's orders fill",
-                  f"Only {human_pct(fill_low / sub)} of the orders momentum submitted in the last 30 minutes were filled "
+                  f"Only {human_pct(fill_low / sub)} of the orders momentum submitted in the last 30 minutes and IB accepted were filled "
                   f"(minimum {pct(c['fill_ratio_min'])}), for more than {c['fill_rate_for']}.")
     window_checks(c, t, "LowOrderFillRate", t_on, t_off, 31 * 60, fired)
     never = Test("LowOrderFillRate: a strategy with no fill at all (no filled counter yet) fires", 60)
@@ -461,9 +461,20 @@ def fill_tests(c: Ctx, ib: dict) -> list[Test]:
     never.expect(c.next_eval(F) - c.eval, "LowOrderFillRate")
     never.expect(45 * 60, "LowOrderFillRate", Fired(
         {"job": "ib-exporter", "strategy": "meanrev"}, "Few of meanrev's orders fill",
-        f"Only 0% of the orders meanrev submitted in the last 30 minutes were filled "
+        f"Only 0% of the orders meanrev submitted in the last 30 minutes and IB accepted were filled "
         f"(minimum {pct(c['fill_ratio_min'])}), for more than {c['fill_rate_for']}."))
-    return [t, never]
+    rejected = Test("LowOrderFillRate: orders IB rejects count for HighOrderRejectionRate, not here", 60)
+    rejected.add(sel("orders_submitted_total", strategy="pairs", **ib), counter((sub, 60)))
+    rejected.add(sel("orders_rejected_total", strategy="pairs", code="201", **ib), counter((sub - fill_ok, 60)))
+    rejected.add(sel("orders_filled_total", strategy="pairs", **ib), counter((fill_ok * 0.9, 60)))
+    for tt in (20 * 60, 45 * 60, 59 * 60):
+        rejected.expect(tt, "LowOrderFillRate")
+    # All of them rejected: nothing accepted, no ratio (and no alert) rather than 0 %.
+    rejected.add(sel("orders_submitted_total", strategy="meanrev", **ib), counter((sub, 60)))
+    rejected.add(sel("orders_rejected_total", strategy="meanrev", code="201", **ib), counter((sub, 60)))
+    rejected.expect_expr(45 * 60, "round(strategy:orders_filled:ratio_rate30m, 0.001)",
+                         ({"job": "ib-exporter", "strategy": "pairs"}, 0.9))
+    return [t, never, rejected]
 
 
 def latency_tests(c: Ctx, api: dict) -> list[Test]:

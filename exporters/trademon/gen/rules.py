@@ -87,14 +87,19 @@ RECORDING_GROUPS: dict[str, list[Record]] = {
     ],
     "trademon.orders.rules": [
         Record("strategy:orders_submitted:rate15m", "sum by (job, strategy) (rate(orders_submitted_total[15m]))"),
-        Record("strategy:orders_submitted:rate30m", "sum by (job, strategy) (rate(orders_submitted_total[30m]))"),
         Record("strategy:orders_rejected:ratio_rate15m", """
             (sum by (job, strategy) (rate(orders_rejected_total[15m])) or 0 * strategy:orders_submitted:rate15m)
               / strategy:orders_submitted:rate15m
         """),
+        # Orders IB accepted (submitted minus rejected): rejections have their own alert, so
+        # the fill ratio is over accepted orders and one cause does not raise two alerts.
+        Record("strategy:orders_accepted:rate30m", """
+            sum by (job, strategy) (rate(orders_submitted_total[30m]))
+              - (sum by (job, strategy) (rate(orders_rejected_total[30m])) or 0 * sum by (job, strategy) (rate(orders_submitted_total[30m])))
+        """),
         Record("strategy:orders_filled:ratio_rate30m", """
-            (sum by (job, strategy) (rate(orders_filled_total[30m])) or 0 * strategy:orders_submitted:rate30m)
-              / strategy:orders_submitted:rate30m
+            (sum by (job, strategy) (rate(orders_filled_total[30m])) or 0 * strategy:orders_accepted:rate30m)
+              / (strategy:orders_accepted:rate30m > 0)
         """),
         Record("strategy:order_ack_latency_seconds:p50_5m", _q("order_ack_latency_seconds", 0.5, "job, strategy", "5m")),
         Record("strategy:order_ack_latency_seconds:p99_5m", _q("order_ack_latency_seconds", 0.99, "job, strategy", "5m")),
@@ -184,10 +189,10 @@ ALERTS: list[Alert] = [
     Alert("LowOrderFillRate", "warning",
           # rate * 1800 s = orders in the 30-minute window
           "strategy:orders_filled:ratio_rate30m < ${fill_ratio_min}"
-          " and strategy:orders_submitted:rate30m * 1800 >= ${ratio_min_events}",
+          " and strategy:orders_accepted:rate30m * 1800 >= ${ratio_min_events}",
           "Few of {{ $labels.strategy }}'s orders fill",
           "Only {{ $value | humanizePercentage }} of the orders {{ $labels.strategy }} submitted in the last 30 minutes "
-          "were filled (minimum ${fill_ratio_min|pct}), for more than ${fill_rate_for}.",
+          "and IB accepted were filled (minimum ${fill_ratio_min|pct}), for more than ${fill_rate_for}.",
           "overview", for_="fill_rate_for"),
     Alert("APILatencyHigh", "warning",
           "endpoint:api_request_duration_seconds:p99_5m > ${api_p99_seconds}",
