@@ -160,8 +160,7 @@ def test_trademon_healthchecks_point_at_their_own_port(resolved):
         if url is None:
             continue
         port = int(re.search(r":(\d+)/", url).group(1))
-        job = "synthetic" if name == "synthetic" else name
-        expected = contract.SIM_CONTROL_PORT if name == "sim" else contract.JOBS[job].port
+        expected = contract.SIM_CONTROL_PORT if name == "sim" else contract.JOBS[name].port
         assert port == expected, f"{name}: health URL {url} is not on its port {expected}"
 
 

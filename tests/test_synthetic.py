@@ -119,6 +119,14 @@ def test_bad_settings_name_the_variable_and_the_fix(env, fragment):
     assert fragment in str(e.value)
 
 
+def test_passwords_in_urls_never_reach_the_logs():
+    from trademon.logs import redact
+
+    syn_config.load({"TRADEMON_SYNTHETIC_PROMETHEUS_URL": "http://monitor:pr0m-s3cret@prometheus:9090",
+                     "TRADEMON_SYNTHETIC_HEALTH_TARGETS": "api=https://u:h3alth-s3cret@api.example/healthz"})
+    assert redact("GET http://monitor:pr0m-s3cret@prometheus:9090 and h3alth-s3cret") == "GET http://monitor:***@prometheus:9090 and ***"
+
+
 def test_without_alertmanager_the_alert_step_and_watchdog_are_left_out_and_said_so():
     s = syn_config.load({"TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off"})
     assert not s.alert_step

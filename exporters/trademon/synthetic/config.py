@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from .. import contract
+from ..logs import register_secret
 from ..config import ConfigError, env_choice, env_float, env_list, env_str, job_port
 
 PREFIX = "TRADEMON_SYNTHETIC_"
@@ -74,7 +76,13 @@ def _url(name: str, default: str | None, env: Mapping[str, str] | None, allow_of
     if not v.startswith(("http://", "https://")) or len(v.split("://", 1)[1].strip("/")) == 0:
         allowed = "an http:// or https:// URL" + (f", or {OFF} to leave it out" if allow_off else "")
         raise ConfigError(name, v, "not an HTTP URL", allowed)
+    _hide_password(v)
     return v.rstrip("/")
+
+
+def _hide_password(url: str) -> None:
+    """A URL may carry basic-auth credentials (http://user:pass@host): never log the password."""
+    register_secret(urlsplit(url).password)
 
 
 def default_health_targets(host: str = "127.0.0.1", env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -95,6 +103,7 @@ def _health_targets(env: Mapping[str, str] | None) -> dict[str, str]:
                               "a comma list of name=http://host:port/path, e.g. prometheus=http://prometheus:9090/-/healthy")
         if target in out:
             raise ConfigError(name, item, f"the name {target!r} appears twice", "each service once")
+        _hide_password(url)
         out[target] = url
     return out
 
