@@ -295,6 +295,22 @@ def test_every_scrape_target_is_a_service_on_its_port(resolved):
     assert seen >= len(contract.JOBS) - 1
 
 
+def test_service_addresses_in_the_mounted_configs_are_compose_services(resolved):
+    """Grafana's datasources, Promtail's and Alloy's Loki, Alertmanager's webhook: each
+    http://name:port they name is a service of the compose file listening on that port."""
+    files = [*(ROOT / "grafana" / "provisioning").rglob("*.yml"), ROOT / "alertmanager" / "alertmanager.yml",
+             *(ROOT / "promtail").glob("*.yml"), *(ROOT / "alloy").glob("*.alloy")]
+    seen = 0
+    for f in files:
+        for host, port in re.findall(r"https?://([a-z][a-z0-9-]*):(\d+)", f.read_text()):
+            if host == "localhost":
+                continue
+            seen += 1
+            assert host in resolved["services"], f"{f.relative_to(ROOT)} names {host}, which is no compose service"
+            assert int(port) in listening_ports(resolved["services"][host], host), f"{f.relative_to(ROOT)}: {host} does not listen on {port}"
+    assert seen >= 4
+
+
 # --- .env.example -------------------------------------------------------------------------------
 
 def compose_variables() -> set[str]:
