@@ -11,6 +11,7 @@ means five minutes of the simulated market, as in production.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import requests
@@ -88,6 +89,13 @@ class E2EStack:
         self.prom_url = f"http://127.0.0.1:{self.prom_port}"
         wait_http(f"{self.prom_url}/-/ready", 30, self.prom)
 
+        # Prometheus starts scraping some seconds after it is ready (its scrape manager applies
+        # targets on a 5 s tick); a scenario switched on before would measure that, not alerting.
+        def all_scraped():
+            active = requests.get(f"{self.prom_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+            return len(active) == len(targets) and all(t["health"] == "up" for t in active)
+        wait_for(all_scraped, 30, 0.2, "every target scraped once")
+
     @property
     def telegram(self):
         return self.alerting.standins.telegram
@@ -101,11 +109,18 @@ class E2EStack:
         return requests.get(f"{self.prom_url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
 
     def wait_no_group(self, receiver: str, timeout: float = 60) -> None:
-        """Until Alertmanager has dropped the receiver's group (it does so some time after
-        all its alerts resolved), so the next alert starts a new group with group_wait."""
+        """Until Alertmanager has dropped the receiver's group, so the next alert starts a new
+        group and waits group_wait. After its alerts resolved, an empty group lives on until
+        Alertmanager's cleanup (every 30 s); the API no longer lists it, but the
+        alertmanager_dispatcher_aggregation_groups gauge still counts it."""
         def gone():
             groups = requests.get(f"{self.alerting.am_url}/api/v2/alerts/groups", timeout=5).json()
-            return not [g for g in groups if g["receiver"]["name"] == receiver and g["alerts"]]
+            listed = [g for g in groups if g["alerts"]]
+            if any(g["receiver"]["name"] == receiver for g in listed):
+                return False
+            metrics = requests.get(f"{self.alerting.am_url}/metrics", timeout=5).text
+            m = re.search(r"^alertmanager_dispatcher_aggregation_groups (\S+)$", metrics, re.M)
+            return m is not None and float(m.group(1)) <= len(listed)
         wait_for(gone, timeout, 0.5, f"no {receiver} alert group left in Alertmanager")
 
     def logs(self) -> str:
