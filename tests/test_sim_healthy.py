@@ -19,9 +19,9 @@ API, MD, PM, IB = "automatictrader-api", "marketdata-stream", "position-manager"
 def healthy(tmp_path_factory):
     sim = SimProcess.start(tmp_path_factory.mktemp("sim-healthy"), speed=200)
     try:
-        # Twenty simulated minutes of trading, more than the alert windows of 5-15 minutes.
+        # Fifteen simulated minutes of trading: the longest alert window but one (30 min, fills).
         t0 = sim.state()["sim_time"]
-        wait_for(lambda: sim.state()["sim_time"] - t0 >= 1200, timeout=30, what="20 simulated minutes")
+        wait_for(lambda: sim.state()["sim_time"] - t0 >= 900, timeout=30, what="15 simulated minutes")
         yield {job: sim.scrape(job) for job in (API, MD, PM, IB)}, sim.state()
     finally:
         sim.close()
@@ -32,7 +32,7 @@ def test_healthy_figures_stay_under_every_threshold(healthy):
     limits = thresholds.load(ROOT)
     api, ib, pm, md = f[API], f[IB], f[PM], f[MD]
     created = total(api, "order_intents_created_total")
-    assert created > 100
+    assert created > 50
     assert total(api, "order_intents_error_total") / created < limits["intent_error_ratio"]
     assert total(api, "order_intents_pending") < limits["intents_pending_max"]
     assert max(s.value for s in samples(api, "worker_lag_seconds")) < limits["worker_lag_seconds"]
@@ -40,7 +40,7 @@ def test_healthy_figures_stay_under_every_threshold(healthy):
     fast = total(api, "api_request_duration_seconds_bucket", le=str(float(limits["api_p99_seconds"])))
     assert fast / requests_all >= 0.99
     submitted = total(ib, "orders_submitted_total")
-    assert submitted > 100
+    assert submitted > 50
     assert total(ib, "orders_rejected_total") / submitted < limits["rejection_ratio"]
     assert total(ib, "orders_filled_total") / submitted > limits["fill_ratio_min"]
     assert max(s.value for s in samples(ib, "avg_slippage_pct")) < limits["slippage_pct"]

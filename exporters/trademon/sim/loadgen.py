@@ -30,6 +30,7 @@ LEAN = {"meanrev": 1.0, "pairs": 0.6, "momentum": 0.4}  # target shares per sd o
 UNIT_NOTIONAL = 3000.0
 LOT_NOTIONAL = (200.0, 600.0)
 BAD_KINDS = ("zero_quantity", "bad_side", "no_key", "limit_without_price", "unknown_symbol")
+STATUS_CHECK_P = 0.3  # after an accepted intent, the strategy sometimes asks how an earlier one is doing
 
 
 class Strategies:
@@ -81,6 +82,7 @@ class LoadGenerator:
         self.strategies = Strategies(world, random.Random(f"{seed}:strategies"))
         self.sent = 0
         self._last: tuple[str, dict] | None = None
+        self._last_id: str | None = None
         self._api_up = True
 
     def _key(self) -> str:
@@ -108,15 +110,24 @@ class LoadGenerator:
         else:
             key, body, send_key = self._key(), self.strategies.next_intent(), True
         headers = {"Idempotency-Key": key} if send_key else {}
+        resp = await self._request(client, "POST", "/intents", json=body, headers=headers)
+        if resp is None or resp.status_code != 201:
+            return
+        self._last = (key, body)
+        if self._last_id is not None and self.rng.random() < STATUS_CHECK_P:
+            await self._request(client, "GET", f"/intents/{self._last_id}")
+        self._last_id = resp.json()["id"]
+
+    async def _request(self, client: httpx.AsyncClient, method: str, url: str, **kw) -> httpx.Response | None:
+        """The response, or None when the API cannot be reached (then wait a little)."""
         try:
-            resp = await client.post("/intents", json=body, headers=headers)
+            resp = await client.request(method, url, **kw)
         except httpx.HTTPError as e:
             self._note_api(False, repr(e))
             await asyncio.sleep(0.5)
-            return
+            return None
         self._note_api(resp.status_code != 503, f"HTTP {resp.status_code}")
-        if resp.status_code == 201:
-            self._last = (key, body)
+        return resp
 
     def _note_api(self, up: bool, detail: str) -> None:
         if up != self._api_up:
