@@ -208,6 +208,11 @@ def test_connectivity_codes_and_farms(tws, exporter):
     tws.error(1102, "Connectivity between IB and Trader Workstation has been restored - data maintained.")
     ex.wait_value(1, "ib_connected")
     assert ex.value("ib_errors_total", code="1102") == 1
+    # the dropped series come back without waiting for TWS to send changes
+    ex.wait_value(-123.5, "daily_pnl", account="DU111111")
+    ex.wait_value(100, "ib_position_quantity", account="DU111111", symbol="AAPL")
+    ex.wait_value(5_010, "risk_gross_exposure", account="DU222222")
+    wait_for(lambda: tws.subscriptions() == before, 10, what=f"subscriptions back to {before} after 1102")
 
     tws.error(1100, "Connectivity between IB and Trader Workstation has been lost.")
     ex.wait_value(0, "ib_connected")
@@ -337,3 +342,21 @@ def test_flag_overrides_variable_and_names_it():
                        env=dict(os.environ), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "TRADEMON_IB_PORT='0': out of range" in r.stderr
+
+
+def test_many_symbols_paced_by_ib_async_do_not_trip_the_heartbeat(tws, exporter):
+    """ib_async sends at most 45 requests a second and queues the rest; 60 symbols to qualify
+    and subscribe keep that queue busy for seconds, longer than the test's heartbeat timeout."""
+    symbols = [f"S{i:03d}" for i in range(60)]
+    for s in symbols:
+        tws.set_quote(s, 10.0, 10.02)
+    seed_broker(tws)
+    ex = exporter(tws, TRADEMON_IB_SYMBOLS=",".join(symbols))
+    wait_for(lambda: tws.subscriptions() and tws.subscriptions()[0]["mkt_data"] == 60, 30,
+             what="60 market data subscriptions")
+    tws.error(1101, "Connectivity between IB and Trader Workstation has been restored - data lost.")
+    tws.wait_request(2, count=60, timeout=30)  # every line cancelled ...
+    wait_for(lambda: tws.subscriptions()[0]["mkt_data"] == 60, 30, what="... and requested again")
+    assert ex.value("ib_disconnects_total") == 0
+    assert ex.value("ib_connected") == 1
+    assert tws.connections_total == 1

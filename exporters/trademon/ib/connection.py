@@ -18,7 +18,7 @@ from ib_async import IB, Contract
 from ib_async.ib import StartupFetchNONE
 
 from .config import IBConfig
-from .state import CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
+from .state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
 
 log = logging.getLogger("trademon.ib.connection")
 
@@ -34,7 +34,7 @@ class Connection:
         self.cfg, self.state = cfg, state
         self.ib = ib or IB()
         # ib_async asks for a new account summary on every 1102 without cancelling the old
-        # one; 1102 means the data was kept, so the exporter does not resubscribe there.
+        # one; the exporter resubscribes itself, cancelling first (_on_error).
         resubscribe_on_1102 = getattr(self.ib, "_onError", None)
         if resubscribe_on_1102 is not None:
             self.ib.errorEvent -= resubscribe_on_1102
@@ -44,6 +44,8 @@ class Connection:
         ib.connectedEvent += self._on_connected
         ib.disconnectedEvent += self._on_disconnected
         ib.client.apiStart += state.on_socket_up
+        ib.client.throttleStart += self._throttle_start
+        ib.client.throttleEnd += self._throttle_end
         ib.pnlEvent += state.on_pnl
         ib.pnlSingleEvent += state.on_pnl_single
         ib.positionEvent += state.on_position
@@ -57,6 +59,9 @@ class Connection:
         state.own_request = self._own_request
         self.accounts: list[str] = []
         self.sessions = 0
+        self._throttled = False
+        self._resubscribing: asyncio.Task | None = None
+        self._resubscribe_again = False
         self._lost = asyncio.Event()
         self._summary_req: int | None = None
         self._pnl: set[str] = set()
@@ -105,14 +110,23 @@ class Connection:
             self.ib.disconnect()
         finally:
             heartbeat.cancel()
+            if self._resubscribing is not None:
+                self._resubscribing.cancel()
+            self._throttled = False
             self._forget()
 
     async def _heartbeat(self) -> None:
-        """reqCurrentTime every interval; no answer in time means the socket is dead."""
+        """reqCurrentTime every interval; no answer in time means the socket is dead.
+
+        ib_async paces requests (45 a second) and queues the rest; a beat sent into that queue
+        would wait its turn and time out on a healthy socket (500 symbols to resubscribe take
+        11 s), so no beat is sent while the queue drains."""
         while self.ib.isConnected():
             await asyncio.sleep(self.cfg.heartbeat_interval)
             if not self.ib.isConnected():
                 return
+            if self._throttled:
+                continue
             try:
                 await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.cfg.heartbeat_timeout)
             except (asyncio.TimeoutError, ConnectionError):
@@ -140,9 +154,21 @@ class Connection:
         self._lost.set()
 
     def _on_error(self, req_id, code, message, contract=None) -> None:
-        if code == CONNECTION_RESTORED_DATA_LOST and self.ib.isConnected():
-            log.warning("IB connectivity restored, data lost: resubscribing")
-            asyncio.ensure_future(self._resubscribe())
+        # 1101: TWS lost the subscriptions. 1102: TWS kept them, but the exporter dropped its
+        # broker series at 1100 and positions would only come back as they change. Either way:
+        # cancel, then ask again, so TWS sends the whole state and nothing piles up.
+        if code in (CONNECTION_RESTORED_DATA_LOST, CONNECTION_RESTORED) and self.ib.isConnected():
+            log.warning("IB connectivity restored: resubscribing", extra={"code": code})
+            if self._resubscribing is not None and not self._resubscribing.done():
+                self._resubscribe_again = True  # one more round after the running one, not two at once
+            else:
+                self._resubscribing = asyncio.ensure_future(self._resubscribe())
+
+    def _throttle_start(self) -> None:
+        self._throttled = True
+
+    def _throttle_end(self) -> None:
+        self._throttled = False
 
     def _own_request(self, req_id: int) -> bool:
         w = self.ib.wrapper
@@ -221,14 +247,23 @@ class Connection:
         return dict(self._qualified)
 
     async def _resubscribe(self) -> None:
-        """After 1101 (connectivity restored, data lost): cancel everything, then ask again."""
+        """After 1101/1102 (connectivity restored): cancel everything, then ask again."""
+        self._resubscribe_again = True
+        while self._resubscribe_again and self.ib.isConnected():
+            self._resubscribe_again = False
+            await self._resubscribe_once()
+
+    async def _resubscribe_once(self) -> None:
         try:
             contracts = dict(self._md)
             self._unsubscribe()
             self._subscribe_streams()
             for key, contract in contracts.items():
                 self._req_mkt_data(key, contract)
-            self.ib.client.reqPositions()  # positions again; each re-arms its reqPnLSingle
+            # positions again (each re-arms its reqPnLSingle); once complete, flat accounts show 0
+            await asyncio.wait_for(self.ib.reqPositionsAsync(), self.cfg.connect_timeout)
+            if self.state.live:
+                self.state.on_connected(self.accounts)
             await self._snapshot_open_orders()
         except Exception:
             log.exception("resubscription failed; dropping the connection to start afresh")

@@ -194,9 +194,15 @@ class BrokerState:
         self.ib_reachable = True
         self._set_connected(True)
         for account in accounts:
+            if not self.cfg.watches(account):
+                continue
             limit = self.cfg.exposure_limit(account)
-            if limit is not None and self.cfg.watches(account):
+            if limit is not None:
                 self.limit(account).set(limit)
+            # positions are complete at connectedEvent: an account without any has no exposure
+            exp = self.exposure.setdefault(account, [0.0, 0.0, 0])
+            self.broker["risk_gross_exposure"](account).set(exp[0])
+            self.broker["risk_net_exposure"](account).set(exp[1])
 
     def on_socket_up(self) -> None:
         """Handshake done: data may arrive before ib_async's connectedEvent."""
