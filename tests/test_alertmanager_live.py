@@ -7,6 +7,10 @@ simulator through Prometheus is tests/test_e2e_alerting.py.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from tests.support.amstack import AlertingStack, alert
@@ -146,3 +150,22 @@ def test_no_secret_in_any_log(stack):
     cfg = stack.config_path.read_text()
     for secret in stack.standins.secrets():
         assert secret not in cfg
+
+
+def in_us_market_hours(t: datetime) -> bool:
+    ny = t.astimezone(ZoneInfo("America/New_York"))
+    return ny.weekday() < 5 and dtime(9, 30) <= ny.time() < dtime(16, 0)
+
+
+def test_market_data_stale_notified_only_in_market_hours(stack):
+    """The route's active_time_intervals, as the real Alertmanager applies them now (with the
+    America/New_York zone file am-config copied): in US market hours MarketDataStale arrives,
+    outside them it is muted everywhere, the file included. A warning beside it always arrives."""
+    before = in_us_market_hours(datetime.now(timezone.utc))
+    stack.post(alert("MarketDataStale", "warning", "No market data for AAPL", symbol="AAPL", job="marketdata-stream"),
+               alert("UnusualSlippage", "warning", "Slippage 0.9 % on meanrev", strategy="meanrev", job="ib-exporter"))
+    stack.wait(lambda: "UnusualSlippage" in sink_alertnames(stack), 30, "the other warning")
+    stack.settle(3)
+    after = in_us_market_hours(datetime.now(timezone.utc))
+    arrived = "MarketDataStale" in sink_alertnames(stack) or any("MarketDataStale" in m["text"] for m in stack.standins.telegram.sent())
+    assert arrived in {before, after}, f"market hours now: {after}; MarketDataStale notified: {arrived}"

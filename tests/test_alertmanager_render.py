@@ -88,6 +88,12 @@ def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
         assert env["TELEGRAM_BOT_TOKEN"] not in json.dumps(log_lines())
 
 
+def test_rerender_removes_secrets_no_longer_configured(tmp_path):
+    amconfig.render(AM, tmp_path, FULL)
+    amconfig.render(AM, tmp_path, {k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"} | {"SMTP_USERNAME": ""})
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["slack_webhook_url", "telegram_bot_token"]
+
+
 def test_secret_from_file(tmp_path):
     f = tmp_path / "token"
     f.write_text(TOKEN + "\n")

@@ -87,6 +87,10 @@ class SecretFiles:
 
     def __init__(self, out: Path):
         self.dir = out / "secrets"
+        if self.dir.is_dir():  # a secret no longer configured must not linger in the volume
+            for old in self.dir.iterdir():
+                if old.is_file():
+                    old.unlink()
 
     def write(self, name: str, value: str) -> str:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
