@@ -275,3 +275,45 @@ def test_unknown_threshold_in_a_template_is_a_clear_error():
     fill = gen_rules.Filler(ROOT)
     with pytest.raises(KeyError, match="no such key in prometheus/thresholds.yml"):
         fill("x > ${no_such_threshold}")
+
+
+# ------------------------------------------------------------------ tuned thresholds
+
+TUNED = {
+    "api_down_for": "3m", "tws_lost_for": "2m", "daily_loss_limit": -800, "reconciliation_for": "10m",
+    "intent_error_ratio": 0.1, "intent_error_for": "3m", "intents_pending_max": 80, "intents_pending_for": "5m",
+    "worker_lag_seconds": 120, "worker_lag_for": "2m", "slippage_pct": 0.8, "slippage_for": "0s",
+    "rejection_ratio": 0.2, "rejection_for": "10m", "fill_ratio_min": 0.4, "fill_rate_for": "5m",
+    "ratio_min_events": 10, "api_p99_seconds": 1, "api_latency_for": "2m", "exposure_ratio": 0.8,
+    "exposure_for": "1m", "pnl_anomaly_sigmas": 3, "pnl_anomaly_min_change": 250, "pnl_anomaly_for": "2m",
+    "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
+    "exporter_down_for": "5m", "currency": "EUR",
+}
+
+
+def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
+    """Every threshold changed at once: the regenerated rules pass the regenerated tests, and
+    the committed files are reported out of date (so CI fails until `trademon gen` is run)."""
+    from trademon.gen import check, rule_tests
+
+    assert set(TUNED) == set(yaml.safe_load((PROM / "thresholds.yml").read_text())), "update TUNED"
+    (tmp_path / "prometheus").mkdir()
+    (tmp_path / "prometheus" / "thresholds.yml").write_text(yaml.safe_dump(TUNED))
+    shutil.copy(PROM / "prometheus.yml", tmp_path / "prometheus" / "prometheus.yml")
+    for rel, fn in gen_rules.GENERATED + rule_tests.GENERATED:
+        if rel.startswith("prometheus/"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(fn(tmp_path))
+    alerts = (tmp_path / gen_rules.ALERTS_FILE).read_text()
+    assert "daily_pnl) < -800" in alerts and "limit -800." in alerts and "EUR" in alerts
+    r = promtool("test", "rules", *map(str, sorted((tmp_path / "prometheus" / "tests").glob("*.yml"))), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # The committed copies against the tuned thresholds: stale (all but the recording rules,
+    # which take no threshold), with the fix in the message.
+    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED if rel.startswith("prometheus/")]
+    for rel in generated:
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    problems = [p for p in check(tmp_path) if p.startswith("prometheus/")]
+    assert sorted(p.split()[0] for p in problems) == sorted(set(generated) - {gen_rules.RULES_FILE})
+    assert all("run `trademon gen`" in p for p in problems)
