@@ -15,6 +15,8 @@ from .scenarios import SCENARIOS
 from .world import Settings
 
 SIM_JOBS = (API, MD, PM, IB)
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_SPEED = 1.0
 CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
 # Used only where prometheus/thresholds.yml is not around (an image holding just the
 # package); a test keeps it equal to the file's daily_loss_limit.
@@ -88,9 +90,9 @@ def load(env: Mapping[str, str] | None = None) -> SimConfig:
         exposure_limit=env_float("TRADEMON_SIM_EXPOSURE_LIMIT", defaults.exposure_limit, 1.0, None, env=env),
     )
     return SimConfig(
-        host=env_str("TRADEMON_SIM_HOST", "0.0.0.0", env=env),
+        host=env_str("TRADEMON_SIM_HOST", DEFAULT_HOST, env=env),
         ports=ports,
-        speed=env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env),
+        speed=env_float("TRADEMON_SIM_SPEED", DEFAULT_SPEED, 0.01, 1000.0, env=env),
         scenarios=env_list("TRADEMON_SIM_SCENARIOS", (), choices=SCENARIOS, env=env),
         world=world,
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),

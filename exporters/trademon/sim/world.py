@@ -1,8 +1,10 @@
 """The seeded world: market, broker, books per account and strategy, circuit breakers,
 the IB session, intents, and the scenarios' effects on all of it.
 
-Same seed, same world: every random draw comes from generators seeded from it, and the
-world moves in fixed simulated steps whatever the real timing.
+Same seed, same world: every random draw comes from generators seeded from it (one per
+part, so one part's draws never shift another's), and the world moves in fixed simulated
+steps whatever the real timing. The market's path is therefore the same on every run of a
+seed; the order flow arrives over real HTTP, so which step an order lands in can differ.
 
 The trading "day" is the simulator's run: daily P&L never resets. A reset at midnight
 would be a jump of the whole day's P&L, which PnLAnomaly would rightly flag, once per

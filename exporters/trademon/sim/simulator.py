@@ -1,0 +1,84 @@
+"""The simulator wired together: the world, the services in front of it (one port per job,
+plus the control endpoint) and the tasks that move it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from ..service import Listener, Probes, Runner, basics_app
+from .api import api_port_app
+from .clock import SimClock
+from .control import build_control
+from .exporters import IBExporter, MarketDataExporter, PositionManagerExporter
+from .loadgen import LoadGenerator
+from .scenarios import switch
+from .settings import API, IB, MD, PM, SimConfig, port_env_variable
+from .workers import make_workers
+from .world import World
+
+log = logging.getLogger("trademon.sim")
+
+TICK_REAL_S = 0.1  # how often the world catches up with the clock and the metrics follow
+
+
+class Simulator:
+    """The world, the services in front of it and the tasks that move it, wired together."""
+
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        self.clock = SimClock(cfg.speed)
+        self.world = World(cfg.world, self.clock.now())
+        for name in cfg.scenarios:
+            switch(self.world, name, True)
+        self.crashed = False
+        api_app, self.ins = api_port_app(self.world, self.clock)
+        self.md = MarketDataExporter(self.world, self.clock)
+        self.pm = PositionManagerExporter(self.world)
+        self.ib = IBExporter(self.world, self.clock)
+        self.workers = make_workers(self.world, self.clock, self.ins, cfg.world.seed)
+        api_host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+        self.loadgen = LoadGenerator(self.world, self.clock, f"http://{api_host}:{cfg.ports[API]}", cfg.world.seed)
+        w = self.world
+        apps = {
+            API: api_app,
+            MD: basics_app(self.md.m.registry, Probes({"feed": lambda: True})),
+            PM: basics_app(self.pm.m.registry),
+            IB: basics_app(self.ib.m.registry, Probes({"ib_connected": lambda: w.ib_connected})),
+            "control": basics_app(CollectorRegistry(), inner=build_control(self.world, self.clock)),
+        }
+        listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name)) for name, app in apps.items()]
+        tasks = [self._tick, self.loadgen.run, *(wk.run for wk in self.workers)]
+        self.runner = Runner(listeners, [self._guard(t) for t in tasks])
+        self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape
+        self.refresh()
+
+    def refresh(self) -> None:
+        for wk in self.workers:
+            self.ins.set_worker_lag(wk.name, wk.lag())
+        self.md.refresh()
+        self.pm.refresh()
+        self.ib.refresh()
+
+    async def _tick(self) -> None:
+        while True:
+            before = self.world.t
+            self.world.advance_to(self.clock.now())
+            if self.world.t != before:
+                self.refresh()
+            await asyncio.sleep(TICK_REAL_S)
+
+    def _guard(self, fn):
+        async def guarded():
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("simulator task failed; stopping", extra={"task": getattr(fn, "__qualname__", str(fn))})
+                self.crashed = True
+                self.runner.stop()
+        guarded.__name__ = getattr(fn, "__qualname__", "task")
+        return guarded
