@@ -224,52 +224,71 @@ class Connection:
         for t in trades:
             self._watch_order_symbol(t)
 
+    async def _step(self, what: str, coro) -> None:
+        """One part of a subscription; if it fails, the rest still happens (a dead socket is
+        the heartbeat's to find, not this)."""
+        try:
+            await coro
+        except Exception as e:
+            log.warning("subscription step failed", extra={"step": what, "error": repr(e)})
+
     async def _subscribe(self) -> None:
+        """Few requests first, awaited; the market data lines last: ib_async paces requests,
+        and hundreds of them in front would hold up the answers awaited here."""
         if not self.ib.isConnected():
             return
         self._subscribe_streams()
-        for key, contract in (await self._watched_contracts()).items():
-            self._req_mkt_data(key, contract)
-        await self._snapshot_open_orders()
+        await self._step("open orders", self._snapshot_open_orders())
+        await self._step("watched symbols", self._subscribe_watched())
 
-    async def _watched_contracts(self) -> dict[tuple[str, str], Contract]:
-        """The configured symbols as contracts with a conId (ib_async needs one for market data)."""
+    async def _subscribe_watched(self) -> None:
+        """The configured symbols, qualified once (ib_async needs a conId for market data), in
+        batches that fit ib_async's pacing, then one market data line each."""
         todo = [w for w in self.cfg.symbols if (w.symbol, w.sec_type) not in self._qualified]
-        if todo:
-            found = await asyncio.wait_for(self.ib.qualifyContractsAsync(*[w.contract() for w in todo]),
-                                           self.cfg.connect_timeout)
-            for w, contract in zip(todo, found):
+        for i in range(0, len(todo), 40):
+            batch = todo[i:i + 40]
+            try:
+                found = await asyncio.wait_for(self.ib.qualifyContractsAsync(*[w.contract() for w in batch]),
+                                               self.cfg.connect_timeout)
+            except asyncio.TimeoutError:
+                log.warning("no contract details in time; those symbols are tried at the next connect",
+                            extra={"symbols": [w.symbol for w in batch]})
+                continue
+            for w, contract in zip(batch, found):
                 if isinstance(contract, Contract) and contract.conId:
                     self._qualified[(w.symbol, w.sec_type)] = contract
                 else:
                     log.warning("symbol not found or ambiguous at IB; no quotes for it",
                                 extra={"symbol": w.symbol, "sec_type": w.sec_type, "exchange": w.exchange})
-        return dict(self._qualified)
+        for key, contract in self._qualified.items():
+            if key not in self._md:
+                self._req_mkt_data(key, contract)
 
     async def _resubscribe(self) -> None:
         """After 1101/1102 (connectivity restored): cancel everything, then ask again."""
         self._resubscribe_again = True
         while self._resubscribe_again and self.ib.isConnected():
             self._resubscribe_again = False
-            await self._resubscribe_once()
+            try:
+                await self._resubscribe_once()
+            except Exception:  # e.g. the socket died meanwhile: the session loop takes over
+                log.exception("resubscription failed")
 
     async def _resubscribe_once(self) -> None:
-        try:
-            contracts = dict(self._md)
-            self._unsubscribe()
-            self._subscribe_streams()
-            for key, contract in contracts.items():
-                self._req_mkt_data(key, contract)
-            # positions again (each re-arms its reqPnLSingle); once complete, flat accounts show 0
-            await asyncio.wait_for(self.ib.reqPositionsAsync(), self.cfg.connect_timeout)
-            if self.state.live:
-                self.state.on_connected(self.accounts)
-            await self._snapshot_open_orders()
-        except Exception:
-            log.exception("resubscription failed; dropping the connection to start afresh")
-            self.ib.disconnect()
+        self._cancel_streams()
+        self._subscribe_streams()
+        # positions again (each re-arms its reqPnLSingle); once complete, flat accounts show 0
+        await self._step("positions", asyncio.wait_for(self.ib.reqPositionsAsync(), self.cfg.connect_timeout))
+        if self.state.live:
+            self.state.on_connected(self.accounts)
+        await self._step("open orders", self._snapshot_open_orders())
+        for key, contract in list(self._md.items()):  # the many market data lines last
+            self.ib.cancelMktData(contract)
+            del self._md[key]
+            self._req_mkt_data(key, contract)
 
-    def _unsubscribe(self) -> None:
+    def _cancel_streams(self) -> None:
+        """Cancel account summary, P&L, per-position P&L and positions before asking again."""
         ib = self.ib
         if self._summary_req is not None:
             ib.client.cancelAccountSummary(self._summary_req)
@@ -277,14 +296,15 @@ class Connection:
             ib.cancelPnL(account)
         for account, con_id in self._pnl_single:
             ib.cancelPnLSingle(account, "", con_id)
-        for contract in self._md.values():
-            ib.cancelMktData(contract)
         ib.client.cancelPositions()
-        self._forget()
+        self._forget_streams()
 
-    def _forget(self) -> None:
-        """A closed socket cancels everything at TWS; ib_async has reset its own maps."""
+    def _forget_streams(self) -> None:
         self._summary_req = None
         self._pnl.clear()
         self._pnl_single.clear()
+
+    def _forget(self) -> None:
+        """A closed socket cancels everything at TWS; ib_async has reset its own maps."""
+        self._forget_streams()
         self._md.clear()
