@@ -13,6 +13,7 @@ import email
 import email.policy
 import html.parser
 import json
+import logging
 import re
 import threading
 import time
@@ -278,6 +279,7 @@ class SMTPStandIn:
         from .procs import free_port
 
         self.username, self.password = username, password
+        logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own deprecation chatter
         self.handler = _SMTPHandler()
         self.port = free_port()
         self.controller = _Controller(self.handler, hostname="127.0.0.1", port=self.port,
