@@ -195,7 +195,9 @@ ALERTS: list[Alert] = [
           "and IB accepted were filled (minimum ${fill_ratio_min|pct}), for more than ${fill_rate_for}.",
           "overview", for_="fill_rate_for"),
     Alert("APILatencyHigh", "warning",
-          "endpoint:api_request_duration_seconds:p99_5m > ${api_p99_seconds}",
+          # rate * 300 s = requests in the 5-minute window: a p99 of a handful means little
+          "endpoint:api_request_duration_seconds:p99_5m > ${api_p99_seconds}"
+          " and endpoint:api_requests:rate5m * 300 >= ${ratio_min_events}",
           "Slow API: p99 of {{ $labels.endpoint }} is {{ $value | humanizeDuration }}",
           "p99 latency of {{ $labels.endpoint }} on {{ $labels.job }} over 5 minutes: {{ $value | humanizeDuration }} "
           "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
