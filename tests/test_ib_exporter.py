@@ -360,3 +360,19 @@ def test_many_symbols_paced_by_ib_async_do_not_trip_the_heartbeat(tws, exporter)
     assert ex.value("ib_disconnects_total") == 0
     assert ex.value("ib_connected") == 1
     assert tws.connections_total == 1
+
+
+def test_port_in_use_exits_2_naming_the_variable():
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "trademon", "ib-exporter"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "TRADEMON_IB_EXPORTER_HOST": "127.0.0.1",
+                                            "TRADEMON_IB_EXPORTER_PORT": str(port)})
+    assert r.returncode == 2, r.stderr
+    assert f"127.0.0.1:{port}: the port is already in use" in r.stderr
+    assert "TRADEMON_IB_EXPORTER_PORT" in r.stderr
