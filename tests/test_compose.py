@@ -26,7 +26,7 @@ SYNTHETIC_TESTS = ROOT / "synthetic-tests.yml"
 PROFILES = ("demo", "live", "alloy")
 SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
 # Services not in the contract's JOBS, and the port each listens on.
-OTHER_PORTS = {"cadvisor": 8080, "alloy": 12345}
+OTHER_PORTS = {"alloy": 12345}
 # Scrape targets that may live outside the compose file, documented in docs/operations.md.
 HOST_TARGET = "host.docker.internal"
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")

@@ -39,6 +39,8 @@ JOBS: dict[str, Job] = {
         Job("grafana", 3000, "stack", "Grafana"),
         Job("loki", 3100, "stack", "Loki"),
         Job("promtail", 9080, "stack", "Promtail"),
+        # cAdvisor listens on 8080 by default; moved so every job has a port of its own.
+        Job("cadvisor", 8084, "stack", "cAdvisor: container CPU, memory and network"),
     )
 }
 
