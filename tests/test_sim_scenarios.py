@@ -142,13 +142,13 @@ def test_rejection_burst_rejects_most_orders_with_code_201(start_sim):
     sim = start_sim(speed=150)
     sub0, r201_0, _ = order_counts(sim)
     sim.on("rejection-burst")
-    wait(lambda: order_counts(sim)[0] - sub0 >= 40, "40 orders submitted")
+    wait(lambda: order_counts(sim)[0] - sub0 >= 30, "30 orders submitted")
     sub1, r201_1, rej1 = order_counts(sim)
     assert (r201_1 - r201_0) / (sub1 - sub0) > 0.5
     sim.off("rejection-burst")
     time.sleep(0.2)  # orders already submitted during the burst get their answer
     sub2, _, rej2 = order_counts(sim)
-    wait(lambda: order_counts(sim)[0] - sub2 >= 60, "60 more orders")
+    wait(lambda: order_counts(sim)[0] - sub2 >= 50, "50 more orders")
     sub3, _, rej3 = order_counts(sim)
     assert (rej3 - rej2) / (sub3 - sub2) < 0.1
 

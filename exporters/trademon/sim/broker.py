@@ -15,7 +15,7 @@ from .market import Market
 
 # IB error codes that reject orders, with their weight among ordinary rejections.
 REJECT_CODES = {"201": 0.6, "110": 0.25, "203": 0.15}
-REJECT_RATE = 0.015
+REJECT_RATE = 0.008  # a tested algo: under 1 %
 CANCEL_RATE = 0.05          # limit orders the strategy cancels before they fill
 SPIKE_SLIPPAGE = 0.01       # slippage-spike: fills slip about 1 %
 BURST_REJECT_RATE = 0.75    # rejection-burst: most orders rejected with code 201

@@ -101,9 +101,12 @@ class IntentStore:
         if self.queues[state]:
             return
         ev.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that races with the event, and the worker would then never stop on SIGTERM.
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await ev.wait()
+        except TimeoutError:
             pass
 
     def counts(self) -> dict[str, int]:
