@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from .clock import SimClock
 from .scenarios import SCENARIOS, switch
+from .workers import WORKERS
 from .world import World
 
 
@@ -31,7 +32,7 @@ def snapshot(world: World, clock: SimClock) -> dict:
         "breakers": {name: b.open for name, b in world.breakers.items()},
         "mids": dict(world.market.mid),
         "intents": world.intents.counts(),
-        "worker_lag_seconds": {st: world.intents.lag(st, now) for st in ("pending", "planned", "ready")},
+        "worker_lag_seconds": {name: world.intents.lag(state, now) for name, (state, _) in WORKERS.items()},
         "orders": {
             "submitted": sum(world.broker.stats.submitted.values()),
             "filled": sum(world.broker.stats.filled.values()),
