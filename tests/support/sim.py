@@ -1,7 +1,8 @@
 """The simulator as a subprocess for tests: ``SimProcess.start(log_dir, speed=..., scenarios=...)``.
 
 It runs ``python -m trademon sim`` on free ports (127.0.0.1), waits until every port
-answers, and offers the control endpoint (``on``/``off``/``state``) and parsed scrapes.
+answers, and offers the control endpoint (``on``/``off``/``state``) and parsed scrapes
+(``scrape(job)``; ``total(job, "orders_rejected_total", code="201")`` sums matching samples).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from trademon.config import port_variable
-from trademon.contract import SIM_CONTROL_PORT  # noqa: F401  (documents where the default comes from)
 
 from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 
