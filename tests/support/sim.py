@@ -41,6 +41,10 @@ def total(families: dict, sample_name: str, **labels) -> float:
     return sum(s.value for s in samples(families, sample_name, **labels))
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class SimProcess:
     def __init__(self, proc: Proc, ports: dict[str, int]):
         self.proc = proc
@@ -49,8 +53,20 @@ class SimProcess:
     @classmethod
     def start(cls, log_dir, *, speed: float = 30.0, scenarios=(), seed: int = 1, extra_env: dict | None = None,
               timeout: float = 30.0) -> "SimProcess":
-        ports = {job: free_port() for job in SIM_JOBS}
-        ports["control"] = free_port()
+        # A free port can be taken by another test run between asking and binding: then the
+        # simulator exits 2 naming the port, and we try again with new ports.
+        for attempt in range(3):
+            try:
+                return cls._start_once(log_dir, speed, scenarios, seed, extra_env, timeout)
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+
+    @classmethod
+    def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout) -> "SimProcess":
+        ports: dict[str, int] = {}
+        while len(set(ports.values())) < len(SIM_JOBS) + 1:
+            ports = {job: free_port() for job in (*SIM_JOBS, "control")}
         env = {port_variable(job): str(p) for job, p in ports.items() if job != "control"}
         env.update({
             "TRADEMON_SIM_CONTROL_PORT": str(ports["control"]),
@@ -74,6 +90,8 @@ class SimProcess:
                     wait_http(sim.url(job) + "/healthz", timeout, proc)
         except BaseException:
             proc.close()
+            if proc.popen.returncode == 2 and "already in use" in proc.log_text():
+                raise _PortTaken() from None
             raise
         return sim
 
