@@ -33,6 +33,9 @@ def test_healthy_figures_stay_under_every_threshold(healthy):
     api, ib, pm, md = f[API], f[IB], f[PM], f[MD]
     created = total(api, "order_intents_created_total")
     assert created > 50
+    # The load generator sends duplicates and bad requests too, and asks about intents.
+    assert total(api, "order_intents_duplicate_total") > 0 and total(api, "order_intents_error_total") > 0
+    assert total(api, "api_request_duration_seconds_count", endpoint="/intents/{id}", method="GET") > 0
     assert total(api, "order_intents_error_total") / created < limits["intent_error_ratio"]
     assert total(api, "order_intents_pending") < limits["intents_pending_max"]
     assert max(s.value for s in samples(api, "worker_lag_seconds")) < limits["worker_lag_seconds"]
