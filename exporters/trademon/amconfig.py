@@ -170,7 +170,6 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
     s = Settings(env)
     files = SecretFiles(out)
     left_out: list[dict] = []
-    verdicts: dict[str, Skip | None] = {}
     for receiver in cfg.get("receivers", []):
         for key, fill in INTEGRATIONS.items():
             if key not in receiver:
@@ -178,10 +177,8 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
             try:
                 for c in receiver[key]:
                     fill(c, s, files)
-                verdicts.setdefault(key, None)
             except Skip as e:
                 del receiver[key]
-                verdicts.setdefault(key, e)
                 left_out.append({"receiver": receiver["name"], "integration": key.removesuffix("_configs"), "reason": str(e), "level": e.level})
         if alert_sink_url:
             for w in receiver.get("webhook_configs", []):

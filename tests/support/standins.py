@@ -97,8 +97,6 @@ class _Server:
     """A ThreadingHTTPServer on 127.0.0.1:<free port> with a handler function."""
 
     def __init__(self, handle):
-        stand_in = self
-
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -120,7 +118,6 @@ class _Server:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.lock = threading.Lock()
-        _ = stand_in
 
     def close(self):
         self.httpd.shutdown()
