@@ -79,7 +79,13 @@ class AlertingStack:
                                           "--log.level=debug", "--log.format=json"],
                         {"ZONEINFO": str(out / "zoneinfo")}, self.dir / "logs" / "alertmanager.log")
         self.procs.append(self.am)
-        wait_http(f"{self.am_url}/-/ready", 20, self.am)
+        try:
+            wait_http(f"{self.am_url}/-/ready", 20, self.am)
+        except RuntimeError as e:
+            if "default.tmpl" in self.am.log_text():  # Debian's build reads it from a fixed path
+                raise RuntimeError("Alertmanager cannot read /usr/share/prometheus/alertmanager/default.tmpl: "
+                                   "run scripts/install-tools.sh (it links Debian's template directory there)") from e
+            raise
 
     # Alerts in, as Prometheus sends them (POST /api/v2/alerts).
     def post(self, *alerts: dict, resolved: bool = False) -> None:
