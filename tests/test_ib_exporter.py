@@ -7,84 +7,12 @@ import sys
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from support.procs import free_port, start, wait_for, wait_http
-from trademon.testing.fake_tws import FakeTWS
+from support.ib import CLIENT_ID, exporter, seed_broker, tws  # noqa: F401 - fixtures
+from support.procs import wait_for
 
-CLIENT_ID = 4242
-ACCOUNTS = ["DU111111", "DU222222"]
-FAST = {
-    "TRADEMON_IB_HEARTBEAT_SECONDS": "0.3",
-    "TRADEMON_IB_HEARTBEAT_TIMEOUT_SECONDS": "0.5",
-    "TRADEMON_IB_RECONNECT_MIN_SECONDS": "0.2",
-    "TRADEMON_IB_RECONNECT_MAX_SECONDS": "0.5",
-    "TRADEMON_IB_CONNECT_TIMEOUT_SECONDS": "5",
-}
 BROKER_SERIES = ("daily_pnl", "ib_position_quantity", "ib_position_market_value", "account_net_liquidation",
                  "risk_gross_exposure", "risk_net_exposure", "risk_leverage")
-
-
-@pytest.fixture
-def tws():
-    fake = FakeTWS(accounts=ACCOUNTS).start()
-    yield fake
-    fake.stop()
-
-
-class Exporter:
-    def __init__(self, proc, url):
-        self.proc, self.url = proc, url
-
-    def samples(self) -> dict[tuple, float]:
-        """(name, sorted label pairs) -> value, for every sample of one scrape."""
-        text = requests.get(self.url + "/metrics", timeout=5).text
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for fam in text_string_to_metric_families(text) for s in fam.samples}
-
-    def value(self, name, **labels):
-        return self.samples().get((name, tuple(sorted(labels.items()))))
-
-    def names(self) -> set[str]:
-        return {name for name, _ in self.samples()}
-
-    def wait_value(self, expected, name, timeout=10.0, **labels):
-        wait_for(lambda: self.value(name, **labels) == expected, timeout,
-                 what=f"{name}{labels} == {expected} (last: {self.value(name, **labels)})")
-
-
-@pytest.fixture
-def exporter(tmp_path):
-    started = []
-
-    def run(tws: FakeTWS, **env) -> Exporter:
-        port = free_port()
-        full = {"TRADEMON_IB_HOST": "127.0.0.1", "TRADEMON_IB_PORT": str(tws.port),
-                "TRADEMON_IB_CLIENT_ID": str(CLIENT_ID), "TRADEMON_IB_EXPORTER_HOST": "127.0.0.1",
-                "TRADEMON_IB_EXPORTER_PORT": str(port), **FAST, **env}
-        proc = start("ib-exporter", [sys.executable, "-m", "trademon", "ib-exporter"], full,
-                     tmp_path / f"ib-exporter-{len(started)}.log")
-        started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/healthz", 20, proc)
-        return Exporter(proc, url)
-
-    yield run
-    for p in started:
-        p.close()
-
-
-def seed_broker(tws: FakeTWS) -> None:
-    tws.set_position("DU111111", "AAPL", 100, 150.0, market_value=15_500.0)
-    tws.set_position("DU111111", "MSFT", -50, 300.0, market_value=-15_000.0)
-    tws.set_position("DU222222", "SPY", 10, 500.0, market_value=5_010.0)
-    tws.set_pnl("DU111111", -123.5, 40.25, -163.75)
-    tws.set_pnl("DU222222", 12.0, 10.0, 2.0)
-    for tag, value in (("NetLiquidation", 100_000), ("GrossPositionValue", 30_500), ("MaintMarginReq", 9_000),
-                       ("ExcessLiquidity", 91_000), ("BuyingPower", 364_000)):
-        tws.set_account_value("DU111111", tag, value)
-    tws.set_account_value("DU111111", "Cushion", 0.91, "")
-    tws.set_account_value("DU111111", "AccountType", "INDIVIDUAL", "")  # not numeric: ignored
 
 
 def test_metrics_match_what_tws_sent(tws, exporter):

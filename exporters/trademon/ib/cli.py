@@ -9,7 +9,7 @@ import os
 
 from .. import logs
 from ..service import Listener, Probes, Runner, basics_app
-from . import config
+from . import api, config
 from .connection import Connection
 from .state import BrokerState
 
@@ -55,8 +55,8 @@ def scrape_app(state: BrokerState, probes: Probes):
 def main(args: argparse.Namespace) -> int:
     cfg = settings(args)  # a ConfigError here exits 2 with the message (trademon.cli)
     logs.setup("ib-exporter", cfg.log_level)
-    # ib_async logs every order and position at INFO; keep its warnings and errors.
-    logging.getLogger("ib_async").setLevel(logging.DEBUG if cfg.log_level == "debug" else logging.WARNING)
+    # the client library logs every order and position at INFO; keep its warnings and errors.
+    logging.getLogger(api.NAME).setLevel(logging.DEBUG if cfg.log_level == "debug" else logging.WARNING)
     state = BrokerState(cfg)
     probes = Probes({"ib_connected": lambda: state.connected})
     runner = Runner([Listener("metrics", scrape_app(state, probes), cfg.listen_host, cfg.listen_port,
@@ -68,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
 
     runner.tasks.append(ib_session)
     log.info("ib-exporter starting", extra={"tws": f"{cfg.host}:{cfg.port}", "client_id": cfg.client_id,
-                                            "listen": f"{cfg.listen_host}:{cfg.listen_port}"})
+                                            "listen": f"{cfg.listen_host}:{cfg.listen_port}",
+                                            "library": api.NAME, "library_version": api.VERSION})
     asyncio.run(runner.serve())
     return 0

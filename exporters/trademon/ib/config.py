@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ib_async import Contract
-
 from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
+from .api import Contract
 
 JOB = "ib-exporter"
 

@@ -14,13 +14,27 @@ import asyncio
 import logging
 import random
 
-from ib_async import IB, Contract
-from ib_async.ib import StartupFetchNONE
-
+from .api import CONNECT_OPTIONS, IB, Contract
 from .config import IBConfig
 from .state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
 
 log = logging.getLogger("trademon.ib.connection")
+
+
+async def within(seconds: float, awaitable):
+    """``awaitable`` with a time limit. Not asyncio.wait_for: in Python 3.11 it returns the
+    result when a cancel races with completion, and the cancel is lost (a loop that should
+    stop on SIGTERM goes on, and shutdown hangs); asyncio.timeout never drops it."""
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
+def raise_if_cancelled() -> None:
+    """After a library call that may use asyncio.wait_for inside (ib_async's connectAsync
+    does): if a cancel of this task was swallowed there, the task still counts it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def backoff(failures: int, lo: float, hi: float) -> float:
@@ -79,8 +93,8 @@ class Connection:
                 self._lost = asyncio.Event()
                 try:
                     await self.ib.connectAsync(self.cfg.host, self.cfg.port, self.cfg.client_id,
-                                               timeout=self.cfg.connect_timeout, readonly=True,
-                                               fetchFields=StartupFetchNONE)
+                                               timeout=self.cfg.connect_timeout, readonly=True, **CONNECT_OPTIONS)
+                    raise_if_cancelled()
                 except Exception as e:  # refused, timed out, client id in use: try again later
                     failures += 1
                     delay = backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max)
@@ -128,8 +142,8 @@ class Connection:
             if self._throttled:
                 continue
             try:
-                await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.cfg.heartbeat_timeout)
-            except (asyncio.TimeoutError, ConnectionError):
+                await within(self.cfg.heartbeat_timeout, self.ib.reqCurrentTimeAsync())
+            except (TimeoutError, ConnectionError):
                 log.warning("no answer to the heartbeat; dropping the connection",
                             extra={"timeout_seconds": self.cfg.heartbeat_timeout})
                 self.ib.disconnect()  # emits disconnectedEvent
@@ -219,7 +233,7 @@ class Connection:
     async def _snapshot_open_orders(self) -> None:
         """Orders of every client that are open now. Later changes arrive as events when this
         client id is TWS's "Master API client ID" (or is 0, for orders entered in TWS)."""
-        trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), self.cfg.connect_timeout)
+        trades = await within(self.cfg.connect_timeout, self.ib.reqAllOpenOrdersAsync())
         self.state.on_open_orders_snapshot(trades)
         for t in trades:
             self._watch_order_symbol(t)
@@ -248,9 +262,9 @@ class Connection:
         for i in range(0, len(todo), 40):
             batch = todo[i:i + 40]
             try:
-                found = await asyncio.wait_for(self.ib.qualifyContractsAsync(*[w.contract() for w in batch]),
-                                               self.cfg.connect_timeout)
-            except asyncio.TimeoutError:
+                found = await within(self.cfg.connect_timeout,
+                                    self.ib.qualifyContractsAsync(*[w.contract() for w in batch]))
+            except TimeoutError:
                 log.warning("no contract details in time; those symbols are tried at the next connect",
                             extra={"symbols": [w.symbol for w in batch]})
                 continue
@@ -278,7 +292,7 @@ class Connection:
         self._cancel_streams()
         self._subscribe_streams()
         # positions again (each re-arms its reqPnLSingle); once complete, flat accounts show 0
-        await self._step("positions", asyncio.wait_for(self.ib.reqPositionsAsync(), self.cfg.connect_timeout))
+        await self._step("positions", within(self.cfg.connect_timeout, self.ib.reqPositionsAsync()))
         if self.state.live:
             self.state.on_connected(self.accounts)
         await self._step("open orders", self._snapshot_open_orders())

@@ -1,6 +1,6 @@
 """A stand-in TWS / IB Gateway for tests: the TWS API socket protocol on loopback.
 
-It speaks what ib_async's client and decoder expect for the server version they negotiate
+It speaks what ib_async's (and ib_insync's) client and decoder expect for the server version they negotiate
 (length-prefixed messages of NUL-terminated fields; "API\\0" + "v<min>..<max>" handshake,
 answered with the server version and connection time; startApi; nextValidId and
 managedAccounts; then requests and streamed answers). It runs its own event loop in a
@@ -37,6 +37,7 @@ REQ_AUTO_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS, REQ_MANAGED_ACCTS = 15, 16, 17
 REQ_CURRENT_TIME, REQ_MARKET_DATA_TYPE, REQ_POSITIONS = 49, 59, 61
 REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY, CANCEL_POSITIONS, START_API = 62, 63, 64, 71
 REQ_PNL, CANCEL_PNL, REQ_PNL_SINGLE, CANCEL_PNL_SINGLE = 92, 93, 94, 95
+REQ_ACCOUNT_DATA, REQ_ACCOUNT_UPDATES_MULTI = 6, 76  # what ib_insync asks at every connect
 
 
 def encode(*fields) -> bytes:
@@ -242,10 +243,14 @@ class FakeTWS:
         """Wait until the live sessions have sent ``count`` requests with this message id."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._call(lambda: sum(1 for s in self.sessions for r in s.requests if r and r[0] == str(msg_id))) >= count:
+            if self.request_count(msg_id) >= count:
                 return
             time.sleep(0.02)
         raise TimeoutError(f"no {count} request(s) with message id {msg_id} within {timeout}s")
+
+    def request_count(self, msg_id: int) -> int:
+        """Requests with this message id the live sessions have sent (answered or not)."""
+        return self._call(lambda: sum(1 for s in self.sessions for r in s.requests if r and r[0] == str(msg_id)))
 
     def subscriptions(self) -> list[dict[str, int]]:
         """Active subscriptions per live session (to prove resubscribing does not pile up)."""
@@ -379,9 +384,11 @@ class FakeTWS:
             self.sessions.append(session)
             while True:
                 fields = (await self._read(reader)).decode(errors="replace").split("\0")[:-1]
-                if session.frozen or not fields:
+                if not fields:
                     continue
-                session.requests.append(fields)
+                session.requests.append(fields)  # received even when frozen: it just is not answered
+                if session.frozen:
+                    continue
                 try:
                     self._handle(session, fields)
                 except Exception:  # a request the stand-in cannot parse must not kill it
@@ -471,6 +478,19 @@ class FakeTWS:
             s.send(55, 1, req_id)
         elif msg == REQ_CONTRACT_DATA:
             self._send_contract_details(s, int(f[2]), f[4], f[5] or "STK", f[10] or "SMART", f[12] or "USD")
+        elif msg == REQ_ACCOUNT_DATA and f[2] == "1":
+            # the account's values at the time of asking, then the end marker; no streaming
+            # (the exporter reads the account summary; ib_insync only waits for the end)
+            for (account, tag), (value, ccy) in self.account_values.items():
+                if account == f[3]:
+                    s.send(6, 2, tag, value, ccy, account)
+            s.send(54, 1, f[3])
+        elif msg == REQ_ACCOUNT_UPDATES_MULTI:
+            req_id, wanted = int(f[2]), f[3]
+            for (account, tag), (value, ccy) in self.account_values.items():
+                if account == wanted:
+                    s.send(73, 1, req_id, account, f[4], tag, value, ccy)
+            s.send(74, 1, req_id)
         elif msg == REQ_MANAGED_ACCTS:
             s.send(15, 1, ",".join(self.accounts))
         elif msg == REQ_IDS:
