@@ -27,7 +27,7 @@ PROFILES = ("demo", "live", "alloy")
 SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
 # Services not in the contract's JOBS, and the port each listens on.
 OTHER_PORTS = {"alloy": 12345}
-# Scrape targets that may live outside the compose file, documented in docs/operations.md.
+# Scrape targets that may live outside the compose file, documented in README.md.
 HOST_TARGET = "host.docker.internal"
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 
@@ -273,7 +273,7 @@ def test_every_scrape_target_is_a_service_on_its_port(resolved):
             for alias in (net or {}).get("aliases", []):
                 # An alias stands for the job of that name: its contract port.
                 names.setdefault(alias, set()).add(contract.JOBS[alias].port if alias in contract.JOBS else -1)
-    docs = (ROOT / "docs" / "operations.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     seen = 0
     for sc in prom["scrape_configs"]:
         for sc_static in sc.get("static_configs", []):
@@ -281,7 +281,7 @@ def test_every_scrape_target_is_a_service_on_its_port(resolved):
                 host, port = target.rsplit(":", 1)
                 seen += 1
                 if host == HOST_TARGET:
-                    assert f"{host}:{port}" in docs, f"job {sc['job_name']}: {target} is a host service, not documented in docs/operations.md"
+                    assert f"{host}:{port}" in docs, f"job {sc['job_name']}: {target} is a host service, not documented in README.md"
                     continue
                 assert host in names, f"job {sc['job_name']}: {host} is no service or alias of docker-compose.yml"
                 assert int(port) in names[host], f"job {sc['job_name']}: {host} listens on {sorted(names[host])}, not {port}"
@@ -393,20 +393,20 @@ def test_dockerignore_lets_in_only_the_package():
             assert src.rstrip("/") in allowed, f"the Dockerfile copies {src}, which .dockerignore leaves out"
 
 
-# --- docs/operations.md ---------------------------------------------------------------------------
+# --- README.md ---------------------------------------------------------------------------
 
 def test_operations_doc_ports_table_matches_the_contract_and_compose(resolved):
     rows = {}
-    for line in (ROOT / "docs" / "operations.md").read_text().splitlines():
+    for line in (ROOT / "README.md").read_text().splitlines():
         m = re.match(r"^\| `([\w-]+)` \| ([^|]+) \|", line)
         if m:
             rows[m.group(1)] = {int(p) for p in re.findall(r"\b(\d{4,5})\b", m.group(2))}
     for name, svc in resolved["services"].items():
-        assert name in rows, f"docs/operations.md's services table lacks {name}"
-        assert rows[name] == listening_ports(svc, name), f"docs/operations.md: {name} ports {rows[name]} != {listening_ports(svc, name)}"
+        assert name in rows, f"README.md's services table lacks {name}"
+        assert rows[name] == listening_ports(svc, name), f"README.md: {name} ports {rows[name]} != {listening_ports(svc, name)}"
     for job in contract.JOBS.values():
         if job.name in rows:
             assert job.port in rows[job.name]
-    trading = next(line for line in (ROOT / "docs" / "operations.md").read_text().splitlines() if line.startswith("| the trader's services"))
+    trading = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| the trader's services"))
     for job in contract.jobs_of_kind("trading"):
         assert f"`{job}` {contract.JOBS[job].port}" in trading
