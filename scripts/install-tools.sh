@@ -15,7 +15,18 @@ packages=(prometheus promtool prometheus-alertmanager docker-compose)
 want=(prometheus promtool alertmanager amtool docker-compose)
 
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
-if have_all && [ "${1:-}" != "--force" ]; then exit 0; fi
+
+# Debian's Alertmanager build reads its default notification templates from this fixed path
+# (no flag moves it) and exits without them. Link the unpacked ones there unless a system
+# package already provides them.
+link_am_templates() {
+  local sys=/usr/share/prometheus/alertmanager
+  [ -e "$sys/default.tmpl" ] && return 0
+  mkdir -p "$(dirname "$sys")" && ln -sfn "$tools/root/usr/share/prometheus/alertmanager" "$sys" \
+    || { echo "install-tools: cannot link $sys (needs root): Alertmanager will not start without it" >&2; return 1; }
+}
+
+if have_all && [ "${1:-}" != "--force" ]; then link_am_templates; exit 0; fi
 
 src=""
 for f in /etc/apt/sources.list.d/*.sources; do
@@ -48,6 +59,7 @@ for b in prometheus promtool amtool; do
   ln -sf "$tools/root/usr/bin/$b" "$bin/$b"
 done
 ln -sf "$tools/root/usr/bin/prometheus-alertmanager" "$bin/alertmanager"
+link_am_templates
 # Debian ships compose v2 as a docker CLI plugin; it also runs standalone.
 ln -sf "$tools/root/usr/libexec/docker/cli-plugins/docker-compose" "$bin/docker-compose"
 

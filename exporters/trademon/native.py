@@ -187,7 +187,9 @@ def main(args) -> int:
                           {"TRADEMON_ALERT_SINK_FILE": str(sink_file), "TRADEMON_ALERT_SINK_HOST": host}))
         sup.start(Service("alertmanager", alertmanager_cmd(am_cfg, data / "alertmanager", port["alertmanager"], host,
                                                            f"http://{host}:{port['alertmanager']}"),
-                          f"http://{host}:{port['alertmanager']}/-/ready"))
+                          f"http://{host}:{port['alertmanager']}/-/ready",
+                          # the time zones of the market-hours intervals, for hosts without a tz database
+                          {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
         if args.mode == "demo":
             control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
             sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",
