@@ -34,7 +34,7 @@ def rendered(tmp_path_factory):
     """The config as `trademon am-config` writes it with every integration configured."""
     out = tmp_path_factory.mktemp("am")
     env = {"TELEGRAM_BOT_TOKEN": "123456:FAKE_token-for-tests", "TELEGRAM_CHAT_ID": "-100123",
-           "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/fakefakefake",
+           "SLACK_WEBHOOK_URL": "https://slack.invalid/services/t0/b0/fakefakefake",
            "SMTP_SMARTHOST": "smtp.example.com:587", "SMTP_FROM": "a@example.com", "SMTP_TO": "b@example.com",
            "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "fake-password",
            "GRAFANA_URL": "https://grafana.example.com", "ALERTMANAGER_URL": "https://am.example.com"}

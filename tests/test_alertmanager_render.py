@@ -19,7 +19,7 @@ from trademon import amconfig, logs
 ROOT = Path(__file__).resolve().parents[1]
 AM = ROOT / "alertmanager"
 TOKEN = "111222:AAtokenTOKENtoken_-x"
-FULL = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-1009876", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B1/slackSECRETpath",
+FULL = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-1009876", "SLACK_WEBHOOK_URL": "https://slack.invalid/services/t1/b1/slackSECRETpath",
         "SMTP_SMARTHOST": "smtp.example.com:587", "SMTP_FROM": "a@example.com", "SMTP_TO": "b@example.com",
         "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42"}
 
