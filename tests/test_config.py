@@ -36,3 +36,18 @@ def test_secret_from_env_or_file(tmp_path):
     assert secret("T", env={}) is None
     with pytest.raises(ConfigError, match="T_FILE=.*cannot read the file"):
         secret("T", env={"T_FILE": str(tmp_path / "missing")})
+
+
+def test_flags_override_their_variables(monkeypatch):
+    import argparse
+
+    from trademon.config import add_env_flags, environ_with_flags
+
+    flags = {"--speed": ("TRADEMON_X_SPEED", "how fast"), "--seed": ("TRADEMON_X_SEED", "")}
+    parser = argparse.ArgumentParser()
+    add_env_flags(parser, flags)
+    monkeypatch.setenv("TRADEMON_X_SPEED", "1")
+    monkeypatch.setenv("TRADEMON_X_SEED", "7")
+    env = environ_with_flags(parser.parse_args(["--speed", "30"]), flags)
+    assert env["TRADEMON_X_SPEED"] == "30" and env["TRADEMON_X_SEED"] == "7"
+    assert "overrides TRADEMON_X_SPEED" in parser.format_help()

@@ -114,3 +114,22 @@ def job_port(job: str, env: Mapping[str, str] | None = None) -> int:
     from .contract import JOBS
 
     return env_port(port_variable(job), JOBS[job].port, env)
+
+
+def add_env_flags(parser, flags: Mapping[str, tuple[str, str]]) -> None:
+    """Command-line flags that override environment variables: ``{"--flag": (VARIABLE, help)}``.
+
+    The value is validated with the variable's own rules, so an error names the variable."""
+    for flag, (variable, help_) in flags.items():
+        parser.add_argument(flag, dest=variable, default=None, metavar="VALUE",
+                            help=f"{help_}; overrides {variable}" if help_ else f"overrides {variable}")
+
+
+def environ_with_flags(args, flags: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """The environment with the flags given on the command line laid over it."""
+    env = dict(os.environ)
+    for variable, _ in flags.values():
+        value = getattr(args, variable, None)
+        if value is not None:
+            env[variable] = str(value)
+    return env

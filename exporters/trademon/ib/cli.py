@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 
 from .. import logs
+from ..config import add_env_flags, environ_with_flags
 from ..service import Listener, Probes, Runner, basics_app
 from . import api, config
 from .connection import Connection
@@ -15,29 +15,26 @@ from .state import BrokerState
 
 log = logging.getLogger("trademon.ib")
 
-# flag -> the variable it overrides (the variable names the setting in every error message)
+# flag -> (the variable it overrides, what it sets); the variable names the setting in every error message
 FLAGS = {
-    "--ib-host": "TRADEMON_IB_HOST",
-    "--ib-port": "TRADEMON_IB_PORT",
-    "--client-id": "TRADEMON_IB_CLIENT_ID",
-    "--accounts": "TRADEMON_IB_ACCOUNTS",
-    "--symbols": "TRADEMON_IB_SYMBOLS",
-    "--exposure-limit": "TRADEMON_IB_EXPOSURE_LIMIT",
-    "--host": "TRADEMON_IB_EXPORTER_HOST",
-    "--port": config.PORT_VARIABLE,
+    "--ib-host": ("TRADEMON_IB_HOST", "TWS / IB Gateway host"),
+    "--ib-port": ("TRADEMON_IB_PORT", "TWS / IB Gateway API port (4001/4002, 7496/7497)"),
+    "--client-id": ("TRADEMON_IB_CLIENT_ID", "the exporter's own API client id"),
+    "--accounts": ("TRADEMON_IB_ACCOUNTS", "comma list of accounts (default: all managed)"),
+    "--symbols": ("TRADEMON_IB_SYMBOLS", "comma list of symbols to keep quotes for"),
+    "--exposure-limit": ("TRADEMON_IB_EXPOSURE_LIMIT", "gross exposure limit per account"),
+    "--host": ("TRADEMON_IB_EXPORTER_HOST", "address /metrics listens on"),
+    "--port": (config.PORT_VARIABLE, "port /metrics listens on"),
 }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Every flag overrides the variable named in its help; see docs/ib-exporter.md."
-    for flag, variable in FLAGS.items():
-        parser.add_argument(flag, dest=variable, metavar="VALUE", help=f"overrides {variable}")
+    add_env_flags(parser, FLAGS)
 
 
 def settings(args: argparse.Namespace) -> config.IBConfig:
-    env = dict(os.environ)
-    env.update({v: str(getattr(args, v)) for v in FLAGS.values() if getattr(args, v, None) is not None})
-    return config.load(env)
+    return config.load(environ_with_flags(args, FLAGS))
 
 
 def scrape_app(state: BrokerState, probes: Probes):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 
 from .. import logs
+from ..config import add_env_flags, environ_with_flags
 from ..contract import JOBS, SIM_CONTROL_PORT
 from . import settings as sim_settings
 from .scenarios import SCENARIOS
@@ -18,40 +18,30 @@ from .world import Settings
 log = logging.getLogger("trademon.sim")
 
 _D = Settings()
-# flag dest -> (environment variable it overrides, what it sets)
+# flag -> (environment variable it overrides, what it sets)
 FLAGS = {
-    "host": ("TRADEMON_SIM_HOST", f"address to listen on (default {DEFAULT_HOST})"),
-    "seed": ("TRADEMON_SIM_SEED", f"seed of the world: same seed, same market (default {_D.seed})"),
-    "speed": ("TRADEMON_SIM_SPEED", f"simulated seconds per real second (default {DEFAULT_SPEED:g})"),
-    "scenarios": ("TRADEMON_SIM_SCENARIOS", "comma list of scenarios active at start"),
-    "accounts": ("TRADEMON_SIM_ACCOUNTS", f"comma list of account ids (default {','.join(_D.accounts)})"),
-    "symbols": ("TRADEMON_SIM_SYMBOLS", f"comma list of symbols (default {','.join(_D.symbols)})"),
-    "strategies": ("TRADEMON_SIM_STRATEGIES", f"comma list of strategies (default {','.join(_D.strategies)})"),
-    "daily_loss_limit": ("TRADEMON_SIM_DAILY_LOSS_LIMIT", "negative; default: daily_loss_limit of prometheus/thresholds.yml"),
-    "exposure_limit": ("TRADEMON_SIM_EXPOSURE_LIMIT", f"gross exposure limit per account (default {_D.exposure_limit:g})"),
-    "log_level": ("TRADEMON_LOG_LEVEL", "debug, info, warning or error (default info)"),
-    **{f"{name.replace('-', '_')}_port": (port_env_variable(name), "port" + (f" (default {JOBS[name].port})" if name in JOBS else f" (default {SIM_CONTROL_PORT})"))
+    "--host": ("TRADEMON_SIM_HOST", f"address to listen on (default {DEFAULT_HOST})"),
+    "--seed": ("TRADEMON_SIM_SEED", f"seed of the world: same seed, same market (default {_D.seed})"),
+    "--speed": ("TRADEMON_SIM_SPEED", f"simulated seconds per real second (default {DEFAULT_SPEED:g})"),
+    "--scenarios": ("TRADEMON_SIM_SCENARIOS", "comma list of scenarios active at start"),
+    "--accounts": ("TRADEMON_SIM_ACCOUNTS", f"comma list of account ids (default {','.join(_D.accounts)})"),
+    "--symbols": ("TRADEMON_SIM_SYMBOLS", f"comma list of symbols (default {','.join(_D.symbols)})"),
+    "--strategies": ("TRADEMON_SIM_STRATEGIES", f"comma list of strategies (default {','.join(_D.strategies)})"),
+    "--daily-loss-limit": ("TRADEMON_SIM_DAILY_LOSS_LIMIT", "negative; default: daily_loss_limit of prometheus/thresholds.yml"),
+    "--exposure-limit": ("TRADEMON_SIM_EXPOSURE_LIMIT", f"gross exposure limit per account (default {_D.exposure_limit:g})"),
+    "--log-level": ("TRADEMON_LOG_LEVEL", "debug, info, warning or error (default info)"),
+    **{f"--{name}-port": (port_env_variable(name), "port" + (f" (default {JOBS[name].port})" if name in JOBS else f" (default {SIM_CONTROL_PORT})"))
        for name in (*SIM_JOBS, "control")},
 }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Scenarios: " + ", ".join(SCENARIOS) + ". Every flag overrides the environment variable named in its help."
-    for dest, (var, help_) in FLAGS.items():
-        parser.add_argument("--" + dest.replace("_", "-"), dest=dest, default=None, metavar="VALUE", help=f"{help_}; overrides {var}")
-
-
-def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    for dest, (var, _) in FLAGS.items():
-        v = getattr(args, dest, None)
-        if v is not None:
-            env[var] = str(v)
-    return env
+    add_env_flags(parser, FLAGS)
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = sim_settings.load(_env(args))
+    cfg = sim_settings.load(environ_with_flags(args, FLAGS))
     logs.setup("sim", cfg.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per load-generator request is noise
     sim = Simulator(cfg)
