@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Installs the stack's binaries the tests run for real into .tools/ (project-local):
-#   prometheus, promtool (Prometheus 2.53.x), alertmanager, amtool (Alertmanager 0.28.x),
-#   docker-compose (v2, to validate the compose file; it needs no engine).
-# They come from Debian 13 (trixie) packages: fetched with `apt-get download` through a
-# private apt directory whose sources are this machine's own Debian entry with the suite
-# renamed, so the system's apt setup is untouched and no mirror is named here. The Go
-# binaries are static, so they run on bookworm. Idempotent: does nothing when present.
+#   prometheus, promtool, alertmanager, amtool, docker-compose (v2; validates the compose file
+#   and runs the container layer) and victoria-metrics (the long-term store), at the versions
+#   named in scripts/versions.env, which are also the versions docker-compose.yml ships.
+# They come from Debian's testing suite (versions.env's DEBIAN_SUITE): fetched with
+# `apt-get download` through a private apt directory whose sources are this machine's own
+# Debian entry with the suite renamed, so the system's apt setup is untouched and no mirror is
+# named here. The Go binaries are static, so they run on bookworm. Idempotent: does nothing
+# when the right versions are present; --force fetches again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools=$root/.tools
 bin=$tools/bin
-packages=(prometheus promtool prometheus-alertmanager docker-compose)
-want=(prometheus promtool alertmanager amtool docker-compose)
+# shellcheck source=versions.env
+. "$root/scripts/versions.env"
+suite=$DEBIAN_SUITE
+packages=(prometheus promtool prometheus-alertmanager docker-compose victoria-metrics)
+want=(prometheus promtool alertmanager amtool docker-compose victoria-metrics)
 
-have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
+# "prometheus, version X.Y.Z+ds1 (...)" -> X.Y.Z
+version_of() { "$bin/$1" --version 2>&1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1; }
+have_all() {
+  for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  grep -q '^victoria-metrics ' "$tools/packages.txt" 2>/dev/null || return 1
+  [ "$(version_of prometheus)" = "$PROMETHEUS_VERSION" ] && [ "$(version_of alertmanager)" = "$ALERTMANAGER_VERSION" ]
+}
 
 # Debian's Alertmanager build reads its default notification templates from this fixed path
 # (no flag moves it) and exits without them. Link the unpacked ones there unless a system
@@ -36,10 +47,11 @@ done
 
 apt_dir=$root/.apt
 mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs" "$bin"
-# Keep only the main archive's stanza, with its suites replaced by trixie.
+# Keep only the main archive's stanza, with its suites replaced by the testing suite.
+rm -f "$apt_dir"/sources.list.d/*.sources
 awk 'BEGIN{RS=""; ORS="\n\n"} /URIs:[^\n]*debian\/?(\n|$)/ && !/security/' "$src" \
-  | sed -E 's/^Suites:.*/Suites: trixie/' > "$apt_dir/sources.list.d/trixie.sources"
-grep -q 'Suites: trixie' "$apt_dir/sources.list.d/trixie.sources" || { echo "install-tools: could not derive a trixie entry from $src" >&2; exit 1; }
+  | sed -E "s/^Suites:.*/Suites: $suite/" > "$apt_dir/sources.list.d/$suite.sources"
+grep -q "Suites: $suite" "$apt_dir/sources.list.d/$suite.sources" || { echo "install-tools: could not derive a $suite entry from $src" >&2; exit 1; }
 
 apt_opts=(
   -o "Dir::Etc::SourceList=/dev/null"
@@ -49,13 +61,18 @@ apt_opts=(
   -o "Debug::NoLocking=1"
   -o "APT::Sandbox::User=root"
 )
-echo "install-tools: fetching ${packages[*]} from Debian trixie" >&2
+echo "install-tools: fetching ${packages[*]} from Debian $suite" >&2
 apt-get "${apt_opts[@]}" -qq update
+rm -f "$apt_dir"/debs/*.deb
 (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" -qq download "${packages[@]}")
 
 rm -rf "$tools/root" && mkdir -p "$tools/root"
-for deb in "$apt_dir"/debs/*.deb; do dpkg -x "$deb" "$tools/root"; done
-for b in prometheus promtool amtool; do
+: > "$tools/packages.txt"
+for deb in "$apt_dir"/debs/*.deb; do
+  dpkg -x "$deb" "$tools/root"
+  dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb" >> "$tools/packages.txt"   # e.g. "victoria-metrics 1.145.0+ds1-2"
+done
+for b in prometheus promtool amtool victoria-metrics; do
   ln -sf "$tools/root/usr/bin/$b" "$bin/$b"
 done
 ln -sf "$tools/root/usr/bin/prometheus-alertmanager" "$bin/alertmanager"
@@ -65,5 +82,10 @@ ln -sf "$tools/root/usr/libexec/docker/cli-plugins/docker-compose" "$bin/docker-
 
 for b in "${want[@]}"; do
   "$bin/$b" --version >/dev/null 2>&1 || "$bin/$b" version >/dev/null 2>&1 || { echo "install-tools: $bin/$b does not run" >&2; exit 1; }
+done
+# Tested versions are shipped versions: a suite that moved on must be noticed, not absorbed.
+for pair in "prometheus:$PROMETHEUS_VERSION" "alertmanager:$ALERTMANAGER_VERSION"; do
+  b=${pair%%:*}; v=${pair#*:}; got=$(version_of "$b")
+  [ "$got" = "$v" ] || { echo "install-tools: Debian $suite has $b $got, scripts/versions.env pins $v: move the pin (and docker-compose.yml's image) after reading $b's release notes" >&2; exit 1; }
 done
 echo "install-tools: ready in $bin: $("$bin/prometheus" --version 2>&1 | head -1); $("$bin/alertmanager" --version 2>&1 | head -1)" >&2

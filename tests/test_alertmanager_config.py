@@ -163,7 +163,7 @@ def test_telegram_template_escapes_and_stays_under_the_limit(rendered, tmp_path,
               for i in range(n)]
     out = render(rendered, "trademon.telegram.message", _data(alerts, severity="warning"), tmp_path, "html")
     assert telegram_visible_length(out) <= TELEGRAM_MAX_CHARS
-    assert len(out) < TELEGRAM_MAX_CHARS  # Alertmanager 0.28 cuts raw text at 4096 runes
+    assert len(out) < TELEGRAM_MAX_CHARS  # Alertmanager cuts raw text at 4096 runes
     assert "<script>" not in out and "<b>not bold</b>" not in out
     shown = visible_text(out)
     assert "<b>not bold</b> &" in shown

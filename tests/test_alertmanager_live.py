@@ -1,5 +1,5 @@
 """The project's Alertmanager configuration, rendered by `trademon am-config`, run by the real
-Alertmanager 0.28 binary, delivering to the Telegram, Slack and SMTP stand-ins and to the
+Alertmanager 0.33 binary, delivering to the Telegram, Slack and SMTP stand-ins and to the
 real alert-sink. Alerts are posted to Alertmanager's API the way Prometheus posts them; only
 group_wait/group_interval are shortened (tests/support/amstack.py). The full path from the
 simulator through Prometheus, and Telegram's 500/429 outage, are in tests/test_e2e_alerting.py.
@@ -115,7 +115,7 @@ def test_escaped_and_cut_text_still_arrives(stack):
     # Alertmanager may flush the first of them before the rest are in; the group's update follows.
     stack.wait(lambda: any("12 firing" in m["text"] for m in tg.sent()), 30, "the message with all 12 alerts")
     text = next(m["text"] for m in tg.sent() if "12 firing" in m["text"])
-    assert telegram_visible_length(text) <= TELEGRAM_MAX_CHARS and len(text) < TELEGRAM_MAX_CHARS  # raw too: AM 0.28 cuts at 4096 runes
+    assert telegram_visible_length(text) <= TELEGRAM_MAX_CHARS and len(text) < TELEGRAM_MAX_CHARS  # raw too: Alertmanager cuts at 4096 runes
     shown = visible_text(text)
     assert "P&L <jump> on strategy s" in shown and "P&L <fell> & kept falling" in shown
     assert "…" in shown and "more not shown" in shown
