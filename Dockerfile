@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The trademon services (simulator, IB exporter, synthetic checks, alert sink, am-config)
 # in one image; docker-compose.yml picks the subcommand. Build context: the repository root
 # (.dockerignore lets in only pyproject.toml, README.md and exporters/).
