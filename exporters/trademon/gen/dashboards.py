@@ -109,6 +109,11 @@ class Board:
             for p in panels:
                 d = d.with_panel(p.builder)
         doc = json.loads(json.dumps(d.build(), cls=JSONEncoder))
+        # First in the list, as Grafana resolves variables in order: a selector for each
+        # datasource type the dashboard queries (the references name these variables).
+        text = json.dumps(doc)
+        selectors = [ds.selector().build() for ds in DATASOURCES if f'"${{{ds.variable}}}"' in text]
+        doc.setdefault("templating", {}).setdefault("list", [])[:0] = json.loads(json.dumps(selectors, cls=JSONEncoder))
         for a in doc["annotations"]["list"]:
             # Prometheus annotation options the SDK's generic AnnotationQuery has no setter for.
             a.update({"step": "60s", "titleFormat": "{{alertname}}", "tagKeys": "severity,alertname",
