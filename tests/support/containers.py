@@ -203,8 +203,9 @@ def busybox_glibc(built: Built) -> str:
 def _standin(built: Built, role: str, tag: str, base: str, binaries: dict[str, str]) -> str:
     """prom/<role> stand-in: Debian's binaries from .tools/root in upstream's layout."""
     usr = tools_root() / "usr"
-    sources = [usr / "bin" / src for src in binaries.values()]
-    inputs = digest(base, IMAGES / role, *sources)
+    # The Debian packages' versions identify the binaries (hashing ~200 MB of them would cost
+    # more than the build); install-tools records them in .tools/packages.txt.
+    inputs = digest(base, IMAGES / role, tools_root().parent / "packages.txt")
     t0 = time.monotonic()
     if image_label(tag) != inputs:
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
