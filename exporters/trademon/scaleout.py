@@ -51,12 +51,13 @@ def ha_prometheus_config(cfg: dict, *, alertmanagers: list[str], replica: str | 
         labels[REPLICA_LABEL] = replica
     if host is not None:
         labels[HOST_LABEL] = host
-    drop = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
+    def drop():
+        return [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     if alertmanagers:
-        out["alerting"] = {"alert_relabel_configs": drop,
+        out["alerting"] = {"alert_relabel_configs": drop(),
                            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     if remote_write:
-        out["remote_write"] = [{"url": remote_write, "write_relabel_configs": drop}]
+        out["remote_write"] = [{"url": remote_write, "write_relabel_configs": drop()}]
     return out
 
 
