@@ -191,3 +191,11 @@ def test_samples_lost_across_a_prometheus_kill(store):
           f"the killed replica's own TSDB {lost_own:.0f}, VictoriaMetrics (pair, deduplicated) {lost_store:.0f}")
     assert lost_own >= KILLED_FOR - 2  # the kill made a gap (the test can see one)
     assert lost_store <= 2, (stored, expected)
+
+
+def test_the_dashboards_host_variable_offers_every_host(store):
+    r = requests.get(f"{store.vm.url}/api/v1/label/host/values", params={"match[]": "up"}, timeout=10)
+    assert set(r.json()["data"]) == {HOST1, HOST2}
+    # and selecting one host narrows a panel query to it
+    one = query(store.vm.url, f'max by (host) (up{{host=~"{HOST2}", job="{JOB}"}})')
+    assert [x["metric"]["host"] for x in one] == [HOST2]
