@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -103,7 +103,7 @@ def test_silence_made_on_one_node_is_honoured_by_the_other(ha):
     """Silenced on node B; node A (which gets the same alerts from both replicas) holds it
     too, and no node delivers it."""
     a, b = ha.ams
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     silence = {"matchers": [{"name": "alertname", "value": "TWSConnectionLost", "isRegex": False, "isEqual": True}],
                "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat(),
                "createdBy": "test_ha_alerting", "comment": "HA: silence gossip"}

@@ -1,11 +1,9 @@
 """The dashboards' host matcher (exporters/trademon/gen/hostfilter.py): every series selector
 gets it, nothing else does (function names, aggregations, label lists, strings, ranges)."""
 
-import json
 from pathlib import Path
 
 import pytest
-
 from trademon.gen import dashboard_queries as dq
 from trademon.gen.hostfilter import MATCHER, with_host
 

@@ -18,7 +18,6 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from trademon import contract, gen
 from trademon.gen import kubernetes as k8s
 from trademon.gen import rules

@@ -23,13 +23,17 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from trademon import contract, native, scaleout
 
 from tests.support.hastack import Node
 from tests.support.procs import free_port, wait_for
-from tests.test_dashboards_live import (Stack, exercise, test_every_annotation_query_is_valid,  # noqa: F401 - run here against the store
-                                        test_every_panel_query_is_valid_and_returns_data, test_every_variable_offers_values)
+from tests.test_dashboards_live import (  # noqa: F401 - run here against the store
+    Stack,
+    exercise,
+    test_every_annotation_query_is_valid,
+    test_every_panel_query_is_valid_and_returns_data,
+    test_every_variable_offers_values,
+)
 
 HOST1, HOST2 = "trading-1", "trading-2"
 JOB = "automatictrader-api"
@@ -161,7 +165,7 @@ def test_figures_series_count_and_bytes_per_sample(store):
     time.sleep(1)
     metrics = requests.get(f"{vm}/metrics", timeout=10).text
     vm_bytes = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                   if line.startswith('vm_data_size_bytes{type="storage/') or line.startswith('vm_data_size_bytes{type="indexdb/'))
+                   if line.startswith(('vm_data_size_bytes{type="storage/', 'vm_data_size_bytes{type="indexdb/')))
     vm_rows = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith('vm_rows{type="storage/'))
     assert prom_bytes > 0 and vm_bytes > 0 and vm_rows > 0
     print(f"\nseries: Prometheus (one replica) {prom_series:.0f}, VictoriaMetrics host {HOST1} (both replicas) "

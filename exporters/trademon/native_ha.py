@@ -22,7 +22,16 @@ import yaml
 
 from . import amconfig, contract, scaleout, tools
 from .config import env_port, env_str, job_port
-from .native import NATIVE_JOBS, Service, Supervisor, alertmanager_cmd, prometheus_cmd, render_prometheus_config, repo_root, trademon_cmd
+from .native import (
+    NATIVE_JOBS,
+    Service,
+    Supervisor,
+    alertmanager_cmd,
+    prometheus_cmd,
+    render_prometheus_config,
+    repo_root,
+    trademon_cmd,
+)
 
 # Second nodes: the first node's port + 100, so the pair reads as one (9090/9190, 9093/9193).
 SECOND = 100
@@ -66,45 +75,52 @@ def main(args) -> int:
                                         alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts")
     zoneinfo = {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}
 
-    sup = Supervisor(data / "logs")
+    services = [Service("victoriametrics", scaleout.victoriametrics_cmd(data / "victoriametrics", port["victoriametrics"], host,
+                                                                       dedup_interval=scrape),
+                        f"http://{host}:{port['victoriametrics']}/health"),
+                Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
+                        {"TRADEMON_ALERT_SINK_FILE": str(data / "alerts.jsonl"), "TRADEMON_ALERT_SINK_HOST": host})]
+    for name, web, listen in (("alertmanager", port["alertmanager"], gossip[0]), ("alertmanager-b", port["alertmanager-b"], gossip[1])):
+        cmd = alertmanager_cmd(am_cfg, data / name, web, host, f"http://{host}:{web}")
+        services.append(Service(name, scaleout.clustered(cmd, listen, gossip), f"http://{host}:{web}/-/ready", zoneinfo))
+    if args.mode == "demo":
+        control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
+        services.append(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz", {"TRADEMON_SIM_HOST": host}))
+    else:
+        services.append(Service("ib-exporter", trademon_cmd("ib-exporter"), f"http://{host}:{port['ib-exporter']}/healthz",
+                                {"TRADEMON_IB_EXPORTER_HOST": host}))
+    services += [Service(f"prometheus-{replica}", prometheus_cmd(path, data / f"prometheus-{replica}", pport, host),
+                         f"http://{host}:{pport}/-/ready") for replica, pport, path in proms]
+    # The synthetic checks watch the first node of each pair (its partner is scraped and alerted on).
+    services.append(Service("synthetic", trademon_cmd("synthetic"), f"http://{host}:{port['synthetic']}/healthz",
+                            {"TRADEMON_SYNTHETIC_HOST": host, "TRADEMON_SYNTHETIC_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
+                             "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}"}))
+    banner = (f"trademon native --ha ({args.mode}, host={trading_host}): Prometheus http://{host}:{port['prometheus']} and "
+              f"http://{host}:{port['prometheus-b']}, Alertmanager http://{host}:{port['alertmanager']} and "
+              f"http://{host}:{port['alertmanager-b']} (gossip {', '.join(gossip)}), VictoriaMetrics "
+              f"http://{host}:{port['victoriametrics']}; logs in {data / 'logs'}; Ctrl-C stops.")
+    return run(services, data / "logs", banner)
+
+
+def run(services: list[Service], log_dir: Path, banner: str, name: str = "trademon native --ha") -> int:
+    """Start ``services`` in order, each once healthy, until SIGTERM/Ctrl-C or one exits."""
+    sup = Supervisor(log_dir)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     try:
-        sup.start(Service("victoriametrics", scaleout.victoriametrics_cmd(data / "victoriametrics", port["victoriametrics"], host,
-                                                                         dedup_interval=scrape),
-                          f"http://{host}:{port['victoriametrics']}/health"))
-        sup.start(Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
-                          {"TRADEMON_ALERT_SINK_FILE": str(data / "alerts.jsonl"), "TRADEMON_ALERT_SINK_HOST": host}))
-        for name, web, listen in (("alertmanager", port["alertmanager"], gossip[0]), ("alertmanager-b", port["alertmanager-b"], gossip[1])):
-            cmd = alertmanager_cmd(am_cfg, data / name, web, host, f"http://{host}:{web}")
-            sup.start(Service(name, scaleout.clustered(cmd, listen, gossip), f"http://{host}:{web}/-/ready", zoneinfo))
-        if args.mode == "demo":
-            control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
-            sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz", {"TRADEMON_SIM_HOST": host}))
-        else:
-            sup.start(Service("ib-exporter", trademon_cmd("ib-exporter"), f"http://{host}:{port['ib-exporter']}/healthz",
-                              {"TRADEMON_IB_EXPORTER_HOST": host}))
-        for replica, pport, path in proms:
-            sup.start(Service(f"prometheus-{replica}", prometheus_cmd(path, data / f"prometheus-{replica}", pport, host),
-                              f"http://{host}:{pport}/-/ready"))
-        sup.start(Service("synthetic", trademon_cmd("synthetic"), f"http://{host}:{port['synthetic']}/healthz",
-                          {"TRADEMON_SYNTHETIC_HOST": host,
-                           "TRADEMON_SYNTHETIC_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
-                           "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}"}))
-        print(f"trademon native --ha ({args.mode}, host={trading_host}): Prometheus http://{host}:{port['prometheus']} and "
-              f"http://{host}:{port['prometheus-b']}, Alertmanager http://{host}:{port['alertmanager']} and "
-              f"http://{host}:{port['alertmanager-b']} (gossip {', '.join(gossip)}), VictoriaMetrics "
-              f"http://{host}:{port['victoriametrics']}; logs in {data / 'logs'}; Ctrl-C stops.", file=sys.stderr)
+        for svc in services:
+            sup.start(svc)
+        print(banner, file=sys.stderr)
         while not stopping and not sup.failed():
             time.sleep(0.5)
         if sup.failed():
-            print(f"trademon native --ha: {', '.join(sup.failed())} exited; see {data / 'logs'}", file=sys.stderr)
+            print(f"{name}: {', '.join(sup.failed())} exited; see {log_dir}", file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, tools.ToolMissing) as e:
-        print(f"trademon native --ha: {e}", file=sys.stderr)
+        print(f"{name}: {e}", file=sys.stderr)
         return 1
     finally:
         sup.stop()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import requests
 import yaml
-
 from trademon import amconfig, native, scaleout
 
 from .amstack import shorten
@@ -119,7 +118,7 @@ class HAStack:
             node.start()
             self.proms.append(node)
         for p in self.proms:  # as in e2estack: scraping starts some seconds after ready
-            wait_for(lambda: all(t["health"] == "up" for t in
+            wait_for(lambda p=p: all(t["health"] == "up" for t in
                                  requests.get(f"{p.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]),
                      30, 0.2, f"{p.name} scraped every target")
 
