@@ -96,3 +96,9 @@ def test_grafana_gets_the_store_datasource(resolved):
     assert vm["type"] == "prometheus" and vm["url"].split("//")[1].split(":")[0] in resolved["services"]
     default = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" / "trademon.yml").read_text())["datasources"]
     assert ds[: len(default)] == default  # the single-host datasources, unchanged
+
+
+def test_second_nodes_run_the_same_images_as_the_first(resolved):
+    s = resolved["services"]
+    assert s["prometheus-b"]["image"] == s["prometheus"]["image"]
+    assert s["alertmanager-b"]["image"] == s["alertmanager"]["image"]

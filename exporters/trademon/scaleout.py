@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import tools
+from . import contract, tools
 
 # The external label that tells Prometheus replicas apart. It must not reach Alertmanager
 # (the replicas' copies of an alert would differ by it and page twice) nor the store (the
@@ -101,13 +101,14 @@ HA_HEADER = """\
 
 def render_ha_prometheus(root: Path) -> str:
     cfg = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())
-    cfg = ha_prometheus_config(cfg, alertmanagers=["alertmanager:9093", "alertmanager-b:9093"],
+    prom, am = contract.JOBS["prometheus"].port, contract.JOBS["alertmanager"].port
+    cfg = ha_prometheus_config(cfg, alertmanagers=[f"alertmanager:{am}", f"alertmanager-b:{am}"],
                                replica="${TRADEMON_REPLICA}", host="${TRADEMON_HOST}",
                                remote_write=f"http://victoriametrics:{VICTORIAMETRICS_PORT}{REMOTE_WRITE_PATH}")
     # The second replica and Alertmanager are scraped too: a dead one is seen.
     jobs = {sc["job_name"]: sc for sc in cfg["scrape_configs"]}
-    jobs["prometheus"]["static_configs"] = [{"targets": ["prometheus:9090", "prometheus-b:9090"]}]
-    jobs["alertmanager"]["static_configs"] = [{"targets": ["alertmanager:9093", "alertmanager-b:9093"]}]
+    jobs["prometheus"]["static_configs"] = [{"targets": [f"prometheus:{prom}", f"prometheus-b:{prom}"]}]
+    jobs["alertmanager"]["static_configs"] = [{"targets": [f"alertmanager:{am}", f"alertmanager-b:{am}"]}]
     return HA_HEADER + yaml.safe_dump(cfg, sort_keys=False)
 
 
