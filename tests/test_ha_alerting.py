@@ -151,5 +151,7 @@ def test_kill_one_alertmanager_and_one_prometheus_during_a_breach(ha):
         assert during, "no page with one node of each dead"
         assert duplicates(during) == 0, during
         assert duplicates(after) == 0, after
+        pages = telegram_pages(ha, t0, LOSS)  # while Alertmanager itself sends to Telegram
+        assert len(pages) == len(set(pages)), pages
     finally:
         end_breach(ha, t0)
