@@ -6,6 +6,7 @@ with it, unless ALERTMANAGER_URL / GRAFANA_URL are set explicitly. Checked with
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -56,9 +57,12 @@ def test_explicit_urls_win(tmp_path):
     assert got["alertmanager --web.external-url"] == "https://am.example.com"
 
 
+COMPOSE_FILES = sorted(ROOT.glob("docker-compose*.yml"))
+
+
+@pytest.mark.parametrize("file", COMPOSE_FILES, ids=lambda p: p.name)
 @pytest.mark.parametrize("var", ["ALERTMANAGER_URL", "GRAFANA_URL"])
-def test_no_url_default_names_a_fixed_port(var):
+def test_no_url_default_names_a_fixed_port(var, file):
     # A literal default such as ${GRAFANA_URL:-http://localhost:3000} is how the URLs fell
     # behind a moved port: every default must go through the host-port variable.
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert f"${{{var}:-http://localhost:30" not in text and f"${{{var}:-http://localhost:90" not in text
+    assert re.findall(rf"\$\{{{var}:-http://localhost:\d", file.read_text()) == [], f"{file.name}: ${{{var}}} defaults to a fixed port"
