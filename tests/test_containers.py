@@ -146,6 +146,12 @@ def images(engine) -> containers.Built:
 @pytest.fixture(scope="module")
 def stack(images, tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("containers"))
+    # docker-compose.yml fixes the network's name (synthetic-tests.yml and the trader's own
+    # containers join it): a trademon stack already on this engine would be joined and torn down.
+    network = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["networks"]["default"]["name"]
+    if subprocess.run(["docker", "network", "inspect", network], capture_output=True, timeout=30).returncode == 0:
+        pytest.fail(f"network {network!r} exists on this engine: a trademon stack runs here; stop it "
+                    "(docker compose --profile demo --profile live down) before the container layer")
     # The README's quick start, demo profile.
     try:
         s.sh(readme_block("## Quick start").splitlines()[2].split("#")[0], timeout=300)
