@@ -4,6 +4,11 @@
 #
 #   docker build -t trademon:0.1.0 .
 #   docker run --rm trademon:0.1.0 --help
+#
+# No `# syntax=` line: it makes BuildKit fetch a frontend image from a registry, which fails
+# offline. Air-gapped, build with any builder on a local Debian-based Python image:
+#   DOCKER_BUILDKIT=0 docker build --build-arg PYTHON_IMAGE=<local image> -t trademon:0.1.0 .
+# (tests/images/README.md: the suite does exactly this.)
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 

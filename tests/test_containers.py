@@ -268,9 +268,12 @@ def test_loss_breach_reaches_alertmanager_and_the_alert_sink(stack):
 
         def in_sink():
             lines = stack.sh("docker compose exec -T alert-sink cat /var/lib/trademon/alerts.jsonl", check=False).stdout.splitlines()
-            names = {a["labels"]["alertname"] for line in lines if line.strip() for a in json.loads(line).get("alerts", [])}
-            return "DailyLossLimitBreach" in names, names
-        wait_for("DailyLossLimitBreach in the alert-sink file", in_sink, timeout=90)
+            found = [json.loads(line) for line in lines if "DailyLossLimitBreach" in line]
+            return bool(found), found or lines[-3:]
+        record = wait_for("DailyLossLimitBreach in the alert-sink file", in_sink, timeout=90)[0]
+        assert "DailyLossLimitBreach" in {a["labels"]["alertname"] for a in record["alerts"]}
+        # Alertmanager's external URL (the silence links) followed the moved ALERTMANAGER_HOST_PORT.
+        assert record["externalURL"] == f"http://localhost:{stack.ports['ALERTMANAGER_HOST_PORT']}"
         sink_file = stack.sh("docker compose exec -T alert-sink stat -c '%u %a' /var/lib/trademon/alerts.jsonl", check=False)
         if sink_file.returncode == 0:  # the trademon image has GNU stat
             assert sink_file.stdout.split()[0] == TRADEMON_UID
