@@ -5,11 +5,13 @@
 # Not root: says what is missing and leaves it there; the layer's tests then FAIL (they never
 # skip), unless deselected with -m "not containers".
 set -euo pipefail
+dockerd=${TRADEMON_DOCKERD:-/usr/sbin/dockerd}   # overridable for tests/test_start_docker.py
+wait_s=${TRADEMON_DOCKERD_WAIT:-60}
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 root() { [ "$(id -u)" = 0 ]; }
 
 need=()
-{ command -v docker >/dev/null 2>&1 && [ -x /usr/sbin/dockerd ]; } || need+=(docker.io)
+{ command -v docker >/dev/null 2>&1 && [ -x "$dockerd" ]; } || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   if ! root; then
@@ -26,10 +28,10 @@ if ! root; then
   exit 0
 fi
 log=${TMPDIR:-/tmp}/trademon-dockerd.log
-echo "start-docker: starting /usr/sbin/dockerd (log: $log)" >&2
+echo "start-docker: starting $dockerd (log: $log)" >&2
 # setsid: the engine outlives this script (the test command execs pytest next).
-setsid /usr/sbin/dockerd >"$log" 2>&1 < /dev/null &
-for _ in $(seq 1 60); do engine_up && exit 0; sleep 1; done
-echo "start-docker: dockerd did not answer within 60 s; its log ($log) ends:" >&2
+setsid "$dockerd" >"$log" 2>&1 < /dev/null &
+for _ in $(seq 1 "$wait_s"); do engine_up && exit 0; sleep 1; done
+echo "start-docker: dockerd did not answer within $wait_s s; its log ($log) ends:" >&2
 tail -n 20 "$log" >&2
 exit 1
