@@ -16,7 +16,9 @@ import random
 
 from .api import CONNECT_OPTIONS, IB, Contract
 from .config import IBConfig
-from .state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
+from .reasons import connect_failure, sent_greeting
+from .state import (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_CODES, SUMMARY_TAGS, BrokerState,
+                    quote_key)
 
 log = logging.getLogger("trademon.ib.connection")
 
@@ -77,6 +79,8 @@ class Connection:
         self._resubscribing: asyncio.Task | None = None
         self._resubscribe_again = False
         self._lost = asyncio.Event()
+        self._code_reason: str | None = None  # what an IB code said during this connect attempt
+        self._loss_reason: str | None = None  # why the exporter itself dropped the session
         self._summary_req: int | None = None
         self._pnl: set[str] = set()
         self._pnl_single: set[tuple[str, int]] = set()
@@ -91,6 +95,7 @@ class Connection:
         try:
             while True:
                 self._lost = asyncio.Event()
+                self._code_reason = None
                 try:
                     await self.ib.connectAsync(self.cfg.host, self.cfg.port, self.cfg.client_id,
                                                timeout=self.cfg.connect_timeout, readonly=True, **CONNECT_OPTIONS)
@@ -98,8 +103,11 @@ class Connection:
                 except Exception as e:  # refused, timed out, client id in use: try again later
                     failures += 1
                     delay = backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max)
+                    reason = connect_failure(e, sent_greeting(self.ib), self._code_reason)
+                    self.state.set_down_reason(reason)
                     log.warning("cannot connect to TWS / IB Gateway; retrying",
                                 extra={"address": f"{self.cfg.host}:{self.cfg.port}", "error": repr(e),
+                                       "reason": reason, "client_id": self.cfg.client_id,
                                        "retry_in_seconds": round(delay, 2), "attempt": failures})
                     self._forget()
                     await asyncio.sleep(delay)
@@ -146,6 +154,7 @@ class Connection:
             except (TimeoutError, ConnectionError):
                 log.warning("no answer to the heartbeat; dropping the connection",
                             extra={"timeout_seconds": self.cfg.heartbeat_timeout})
+                self._loss_reason = "heartbeat_timeout"
                 self.ib.disconnect()  # emits disconnectedEvent
                 return
 
@@ -163,11 +172,15 @@ class Connection:
         self.state.on_connected(self.accounts)
 
     def _on_disconnected(self) -> None:
-        log.warning("disconnected from TWS / IB Gateway")
+        reason, self._loss_reason = self._loss_reason or "session_closed", None
+        log.warning("disconnected from TWS / IB Gateway", extra={"reason": reason})
         self.state.on_disconnected()
+        self.state.set_down_reason(reason)
         self._lost.set()
 
     def _on_error(self, req_id, code, message, contract=None) -> None:
+        if code in DOWN_CODES:
+            self._code_reason = DOWN_CODES[code]
         # 1101: TWS lost the subscriptions. 1102: TWS kept them, but the exporter dropped its
         # broker series at 1100 and positions would only come back as they change. Either way:
         # cancel, then ask again, so TWS sends the whole state and nothing piles up.
