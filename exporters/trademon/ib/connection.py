@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 
 from .api import CONNECT_OPTIONS, IB, Contract
 from .config import IBConfig
@@ -21,6 +22,12 @@ from .state import (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_COD
                     quote_key)
 
 log = logging.getLogger("trademon.ib.connection")
+
+# ib_async keeps every order it has seen (with its fills and log) for the life of the session;
+# an account placing tens of thousands of orders a day would grow the process without end.
+# The exporter only needs a done order for its late messages (a commission report right after
+# the fill): it keeps this many done orders in ib_async and forgets older ones.
+KEEP_DONE_TRADES = 1000
 
 
 async def within(seconds: float, awaitable):
@@ -70,6 +77,7 @@ class Connection:
         ib.openOrderEvent += state.on_open_order
         ib.openOrderEvent += self._watch_order_symbol
         ib.orderStatusEvent += state.on_order_status
+        ib.orderStatusEvent += self._forget_done_trades
         ib.execDetailsEvent += state.on_exec_details
         ib.pendingTickersEvent += state.on_pending_tickers
         state.own_request = self._own_request
@@ -86,6 +94,7 @@ class Connection:
         self._pnl_single: set[tuple[str, int]] = set()
         self._md: dict[tuple[str, str], Contract] = {}
         self._qualified: dict[tuple[str, str], Contract] = {}  # conIds do not change: asked once
+        self._done: deque = deque()  # done trades still held by ib_async, oldest first
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -190,6 +199,23 @@ class Connection:
                 self._resubscribe_again = True  # one more round after the running one, not two at once
             else:
                 self._resubscribing = asyncio.ensure_future(self._resubscribe())
+
+    def _forget_done_trades(self, trade) -> None:
+        """Hold at most KEEP_DONE_TRADES done orders in ib_async (see there)."""
+        if not trade.isDone():
+            return
+        self._done.append(trade)
+        w = self.ib.wrapper
+        while len(self._done) > KEEP_DONE_TRADES:
+            old = self._done.popleft()
+            o = old.order
+            key = w.orderKey(o.clientId, o.orderId, o.permId)
+            if w.trades.get(key) is old:
+                del w.trades[key]
+            if w.permId2Trade.get(o.permId) is old:
+                del w.permId2Trade[o.permId]
+            for f in old.fills:
+                w.fills.pop(f.execution.execId, None)
 
     def _throttle_start(self) -> None:
         self._throttled = True
@@ -335,3 +361,4 @@ class Connection:
         """A closed socket cancels everything at TWS; ib_async has reset its own maps."""
         self._forget_streams()
         self._md.clear()
+        self._done.clear()

@@ -355,11 +355,18 @@ class FakeTWS:
         self._call(f)
 
     def order_status(self, order_id: int, status: str, *, client_id: int) -> None:
+        self.order_statuses([order_id], status, client_id=client_id)
+
+    def order_statuses(self, order_ids, status: str, *, client_id: int) -> None:
+        """The same new status for many orders, in one go."""
+        order_ids = list(order_ids)
+
         def f():
-            o = self.orders[(client_id, order_id)]
-            o.status = status
-            for s in self._live():
-                self._send_order_status(s, o)
+            for order_id in order_ids:
+                o = self.orders[(client_id, order_id)]
+                o.status = status
+                for s in self._live():
+                    self._send_order_status(s, o)
         self._call(f)
 
     def reject(self, order_id: int, code: int, message: str, *, client_id: int) -> None:
@@ -374,22 +381,27 @@ class FakeTWS:
 
     def fill(self, order_id: int, shares: float, price: float, *, client_id: int, commission: float = 1.0) -> str:
         """An execution (execDetails + commissionReport) and the order status that follows."""
-        exec_id = f"0000e0d5.{next(self._exec_ids):08d}.01.01"
+        return self.fills([(order_id, shares, price)], client_id=client_id, commission=commission)[0]
+
+    def fills(self, items, *, client_id: int, commission: float = 1.0) -> list[str]:
+        """Many ``(order_id, shares, price)`` executions in one go, each as ``fill`` sends it."""
+        items = [(f"0000e0d5.{next(self._exec_ids):08d}.01.01", *item) for item in items]
 
         def f():
-            o = self.orders[(client_id, order_id)]
-            o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
-            o.filled += shares
-            o.last_price = price
-            o.status = "Filled" if o.filled >= o.quantity else "Submitted"
-            ex = (exec_id, o, shares, price, o.filled, o.avg_price, time.time())
-            self.executions.append(ex)
-            for s in self._live():
-                self._send_execution(s, -1, ex)
-                s.send(59, 1, exec_id, commission, "USD", 1.7976931348623157e308, 1.7976931348623157e308, "")
-                self._send_order_status(s, o)
+            for exec_id, order_id, shares, price in items:
+                o = self.orders[(client_id, order_id)]
+                o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
+                o.filled += shares
+                o.last_price = price
+                o.status = "Filled" if o.filled >= o.quantity else "Submitted"
+                ex = (exec_id, o, shares, price, o.filled, o.avg_price, time.time())
+                self.executions.append(ex)
+                for s in self._live():
+                    self._send_execution(s, -1, ex)
+                    s.send(59, 1, exec_id, commission, "USD", 1.7976931348623157e308, 1.7976931348623157e308, "")
+                    self._send_order_status(s, o)
         self._call(f)
-        return exec_id
+        return [item[0] for item in items]
 
     # ---- protocol ---------------------------------------------------------------------
 
