@@ -19,7 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .. import grafana_uids, thresholds
-from . import rules
+from . import hostfilter, rules
 from .grafana_panels import (
     ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, MONEY, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES,
     UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link,
@@ -102,6 +102,8 @@ class Board:
         d = d.annotation(alert_annotation("Critical alerts", None, RED))
         if self.alerts:
             d = d.annotation(alert_annotation(f"{self.title} alerts", [alert(a) for a in self.alerts], ORANGE))
+        if self.key != "logs":  # which trading host(s): gen/hostfilter.py
+            d = d.with_variable(prom_variable(hostfilter.VARIABLE, "Host", "up"))
         for v in self.variables:
             d = d.with_variable(v)
         for row_title, panels in self.rows:
@@ -113,6 +115,8 @@ class Board:
             # Prometheus annotation options the SDK's generic AnnotationQuery has no setter for.
             a.update({"step": "60s", "titleFormat": "{{alertname}}", "tagKeys": "severity,alertname",
                       "textFormat": "{{alertname}} ({{severity}})", "useValueForTime": False})
+        if self.key != "logs":
+            hostfilter.apply(doc)
         for i, panel in enumerate(doc["panels"], start=1):  # stable ids, in layout order
             panel["id"] = i
         return doc
@@ -337,10 +341,6 @@ def risk_exposure(t: dict) -> Board:
                            thresholds=steps(RED, (0.1, YELLOW), (0.25, GREEN))),
                 stat_panel("Net liquidation", [Q(f"sum by (account) ({m('account_net_liquidation')}{{{A}}})", "{{account}}")], unit=MONEY, w=6,
                            description="Net liquidation value of the account.", thresholds=steps(GREEN)),
-                stat_panel("Exposure known", [Q(f"min by (account) ({m('risk_exposure_complete')}{{{A}}})", "{{account}}")], unit="none", w=6,
-                           mappings=KNOWN_UNKNOWN, thresholds=below(1),
-                           description="UNKNOWN while IB has not sent the market value of some position: the exposure series are then "
-                                       "absent (not understated) and HighRiskExposure cannot judge."),
                 timeseries_panel("Gross and net exposure against the limit", [
                     Q(f"sum by (account) ({m('risk_gross_exposure')}{{{A}}})", "gross {{account}}"),
                     Q(f"sum by (account) ({m('risk_net_exposure')}{{{A}}})", "net {{account}}"),
@@ -367,6 +367,10 @@ def risk_exposure(t: dict) -> Board:
                                  f"{t['reconciliation_for']} fires PositionReconciliationMismatch.",
                                  thresholds=steps(RED, (-0.5, GREEN), (0.5, RED)), draw_thresholds=True,
                                  links=[runbook("PositionReconciliationMismatch")]),
+                stat_panel("Exposure known", [Q(f"min by (account) ({m('risk_exposure_complete')}{{{A}}})", "{{account}}")], unit="none", w=12,
+                           mappings=KNOWN_UNKNOWN, thresholds=below(1),
+                           description="UNKNOWN while IB has not sent the market value of some position: the exposure series are then "
+                                       "absent (not understated) and HighRiskExposure cannot judge."),
             ]),
             ("Circuit breakers", [
                 state_panel("Circuit breaker state", [Q(f"max by (breaker) ({m('circuit_breaker_open')})", "{{breaker}}")],
@@ -393,7 +397,7 @@ def ib_bounds_panels() -> list:
                     description="The reason of the current outage (none while the session is up); the TWSConnectionLost page says "
                                 "what to do about it.", links=[runbook("TWSConnectionLost")]),
         stat_panel("IB API client id", [Q(f"max({m('ib_client_id')})", "client id")], unit="none", decimals=0,
-                   description="The client id the ib-exporter connects with (TRADEMON_IB_CLIENT_ID).", w=4),
+                   description="The client id the ib-exporter connects with (TRADEMON_IB_CLIENT_ID).", w=12, h=8),
         timeseries_panel("Labels over their cap", [Q(f"sum by (label) (increase({m('ib_label_overflow_total')}[1h]))", "{{label}}")],
                          unit="short", bars=True, thresholds=above(1),
                          description="Events counted under __overflow__ in the last hour: more distinct strategies (orderRefs), "
