@@ -8,8 +8,8 @@ orderRefs (20 strategies), so the ratio shows what distinct orderRefs still cost
 The whole path is real: ``trademon ib-exporter`` as its own process, with the ib_async client,
 against the stand-in TWS (trademon.testing.fake_tws) on loopback. Each order is placed
 (PendingSubmit), acknowledged (Submitted) and filled against a quoted mid, so it touches every
-per-strategy family (counters, ack and fill latency, slippage). Orders go in batches of 1,000,
-the next once the exporter has counted the last.
+per-strategy family (counters, ack and fill latency, slippage). Orders go in batches (``--batch``,
+1,000), the next once the exporter has counted the last.
 
     python benchmarks/ib_cardinality.py [--orders 20000] [--json]
 """
@@ -32,7 +32,6 @@ import requests
 from trademon.testing.fake_tws import FakeTWS
 
 OTHER_CLIENT = 7
-BATCH = 1000
 
 
 def free_port() -> int:
@@ -67,7 +66,7 @@ def wait(predicate, timeout: float, what: str):
     raise TimeoutError(what)
 
 
-def run(orders: int, refs, label: str, log_dir: Path) -> dict:
+def run(orders: int, refs, label: str, log_dir: Path, batch: int) -> dict:
     tws = FakeTWS(accounts=["DU111111"]).start()
     tws.set_quote("AAPL", 99.98, 100.02)
     port = free_port()
@@ -85,8 +84,8 @@ def run(orders: int, refs, label: str, log_dir: Path) -> dict:
         scrape(url)
         rss0 = rss_mb(proc.pid)
         t0 = time.perf_counter()
-        for start in range(0, orders, BATCH):
-            ids = list(range(100 + start, 100 + min(start + BATCH, orders)))
+        for start in range(0, orders, batch):
+            ids = list(range(100 + start, 100 + min(start + batch, orders)))
             tws.place_orders([{"order_id": i, "symbol": "AAPL", "client_id": OTHER_CLIENT, "order_ref": refs(i),
                                "status": "PendingSubmit"} for i in ids])
             tws.order_statuses(ids, "Submitted", client_id=OTHER_CLIENT)
@@ -130,16 +129,18 @@ def _up(url: str) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--orders", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=1000, help="orders sent at once (the next batch once counted)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run(args.orders, lambda i: f"strategy{i % 20:02d}", "20 orderRefs (baseline)", Path(tmp)),
-                   run(args.orders, lambda i: f"order-{i:08d}", "distinct orderRefs", Path(tmp))]
+        results = [run(args.orders, lambda i: f"strategy{i % 20:02d}", "20 orderRefs (baseline)", Path(tmp), args.batch),
+                   run(args.orders, lambda i: f"order-{i:08d}", "distinct orderRefs", Path(tmp), args.batch)]
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     base, distinct = results
-    print(f"{args.orders} orders through ib_async and the stand-in TWS (each placed, acknowledged, filled)")
+    print(f"{args.orders} orders through ib_async and the stand-in TWS (each placed, acknowledged, filled; "
+          f"{args.batch} at a time)")
     for r in results:
         print(f"  {r['case']:<24} {r['series']:>6} series ({r['strategies']} strategy labels, "
               f"{r['overflowed']:.0f} orders under __overflow__), scrape {r['scrape_bytes'] / 1024:.0f} KiB in "
