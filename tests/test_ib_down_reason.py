@@ -126,3 +126,23 @@ def test_the_page_names_the_reason_and_the_fix(tws, exporter, prometheus, setup,
     prom = prometheus(ex.url.removeprefix("http://"))
     wait_for(lambda: fix in tws_page(prom), 45, what=f"TWSConnectionLost saying {fix!r} (last: {tws_page(prom)!r})")
     assert "Why: " in tws_page(prom)
+
+
+def test_the_reason_survives_the_telegram_cut():
+    """The Telegram message cuts a description at a fixed length (alertmanager/templates/
+    telegram.tmpl): the reason and its fix come before that, for every reason."""
+    import html
+    import re
+
+    from trademon.gen import rule_tests
+
+    tmpl = (ROOT / "alertmanager" / "templates" / "telegram.tmpl").read_text()
+    cut = int(re.search(r'\$desc := html \.Annotations\.description -}}\s*{{- \$cut = reReplaceAll "\^\(\(\?s:\.\{(\d+)\}',
+                        tmpl).group(1))
+    (test,) = rule_tests.ib_down_tests(rule_tests.Ctx(ROOT))
+    fired = [f for _, _, fs in test.checks for f in fs]
+    assert len(fired) == len(rule_tests.contract.IB_DOWN_REASONS) + 1
+    for f in fired:
+        why = f.description[:f.description.index(". No order reaches the broker") + 1]
+        long = re.sub(r"ib-gateway-\d+", "ib-exporter.trading.svc.cluster.local", why)  # a long instance
+        assert len(html.escape(long)) <= cut, why

@@ -247,8 +247,8 @@ def money_tests(c: Ctx) -> list[Test]:
                   series=[(sel("ib_connected", **ib), 1, 0)],
                   fired=[Fired(ib, "IB API session to TWS / IB Gateway lost",
                                f"{target('ib-exporter')} has had no API session to TWS / IB Gateway for more than "
-                               f"{c['tws_lost_for']}: no order reaches the broker, and P&L, positions and risk "
-                               f"from the broker are not current. Why: {NO_REASON}.")]),
+                               f"{c['tws_lost_for']}. Why: {NO_REASON}. No order reaches the broker, and P&L, "
+                               "positions and risk from the broker are not current.")]),
         step_test(c, "PositionReconciliationMismatch",
                   what="book and broker differ for a symbol",
                   series=[(sel("position_reconciliation_discrepancy", symbol="AAPL", **acct, **pm), 0, -100)],
@@ -612,8 +612,8 @@ def ib_down_tests(c: Ctx) -> list[Test]:
             t.add(sel("ib_session_down_reason", reason=other, **ib), gauge((1 if other == reason else 0, n)))
         fired.append(Fired(ib, "IB API session to TWS / IB Gateway lost",
                            f"{ib['instance']} has had no API session to TWS / IB Gateway for more than "
-                           f"{c['tws_lost_for']}: no order reaches the broker, and P&L, positions and risk from the "
-                           f"broker are not current. Why: {text.format(client_id=CLIENT_ID)}."))
+                           f"{c['tws_lost_for']}. Why: {text.format(client_id=CLIENT_ID)}. No order reaches the broker, "
+                           "and P&L, positions and risk from the broker are not current."))
     t.expect(c.next_eval(F + 60), "TWSConnectionLost", *fired)
     return [t]
 

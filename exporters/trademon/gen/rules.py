@@ -150,9 +150,10 @@ ALERTS: list[Alert] = [
     Alert("TWSConnectionLost", "critical",
           "ib_connected == 0",
           "IB API session to TWS / IB Gateway lost",
-          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}: "
-          "no order reaches the broker, and P&L, positions and risk from the broker are not current. "
-          "Why: " + down_reason_text(),
+          # the reason first: the Telegram message cuts a description at 400 characters
+          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}. "
+          "Why: " + down_reason_text() + " No order reaches the broker, and P&L, positions and risk from the broker "
+          "are not current.",
           "health", for_="tws_lost_for"),
     Alert("DailyLossLimitBreach", "critical",
           "min by (account) (daily_pnl) < ${daily_loss_limit}",
