@@ -93,7 +93,7 @@ def run(orders: int, refs, label: str, log_dir: Path, batch: int) -> dict:
             # the next batch once this one is counted: TWS streams orders as they happen, and a
             # backlog of unread messages would measure socket buffers, not the exporter
             done = ids[-1] - 99
-            wait(lambda: value(scrape(url), "orders_filled_total{") >= done, 600, f"{done} fills counted")
+            wait(lambda done=done: value(scrape(url), "orders_filled_total{") >= done, 600, f"{done} fills counted")
         absorbed = time.perf_counter() - t0
         times, text = [], ""
         for _ in range(20):
