@@ -97,13 +97,24 @@ def image_label(tag: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
+def dangling() -> set[str]:
+    return set(subprocess.run(["docker", "images", "-q", "--no-trunc", "--filter", "dangling=true"],
+                              capture_output=True, text=True, timeout=30).stdout.split())
+
+
 def classic_build(context: Path, tag: str, inputs: str, dockerfile: Path | None = None, build_args: dict | None = None) -> None:
     cmd = ["docker", "build", "-q", "-t", tag, "--label", f"{LABEL}={inputs}"]
     if dockerfile:
         cmd += ["-f", str(dockerfile)]
     for k, v in (build_args or {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
+    before = dangling()
     run(cmd + [str(context)], env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=900)
+    # What this build left untagged (the replaced image, a multi-stage build's first stage):
+    # removed, so repeated runs do not fill the engine's disk. In use or gone: left alone.
+    left = sorted(dangling() - before)
+    if left:
+        subprocess.run(["docker", "rmi", *left], capture_output=True, timeout=120)
 
 
 def debian_source() -> tuple[str, str]:
