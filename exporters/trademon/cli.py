@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return importlib.import_module(args._module).main(args) or 0
     except (ConfigError, PortInUse) as e:
-        print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
+        from .logs import redact  # a value in the message may be a secret
+
+        print(redact(f"trademon {args.command}: configuration error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

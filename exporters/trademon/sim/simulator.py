@@ -49,7 +49,10 @@ class Simulator:
             IB: basics_app(self.ib.m.registry, Probes({"ib_connected": lambda: w.ib_connected})),
             "control": basics_app(CollectorRegistry(), inner=build_control(self.world, self.clock)),
         }
-        listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name)) for name, app in apps.items()]
+        # With TRADEMON_API_TOKEN set, the scenario switch and the API's test hooks need it.
+        token_paths = {"control": ("/scenarios", "/state"), API: ("/test",)}
+        listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name), token_paths.get(name, ()))
+                     for name, app in apps.items()]
         tasks = [self._tick, self.loadgen.run, *(wk.run for wk in self.workers)]
         self.runner = Runner(listeners, [self._guard(t) for t in tasks])
         self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape
