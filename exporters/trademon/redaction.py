@@ -21,11 +21,11 @@ PATTERNS: dict[str, str] = {
     # Slack (and Slack-style) incoming webhook paths: /services/T.../B.../secret.
     "slack_webhook_path": r"/(?:services|workflows|triggers)/([A-Za-z0-9_-]+/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+)",
     # Basic-auth credentials in URLs: scheme://user:PASSWORD@host.
-    "url_password": r"://[^/\s:@\"']*:([^/\s@\"']+)@",
+    "url_password": r"""://[^/\s:@"']*:([^/\s@"']+)@""",
     # Authorization header values.
     "authorization": r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})",
     # password=..., "smtp_password": "...", token: ... (SMTP passwords, API keys).
-    "key_value": r"(?i)(?:password|passwd|secret|token|api_?key)\"?\s*[:=]\s*\"?([^\s\"',;&]{4,})",
+    "key_value": r"""(?i)(?:password|passwd|secret|token|api_?key)"?\s*[:=]\s*"?([^\s"',;&]{4,})""",
 }
 
 _COMPILED = [re.compile(p, re.ASCII) for p in PATTERNS.values()]
