@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import resource
+import socket
 from dataclasses import dataclass
 
 import h11
@@ -128,24 +129,56 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
     return guarded
 
 
+class ConnectionCap:
+    """The connections of one port, oldest first; past ``limit``, the oldest one still waiting
+    for its request is closed. Checked at accept() time (``CappedSocket``), not only when a
+    protocol starts: asyncio accepts a burst of connections before any protocol sees one, so a
+    check there alone lags behind a flood and lets it reach the file-descriptor limit."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.live: dict["GuardedH11Protocol", None] = {}  # insertion order = age
+
+    def make_room(self, extra: int = 0) -> None:
+        over = len(self.live) + extra - self.limit
+        if over <= 0:
+            return
+        for proto in list(self.live):
+            if over <= 0:
+                break
+            if proto._waiting() and not proto.transport.is_closing():
+                proto._drop()
+                over -= 1
+
+
+class CappedSocket(socket.socket):
+    """A listening socket whose accept() makes room under the port's ConnectionCap first."""
+
+    cap: ConnectionCap | None = None
+
+    def accept(self):
+        conn, addr = super().accept()
+        if self.cap is not None:
+            self.cap.make_room(extra=1)
+        return conn, addr
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a whole-request deadline and a connection cap (module doc).
 
-    The limits come from ``config.trademon_limits`` (set by service.Runner)."""
+    The limits come from ``config.trademon_limits`` and ``config.trademon_cap`` (set by service.Runner)."""
 
     def __init__(self, config, server_state, app_state, _loop=None):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: Limits = config.trademon_limits
+        self.cap: ConnectionCap = config.trademon_cap
         self._deadline = None
-        self._born = self.loop.time()
 
     def connection_made(self, transport):
         super().connection_made(transport)
         self._arm()
-        if len(self.connections) > self.limits.max_connections:
-            victims = [c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol) and c._waiting()]
-            victim = min(victims, key=lambda c: c._born) if victims else self
-            victim._drop()
+        self.cap.live[self] = None
+        self.cap.make_room()
 
     def _waiting(self) -> bool:
         """No complete request yet: an idle, slow or silent connection, nothing in progress for it."""
@@ -170,7 +203,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
         if not self.transport.is_closing():
-            self.transport.close()
+            self.transport.abort()  # no lingering: the descriptor is freed on the next loop turn
 
     def data_received(self, data: bytes) -> None:
         self._arm()  # the first byte of a request starts its clock
@@ -184,4 +217,5 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc):
         self._disarm()
+        self.cap.live.pop(self, None)
         super().connection_lost(exc)

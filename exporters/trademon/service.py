@@ -16,7 +16,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from . import httpguard, webconfig
-from .config import LOOPBACK
+from .config import LOOPBACK, env_float, env_int
 
 log = logging.getLogger("trademon.service")
 
@@ -32,7 +32,7 @@ class PortInUse(Exception):
 def bind(host: str, port: int, variable: str | None = None) -> socket.socket:
     """Bind now, so a port in use is one clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = httpguard.CappedSocket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -113,6 +113,10 @@ class Runner:
         self.listeners = listeners
         self.tasks = list(tasks)
         self.web = webconfig.load() if web is None else web
+        # Seconds a request may take to arrive, and connections kept per port (default: what the
+        # file-descriptor limit allows, at most 512).
+        self.read_timeout = env_float("TRADEMON_HTTP_READ_TIMEOUT", httpguard.Limits.read_timeout, 0.1, 3600.0)
+        self.max_connections = env_int("TRADEMON_HTTP_MAX_CONNECTIONS", httpguard.max_connections(len(listeners)), 1, 1_000_000)
         self.stopping: asyncio.Event | None = None
         self._servers: dict[str, uvicorn.Server] = {}
         self._sockets: dict[str, socket.socket] = {}
@@ -128,14 +132,18 @@ class Runner:
             raise
 
     def _server(self, ls: Listener) -> uvicorn.Server:
-        limits = httpguard.Limits(max_body=ls.max_body, max_connections=httpguard.max_connections(len(self.listeners)))
+        limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
         tls = {"ssl_certfile": self.web.cert_file, "ssl_keyfile": self.web.key_file} if self.web.tls else {}
         cfg = uvicorn.Config(httpguard.guard(ls.app, self.web, limits, ls.token_paths), log_config=None, access_log=False,
                              lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
                              timeout_keep_alive=limits.keep_alive, h11_max_incomplete_event_size=limits.max_header_bytes,
                              # a backstop on requests in progress; the protocol caps the connections themselves
-                             limit_concurrency=4 * limits.max_connections, **tls)
+                             limit_concurrency=4 * limits.max_connections,
+                             # asyncio accepts up to `backlog` connections per wake-up before any is
+                             # seen by the protocol: keep that burst inside the file-descriptor headroom
+                             backlog=min(64, max(8, limits.max_connections // 8)), **tls)
         cfg.trademon_limits = limits
+        cfg.trademon_cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
         server = uvicorn.Server(cfg)
         server.install_signal_handlers = lambda: None  # we handle signals once, for all servers
         return server
