@@ -52,7 +52,7 @@ JOB = "alert-sink"
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
 MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "_other"
-MIN_FREE_BYTES = 1024 * 1024  # below this the disk is (nearly) full: not ready
+MIN_FREE_BYTES = 256 * 1024  # below this the disk is (nearly) full: not ready
 
 
 class WebhookAlert(BaseModel):
