@@ -4,10 +4,12 @@ plus the control endpoint) and the tasks that move it."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from prometheus_client import CollectorRegistry
 
+from ..config import LOOPBACK
 from ..service import Listener, Probes, Runner, basics_app
 from .api import api_port_app
 from .clock import SimClock
@@ -22,6 +24,15 @@ from .world import World
 log = logging.getLogger("trademon.sim")
 
 TICK_REAL_S = 0.1  # how often the world catches up with the clock and the metrics follow
+
+
+def _reachable(host: str) -> str:
+    """Where the load generator reaches the API: loopback when the API listens on every address."""
+    try:
+        unspecified = not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        unspecified = False
+    return LOOPBACK if unspecified else host
 
 
 class Simulator:
@@ -39,7 +50,7 @@ class Simulator:
         self.pm = PositionManagerExporter(self.world)
         self.ib = IBExporter(self.world, self.clock)
         self.workers = make_workers(self.world, self.clock, self.ins, cfg.world.seed)
-        api_host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+        api_host = _reachable(cfg.host)
         self.loadgen = LoadGenerator(self.world, self.clock, f"http://{api_host}:{cfg.ports[API]}", cfg.world.seed)
         w = self.world
         apps = {
