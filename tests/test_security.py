@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trademon import tools
 from trademon.config import port_variable
+from trademon.contract import OVERFLOW
 from trademon.logs import RepeatLimiter
 from trademon.sim.api import MAX_SYNTHETIC_NAMES
 from trademon.alertsink import MAX_BODY, MAX_RECEIVERS
@@ -380,7 +381,7 @@ def test_client_chosen_names_are_bounded(tmp_path):
                        json={"strategy": f"synthetic-{i}", "symbol": "SPY", "side": "buy", "quantity": 1, "order_type": "market"})
                 s.post(f"{urls['automatictrader-api']}/test/circuit-breaker/synthetic-b{i}/trip", timeout=5)
         receivers = {x.labels["receiver"] for x in series(url, "alert_sink_notifications")}
-        assert len(receivers) == MAX_RECEIVERS + 1 and "_other" in receivers, len(receivers)
+        assert len(receivers) == MAX_RECEIVERS + 1 and OVERFLOW in receivers, len(receivers)
         api = requests.get(f"{urls['automatictrader-api']}/metrics", timeout=5).text
         strategies = {s.labels["strategy"] for f in text_string_to_metric_families(api) for s in f.samples if "strategy" in s.labels}
         assert len(strategies) <= 3 + MAX_SYNTHETIC_NAMES + 1, f"{len(strategies)} strategy label values on the API"

@@ -14,7 +14,7 @@ nearly full. A notification the sink wrote but could not acknowledge (killed bet
 and answer) comes again from Alertmanager's retry: at least once for those.
 
 Metrics on /metrics: alert_sink_notifications_total{receiver,status} (at most 32 receiver
-names, then receiver="_other"), alert_sink_rejected_total{reason},
+names, then receiver="__overflow__"), alert_sink_rejected_total{reason},
 alert_sink_last_notification_timestamp_seconds.
 
 With TRADEMON_API_TOKEN set, POST /alerts needs ``Authorization: Bearer <token>``
@@ -51,7 +51,7 @@ log = logging.getLogger("trademon.alertsink")
 JOB = "alert-sink"
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
-MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "_other"
+MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "__overflow__"
 MIN_FREE_BYTES = 256 * 1024  # below this the disk is (nearly) full: not ready
 
 

@@ -4,13 +4,13 @@ count of a /metrics page without bound."""
 
 from __future__ import annotations
 
-OVERFLOW = "_other"
+from .contract import OVERFLOW  # the one overflow value of every bounded label (ib-exporter's too)
 
 
 class BoundedValues:
-    def __init__(self, limit: int, overflow: str = OVERFLOW, known: tuple[str, ...] = ()):
+    def __init__(self, limit: int, overflow: str = OVERFLOW):
         self.limit, self.overflow = limit, overflow
-        self.seen: set[str] = set(known)
+        self.seen: set[str] = set()
 
     def admit(self, value: str) -> bool:
         """True if ``value`` is (now) one of the kept values."""
