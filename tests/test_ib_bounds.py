@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from support.ib import exporter, tws  # noqa: F401 - fixtures
-from support.procs import wait_for
+from tests.support.procs import wait_for
 
 OVERFLOW = "__overflow__"
 OTHER_CLIENT = 7

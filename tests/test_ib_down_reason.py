@@ -12,8 +12,8 @@ import pytest
 import requests
 import yaml
 
-from support.ib import CLIENT_ID, exporter, tws  # noqa: F401 - fixtures
-from support.procs import free_port, start, wait_for, wait_http
+from tests.support.ib import CLIENT_ID
+from tests.support.procs import free_port, start, wait_for, wait_http
 from trademon import native
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from support.ib import exporter, tws  # noqa: F401 - fixtures
-from support.procs import wait_for
+from tests.support.procs import wait_for
 
 UNSET_DOUBLE = 1.7976931348623157e308
 A = "DU111111"

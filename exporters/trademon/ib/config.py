@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
+from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
 from .api import Contract
 
 JOB = "ib-exporter"
@@ -43,7 +43,7 @@ class IBConfig:
     exposure_limits: Mapping[str, float] = field(default_factory=dict)  # account ("*" = any) -> limit
     symbols: tuple[WatchedSymbol, ...] = ()
     market_data_type: int = 1
-    listen_host: str = "0.0.0.0"
+    listen_host: str = LOOPBACK
     listen_port: int = 9110
     connect_timeout: float = 10.0
     heartbeat_interval: float = 10.0
@@ -127,7 +127,7 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         exposure_limits=_exposure_limits("TRADEMON_IB_EXPOSURE_LIMIT", env),
         symbols=_symbols("TRADEMON_IB_SYMBOLS", env),
         market_data_type=MARKET_DATA_TYPES[env_choice("TRADEMON_IB_MARKET_DATA_TYPE", "live", MARKET_DATA_TYPES, env)],
-        listen_host=env_str("TRADEMON_IB_EXPORTER_HOST", "0.0.0.0", env),
+        listen_host=env_str("TRADEMON_IB_EXPORTER_HOST", LOOPBACK, env),
         listen_port=job_port(JOB, env),
         connect_timeout=env_float("TRADEMON_IB_CONNECT_TIMEOUT_SECONDS", 10.0, 0.1, 600, env),
         heartbeat_interval=env_float("TRADEMON_IB_HEARTBEAT_SECONDS", 10.0, 0.05, 3600, env),
