@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError
+from .config import ConfigError, as_typed
 from .service import PortInUse
 
 SUBCOMMANDS = {
@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     _, args = build_parser(argv)
     try:
         return importlib.import_module(args._module).main(args) or 0
-    except (ConfigError, PortInUse) as e:
+    except ConfigError as e:
+        print(f"trademon {args.command}: configuration error: {as_typed(e, args)}", file=sys.stderr)
+        return 2
+    except PortInUse as e:
         print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

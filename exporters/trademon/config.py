@@ -119,7 +119,11 @@ def job_port(job: str, env: Mapping[str, str] | None = None) -> int:
 def add_env_flags(parser, flags: Mapping[str, tuple[str, str]]) -> None:
     """Command-line flags that override environment variables: ``{"--flag": (VARIABLE, help)}``.
 
-    The value is validated with the variable's own rules, so an error names the variable."""
+    The value is validated with the variable's own rules; :func:`as_typed` turns the error
+    back into one that names the flag when the flag gave the value."""
+    known = dict(parser.get_default("_env_flags") or {})
+    known.update({variable: flag for flag, (variable, _) in flags.items()})
+    parser.set_defaults(_env_flags=known)
     for flag, (variable, help_) in flags.items():
         parser.add_argument(flag, dest=variable, default=None, metavar="VALUE",
                             help=f"{help_}; overrides {variable}" if help_ else f"overrides {variable}")
@@ -133,3 +137,12 @@ def environ_with_flags(args, flags: Mapping[str, tuple[str, str]]) -> dict[str, 
         if value is not None:
             env[variable] = str(value)
     return env
+
+
+def as_typed(error: ConfigError, args) -> str:
+    """The error in the words the user used: ``--speed '0'`` when the flag gave the value,
+    ``TRADEMON_SIM_SPEED='0'`` when the environment (or .env) did."""
+    flag = (getattr(args, "_env_flags", None) or {}).get(error.variable)
+    if flag is None or getattr(args, error.variable, None) is None:
+        return str(error)
+    return f"{flag} {error.value!r}: {error.problem}; allowed: {error.allowed} (the flag sets {error.variable})"
