@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "am-config": ("trademon.amconfig", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
+    "demo": ("trademon.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
+    "check-exposure": ("trademon.exposure", "compose start-up step: refuse wider-than-localhost ports with Grafana's default login"),
     "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),
 }
 

@@ -351,7 +351,12 @@ def main(args) -> int:
         sup.start(Service("synthetic", trademon_cmd("synthetic"), f"http://{host}:{port['synthetic']}/healthz",
                           {"TRADEMON_SYNTHETIC_HOST": host,
                            "TRADEMON_SYNTHETIC_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
-                           "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}"}))
+                           "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
+                           # the trading services where this run put them (ports moved in .env included),
+                           # unless .env points the checks elsewhere
+                           **{var: f"http://{host}:{port[job]}" for var, job in
+                              (("TRADEMON_SYNTHETIC_API_URL", contract.API), ("TRADEMON_SYNTHETIC_POSITION_MANAGER_URL", contract.PM))
+                              if not (env.get(var) or "").strip()}}))
         print(where(data, env_file, host, port, args.mode, speed, control), file=sys.stderr, flush=True)
         while not stopping and not sup.failed():
             time.sleep(0.5)

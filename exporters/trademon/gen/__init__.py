@@ -19,6 +19,7 @@ GENERATOR_MODULES = [
     "trademon.gen.rules",
     "trademon.gen.rule_tests",
     "trademon.gen.dashboards",
+    "trademon.gen.scenario_catalogue",
 ]
 
 
