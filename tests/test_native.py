@@ -87,10 +87,18 @@ def test_native_from_env_file_delivers_to_the_telegram_set_there(tmp_path):
             assert "TELEGRAM_BOT_TOKEN not set" not in out, out
             for shown in ("alerts.jsonl", "logs", f"settings from {stack.env_file}"):
                 assert shown in out, (shown, out)
+            # The synthetic check's test breaker is in Alertmanager as what it is: a self-test, info.
+            def synthetic_breaker():
+                alerts = requests.get(f"{stack.am_url}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"},
+                                      timeout=5).json()
+                return [a for a in alerts if a["labels"].get("breaker", "").startswith("synthetic")]
+            for a in wait_for(synthetic_breaker, 60, 0.5, "the synthetic breaker's CircuitBreakerTripped in Alertmanager"):
+                assert a["labels"]["severity"] == "info" and a["labels"]["self_test"] == "true", a["labels"]
             requests.post(f"{stack.control_url}/scenarios/loss-breach", timeout=5).raise_for_status()
             msgs = wait_for(lambda: [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"]], 90, 0.5,
                             "the DailyLossLimitBreach page at the Telegram stand-in")
             assert msgs
+            assert not any("synthetic" in m["text"] for m in standins.telegram.sent())
             assert all(s not in stack.proc.log_text() for s in standins.secrets())
         finally:
             rc = stack.close()

@@ -63,8 +63,8 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanage
         raise ValueError(f"prometheus/prometheus.yml has no job named {', '.join(sorted(missing))}")
     cfg["scrape_configs"] = kept
     cfg["rule_files"] = [str((src.parent / r).resolve()) if not os.path.isabs(r) else r for r in cfg.get("rule_files", [])]
-    if alertmanager:
-        cfg["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    if alertmanager:  # the address changes; alert relabelling stays as shipped
+        cfg.setdefault("alerting", {})["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     else:
         cfg.pop("alerting", None)
     return cfg
