@@ -170,6 +170,8 @@ def configure(parser) -> None:
                              "live: the IB exporter against TWS/IB Gateway, trading services on their own ports")
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
+    parser.add_argument("--ha", action="store_true",
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
     parser.add_argument("--env-file", default=None,
                         help="variables as for docker compose (default: .env in the repository, if there); "
                              "a variable set in the shell wins")
@@ -178,7 +180,7 @@ def configure(parser) -> None:
 
 def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
     """The environment every service gets: the shell, over the .env file, under the flags."""
-    from .config import ConfigError, environ_with_env_file, environ_with_flags
+    from .config import ConfigError, environ_with_env_file
 
     path = Path(args.env_file) if args.env_file else root / ".env"
     env = dict(os.environ)
@@ -198,14 +200,14 @@ def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
 def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int]]:
     """(service, variable that moves it, port) of everything native is about to bind."""
     from .config import port_variable
-    from .sim.settings import CONTROL_PORT_VARIABLE, SIM_JOBS
 
-    jobs = ["alert-sink", "alertmanager", "prometheus", "synthetic"]
-    jobs += list(SIM_JOBS) if mode == "demo" else ["ib-exporter"]
-    out = [(("sim as " + j) if mode == "demo" and j in SIM_JOBS else j, port_variable(j), job_port(j, env)) for j in jobs]
-    if mode == "demo":
-        out.append(("sim scenario switch", CONTROL_PORT_VARIABLE, env_port(CONTROL_PORT_VARIABLE, contract.SIM_CONTROL_PORT, env)))
-    return out
+    out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic")]
+    if mode == "live":
+        return out + [("ib-exporter", port_variable("ib-exporter"), job_port("ib-exporter", env))]
+    sim_jobs = (contract.API, contract.MD, contract.PM, contract.IB)  # the jobs the simulator answers as
+    out += [(f"sim as {j}", port_variable(j), job_port(j, env)) for j in sim_jobs]
+    control = "TRADEMON_SIM_CONTROL_PORT"
+    return out + [("sim scenario switch", control, env_port(control, contract.SIM_CONTROL_PORT, env))]
 
 
 def port_busy(host: str, port: int) -> bool:
@@ -275,6 +277,9 @@ def where(data: Path, env_file: Path | None, host: str, port: Mapping[str, int],
 
 
 def main(args) -> int:
+    if args.ha:  # its own module: the single-host path below stays as it is
+        from .native_ha import main as ha_main
+        return ha_main(args)
     from . import logs
     from .config import env_float
 
