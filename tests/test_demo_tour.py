@@ -15,6 +15,8 @@ import requests
 from support.native import NativeStack
 from trademon.sim.catalogue import DEMO_SPEED, EXPECTED
 
+pytestmark = pytest.mark.e2e  # the whole native stack on loopback
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
