@@ -128,3 +128,14 @@ def test_native_bad_speed_names_the_flag(tmp_path):
     r = subprocess.run([sys.executable, "-m", "trademon", "native", "--speed", "0", "--data-dir", str(tmp_path / "n")],
                        capture_output=True, text=True, timeout=60, env={**os.environ, **free_ports_env()})
     assert r.returncode == 2 and "--speed '0': out of range" in r.stderr, r.stderr
+
+
+def test_a_bad_value_in_env_file_stops_native_before_anything_starts_and_says_where(tmp_path):
+    env = {**free_ports_env(), "TRADEMON_SIM_SEED": "abc"}
+    write_env_file(tmp_path / ".env", env)
+    r = subprocess.run([sys.executable, "-m", "trademon", "native", "--env-file", str(tmp_path / ".env"),
+                        "--data-dir", str(tmp_path / "native")], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **{k: "" for k in env}})
+    assert r.returncode == 2, r.stderr
+    assert "TRADEMON_SIM_SEED='abc': not a whole number" in r.stderr and f"set in {tmp_path / '.env'}" in r.stderr, r.stderr
+    assert not (tmp_path / "native" / "logs").exists()  # nothing was started

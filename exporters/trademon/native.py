@@ -106,6 +106,24 @@ class Service:
     env: dict = field(default_factory=dict)
 
 
+def _last_words(path: Path) -> str:
+    """The last line a service logged (its JSON ``message`` when it has one), for the error."""
+    import json
+
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    try:
+        doc = json.loads(lines[-1])
+        last = doc.get("message", lines[-1]) if isinstance(doc, dict) else lines[-1]
+    except json.JSONDecodeError:
+        last = lines[-1]
+    return f"; it said: {last[:300]}"
+
+
 class Supervisor:
     """Starts services in order, waits for each to be healthy, stops them all in reverse."""
 
@@ -124,7 +142,8 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while True:
             if p.poll() is not None:
-                raise RuntimeError(f"{svc.name} exited with {p.returncode}; see {self.log_dir / (svc.name + '.log')}")
+                raise RuntimeError(f"{svc.name} exited with {p.returncode}; see {self.log_dir / (svc.name + '.log')}"
+                                   + _last_words(self.log_dir / f"{svc.name}.log"))
             try:
                 if requests.get(svc.health, timeout=2).ok:
                     break
@@ -285,6 +304,9 @@ def main(args) -> int:
 
     root = repo_root()
     env, env_file = load_env(args, root)
+    from .config import read_env_file
+
+    file_values = read_env_file(env_file) if env_file is not None else {}
     logs.setup("native", env.get("TRADEMON_LOG_LEVEL") or "info")
     speed = env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env)
     if args.mode == "live" and speed != 1:
@@ -292,6 +314,19 @@ def main(args) -> int:
         raise ConfigError("TRADEMON_SIM_SPEED", str(speed), "time compression is for the demo only",
                           "leave it unset with --mode live")
     host = args.host
+    if args.mode == "demo":
+        # The simulator's settings, checked here so a bad value stops everything before it
+        # starts, and the error says where the value came from.
+        from .config import ConfigError
+        from .sim import settings as sim_settings
+
+        try:
+            sim_settings.load(env)
+        except ConfigError as e:
+            if env_file is not None and e.variable in file_values and getattr(args, e.variable, None) is None \
+                    and not (os.environ.get(e.variable) or "").strip():
+                raise ConfigError(e.variable, e.value, f"{e.problem} (set in {env_file})", e.allowed) from None
+            raise
     # Before anything starts: a second stack would answer the first one's health checks.
     busy = busy_ports(args.mode, host, env)
     if busy:
@@ -366,7 +401,9 @@ def main(args) -> int:
         while not stopping and not sup.failed():
             time.sleep(0.5)
         if sup.failed():
-            print(f"trademon native: {', '.join(sup.failed())} exited; see {data / 'logs'}", file=sys.stderr)
+            for name in sup.failed():
+                print(f"trademon native: {name} exited; see {data / 'logs' / (name + '.log')}"
+                      + _last_words(data / "logs" / f"{name}.log"), file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
