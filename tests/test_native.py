@@ -139,3 +139,24 @@ def test_a_bad_value_in_env_file_stops_native_before_anything_starts_and_says_wh
     assert r.returncode == 2, r.stderr
     assert "TRADEMON_SIM_SEED='abc': not a whole number" in r.stderr and f"set in {tmp_path / '.env'}" in r.stderr, r.stderr
     assert not (tmp_path / "native" / "logs").exists()  # nothing was started
+
+
+def test_first_run_fetches_the_binaries_once(tmp_path, monkeypatch):
+    """`trademon native` on a fresh clone runs scripts/install-tools.sh when the binaries are
+    missing, and not again once they are there (a stand-in script here: no network in tests)."""
+    from trademon import native, tools
+
+    bin_dir, root = tmp_path / "bin", tmp_path / "clone"
+    (root / "scripts").mkdir(parents=True)
+    script = root / "scripts" / "install-tools.sh"
+    script.write_text(f"#!/bin/sh\nPATH=/usr/bin:/bin\necho run >> {tmp_path}/runs\nmkdir -p {bin_dir}\n"
+                      f"for b in prometheus alertmanager; do printf '#!/bin/sh\\n' > {bin_dir}/$b; chmod +x {bin_dir}/$b; done\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("TRADEMON_TOOLS_DIR", str(bin_dir))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(tools.ToolMissing):
+        tools.find("prometheus")
+    native.ensure_tools(root)
+    native.ensure_tools(root)
+    assert (tmp_path / "runs").read_text() == "run\n"
+    assert tools.find("alertmanager") == str(bin_dir / "alertmanager")
