@@ -9,6 +9,8 @@ environment (.env) and writes a self-contained directory:
     OUT/secrets/*             one secret per file, mode 0600 (directory 0700)
     OUT/zoneinfo/...          the time zones the time_intervals name (Alertmanager's image
                               has no tz database; point ZONEINFO at this directory)
+    OUT/market_schedule.json  the exchange sessions behind the ``market-open`` intervals and
+                              their horizon (trademon.markets; `am-config --watch` exports them)
 
 In compose it runs as an init step writing into a volume that Alertmanager mounts at the
 same path. An integration (Telegram, Slack, email) whose settings are missing or invalid is
@@ -27,7 +29,8 @@ import sys
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from datetime import datetime, timezone
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -243,8 +246,40 @@ def _zone_file(name: str) -> Path:
     raise ConfigError("time_intervals location", name, "no tz database file found", "install tzdata (apt-get install tzdata, or pip install tzdata)")
 
 
-def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None) -> Path:
-    """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo); return its path."""
+SCHEDULE_FILE = "market_schedule.json"
+
+
+def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: datetime,
+                          make_schedule: Callable | None = None) -> "markets.Schedule | None":
+    """Replace the source's fallback ``market-open`` interval (weekdays, no holidays) with the
+    exchange calendar's sessions up to the horizon, and write OUT/market_schedule.json.
+    Without exchange-calendars the fallback stays, with a warning saying what to install."""
+    from . import markets
+
+    names = [t["name"] for t in cfg.get("time_intervals", [])]
+    if markets.INTERVAL_NAME not in names:
+        return None
+    exchanges = markets.exchanges_from_env(env) if make_schedule is None else None
+    try:
+        sched = (make_schedule or markets.schedule)(exchanges, now, markets.horizon_days_from_env(env))
+    except markets.CalendarUnavailable as e:
+        log.warning("market calendar unavailable: weekday market hours without holidays", extra={"reason": str(e)})
+        (out / SCHEDULE_FILE).unlink(missing_ok=True)
+        return None
+    generated = {t["name"]: t for t in sched.intervals()}
+    cfg["time_intervals"] = [t for t in cfg["time_intervals"] if t["name"] not in generated] + list(generated.values())
+    tmp = out / (SCHEDULE_FILE + ".tmp")
+    tmp.write_text(json.dumps(sched.as_json()), encoding="utf-8")
+    os.replace(tmp, out / SCHEDULE_FILE)
+    log.info("market calendar rendered", extra={"exchanges": list(sched.exchanges), "horizon_end": sched.end.isoformat(),
+                                                "periods": len(sched.periods)})
+    return sched
+
+
+def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
+           now: datetime | None = None, make_schedule: Callable | None = None) -> Path:
+    """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo, market schedule); return
+    its path. ``now`` and ``make_schedule`` (exchanges, now, horizon_days) -> Schedule are for tests."""
     env = os.environ if env is None else env
     src = source_dir / "alertmanager.yml"
     if not src.is_file():
@@ -253,6 +288,7 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
     out.mkdir(parents=True, exist_ok=True)
     render_templates(source_dir / "templates", out / "templates", env)
     cfg, _ = render_config(source, out, env, alert_sink_url)
+    apply_market_calendar(cfg, out, env, now or datetime.now(timezone.utc), make_schedule)
     copy_zoneinfo(cfg, out / "zoneinfo")
     target = out / "alertmanager.yml"
     tmp = target.with_suffix(".yml.tmp")
@@ -280,10 +316,18 @@ def configure(parser) -> None:
                              "Alertmanager must see it at the same path")
     parser.add_argument("--alert-sink-url", default=os.environ.get("TRADEMON_AM_ALERT_SINK_URL"),
                         help="replace the alert-sink webhook URL (default: keep http://alert-sink:9112/alerts)")
+    parser.add_argument("--watch", action="store_true",
+                        help="keep running: render again every TRADEMON_AM_REFRESH_SECONDS (default 86400) so the market "
+                             "calendar never runs out, reload Alertmanager (TRADEMON_AM_RELOAD_URL) on change, and serve "
+                             "/metrics (market open, calendar horizon, IB maintenance windows) on TRADEMON_ALERTMANAGER_CONFIG_PORT")
 
 
 def main(args) -> int:
     logs.setup("am-config")
+    if getattr(args, "watch", False):
+        from . import amwatch
+
+        return amwatch.run(args)
     path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url)
     log.info("alertmanager config rendered", extra={"path": str(path)})
     print(path, file=sys.stderr)

@@ -29,7 +29,7 @@ log = logging.getLogger("trademon.native")
 # Jobs whose service has no native process here (Grafana, Loki, Promtail, cAdvisor run in
 # Docker only); they are left out of the natively rendered prometheus.yml.
 NATIVE_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
-               "synthetic", "alert-sink", "prometheus", "alertmanager")
+               "synthetic", "alert-sink", "prometheus", "alertmanager", "alertmanager-config")
 
 
 def repo_root() -> Path:
@@ -151,6 +151,16 @@ class Supervisor:
         return [svc.name for svc, p, _ in self.procs if p.poll() is not None]
 
 
+def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], alert_sink_url: str) -> Service:
+    """`am-config --watch`: renders the market calendar again daily and reloads Alertmanager."""
+    return Service("alertmanager-config",
+                   trademon_cmd("am-config", "--watch", "--source", str(root / "alertmanager"), "--out", str(out),
+                                "--alert-sink-url", alert_sink_url),
+                   f"http://{host}:{port['alertmanager-config']}/readyz",
+                   {"TRADEMON_ALERTMANAGER_CONFIG_HOST": host,
+                    "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload"})
+
+
 def configure(parser) -> None:
     parser.add_argument("--mode", choices=["demo", "live"], default="demo",
                         help="demo: the simulator stands in for the trading services and the broker; "
@@ -190,6 +200,7 @@ def main(args) -> int:
                           f"http://{host}:{port['alertmanager']}/-/ready",
                           # the time zones of the market-hours intervals, for hosts without a tz database
                           {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
+        sup.start(am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts"))
         if args.mode == "demo":
             control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
             sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",

@@ -18,6 +18,7 @@ GENERATOR_MODULES = [
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
     "trademon.gen.rule_tests",
+    "trademon.gen.schedule_tests",
     "trademon.gen.dashboards",
 ]
 
