@@ -121,7 +121,7 @@ def run(args) -> int:
     windows = markets.ib_windows_from_env(env)
     collector = ScheduleCollector(out, windows, lambda: datetime.now(timezone.utc))
     watcher = Watcher(Path(args.source), out, env, args.alert_sink_url, env_str("TRADEMON_AM_RELOAD_URL", env=env), collector)
-    every = env_int("TRADEMON_AM_REFRESH_SECONDS", 86400, 60, 7 * 86400, env=env)
+    every = env_int("TRADEMON_AM_REFRESH_SECONDS", 86400, 1, 7 * 86400, env=env)
     host = env_str("TRADEMON_ALERTMANAGER_CONFIG_HOST", "127.0.0.1", env=env)
     port = job_port(JOB, env)
     registry = CollectorRegistry()
