@@ -12,8 +12,8 @@ environment (.env) and writes a self-contained directory:
     OUT/market_schedule.json  the exchange sessions behind the ``market-open`` intervals and
                               their horizon (trademon.markets; `am-config --watch` exports them)
 
-In compose it runs as an init step writing into a volume that Alertmanager mounts at the
-same path. An integration (Telegram, Slack, email) whose settings are missing or invalid is
+In compose it runs as ``am-config --watch`` (trademon.amwatch): it renders before
+Alertmanager starts, into a volume that Alertmanager mounts at the same path, then daily. An integration (Telegram, Slack, email) whose settings are missing or invalid is
 left out with a JSON log line saying what to set; the file webhook always stays, so
 Alertmanager starts and every notification is still recorded.
 """
