@@ -261,3 +261,34 @@ def test_bad_ib_schedule_is_a_clear_error(env, variable):
     with pytest.raises(ConfigError) as e:
         markets.ib_windows_from_env(env)
     assert variable in str(e.value) and "allowed" in str(e.value)
+
+
+# --- what am-config --watch exports ---------------------------------------------------------------
+
+def exported(out: Path, now: datetime, windows=()) -> dict[str, dict]:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from trademon import amwatch
+
+    reg = CollectorRegistry()
+    reg.register(amwatch.ScheduleCollector(out, list(windows), lambda: now))
+    return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+            for f in text_string_to_metric_families(generate_latest(reg).decode())}
+
+
+def test_exported_market_and_ib_state_follow_the_injected_clock(tmp_path):
+    amconfig.render(ROOT / "alertmanager", tmp_path, {"TRADEMON_EXCHANGES": "XNYS,XLON"}, now=datetime(2026, 11, 20, tzinfo=UTC))
+    na = markets.ib_windows_from_env({})
+    thanksgiving = exported(tmp_path, at(NY, 2026, 11, 26, 10, 0), na)["trademon_market_open"]
+    assert thanksgiving == {(("exchange", "XNYS"),): 0.0, (("exchange", "XLON"),): 1.0}  # 15:00 in London
+    half_day = exported(tmp_path, at(NY, 2026, 11, 27, 13, 0))["trademon_market_open"]
+    assert half_day[(("exchange", "XNYS"),)] == 0.0
+    reset = exported(tmp_path, at(NY, 2026, 11, 30, 23, 50), na)["trademon_ib_maintenance_window"]
+    assert reset == {(("window", "ib-reset-na"),): 1.0, (("window", "ib-weekend"),): 0.0, (("window", "gateway-restart"),): 1.0}
+    # past the horizon the state is unknown: absent, not "closed"; the horizon's end says when
+    late = exported(tmp_path, datetime(2027, 6, 1, 15, tzinfo=UTC))
+    assert late["trademon_market_open"] == {}
+    assert late["trademon_market_calendar_end_timestamp_seconds"][()] == datetime(2027, 2, 20, tzinfo=UTC).timestamp()
+    # no calendar rendered (fallback): no market series at all
+    assert exported(tmp_path / "none", NOW)["trademon_market_open"] == {}

@@ -39,11 +39,15 @@ class ScheduleCollector:
         self.out, self.windows, self.clock = out, windows, clock
         self.last_render: float | None = None
         self.failures = 0
+        self._cached: tuple[float, markets.Schedule] | None = None  # (file mtime, parsed): one parse per render
 
     def schedule(self) -> markets.Schedule | None:
         path = self.out / amconfig.SCHEDULE_FILE
         try:
-            return markets.Schedule.from_json(json.loads(path.read_text(encoding="utf-8")))
+            mtime = path.stat().st_mtime
+            if self._cached is None or self._cached[0] != mtime:
+                self._cached = (mtime, markets.Schedule.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            return self._cached[1]
         except (OSError, ValueError, KeyError):
             return None  # no calendar (fallback intervals): the market gauges are absent, not 0
 
