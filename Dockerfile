@@ -17,8 +17,8 @@ COPY pyproject.toml README.md ./
 COPY exporters ./exporters
 # Every dependency ships wheels, so no compiler is needed even here. pip and setuptools are
 # removed afterwards: the final image installs nothing.
-# [calendars]: exchange-calendars for am-config's market-open intervals (trademon.markets).
-RUN /opt/trademon/bin/pip install ".[calendars]" \
+# [all] includes [calendars]: exchange-calendars for am-config's market-open intervals.
+RUN /opt/trademon/bin/pip install ".[all]" \
  && /opt/trademon/bin/pip uninstall -y pip setuptools \
  && find /opt/trademon -name '__pycache__' -prune -exec rm -rf {} +
 

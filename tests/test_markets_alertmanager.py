@@ -28,6 +28,8 @@ from trademon.config import port_variable
 from tests.support.amstack import AlertingStack, alert
 from tests.support.procs import free_port, start, wait_for, wait_http
 
+pytestmark = pytest.mark.e2e  # real Alertmanager and am-config processes
+
 ROOT = Path(__file__).resolve().parents[1]
 NY = ZoneInfo("America/New_York")
 THANKSGIVING_NOON = datetime(2026, 11, 26, 12, 0, tzinfo=NY)
