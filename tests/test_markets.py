@@ -292,3 +292,45 @@ def test_exported_market_and_ib_state_follow_the_injected_clock(tmp_path):
     assert late["trademon_market_calendar_end_timestamp_seconds"][()] == datetime(2027, 2, 20, tzinfo=UTC).timestamp()
     # no calendar rendered (fallback): no market series at all
     assert exported(tmp_path / "none", NOW)["trademon_market_open"] == {}
+
+
+def test_a_failed_alertmanager_reload_is_counted_and_retried(tmp_path):
+    """Alertmanager down at a refresh: the failure is counted, and the next refresh reloads
+    although the file did not change again. At the stack's start (Alertmanager not up yet) it
+    is no failure: Alertmanager reads the file when it starts."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from trademon import amwatch
+
+    from tests.support.procs import free_port
+
+    port = free_port()
+    posts = []
+    out = tmp_path / "out"
+    amconfig.render(ROOT / "alertmanager", out, {"TRADEMON_EXCHANGES": "XNYS"})  # a previous run's file
+    collector = amwatch.ScheduleCollector(out, [], lambda: NOW)
+    w = amwatch.Watcher(ROOT / "alertmanager", out, {"TRADEMON_EXCHANGES": "XNYS,XLON"}, None, f"http://127.0.0.1:{port}/-/reload", collector)
+    assert w.render_once() and collector.failures == 0 and not w.reload_pending  # starting: no failure
+    w.env = {"TRADEMON_EXCHANGES": "XNYS"}
+    assert w.render_once() and collector.failures == 1 and w.reload_pending  # running: Alertmanager down
+
+    class Reload(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posts.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", port), Reload)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        assert not w.render_once()  # nothing new, but the pending reload goes out
+        assert posts == ["/-/reload"] and not w.reload_pending and collector.failures == 1
+        assert not w.render_once() and posts == ["/-/reload"]  # and only once
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -86,26 +86,37 @@ class Settings:
 
 
 class SecretFiles:
-    """Writes each secret once into OUT/secrets with mode 0600."""
+    """Writes each secret once into OUT/secrets with mode 0600.
+
+    Each file is replaced whole (a running Alertmanager reads them when it sends, and
+    `am-config --watch` renders again daily: it never sees a missing or half-written one);
+    ``prune()`` then removes the secrets no longer configured."""
 
     def __init__(self, out: Path):
         self.dir = out / "secrets"
-        if self.dir.is_dir():  # a secret no longer configured must not linger in the volume
-            for old in self.dir.iterdir():
-                if old.is_file():
-                    old.unlink()
+        self.written: set[str] = set()
 
     def write(self, name: str, value: str) -> str:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         path = self.dir / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp = self.dir / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
             os.write(fd, value.encode("utf-8"))
         finally:
             os.close(fd)
+        os.replace(tmp, path)
+        self.written.add(name)
         return str(path)
+
+    def prune(self) -> None:
+        """A secret no longer configured must not linger in the volume."""
+        if self.dir.is_dir():
+            for old in self.dir.iterdir():
+                if old.is_file() and old.name not in self.written:
+                    old.unlink()
 
 
 def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
@@ -187,6 +198,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
             for w in receiver.get("webhook_configs", []):
                 if urlsplit(w["url"]).hostname == "alert-sink":
                     w["url"] = alert_sink_url
+    files.prune()
     for item in left_out:
         log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
     cfg["templates"] = [str(out / "templates" / "*.tmpl")]

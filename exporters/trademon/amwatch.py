@@ -88,26 +88,33 @@ class Watcher:
                  reload_url: str | None, collector: ScheduleCollector):
         self.source, self.out, self.env = source, out, env
         self.alert_sink_url, self.reload_url, self.collector = alert_sink_url, reload_url, collector
+        self.reload_pending = False
 
     def render_once(self) -> bool:
         target = self.out / "alertmanager.yml"
         before = target.read_bytes() if target.exists() else None
         amconfig.render(self.source, self.out, self.env, self.alert_sink_url)
-        self.collector.last_render = time.time()
         changed = target.read_bytes() != before
-        if changed and before is not None and self.reload_url:
-            self.reload()
+        if self.reload_url and ((changed and before is not None) or self.reload_pending):
+            self.reload_pending = not self.reload(starting=self.collector.last_render is None)
+        self.collector.last_render = time.time()
         return changed
 
-    def reload(self) -> None:
+    def reload(self, starting: bool = False) -> bool:
+        """Ask Alertmanager to read the file again; False if that must be retried."""
         try:
             r = requests.post(self.reload_url, timeout=10)
             r.raise_for_status()
             log.info("alertmanager reloaded", extra={"url": self.reload_url})
+            return True
         except requests.RequestException as e:
-            # Alertmanager also reads the file when it (re)starts; the next refresh retries.
-            self.collector.failures += 1
+            if starting and isinstance(e, requests.ConnectionError):
+                # the stack is starting: Alertmanager reads the new file when it starts
+                log.info("alertmanager not running yet; it reads the config when it starts", extra={"url": self.reload_url})
+                return True
+            self.collector.failures += 1  # retried at the next refresh
             log.error("alertmanager reload failed", extra={"url": self.reload_url, "error": str(e)[:200]})
+            return False
 
     async def loop(self, every: float) -> None:
         while True:
