@@ -132,7 +132,8 @@ def render(root: Path) -> str:
     doc = {
         "rule_files": rt.RULE_FILES,
         "evaluation_interval": rt.dur(c.eval),
-        "group_eval_order": [*rules.RECORDING_GROUPS, rules.ALERTS_GROUP],
+        # every group of the rule files, recording rules first (as rule_tests orders them)
+        "group_eval_order": [*rules.RECORDING_GROUPS, *(g["name"] for g in yaml.safe_load(rules.render_alerts(root))["groups"])],
         "tests": [t.as_dict() for t in tws_tests(c) + farm_tests(c) + incident_tests(c) + calendar_tests(c)],
     }
     header = ("# promtool unit tests: IB maintenance windows hold the IB alerts longer (not muted); the market calendar's horizon.\n"
