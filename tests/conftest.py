@@ -26,6 +26,7 @@ E2E_MODULES = {
     "test_ib_exporter", "test_ib_fake_tws", "test_ib_insync_fallback", "test_ib_shutdown",
     "test_native", "test_sim_api", "test_sim_config", "test_sim_exposition", "test_sim_healthy",
     "test_sim_prometheus", "test_sim_scenarios", "test_synthetic",
+    "test_ha_alerting", "test_store_live", "test_native_ha",
 }
 _NOT_UNIT = {"e2e", "containers", "slow"}
 
