@@ -3,7 +3,7 @@
 The market-open intervals are explicit dates up to a horizon, so a stack that runs for
 months must render them again: this renders at start and every
 TRADEMON_AM_REFRESH_SECONDS (default a day), asks Alertmanager to reload
-(TRADEMON_AM_RELOAD_URL) when the file changed, and exports what it knows on /metrics:
+(TRADEMON_AM_RELOAD_URL, comma-separated for several) when the file changed, and exports what it knows on /metrics:
 whether each configured exchange is open, the horizon's end (MarketCalendarExpiring fires
 before it runs out) and whether an IB maintenance window is on (the IB alerts hold longer
 inside one). Alertmanager stays the one that mutes; this only tells the dashboards and rules.
@@ -101,20 +101,23 @@ class Watcher:
         return changed
 
     def reload(self, starting: bool = False) -> bool:
-        """Ask Alertmanager to read the file again; False if that must be retried."""
-        try:
-            r = requests.post(self.reload_url, timeout=10)
-            r.raise_for_status()
-            log.info("alertmanager reloaded", extra={"url": self.reload_url})
-            return True
-        except requests.RequestException as e:
-            if starting and isinstance(e, requests.ConnectionError):
-                # the stack is starting: Alertmanager reads the new file when it starts
-                log.info("alertmanager not running yet; it reads the config when it starts", extra={"url": self.reload_url})
-                return True
-            self.collector.failures += 1  # retried at the next refresh
-            log.error("alertmanager reload failed", extra={"url": self.reload_url, "error": str(e)[:200]})
-            return False
+        """Ask each Alertmanager (comma-separated URLs: an HA pair) to read the file again;
+        False if that must be retried."""
+        ok = True
+        for url in (u.strip() for u in self.reload_url.split(",") if u.strip()):
+            try:
+                r = requests.post(url, timeout=10)
+                r.raise_for_status()
+                log.info("alertmanager reloaded", extra={"url": url})
+            except requests.RequestException as e:
+                if starting and isinstance(e, requests.ConnectionError):
+                    # the stack is starting: Alertmanager reads the new file when it starts
+                    log.info("alertmanager not running yet; it reads the config when it starts", extra={"url": url})
+                    continue
+                self.collector.failures += 1  # retried at the next refresh
+                log.error("alertmanager reload failed", extra={"url": url, "error": str(e)[:200]})
+                ok = False
+        return ok
 
     async def loop(self, every: float) -> None:
         while True:
