@@ -334,3 +334,16 @@ def test_a_failed_alertmanager_reload_is_counted_and_retried(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_session_across_local_midnight_is_split_at_midnight():
+    """No regular session of these exchanges crosses midnight, but a calendar may (futures-like
+    hours): the spec ends at 24:00 and continues at 00:00 the next day, in the exchange's zone."""
+    s = markets.Session("X", at(NY, 2026, 1, 30, 18, 0).astimezone(UTC), at(NY, 2026, 2, 1, 2, 0).astimezone(UTC), "America/New_York")
+    specs = markets.time_interval_specs([s])
+    cfg = {"time_intervals": [{"name": "m", "time_intervals": specs}]}
+    assert sorted((x["months"][0], x["days_of_month"], x["times"][0]["start_time"], x["times"][0]["end_time"]) for x in specs) == [
+        ("february", ["1"], "00:00", "02:00"), ("january", ["30"], "18:00", "24:00"), ("january", ["31"], "00:00", "24:00")]
+    for t, expected in ((at(NY, 2026, 1, 30, 17, 59), False), (at(NY, 2026, 1, 30, 23, 59), True),
+                        (at(NY, 2026, 1, 31, 12, 0), True), (at(NY, 2026, 2, 1, 1, 59), True), (at(NY, 2026, 2, 1, 2, 0), False)):
+        assert amtime.active(cfg, "m", t) is expected, t
