@@ -133,7 +133,9 @@ def test_watch_renders_serves_the_schedule_and_reloads_alertmanager_on_change(tm
         wait_for(lambda: "market-open-xetr" in am_config(), 20, 0.2, "Alertmanager reloaded with the XETR interval")
         # A change of the source between two refreshes reaches Alertmanager too.
         cfg_file = source / "alertmanager.yml"
-        cfg_file.write_text(cfg_file.read_text().replace("repeat_interval: 12h", "repeat_interval: 11h"))
+        tmp = cfg_file.with_suffix(".tmp")  # replaced whole: a refresh never reads half a file
+        tmp.write_text(cfg_file.read_text().replace("repeat_interval: 12h", "repeat_interval: 11h"))
+        tmp.replace(cfg_file)
         wait_for(lambda: "repeat_interval: 11h" in am_config(), 20, 0.2, "Alertmanager reloaded after the refresh")
         assert json.loads((out / amconfig.SCHEDULE_FILE).read_text())["exchanges"] == ["XNYS", "XETR"]
     finally:
