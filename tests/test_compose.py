@@ -228,7 +228,10 @@ def test_grafana_signup_off_and_password_from_env(resolved):
 
 def test_alertmanager_runs_the_rendered_config(resolved):
     am, init = resolved["services"]["alertmanager"], resolved["services"]["alertmanager-config"]
-    assert am["depends_on"]["alertmanager-config"]["condition"] == "service_completed_successfully"
+    # healthy = the first render is done (it keeps running to render the calendar daily)
+    assert am["depends_on"]["alertmanager-config"]["condition"] == "service_healthy"
+    assert init["command"] == ["am-config", "--watch"]
+    assert init["environment"]["TRADEMON_AM_RELOAD_URL"] == f"http://alertmanager:{contract.JOBS['alertmanager'].port}/-/reload"
     out = init["environment"]["TRADEMON_AM_OUT"]
     assert f"--config.file={out}/alertmanager.yml" in am["command"]
     shared = {v["source"] for v in am["volumes"] if v["target"] == out} & {v["source"] for v in init["volumes"] if v["target"] == out}

@@ -29,7 +29,7 @@ log = logging.getLogger("trademon.native")
 # Jobs whose service has no native process here (Grafana, Loki, Promtail, cAdvisor run in
 # Docker only); they are left out of the natively rendered prometheus.yml.
 NATIVE_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
-               "synthetic", "alert-sink", "prometheus", "alertmanager")
+               "synthetic", "alert-sink", "prometheus", "alertmanager", "alertmanager-config")
 
 
 def repo_root() -> Path:
@@ -179,6 +179,18 @@ SIM_FLAGS = {
     "--scenarios": ("TRADEMON_SIM_SCENARIOS", "comma list of scenarios active at start"),
     "--seed": ("TRADEMON_SIM_SEED", "seed of the simulated world (default 1)"),
 }
+
+
+def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], alert_sink_url: str,
+                     timescale: float = 1.0) -> Service:
+    """`am-config --watch`: renders the market calendar again daily and reloads Alertmanager
+    (keeping the demo's time compression)."""
+    return Service("alertmanager-config",
+                   trademon_cmd("am-config", "--watch", "--source", str(root / "alertmanager"), "--out", str(out),
+                                "--alert-sink-url", alert_sink_url),
+                   f"http://{host}:{port['alertmanager-config']}/readyz",
+                   {"TRADEMON_ALERTMANAGER_CONFIG_HOST": host,
+                    "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload"})
 
 
 def configure(parser) -> None:
@@ -379,6 +391,8 @@ def main(args) -> int:
                           f"http://{host}:{port['alertmanager']}/-/ready",
                           # the time zones of the market-hours intervals, for hosts without a tz database
                           {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
+        sup.start(am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
+                                   speed if compress else 1.0))
         if args.mode == "demo":
             control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT, env)
             sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",
