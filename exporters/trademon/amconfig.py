@@ -153,15 +153,35 @@ def _email(cfg: dict, s: Settings, files: SecretFiles) -> None:
         cfg["require_tls"] = tls.lower() == "true"
 
 
-def _checked_url(name: str, value: str, show: bool = True) -> str:
+def _checked_url(name: str, value: str, show: bool = True, example: str = "https://hooks.slack.com/services/...") -> str:
     try:
         return _url(name, value)
     except ConfigError as e:
-        msg = str(e) if show else f"{name}: not an http(s) URL; allowed: https://hooks.slack.com/services/..."
+        msg = str(e) if show else f"{name}: not an http(s) URL; allowed: {example}"
         raise Skip(msg, logging.ERROR) from None
 
 
 INTEGRATIONS = {"telegram_configs": _telegram, "slack_configs": _slack, "email_configs": _email}
+HEARTBEAT_RECEIVER = "heartbeat"  # the dead man's switch (alertmanager.yml)
+
+
+def _heartbeat(cfg: dict, s: Settings, files: SecretFiles) -> None:
+    """The external heartbeat's ping URL (a Healthchecks.io check, Dead Man's Snitch...): its
+    path is the check's secret, so it goes into a 0600 file like the other secrets."""
+    s.require("HEARTBEAT_URL")
+    url = s.secret("HEARTBEAT_URL")
+    _checked_url("HEARTBEAT_URL", url, show=False, example="https://hc-ping.com/<uuid>")
+    cfg.pop("url", None)
+    cfg["url_file"] = files.write("heartbeat_url", url)
+
+
+def _fill_heartbeat(receiver: dict, s: Settings, files: SecretFiles, left_out: list[dict]) -> None:
+    try:
+        for c in receiver.get("webhook_configs", []):
+            _heartbeat(c, s, files)
+    except Skip as e:
+        receiver.pop("webhook_configs", None)  # a receiver with no integration sends nothing
+        left_out.append({"receiver": receiver["name"], "integration": "webhook", "reason": str(e), "level": e.level})
 
 
 def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_url: str | None = None) -> tuple[dict, list[dict]]:
@@ -171,6 +191,9 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
     files = SecretFiles(out)
     left_out: list[dict] = []
     for receiver in cfg.get("receivers", []):
+        if receiver["name"] == HEARTBEAT_RECEIVER:
+            _fill_heartbeat(receiver, s, files, left_out)
+            continue
         for key, fill in INTEGRATIONS.items():
             if key not in receiver:
                 continue
