@@ -2,10 +2,11 @@
 the outcome in the synthetic_check_* gauges and a JSON log line.
 
 Cold start (issue 10.5): the services a check talks to start beside it and may not listen
-yet. Until a check has once reached its target, and for at most the start-up grace, a run
-that cannot connect is *not run*, not failed: nothing is recorded (the gauges stay absent,
-never a false 0), and it is tried again within seconds rather than after its interval.
-After that, a refused connection is a failure like any other."""
+yet. Until a check has once run through, and for at most the start-up grace, a run that
+cannot connect (or, for the watchdog, does not find the Watchdog Prometheus has not sent
+yet: ``Check.not_ready_errors``) is *not run*, not failed: nothing is recorded (the gauges
+stay absent, never a false 0), and it is tried again within seconds rather than after its
+interval. After that, the same error is a failure like any other."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ class CheckRunner:
         self.reached: set[str] = set()  # checks that have once connected to their target
         self.grace_until: float | None = None  # monotonic end of the start-up grace (service mode only)
 
-    def _not_ready(self, check: Check, error: Exception) -> bool:
-        return (isinstance(error, httpx.ConnectError) and check.name not in self.reached
+    def _not_ready(self, check: Check, error: BaseException) -> bool:
+        return (isinstance(error, check.not_ready_errors) and check.name not in self.reached
                 and self.grace_until is not None and time.monotonic() < self.grace_until)
 
     def timing(self, check: Check):
@@ -61,7 +62,8 @@ class CheckRunner:
             async with asyncio.timeout(timeout):
                 detail = await check.run()
             success = True
-        except TimeoutError:
+        except TimeoutError as e:
+            not_ready = self._not_ready(check, e)
             success, detail = False, f"timed out after {timeout:g}s while {check.step}"
         except asyncio.CancelledError:
             raise
