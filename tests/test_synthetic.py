@@ -5,7 +5,6 @@ synthetic_check_success 0, when the breaker hook, the pipeline or a service is b
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from trademon.synthetic import config as syn_config
 from trademon.synthetic.runner import CheckRunner
 
 from tests.support.amstack import AlertingStack
-from tests.support.procs import free_port, start, wait_for, wait_http
+from tests.support.procs import HangingServer, free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,29 +208,6 @@ def test_breaker_check_fails_when_the_trip_does_not_take(sim):
     r = asyncio.run(go())
     assert not r.success and "says closed right after the trip" in r.detail, r.detail
     assert success(metrics, "circuit_breaker") == 0
-
-
-class HangingServer:
-    """Accepts connections and never answers: a target that hangs."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                self.conns.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def test_a_hanging_target_holds_only_its_own_check(sim):

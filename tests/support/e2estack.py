@@ -135,6 +135,9 @@ class E2EStack:
         evaluation, and the route's group_wait."""
         return seconds(self.scrape) + seconds(self.evaluation) + seconds(group_wait)
 
+    def prom_query(self, q: str) -> list[dict]:
+        return requests.get(f"{self.prom_url}/api/v1/query", params={"query": q}, timeout=5).json()["data"]["result"]
+
     def prom_alerts(self) -> list[dict]:
         return requests.get(f"{self.prom_url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
 
