@@ -157,9 +157,14 @@ def configure(parser) -> None:
                              "live: the IB exporter against TWS/IB Gateway, trading services on their own ports")
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
+    parser.add_argument("--ha", action="store_true",
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
 
 
 def main(args) -> int:
+    if args.ha:  # its own module: the single-host path below stays as it is
+        from .native_ha import main as ha_main
+        return ha_main(args)
     from . import logs
 
     logs.setup("native")
