@@ -221,12 +221,16 @@ def window_checks(c: Ctx, test: Test, alert: str, t_on: int, t_off: int, clear: 
 # ---------------------------------------------------------------- money: critical alerts
 
 
+def money_setting(c: Ctx) -> tuple:
+    """The loss limit, currency, a P&L past the limit, and the labels of the money series."""
+    limit = c["daily_loss_limit"]
+    return (limit, c["currency"], limit - 112.4, {"account": ACCOUNT},
+            {"job": "ib-exporter", "instance": target("ib-exporter")},
+            {"job": "position-manager", "instance": target("position-manager")})
+
+
 def money_tests(c: Ctx) -> list[Test]:
-    limit, cur = c["daily_loss_limit"], c["currency"]
-    pnl = limit - 112.4
-    acct = {"account": ACCOUNT}
-    ib = {"job": "ib-exporter", "instance": target("ib-exporter")}
-    pm = {"job": "position-manager", "instance": target("position-manager")}
+    limit, cur, pnl, acct, ib, pm = money_setting(c)
     out = [
         step_test(c, "DailyLossLimitBreach", interval=15, offset=1,
                   what=f"at {limit} quiet; below it fires at the next evaluation; resolves on recovery",
@@ -318,11 +322,7 @@ def no_data_no_alert_test(c: Ctx, alert: str, sel_: str) -> Test:
 
 
 def hold_tests(c: Ctx) -> list[Test]:
-    limit, cur = c["daily_loss_limit"], c["currency"]
-    pnl = limit - 112.4
-    acct = {"account": ACCOUNT}
-    ib = {"job": "ib-exporter", "instance": target("ib-exporter")}
-    pm = {"job": "position-manager", "instance": target("position-manager")}
+    limit, cur, pnl, acct, ib, pm = money_setting(c)
     note = lambda held: HELD_NOTE if held else ""  # noqa: E731
     out = held_tests(c, "DailyLossLimitBreach", series=[(sel("daily_pnl", **acct, **ib), limit, pnl)],
                      fired=lambda held: [Fired(acct, f"Daily loss limit breached on {ACCOUNT}",
