@@ -13,7 +13,9 @@ Prometheus with the project's prometheus.yml and rules as shipped (money jobs sc
 project's rendered config as shipped (money route group_wait 1 s), the alert-sink, the
 Telegram stand-in.
 
-A loss trial: switch `loss-breach` on (t0: the simulator's P&L falls below the limit at once
+A loss trial: after a random pause of up to one scrape plus one evaluation interval (so the
+trials do not all start at the same phase of them), switch `loss-breach` on (t0: the
+simulator's P&L falls below the limit at once
 and its daily-loss breaker trips), wait for the Telegram messages naming DailyLossLimitBreach
 and CircuitBreakerTripped (t1, t2), switch it off, wait for the resolved messages and for
 Alertmanager to drop the empty groups, so every trial starts new groups. Every other trial
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import statistics
 import sys
 import tempfile
@@ -113,8 +116,11 @@ class OtherCritical:
         self.stack.alerting.post(self.a, resolved=True)
 
 
-def loss_trial(stack: E2EStack, timeout: float) -> tuple[float, float]:
+def loss_trial(stack: E2EStack, timeout: float, jitter: float) -> tuple[float, float]:
     wait_groups_settled(stack, MONEY)
+    # Alertmanager drops groups on a 30 s tick, a multiple of the 2 s scrape and evaluation:
+    # without a random pause every trial would start at the same phase of them.
+    time.sleep(random.uniform(0, jitter))
     t0 = time.time()
     stack.sim.on("loss-breach")
     try:
@@ -159,12 +165,14 @@ def run(trials: int, tws_trials: int, scale: float) -> dict[str, list[float]]:
         kw = {"speed": 1, "scrape": None, "evaluation": None, "am_intervals": {}, "for_scale": None}
         bound = seconds(iv["scrape"]) + seconds(iv["evaluation"]) + seconds(iv["group_wait"])
         tws_for = iv["tws_for"]
+        jitter = seconds(iv["scrape"]) + seconds(iv["evaluation"])
     else:
         kw = {"speed": scale, "scrape": duration(15 / scale), "evaluation": duration(30 / scale),
               "am_intervals": {"group_wait": duration(seconds(iv["group_wait"]) / scale), "group_interval": duration(60 / scale)},
               "for_scale": scale}
         bound = (15 + 30) / scale + seconds(iv["group_wait"]) / scale
         tws_for = iv["tws_for"] / scale
+        jitter = (15 + 30) / scale
     out: dict[str, list[float]] = {"loss": [], "breaker": [], "loss, another critical open": [],
                                     "breaker, another critical open": [], "tws": []}
     with tempfile.TemporaryDirectory(prefix="alert-latency-") as d:
@@ -175,7 +183,7 @@ def run(trials: int, tws_trials: int, scale: float) -> dict[str, list[float]]:
             for i in range(trials):
                 other = OtherCritical(stack) if i % 2 else None
                 try:
-                    loss, brk = loss_trial(stack, timeout=60)
+                    loss, brk = loss_trial(stack, timeout=60, jitter=jitter)
                 finally:
                     if other:
                         other.close()
