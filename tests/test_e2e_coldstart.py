@@ -25,6 +25,8 @@ from tests.support.sim import SIM_JOBS, SimProcess
 from tests.support.standins import visible_text
 from trademon.synthetic import config as syn_config
 
+pytestmark = pytest.mark.e2e  # real Prometheus, Alertmanager and trademon processes
+
 SPEED = 10
 QUIET_FOR = 15 * 60 / SPEED  # the first 15 minutes, in real seconds
 

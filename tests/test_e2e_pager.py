@@ -19,6 +19,8 @@ from tests.support.e2estack import E2EStack
 from tests.support.procs import HangingServer, free_port
 from tests.support.standins import visible_text
 
+pytestmark = pytest.mark.e2e  # real Prometheus, Alertmanager and trademon processes
+
 SPEED = 30
 AM = {"group_wait": "1s", "group_interval": "2s"}
 # "Within 5 minutes" of the broker's view going away, shortened; plus the seconds Prometheus
