@@ -36,14 +36,14 @@ class Result:
 
 
 class NotReady(Exception):
-    """The check's target did not accept a connection during the start-up grace."""
+    """During the start-up grace, the check met one of its not_ready_errors before its first run through."""
 
 
 class CheckRunner:
     def __init__(self, checks: list[Check], settings: Settings, metrics: JobMetrics):
         self.checks, self.settings, self.metrics = checks, settings, metrics
         self.last: dict[str, Result] = {}
-        self.reached: set[str] = set()  # checks that have once connected to their target
+        self.reached: set[str] = set()  # checks that have once run through (passed or failed for a reason of their own)
         self.grace_until: float | None = None  # monotonic end of the start-up grace (service mode only)
 
     def _not_ready(self, check: Check, error: BaseException) -> bool:
