@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError
+from .config import ConfigError, as_typed
 
 SUBCOMMANDS = {
     "sim": ("trademon.sim.cli", "demo simulator: the trader's services and the broker, with scenarios"),
@@ -16,6 +16,8 @@ SUBCOMMANDS = {
     "am-config": ("trademon.amconfig", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
+    "demo": ("trademon.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
+    "check-exposure": ("trademon.exposure", "compose start-up step: refuse wider-than-localhost ports with Grafana's default login"),
     "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),
 }
 
@@ -60,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return mod.main(args) or 0
     except errors as e:
-        print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
+        from .logs import redact  # a value in the message may be a secret
+
+        shown = as_typed(e, args) if isinstance(e, ConfigError) else e
+        print(redact(f"trademon {args.command}: configuration error: {shown}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -45,7 +45,7 @@ class AlertingStack:
     """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
 
     def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 standins: StandIns | None = None, am_port: int | None = None):
+                 standins: StandIns | None = None, am_port: int | None = None, make_schedule=None):
         self.dir = workdir
         self.procs: list[Proc] = []
         self.standins = standins or StandIns()
@@ -55,6 +55,7 @@ class AlertingStack:
         self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                            "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
         self.intervals = TEST_INTERVALS if intervals is None else intervals
+        self.make_schedule = make_schedule  # the market calendar to render (trademon.amconfig.render), None: the real one
         try:
             self._start()
         except BaseException:
@@ -63,7 +64,8 @@ class AlertingStack:
 
     def _start(self) -> None:
         out = self.dir / "am-config"
-        path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts")
+        path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
+                               make_schedule=self.make_schedule)
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], self.intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .. import grafana_uids, thresholds
-from ..contract import jobs_of_kind
+from ..contract import IB_DOWN_REASONS, jobs_of_kind
 
 RULES_FILE = "prometheus/rules/trademon.rules.yml"
 ALERTS_FILE = "prometheus/rules/trademon.alerts.yml"
@@ -120,10 +120,31 @@ RECORDING_GROUPS: dict[str, list[Record]] = {
     ],
 }
 
+# IB's schedule (am-config --watch exports the windows of TRADEMON_IB_MAINTENANCE and the
+# Gateway's restart). Absent when that exporter is down: then nothing is held (never blind).
+RECORDING_GROUPS["trademon.schedule.rules"] = [
+    Record("trademon:ib_maintenance_window:max", "max(trademon_ib_maintenance_window)"),
+    # Session losses that are incidents: those inside a maintenance window are IB's scheduled
+    # reset, not counted (all are counted while the schedule is unknown).
+    Record("job:ib_disconnect_incidents:increase5m", """
+        (sum by (job) (increase(ib_disconnects_total[5m])) * on () group_left () (1 - trademon:ib_maintenance_window:max))
+          or sum by (job) (increase(ib_disconnects_total[5m]))
+    """),
+]
+
+
+def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
+    """``expr``, except inside an IB maintenance window while the thing was healthy at some
+    point of the last ${ib_maintenance_hold} (``healthy_within_hold``, same labels as ``expr``):
+    a scheduled reset waits out the hold, then the alert's own ``for``; a session that stays
+    down pages inside the window all the same, and at the latest right after it."""
+    return f"({expr}) unless ({healthy_within_hold} and on () trademon:ib_maintenance_window:max == 1)"
+
+
 CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
 
 
-def held(live: str, last: str, cond: str, key: str, present: str) -> str:
+def held_on_last_value(live: str, last: str, cond: str, key: str, present: str) -> str:
     """A money alert that does not resolve because its data went away (issue 10.4).
 
     ``live cond`` fires on current data. While the series of ``present`` has no current
@@ -143,6 +164,24 @@ def held_note(present: str, key: str) -> str:
             "until a current value shows recovery.{{ end }}")
 
 
+def _same_target(metric: str, condition: str = "") -> str:
+    """A template query for ``metric`` of the alert's own exporter (job and instance)."""
+    return f'printf "{metric}{{job=%q,instance=%q}}{condition}" $labels.job $labels.instance | query'
+
+
+def down_reason_text() -> str:
+    """Why the IB session is down, for TWSConnectionLost's description: the reason at 1 in
+    ib_session_down_reason of the same exporter and what to do about it (contract.IB_DOWN_REASONS),
+    the client id from ib_client_id. Looked up with a template query, not joined into the
+    expression: a reason that changes during an outage must not restart the alert."""
+    client_id = "{{ with " + _same_target("ib_client_id") + ' }}{{ . | first | value | printf "%.0f" }}{{ end }}'
+    branches = "".join(f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{r}" }}}}{text.format(client_id=client_id)}'
+                       for i, (r, text) in enumerate(IB_DOWN_REASONS.items()))
+    return ("{{ with " + _same_target("ib_session_down_reason", " == 1") + " }}{{ with first . }}"
+            '{{ $reason := label "reason" . }}' + branches + "{{ end }}"
+            "{{ end }}{{ else }}not known yet (the ib-exporter has not failed to connect yet, or is not scraped): "
+            "see its log{{ end }}.")
+
 ALERTS: list[Alert] = [
     # --- Critical: page ---
     Alert("APIHealthCheckFailed", "critical",
@@ -152,27 +191,29 @@ ALERTS: list[Alert] = [
           "${api_down_for}: the service is down, hung or unreachable, and trading through it may have stopped.",
           "health", for_="api_down_for"),
     Alert("TWSConnectionLost", "critical",
-          "ib_connected == 0",
+          held_in_ib_maintenance("ib_connected == 0", "max_over_time(ib_connected[${ib_maintenance_hold}]) > 0"),
           "IB API session to TWS / IB Gateway lost",
-          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}: "
-          "no order reaches the broker, and P&L, positions and risk from the broker are not current.",
+          # the reason first: the Telegram message cuts a description at 400 characters
+          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}. "
+          "Why: " + down_reason_text() + " No order reaches the broker, and P&L, positions and risk from the broker "
+          "are not current.",
           "health", for_="tws_lost_for", fast=True),
     Alert("DailyLossLimitBreach", "critical",
-          held("min by (account) (daily_pnl)", "min by (account) (last_over_time(daily_pnl[${money_hold}]))",
+          held_on_last_value("min by (account) (daily_pnl)", "min by (account) (last_over_time(daily_pnl[${money_hold}]))",
                "< ${daily_loss_limit}", "account", "daily_pnl"),
           "Daily loss limit breached on {{ $labels.account }}",
           "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}."
           + held_note("daily_pnl", "account"),
           "pnl", fast=True),
     Alert("CircuitBreakerTripped", "critical",
-          held("max by (breaker) (circuit_breaker_open)", "max by (breaker) (last_over_time(circuit_breaker_open[${money_hold}]))",
+          held_on_last_value("max by (breaker) (circuit_breaker_open)", "max by (breaker) (last_over_time(circuit_breaker_open[${money_hold}]))",
                "> 0", "breaker", "circuit_breaker_open"),
           "Circuit breaker {{ $labels.breaker }} tripped: new orders halted",
           "Circuit breaker {{ $labels.breaker }} is open: the orders it guards are refused until it is reset."
           + held_note("circuit_breaker_open", "breaker"),
           "risk", fast=True),
     Alert("PositionReconciliationMismatch", "critical",
-          held("sum by (account, symbol) (position_reconciliation_discrepancy)",
+          held_on_last_value("sum by (account, symbol) (position_reconciliation_discrepancy)",
                "sum by (account, symbol) (last_over_time(position_reconciliation_discrepancy[${money_hold}]))",
                "!= 0", "account", "position_reconciliation_discrepancy"),
           "Position mismatch for {{ $labels.symbol }} on {{ $labels.account }}",
@@ -255,7 +296,7 @@ ALERTS: list[Alert] = [
           "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
           "latency", for_="api_latency_for"),
     Alert("HighRiskExposure", "warning",
-          held("account:risk_gross_exposure:ratio_limit", "last_over_time(account:risk_gross_exposure:ratio_limit[${money_hold}])",
+          held_on_last_value("account:risk_gross_exposure:ratio_limit", "last_over_time(account:risk_gross_exposure:ratio_limit[${money_hold}])",
                "> ${exposure_ratio}", "account", "account:risk_gross_exposure:ratio_limit"),
           "Gross exposure of {{ $labels.account }} near its limit",
           "Gross exposure of account {{ $labels.account }} is {{ $value | humanizePercentage }} of its limit "
@@ -281,7 +322,8 @@ ALERTS: list[Alert] = [
           "while the market-data feed is connected.",
           "health"),
     Alert("IBDataFarmDisconnected", "warning",
-          "min by (job, farm, kind) (ib_farm_connected) == 0",
+          held_in_ib_maintenance("min by (job, farm, kind) (ib_farm_connected) == 0",
+                                 "max by (job, farm, kind) (max_over_time(ib_farm_connected[${ib_maintenance_hold}])) > 0"),
           "IB {{ $labels.kind }} data farm {{ $labels.farm }} disconnected",
           "TWS / IB Gateway has reported the {{ $labels.kind }} data farm {{ $labels.farm }} down for more than "
           "${farm_down_for}.",
@@ -297,6 +339,13 @@ ALERTS: list[Alert] = [
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${exporter_down_for}: the metrics and alerts that depend on it are blind.",
           "health", for_="exporter_down_for"),
+    Alert("MarketCalendarExpiring", "warning",
+          "(min by (job) (trademon_market_calendar_end_timestamp_seconds) - time()) / 86400 < ${market_calendar_min_days}",
+          'Market calendar runs out in {{ printf "%.0f" $value }} days',
+          'The market-open intervals rendered into Alertmanager end in {{ printf "%.1f" $value }} days (warning below '
+          "${market_calendar_min_days}): after that MarketDataStale is muted as if the market never opened. "
+          "alertmanager-config renders them daily; it is failing or stopped.",
+          "health"),
     # --- Info: file webhook only ---
     Alert("Watchdog", "info",
           "vector(1)",
