@@ -205,13 +205,15 @@ def _heartbeat(cfg: dict, s: Settings, files: SecretFiles) -> None:
     cfg["url_file"] = files.write("heartbeat_url", url)
 
 
-def _fill_heartbeat(receiver: dict, s: Settings, files: SecretFiles, left_out: list[dict]) -> None:
+def _fill_heartbeat(receiver: dict, s: Settings, files: SecretFiles) -> None:
     try:
         for c in receiver.get("webhook_configs", []):
             _heartbeat(c, s, files)
     except Skip as e:
         receiver.pop("webhook_configs", None)  # a receiver with no integration sends nothing
-        left_out.append({"receiver": receiver["name"], "integration": "webhook", "reason": str(e), "level": e.level})
+        # A message of its own: not a notification channel, and the log's repeat limiter
+        # counts lines per message.
+        log.log(e.level, "dead man's switch left out", extra={"receiver": receiver["name"], "reason": str(e)})
 
 
 def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_url: str | None = None) -> tuple[dict, list[dict]]:
@@ -222,7 +224,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
     left_out: list[dict] = []
     for receiver in cfg.get("receivers", []):
         if receiver["name"] == HEARTBEAT_RECEIVER:
-            _fill_heartbeat(receiver, s, files, left_out)
+            _fill_heartbeat(receiver, s, files)
             continue
         for key, fill in INTEGRATIONS.items():
             if key not in receiver:
