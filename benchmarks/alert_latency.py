@@ -30,6 +30,7 @@ its latency is the page's arrival minus t0 minus that `for`.
 from __future__ import annotations
 
 import argparse
+import os
 import math
 import random
 import statistics
@@ -44,7 +45,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import tests.conftest  # noqa: E402,F401  (this checkout's package, here and in the processes started)
+# This checkout's package, here and in the processes started (as tests/conftest.py does).
+sys.path.insert(0, str(ROOT / "exporters"))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), os.environ.get("PYTHONPATH", "")) if p)
 
 from tests.support.amstack import alert  # noqa: E402
 from tests.support.e2estack import E2EStack, duration, seconds  # noqa: E402

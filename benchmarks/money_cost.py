@@ -19,6 +19,7 @@ WAL growth is the measured, uncompressed side.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,7 +30,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import tests.conftest  # noqa: E402,F401  (this checkout's package, here and in the processes started)
+# This checkout's package, here and in the processes started (as tests/conftest.py does).
+sys.path.insert(0, str(ROOT / "exporters"))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), os.environ.get("PYTHONPATH", "")) if p)
 
 from trademon import native  # noqa: E402
 from trademon.gen import rules as gen_rules  # noqa: E402
@@ -129,7 +132,8 @@ def main() -> int:
         print(f"{n:10} {r['cpu_pct']:7.2f} {r['sps']:10.1f} {r['series']:7.0f} {r['wal_mb_h']:9.2f} {r['disk_mb_day']:12.1f} "
               f"{r['money_ms']:15.2f}")
     m, b = rows["money"], rows["baseline"]
-    print(f"money / baseline: CPU x{m['cpu_pct'] / b['cpu_pct']:.2f} (+{m['cpu_pct'] - b['cpu_pct']:.2f} % of a core), "
+    ratio = f"x{m['cpu_pct'] / b['cpu_pct']:.2f}" if b["cpu_pct"] else "(baseline too small to measure: use more --seconds)"
+    print(f"money / baseline: CPU {ratio} (+{m['cpu_pct'] - b['cpu_pct']:.2f} % of a core), "
           f"samples x{m['sps'] / b['sps']:.2f} (+{m['disk_mb_day'] - b['disk_mb_day']:.1f} MB/day, "
           f"+{(m['disk_mb_day'] - b['disk_mb_day']) * 30 / 1000:.2f} GB over the 30-day retention)")
     return 0
