@@ -21,7 +21,8 @@ AM = ROOT / "alertmanager"
 TOKEN = "111222:AAtokenTOKENtoken_-x"
 FULL = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-1009876", "SLACK_WEBHOOK_URL": "https://slack.invalid/services/t1/b1/slackSECRETpath",
         "SMTP_SMARTHOST": "smtp.example.com:587", "SMTP_FROM": "a@example.com", "SMTP_TO": "b@example.com",
-        "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42"}
+        "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42",
+        "HEARTBEAT_URL": "https://hc-ping.invalid/0c4f-HEARTBEAT-secret-uuid"}
 
 
 @pytest.fixture
@@ -50,9 +51,11 @@ def test_full_environment(tmp_path, log_lines):
     secrets = tmp_path / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {
-        "telegram_bot_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600}
+        "telegram_bot_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600}
+    hb = rc["heartbeat"]["webhook_configs"][0]
+    assert "url" not in hb and Path(hb["url_file"]).read_text() == FULL["HEARTBEAT_URL"] and hb["send_resolved"] is False
     text = path.read_text()
-    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"]):
+    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"], FULL["HEARTBEAT_URL"]):
         assert secret not in text
     tmpl = (tmp_path / "templates" / "telegram.tmpl").read_text()
     assert '$grafana_url := "https://grafana.example.com" -}}' in tmpl and '$alertmanager_url := "https://am.example.com" -}}' in tmpl
@@ -64,10 +67,13 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     env = {"TELEGRAM_BOT_TOKEN": TOKEN}  # no chat id, no Slack, no SMTP
     path = amconfig.render(AM, tmp_path, env)
     rc = receivers(path)
-    assert all(set(r) == {"name", "webhook_configs"} for r in rc.values()), rc
+    assert all(set(r) == {"name", "webhook_configs"} for n, r in rc.items() if n != "heartbeat"), rc
+    assert rc["heartbeat"] == {"name": "heartbeat"}  # no URL: the dead man's switch sends nothing
     lines = log_lines()
     left = {(line["receiver"], line["integration"]) for line in lines if line["message"] == "receiver integration left out"}
     assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack")}
+    hb = next(line for line in lines if line["message"] == "dead man's switch left out")
+    assert "HEARTBEAT_URL not set" in hb["reason"] and hb["level"] == "warning"
     tg = next(line for line in lines if line.get("integration") == "telegram")
     assert "TELEGRAM_CHAT_ID not set" in tg["reason"] and tg["level"] == "warning"
     assert TOKEN not in json.dumps(lines)
@@ -79,19 +85,21 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     ({"SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "SLACK_WEBHOOK_URL: not an http(s) URL"),
     ({"SMTP_SMARTHOST": "smtp.example.com"}, "SMTP_SMARTHOST='smtp.example.com': not host:port"),
     ({"SMTP_PASSWORD": ""}, "SMTP_USERNAME and SMTP_PASSWORD: set both"),
+    ({"HEARTBEAT_URL": "hc-ping.com/SECRET-uuid"}, "HEARTBEAT_URL: not an http(s) URL; allowed: https://hc-ping.com/<uuid>"),
 ])
 def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
     amconfig.render(AM, tmp_path, {**FULL, **env})
-    reasons = [line["reason"] for line in log_lines() if line["message"] == "receiver integration left out"]
+    reasons = [line["reason"] for line in log_lines() if line["message"] in ("receiver integration left out", "dead man's switch left out")]
     assert any(fragment in r for r in reasons), reasons
-    if "TELEGRAM_BOT_TOKEN" in env:  # even a malformed token is a secret: never logged
-        assert env["TELEGRAM_BOT_TOKEN"] not in json.dumps(log_lines())
+    for name in ("TELEGRAM_BOT_TOKEN", "HEARTBEAT_URL"):  # even a malformed secret is never logged
+        if name in env:
+            assert env[name] not in json.dumps(log_lines())
 
 
 def test_rerender_removes_secrets_no_longer_configured(tmp_path):
     amconfig.render(AM, tmp_path, FULL)
     amconfig.render(AM, tmp_path, {k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"} | {"SMTP_USERNAME": ""})
-    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["slack_webhook_url", "telegram_bot_token"]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["heartbeat_url", "slack_webhook_url", "telegram_bot_token"]
 
 
 def test_secret_from_file(tmp_path):
@@ -111,7 +119,7 @@ def test_unreadable_secret_file_is_left_out_not_a_crash(tmp_path, log_lines):
 
 def test_alert_sink_url_and_bad_link_url(tmp_path, log_lines):
     path = amconfig.render(AM, tmp_path, {"GRAFANA_URL": "javascript:alert(1)"}, alert_sink_url="http://127.0.0.1:5555/alerts")
-    assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for r in receivers(path).values())
+    assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for n, r in receivers(path).items() if n != "heartbeat")
     assert '$grafana_url := "http://localhost:3000"' in (tmp_path / "templates" / "telegram.tmpl").read_text()
     assert any(line["message"] == "link URL ignored" and "GRAFANA_URL" in line["reason"] for line in log_lines())
 

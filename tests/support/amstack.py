@@ -45,12 +45,12 @@ class AlertingStack:
     """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
 
     def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 standins: StandIns | None = None, make_schedule=None):
+                 standins: StandIns | None = None, am_port: int | None = None, make_schedule=None):
         self.dir = workdir
         self.procs: list[Proc] = []
         self.standins = standins or StandIns()
         self.sink_file = workdir / "alerts.jsonl"
-        self.sink_port, self.am_port = free_port(), free_port()
+        self.sink_port, self.am_port = free_port(), am_port or free_port()
         self.am_url = f"http://127.0.0.1:{self.am_port}"
         self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                            "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
