@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.hastack import HAStack
-from tests.support.procs import wait_for
+from tests.support.hastack import HAStack  # noqa: E402 - after the repository root is on the path
+from tests.support.procs import wait_for  # noqa: E402
 
 LOSS = "DailyLossLimitBreach"
 SETTLE = 8

@@ -215,7 +215,7 @@ def populate(state: BrokerState, ib: IB, cons: list[Contract], trades) -> None:
         v = type("AccountValue", (), {})()
         v.account, v.tag, v.value, v.currency = "DU1", tag, "1000", "USD"
         state.on_account_summary(v)
-    for k, t in enumerate(trades):
+    for t in trades:
         s = t.order.orderRef
         state.submitted(s).inc(10)
         state.filled(s).inc(8)
@@ -314,7 +314,8 @@ def main() -> int:
               f"{figures[kind + '_ib_async_per_second']:>26,.0f} /s")
     print(f"/metrics with {SYMBOLS} symbols and {STRATEGIES} strategies: {figures['series']} series, "
           f"{figures['bytes'] / 1024:.0f} KiB, median {figures['scrape_ms_median']:.1f} ms "
-          f"(p95 {figures['scrape_ms_p95']:.1f} ms, max {figures['scrape_ms_max']:.1f} ms; generate_latest alone {figures['generate_latest_ms_median']:.1f} ms)")
+          f"(p95 {figures['scrape_ms_p95']:.1f} ms, max {figures['scrape_ms_max']:.1f} ms; "
+          f"generate_latest alone {figures['generate_latest_ms_median']:.1f} ms)")
     tick_ok = figures["ticks_handler_per_second"] >= 50_000
     scrape_ok = figures["scrape_ms_median"] < 50
     print(f"targets: ticks >= 50,000/s {'met' if tick_ok else 'MISSED'}; scrape < 50 ms {'met' if scrape_ok else 'MISSED'}")

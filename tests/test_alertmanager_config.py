@@ -201,7 +201,7 @@ def test_telegram_template_resolved(rendered, tmp_path):
 @pytest.mark.parametrize("n, desc_len", [(1, 100_000), (40, 2_000), (5, 300)])
 def test_telegram_template_escapes_and_stays_under_the_limit(rendered, tmp_path, n, desc_len):
     nasty = ('<script>&amp;"quote"' + "é€😀" * 10 + "&") * (desc_len // 40 + 1)
-    alerts = [_alert(f"PnLAnomaly", f"summary {i} <b>not bold</b> & {nasty[:500]}", nasty[:desc_len], severity="warning", strategy=f"s{i}<&>")
+    alerts = [_alert("PnLAnomaly", f"summary {i} <b>not bold</b> & {nasty[:500]}", nasty[:desc_len], severity="warning", strategy=f"s{i}<&>")
               for i in range(n)]
     out = render(rendered, "trademon.telegram.message", _data(alerts, severity="warning"), tmp_path, "html")
     assert telegram_visible_length(out) <= TELEGRAM_MAX_CHARS

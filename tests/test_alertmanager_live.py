@@ -7,7 +7,7 @@ simulator through Prometheus, and Telegram's 500/429 outage, are in tests/test_e
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -149,11 +149,11 @@ def test_market_data_stale_notified_only_in_market_hours(stack):
     exchange calendar am-config rendered, with the America/New_York zone file it copied): while
     NYSE is open MarketDataStale arrives, otherwise it is muted everywhere, the file included.
     A warning beside it always arrives. (Holidays by a moved calendar: test_markets_alertmanager.py.)"""
-    before = in_us_market_hours(datetime.now(timezone.utc))
+    before = in_us_market_hours(datetime.now(UTC))
     stack.post(alert("MarketDataStale", "warning", "No market data for AAPL", symbol="AAPL", job="marketdata-stream"),
                alert("UnusualSlippage", "warning", "Slippage 0.9 % on meanrev", strategy="meanrev", job="ib-exporter"))
     stack.wait(lambda: "UnusualSlippage" in sink_alertnames(stack), 30, "the other warning")
     stack.settle(3)
-    after = in_us_market_hours(datetime.now(timezone.utc))
+    after = in_us_market_hours(datetime.now(UTC))
     arrived = "MarketDataStale" in sink_alertnames(stack) or any("MarketDataStale" in m["text"] for m in stack.standins.telegram.sent())
     assert arrived in {before, after}, f"market hours now: {after}; MarketDataStale notified: {arrived}"

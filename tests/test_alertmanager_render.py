@@ -47,7 +47,8 @@ def test_full_environment(tmp_path, log_lines):
     assert Path(rc["warning"]["slack_configs"][0]["api_url_file"]).read_text() == FULL["SLACK_WEBHOOK_URL"]
     email = rc["critical"]["email_configs"][0]
     assert Path(email["auth_password_file"]).read_text() == FULL["SMTP_PASSWORD"]
-    assert (email["smarthost"], email["from"], email["to"], email["auth_username"]) == ("smtp.example.com:587", "a@example.com", "b@example.com", "a@example.com")
+    assert (email["smarthost"], email["from"], email["to"], email["auth_username"]) == (
+        "smtp.example.com:587", "a@example.com", "b@example.com", "a@example.com")
     secrets = tmp_path / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {

@@ -385,7 +385,7 @@ def test_env_example_states_the_synthetic_defaults():
     for check, (interval, timeout) in syn_config.TIMING_DEFAULTS.items():
         for kind, value in (("INTERVAL", interval), ("TIMEOUT", timeout)):
             var = f"TRADEMON_SYNTHETIC_{check.upper()}_{kind}"
-            block = text[:text.index(f"\n{var}=")].rsplit("\n\n", 1)[-1].rsplit(f"=", 1)[-1]
+            block = text[:text.index(f"\n{var}=")].rsplit("\n\n", 1)[-1].rsplit("=", 1)[-1]
             assert f"default {value:g}" in block, f".env.example: the comment of {var} must say its default {value:g}"
 
 

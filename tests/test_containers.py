@@ -241,10 +241,12 @@ def test_processes_run_as_their_users_and_volumes_have_their_owners(stack):
         assert got == uid, f"{service} runs as {got}, want {uid}"
     # python's os.stat, as busybox's stat in the Prometheus images: owner of each named volume's mount.
     owner = {
-        "alert-sink-data": stack.sh("docker compose exec -T alert-sink python -c \"import os; s=os.stat('/var/lib/trademon'); print(s.st_uid, s.st_gid)\"").stdout.split(),
+        "alert-sink-data": stack.sh("docker compose exec -T alert-sink python -c "
+                                    "\"import os; s=os.stat('/var/lib/trademon'); print(s.st_uid, s.st_gid)\"").stdout.split(),
         "prometheus-data": stack.sh("docker compose exec -T prometheus stat -c '%u %g' /prometheus").stdout.split(),
         "alertmanager-data": stack.sh("docker compose exec -T alertmanager stat -c '%u %g' /alertmanager").stdout.split(),
-        "alertmanager-config": stack.sh("docker compose exec -T alertmanager stat -c '%u %g' /alertmanager-config /alertmanager-config/alertmanager.yml").stdout.split(),
+        "alertmanager-config": stack.sh("docker compose exec -T alertmanager stat -c '%u %g' "
+                                        "/alertmanager-config /alertmanager-config/alertmanager.yml").stdout.split(),
     }
     assert owner == {"alert-sink-data": [TRADEMON_UID] * 2, "prometheus-data": [NOBODY] * 2,
                      "alertmanager-data": [NOBODY] * 2, "alertmanager-config": [NOBODY] * 4}
@@ -330,7 +332,7 @@ def test_readme_snapshot_backup_and_restore_work(stack):
     wait_for("Prometheus healthy after the restore", lambda: (requests.get(f"{stack.prom}/-/ready", timeout=5).ok, None), timeout=90)
     listing = stack.sh("docker compose exec -T prometheus ls -ln /prometheus").stdout
     for block in blocks:
-        line = next((l for l in listing.splitlines() if l.endswith(block)), None)
+        line = next((line for line in listing.splitlines() if line.endswith(block)), None)
         assert line and line.split()[2:4] == [NOBODY, NOBODY], listing
     # The restored block answers for the time before the snapshot.
     r = requests.get(f"{stack.prom}/api/v1/query", params={"query": 'up{job="prometheus"}', "time": taken_at - 5}, timeout=10).json()

@@ -1,8 +1,6 @@
 """The contract module is the one source of metric names; these keep it and its copies in line."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

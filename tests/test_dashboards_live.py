@@ -104,7 +104,7 @@ class Stack:
         r.raise_for_status()
         return r.json()["data"]
 
-    def pointed_at(self, url: str) -> "Stack":
+    def pointed_at(self, url: str) -> Stack:
         """The same stack, its queries sent to another PromQL API (e.g. VictoriaMetrics)."""
         view = copy.copy(self)
         view.prom = url
@@ -178,7 +178,7 @@ def test_every_panel_query_is_valid_and_returns_data(stack):
 def test_every_variable_offers_values(stack):
     variables = [(d, q) for d, q in ALL if q.kind == "variable"]
     assert variables
-    for d, q in variables:
+    for _d, q in variables:
         mt = LABEL_VALUES.match(q.expr)
         assert mt, f"{q}: not label_values(<metric>, <label>)"
         if mt["label"] == hostfilter.VARIABLE:  # an external label: only a shared store has it (tests/test_store_live.py)

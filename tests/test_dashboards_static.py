@@ -37,7 +37,7 @@ def lezer_parse(items: list[tuple[str, str]]) -> list[dict]:
         pytest.fail("node is not installed: scripts/test installs it (apt-get install nodejs npm)")
     if not (PARSER_DIR / "node_modules" / "@grafana" / "lezer-logql").is_dir():
         pytest.fail(f"the query parsers are not installed: run `npm ci --prefix {PARSER_DIR.relative_to(ROOT)}`")
-    out = subprocess.run([node, str(PARSER_DIR / "parse.mjs")], input=json.dumps([{"lang": l, "expr": e} for l, e in items]),
+    out = subprocess.run([node, str(PARSER_DIR / "parse.mjs")], input=json.dumps([{"lang": lang, "expr": e} for lang, e in items]),
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)

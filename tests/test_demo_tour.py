@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 import requests
@@ -35,7 +35,7 @@ def tour(stack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess
 
 
 def test_a_silenced_expected_alert_fails_the_tour(stack):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     silence = {"matchers": [{"name": "alertname", "value": "TWSConnectionLost", "isRegex": False}],
                "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat(),
                "createdBy": "test", "comment": "the tour must notice"}

@@ -81,7 +81,7 @@ def test_unknown_contract_and_client_id_in_use():
             try:
                 assert await ib.qualifyContractsAsync(Contract(symbol="NOPE", secType="STK", exchange="SMART",
                                                                currency="USD")) == [None]
-                with pytest.raises(Exception):
+                with pytest.raises(Exception):  # noqa: B017 - ib_async raises its own or a timeout; either is the point
                     # TWS answers 326 and closes the socket; ib_async waits for its timeout
                     await _session(tws.port, client_id=5, timeout=0.5)
                 assert ib.isConnected()

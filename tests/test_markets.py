@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +23,7 @@ from tests.support import amtime
 
 ROOT = Path(__file__).resolve().parents[1]
 NY, LONDON, BERLIN = ZoneInfo("America/New_York"), ZoneInfo("Europe/London"), ZoneInfo("Europe/Berlin")
-UTC = timezone.utc
+UTC = UTC
 # "today" for the renders below: the horizon covers all of the cases
 NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
 

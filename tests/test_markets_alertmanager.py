@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -64,7 +64,7 @@ def delivered(stack: AlertingStack, name: str) -> bool:
 
 def market_open_gauge(out: Path) -> dict[str, float]:
     reg = CollectorRegistry()
-    reg.register(amwatch.ScheduleCollector(out, [], lambda: datetime.now(timezone.utc)))
+    reg.register(amwatch.ScheduleCollector(out, [], lambda: datetime.now(UTC)))
     fams = {f.name: f for f in text_string_to_metric_families(generate_latest(reg).decode())}
     return {s.labels["exchange"]: s.value for s in fams["trademon_market_open"].samples}
 
@@ -119,7 +119,7 @@ def test_watch_renders_serves_the_schedule_and_reloads_alertmanager_on_change(tm
                       tmp_path / "watch.log")
         wait_http(f"http://127.0.0.1:{w_port}/readyz", 30, watch)
         fams = {f.name: f for f in text_string_to_metric_families(requests.get(f"http://127.0.0.1:{w_port}/metrics", timeout=5).text)}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         assert {s.labels["exchange"]: s.value for s in fams["trademon_market_open"].samples} == {
             "XNYS": float(markets.is_open(now, "XNYS")), "XETR": float(markets.is_open(now, "XETR"))}
         (end,) = fams["trademon_market_calendar_end_timestamp_seconds"].samples

@@ -6,8 +6,6 @@ would ship, their replace stages emulated in tests/support/shippers.py)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 import subprocess
@@ -31,7 +29,7 @@ from trademon.sim.api import MAX_SYNTHETIC_NAMES
 from trademon.alertsink import MAX_BODY, MAX_RECEIVERS
 
 from tests.support import shippers
-from tests.support.amstack import alert, iso
+from tests.support.amstack import alert
 from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 from tests.support.standins import SMTPStandIn
 
@@ -123,7 +121,7 @@ def series(url: str, family: str) -> list:
 
 
 def log_lines(p: Proc) -> list[str]:
-    return [l for l in p.log_text().splitlines() if l.strip()]
+    return [line for line in p.log_text().splitlines() if line.strip()]
 
 
 def raw_request(port: int, head: bytes, timeout: float = 5.0) -> tuple[int | None, socket.socket]:
@@ -135,7 +133,7 @@ def raw_request(port: int, head: bytes, timeout: float = 5.0) -> tuple[int | Non
 def status_of(s: socket.socket) -> int | None:
     try:
         data = s.recv(200)
-    except (ConnectionResetError, socket.timeout):
+    except (TimeoutError, ConnectionResetError):
         return None
     return int(data.split()[1]) if data.startswith(b"HTTP/1.1 ") else None
 
@@ -264,7 +262,7 @@ def _chunked_flood(port: int, path: str, total_mb: int) -> tuple[int, int | None
             s.sendall(chunk)
             sent += 1 << 20
         s.sendall(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
         pass
     code = status_of(s)
     s.close()
@@ -341,7 +339,7 @@ def test_slow_and_idle_clients_are_cut_and_health_keeps_answering_at_the_fd_limi
             try:
                 if s.recv(100) in (b"",) :
                     closed += 1
-            except (ConnectionResetError, socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 closed += isinstance(sys.exc_info()[1], ConnectionResetError)
         assert closed == len(conns), f"{len(conns) - closed} slow connections still open after {time.monotonic() - t0:.1f} s"
         assert requests.get(f"{url}/healthz", timeout=3).ok
@@ -364,7 +362,7 @@ def test_the_same_error_repeated_is_logged_a_bounded_number_of_times(tmp_path):
     finally:
         elapsed = time.monotonic() - t0
         p.close()
-    rejected = [l for l in log_lines(p) if "payload rejected" in l]
+    rejected = [line for line in log_lines(p) if "payload rejected" in line]
     windows = int(elapsed // RepeatLimiter().window) + 1  # at most `burst` lines per window
     assert 1 <= len(rejected) <= RepeatLimiter().burst * windows, f"{len(rejected)} identical lines for 200 identical bad requests in {elapsed:.1f} s"
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import free_port
 from tests.support.sim import SIM_JOBS, SimProcess
 from trademon.sim.scenarios import SCENARIOS
 

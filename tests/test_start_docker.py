@@ -5,7 +5,6 @@ fails without an engine); here each branch of the script is shown to do what it 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -66,4 +65,4 @@ def test_not_root_says_what_is_missing_and_leaves_the_failure_to_the_tests(tmp_p
 
 def test_the_test_command_starts_the_engine_before_pytest():
     lines = (ROOT / "scripts" / "test").read_text().splitlines()
-    assert lines.index("scripts/start-docker.sh") < next(i for i, l in enumerate(lines) if "pytest" in l and l.startswith("exec"))
+    assert lines.index("scripts/start-docker.sh") < next(i for i, ln in enumerate(lines) if "pytest" in ln and ln.startswith("exec"))

@@ -32,7 +32,7 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Literal
 
@@ -206,7 +206,7 @@ def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:
             jm["alert_sink_rejected_total"].labels(reason=e.reason).inc()
             log.warning("payload rejected", extra={"reason": e.reason, "detail": e.detail[:500]})
             return JSONResponse({"error": e.reason, "detail": e.detail}, status_code=e.status)
-        record = {"received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **doc}
+        record = {"received_at": datetime.now(UTC).isoformat(timespec="milliseconds"), **doc}
         try:
             await sink.append(record)
         except OSError as e:

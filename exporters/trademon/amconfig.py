@@ -13,12 +13,15 @@ environment (.env) and writes a self-contained directory:
                               their horizon (trademon.markets; `am-config --watch` exports them)
 
 In compose it runs as ``am-config --watch`` (trademon.amwatch): it renders before
-Alertmanager starts, into a volume that Alertmanager mounts at the same path, then daily. An integration (Telegram, Slack, email) whose settings are missing or invalid is
+Alertmanager starts, into a volume that Alertmanager mounts at the same path, then daily. An
+integration (Telegram, Slack, email) whose settings are missing or invalid is
 left out with a JSON log line saying what to set; the file webhook always stays, so
 Alertmanager starts and every notification is still recorded.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import json
 import logging
@@ -29,8 +32,8 @@ import sys
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from datetime import datetime, timezone
-from typing import Callable, Mapping
+from datetime import datetime, UTC
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -38,6 +41,9 @@ import yaml
 from . import logs, webconfig
 from .config import ConfigError, env_choice, env_str, secret
 from .redaction import redact_url
+
+if TYPE_CHECKING:  # only for an annotation: markets needs the calendars extra
+    from . import markets
 
 log = logging.getLogger("trademon.amconfig")
 
@@ -129,7 +135,8 @@ def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
     token = s.secret("TELEGRAM_BOT_TOKEN")
     chat = s.get("TELEGRAM_CHAT_ID")
     if not re.fullmatch(r"-?\d{1,20}", chat or "") or int(chat) == 0:
-        raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id", "a non-zero whole number such as 123456789 or -1001234567890")), logging.ERROR)
+        raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id",
+                               "a non-zero whole number such as 123456789 or -1001234567890")), logging.ERROR)
     if not token or not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
         raise Skip("TELEGRAM_BOT_TOKEN: not a bot token (expected <digits>:<letters>, as BotFather gives it)", logging.ERROR)
     cfg.pop("bot_token", None)
@@ -304,7 +311,7 @@ SCHEDULE_FILE = "market_schedule.json"
 
 
 def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: datetime,
-                          make_schedule: Callable | None = None) -> "markets.Schedule | None":
+                          make_schedule: Callable | None = None) -> markets.Schedule | None:
     """Replace the source's fallback ``market-open`` interval (weekdays, no holidays) with the
     exchange calendar's sessions up to the horizon, and write OUT/market_schedule.json.
     Without exchange-calendars the fallback stays, with a warning saying what to install."""
@@ -342,7 +349,7 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
     out.mkdir(parents=True, exist_ok=True)
     render_templates(source_dir / "templates", out / "templates", env)
     cfg, _ = render_config(source, out, env, alert_sink_url)
-    apply_market_calendar(cfg, out, env, now or datetime.now(timezone.utc), make_schedule)
+    apply_market_calendar(cfg, out, env, now or datetime.now(UTC), make_schedule)
     copy_zoneinfo(cfg, out / "zoneinfo")
     target = out / "alertmanager.yml"
     tmp = target.with_suffix(".yml.tmp")

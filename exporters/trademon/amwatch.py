@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import requests
 from prometheus_client import CollectorRegistry
@@ -150,7 +150,7 @@ def run(args) -> int:
     env = dict(os.environ)
     out = Path(args.out)
     windows = markets.ib_windows_from_env(env)
-    collector = ScheduleCollector(out, windows, lambda: datetime.now(timezone.utc))
+    collector = ScheduleCollector(out, windows, lambda: datetime.now(UTC))
     watcher = Watcher(Path(args.source), out, env, args.alert_sink_url, env_str("TRADEMON_AM_RELOAD_URL", env=env), collector)
     every = env_int("TRADEMON_AM_REFRESH_SECONDS", 86400, 1, 7 * 86400, env=env)
     host = env_str("TRADEMON_ALERTMANAGER_CONFIG_HOST", "127.0.0.1", env=env)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ and docs/metrics.md all take names from here or are tested against it. A metric'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 COUNTER = "counter"
 GAUGE = "gauge"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 DEFAULT_PASSWORD = "admin"
 

@@ -137,7 +137,7 @@ class ConnectionCap:
 
     def __init__(self, limit: int):
         self.limit = limit
-        self.live: dict["GuardedH11Protocol", None] = {}  # insertion order = age
+        self.live: dict[GuardedH11Protocol, None] = {}  # insertion order = age
 
     def make_room(self, extra: int = 0) -> None:
         over = len(self.live) + extra - self.limit

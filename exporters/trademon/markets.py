@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Mapping
+from datetime import date, datetime, time, timedelta, UTC
+from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from .config import ConfigError, env_int, env_str
@@ -74,7 +74,7 @@ def horizon_days_from_env(env: Mapping[str, str] | None = None) -> int:
 def _utc(t: datetime) -> datetime:
     if t.tzinfo is None:
         raise ValueError("a naive datetime: pass an aware one (e.g. datetime.now(timezone.utc))")
-    return t.astimezone(timezone.utc)
+    return t.astimezone(UTC)
 
 
 def _calendar(exchange: str, first: date, last: date):
@@ -97,7 +97,7 @@ def sessions(exchange: str, start: datetime, end: datetime) -> list[Session]:
             pieces = [(opens, b0.to_pydatetime()), (b1.to_pydatetime(), closes)]
         for o, c in pieces:
             if o < end and c > start:
-                out.append(Session(exchange, o.astimezone(timezone.utc), c.astimezone(timezone.utc), tz))
+                out.append(Session(exchange, o.astimezone(UTC), c.astimezone(UTC), tz))
     return out
 
 
@@ -193,7 +193,7 @@ class Schedule:
                 "sessions": [[p.exchange, p.open.isoformat(), p.close.isoformat(), p.tz] for p in self.periods]}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Schedule":
+    def from_json(cls, d: dict) -> Schedule:
         return cls(tuple(d["exchanges"]), datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]),
                    tuple(Session(e, datetime.fromisoformat(o), datetime.fromisoformat(c), tz) for e, o, c, tz in d["sessions"]))
 
@@ -201,8 +201,8 @@ class Schedule:
 def schedule(exchanges: Iterable[str], now: datetime, horizon_days: int = DEFAULT_HORIZON_DAYS) -> Schedule:
     """From the start of yesterday (UTC) to ``horizon_days`` after today, for every exchange."""
     now = _utc(now)
-    start = datetime.combine(now.date() - timedelta(days=1), time(0), timezone.utc)
-    end = datetime.combine(now.date() + timedelta(days=horizon_days), time(0), timezone.utc)
+    start = datetime.combine(now.date() - timedelta(days=1), time(0), UTC)
+    end = datetime.combine(now.date() + timedelta(days=horizon_days), time(0), UTC)
     exchanges = tuple(exchanges)
     periods = [p for ex in exchanges for p in sessions(ex, start, end)]
     return Schedule(exchanges, start, end, tuple(sorted(periods, key=lambda p: (p.open, p.exchange))))

@@ -26,7 +26,7 @@ _CLASSES = {COUNTER: Counter, GAUGE: Gauge, HISTOGRAM: Histogram}
 
 
 def create(spec: Metric, registry: CollectorRegistry):
-    kwargs = {"registry": registry}
+    kwargs: dict[str, object] = {"registry": registry}
     if spec.type == HISTOGRAM:
         kwargs["buckets"] = spec.buckets
     return _CLASSES[spec.type](spec.client_name, spec.help, spec.labels, **kwargs)

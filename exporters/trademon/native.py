@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import requests
 import yaml
@@ -155,7 +155,7 @@ class Supervisor:
         log.info("service up", extra={"svc": svc.name, "health": svc.health})
 
     def stop(self) -> None:
-        for svc, p, logf in reversed(self.procs):
+        for _svc, p, logf in reversed(self.procs):
             if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGTERM)

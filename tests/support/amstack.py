@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import requests
@@ -38,7 +38,7 @@ def shorten(route: dict, intervals: dict[str, str]) -> None:
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class AlertingStack:
@@ -91,7 +91,7 @@ class AlertingStack:
 
     # Alerts in, as Prometheus sends them (POST /api/v2/alerts).
     def post(self, *alerts: dict, resolved: bool = False) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         body = []
         for a in alerts:
             item = {"labels": a["labels"], "annotations": a.get("annotations", {}), "generatorURL": "http://prometheus.trademon.test/graph",

@@ -224,7 +224,8 @@ def _standin(built: Built, role: str, tag: str, base: str, binaries: dict[str, s
             shutil.copytree(IMAGES / role, ctx)
             for name, src in binaries.items():
                 shutil.copy2(usr / "bin" / src, ctx / name)
-            shutil.copytree(usr / "share" / "prometheus", ctx / "share", symlinks=True)  # web/static: links to packages not unpacked, left dangling as in the .deb
+            # web/static: links to packages not unpacked, left dangling as in the .deb
+            shutil.copytree(usr / "share" / "prometheus", ctx / "share", symlinks=True)
             classic_build(ctx, tag, inputs, build_args={"BASE": base})
     built.tags[role], built.seconds[role] = tag, time.monotonic() - t0
     return tag

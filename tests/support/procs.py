@@ -20,7 +20,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: "Proc | None" = None) -> requests.Response:
+def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> requests.Response:
     """Poll until ``url`` answers 2xx; raise with the last error (and the process log) if not."""
     deadline = time.monotonic() + timeout
     last = "no attempt"

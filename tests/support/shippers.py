@@ -44,7 +44,7 @@ def shipped_by_both(text: str) -> dict[str, str]:
     """``text`` (many lines) as Promtail's containers job and Alloy would each ship it."""
     lines = text.splitlines()
     return {
-        "promtail": "\n".join(ship(l, promtail_replace_stages("containers")) for l in lines),
-        "promtail-files": "\n".join(ship(l, promtail_replace_stages("trading-files")) for l in lines),
-        "alloy": "\n".join(ship(l, alloy_replace_stages()) for l in lines),
+        "promtail": "\n".join(ship(line, promtail_replace_stages("containers")) for line in lines),
+        "promtail-files": "\n".join(ship(line, promtail_replace_stages("trading-files")) for line in lines),
+        "alloy": "\n".join(ship(line, alloy_replace_stages()) for line in lines),
     }

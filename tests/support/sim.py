@@ -52,7 +52,7 @@ class SimProcess:
 
     @classmethod
     def start(cls, log_dir, *, speed: float = 30.0, scenarios=(), seed: int = 1, extra_env: dict | None = None,
-              timeout: float = 30.0, ports: dict[str, int] | None = None) -> "SimProcess":
+              timeout: float = 30.0, ports: dict[str, int] | None = None) -> SimProcess:
         """``ports`` (job -> port, and "control"): chosen beforehand, e.g. for a service that
         must know them before the simulator starts; otherwise free ports are picked."""
         # A free port can be taken by another test run between asking and binding: then the
@@ -72,7 +72,7 @@ class SimProcess:
         return ports
 
     @classmethod
-    def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout, ports=None) -> "SimProcess":
+    def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout, ports=None) -> SimProcess:
         ports = dict(ports) if ports else cls.pick_ports()
         env = {port_variable(job): str(p) for job, p in ports.items() if job != "control"}
         env.update({

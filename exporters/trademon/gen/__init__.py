@@ -11,7 +11,7 @@ import difflib
 import importlib
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 # module: the generator module; it defines GENERATED = [(relative path, callable(root) -> str)].
 GENERATOR_MODULES = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .dashboards import DASHBOARD_DIR
 from .grafana_panels import EXTERNAL_EXPORTERS, LOKI, PROMETHEUS, interpolate

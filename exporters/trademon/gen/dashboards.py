@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 from grafana_foundation_sdk.builders import dashboard as db
@@ -548,7 +548,7 @@ def worker_performance(t: dict) -> Board:
 
 
 def logs_board(t: dict) -> Board:
-    svc = f'job="trading", service=~"$service"'
+    svc = 'job="trading", service=~"$service"'
     return Board(
         "logs", "Logs",
         "The trading services' logs in Loki (shipped by Promtail or Alloy), errors first.",
@@ -566,7 +566,7 @@ def logs_board(t: dict) -> Board:
                            description="The seed query: every trading line with \"error\" anywhere in it, whatever its level.", h=8),
             ]),
             ("By service", [
-                logs_panel("$service", f'{{job="trading", service=~"$service", level=~"$level"}}', repeat="service", h=8,
+                logs_panel("$service", '{job="trading", service=~"$service", level=~"$level"}', repeat="service", h=8,
                            description="Each service's lines at the selected levels (the panel repeats per service)."),
             ]),
         ],

@@ -122,15 +122,15 @@ class Test:
     checks: list[tuple[int, str, list[Fired]]] = field(default_factory=list)
     exprs: list[tuple[int, str, list[tuple[dict, float]]]] = field(default_factory=list)
 
-    def add(self, selector: str, values: str) -> "Test":
+    def add(self, selector: str, values: str) -> Test:
         self.series.append((selector, values))
         return self
 
-    def expect(self, t: int, alert: str, *fired: Fired) -> "Test":
+    def expect(self, t: int, alert: str, *fired: Fired) -> Test:
         self.checks.append((t, alert, list(fired)))
         return self
 
-    def expect_expr(self, t: int, expr: str, *samples: tuple[dict, float]) -> "Test":
+    def expect_expr(self, t: int, expr: str, *samples: tuple[dict, float]) -> Test:
         self.exprs.append((t, expr, list(samples)))
         return self
 

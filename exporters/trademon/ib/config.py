@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
 from .api import Contract

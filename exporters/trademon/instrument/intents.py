@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client.metrics_core import GaugeMetricFamily
 
@@ -20,9 +20,9 @@ class IntentCounters:
 
     def __init__(self, created, duplicate, error):
         self._created, self._duplicate, self._error = created, duplicate, error
-        self._created_by: dict[str, object] = {}
-        self._duplicate_by: dict[str, object] = {}
-        self._error_by: dict[tuple[str, str], object] = {}
+        self._created_by: dict[str, Callable[..., None]] = {}
+        self._duplicate_by: dict[str, Callable[..., None]] = {}
+        self._error_by: dict[tuple[str, str], Callable[..., None]] = {}
 
     def created(self, strategy: str) -> None:
         inc = self._created_by.get(strategy)

@@ -7,6 +7,7 @@ status, and a dict lookup of the pre-bound histogram child for (endpoint, method
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
 
 from .routes import RouteTemplates
@@ -22,7 +23,7 @@ class RequestDurationMiddleware:
         self.app = app
         self._histogram = histogram
         self._templates = templates
-        self._observers: dict[tuple[str, str, int], object] = {}
+        self._observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 from time import perf_counter
 
@@ -28,7 +30,7 @@ class WorkerMetrics:
     def __init__(self, processed, duration, lag):
         self._processed, self._duration, self._lag = processed, duration, lag
         self._bound: dict[str, tuple] = {}
-        self._lag_by: dict[str, object] = {}
+        self._lag_by: dict[str, Callable[..., None]] = {}
 
     def processing(self, worker: str) -> _Processing:
         bound = self._bound.get(worker)

@@ -58,7 +58,7 @@ class Pipeline:
     routes: dict  # severity -> (group_wait, group_interval)
 
     @classmethod
-    def load(cls, root: Path) -> "Pipeline":
+    def load(cls, root: Path) -> Pipeline:
         prom = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())["global"]
         rules = {}
         for f in sorted((root / "prometheus" / "rules").glob("*.yml")):

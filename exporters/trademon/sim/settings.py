@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from .. import thresholds
 from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable

@@ -17,7 +17,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from .book import Position
 from .broker import Broker

@@ -145,7 +145,7 @@ class FakeTWS:
 
     # ---- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> "FakeTWS":
+    def start(self) -> FakeTWS:
         ready = threading.Event()
 
         def run():
