@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "ib-exporter": ("trademon.ib.cli", "Prometheus exporter for TWS / IB Gateway (read-only)"),
     "alert-sink": ("trademon.alertsink", "file-based Alertmanager webhook receiver (JSON lines)"),
     "am-config": ("trademon.amconfig", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
+    "bot": ("trademon.bot.cli", "Telegram companion: delivers alerts with silence buttons, answers /status, /pnl and more"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
     "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),

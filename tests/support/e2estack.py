@@ -61,7 +61,8 @@ class E2EStack:
         self.procs: list[Proc] = []
         self.alerting = self.sim = None
         try:
-            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals)
+            self.prom_port = free_port()  # chosen first: the bot (started with Alertmanager) queries it
+            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, prometheus_url=f"http://127.0.0.1:{self.prom_port}")
             self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed)
             self._start_prometheus(for_scale, resend_delay)
         except BaseException:
@@ -69,7 +70,6 @@ class E2EStack:
             raise
 
     def _start_prometheus(self, for_scale: float | None, resend_delay: str | None) -> None:
-        self.prom_port = free_port()
         targets = {job: f"127.0.0.1:{self.sim.ports[job]}" for job in SIM_JOBS}
         targets["alert-sink"] = f"127.0.0.1:{self.alerting.sink_port}"
         targets["alertmanager"] = f"127.0.0.1:{self.alerting.am_port}"

@@ -1,0 +1,119 @@
+"""``trademon bot``: wire the parts together and run them in one event loop.
+
+Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9113) for Alertmanager's
+webhook (/alerts) and /healthz, /readyz, /metrics; polls Telegram; sends the outbox and the
+daily summary. Settings: see README.md, "Telegram".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .. import logs, thresholds
+from ..config import ConfigError, env_choice
+from ..service import Listener, Probes, Runner, basics_app
+
+log = logging.getLogger("trademon.bot")
+
+
+class BotMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.notifications = Counter("trademon_bot_notifications", "Notifications from Alertmanager: delivered, or deferred to the outbox.",
+                                     ["outcome"], registry=self.registry)
+        self.outbox = Gauge("trademon_bot_outbox_pending", "Notifications accepted and not yet delivered to Telegram.", registry=self.registry)
+        self.conflict = Gauge("trademon_bot_poll_conflict", "1 while Telegram answers getUpdates with 409 Conflict (a second poller).",
+                              registry=self.registry)
+
+
+class Bot:
+    """Everything, built from a BotConfig; ``clock`` is injectable (the daily summary's tests)."""
+
+    def __init__(self, cfg, clock=time.time):
+        from . import sessions
+        from .auth import Signer
+        from .handlers import Handlers
+        from .poller import Poller
+        from .reports import Limits, Reports
+        from .store import Store
+        from .summary import Summary
+        from .telegram import TelegramClient
+        from .upstream import Alertmanager, Prometheus, Record
+        from .webhook import Delivery
+
+        self.cfg = cfg
+        th = thresholds.load(cfg.config_root)
+        am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
+        hours = sessions.load(am_yml) if am_yml.is_file() else sessions.DEFAULT
+        self.metrics = BotMetrics()
+        self.store = Store(cfg.state_dir / "bot.sqlite3")
+        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
+        self.am = Alertmanager(cfg.alertmanager_url)
+        self.prom = Prometheus(cfg.prometheus_url)
+        self.record = Record(cfg.alert_sink_url)
+        self.signer = Signer(cfg.token)
+        self.reports = Reports(self.prom, self.am, Limits(float(th["daily_loss_limit"]), str(th.get("currency", ""))), cfg.summary_zone)
+        self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics)
+        self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock)
+        self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)
+        self.summary = Summary(cfg, self.reports, self.tg, self.store, clock)
+
+    def app(self):
+        from .webhook import build_app
+
+        def polling_ok() -> bool:
+            self.metrics.conflict.set(1 if self.poller.conflict else 0)
+            return not self.poller.conflict
+
+        self.metrics.outbox.set(self.store.pending())
+        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok}),
+                          inner=build_app(self.delivery, self.cfg.webhook_token))
+
+    async def close(self) -> None:
+        for c in (self.tg, self.am, self.prom, self.record):
+            await c.close()
+        self.store.close()
+
+
+def configure(parser) -> None:
+    pass  # everything comes from the environment (.env); see README.md, "Telegram"
+
+
+def main(args) -> int:
+    from .config import BotConfig
+
+    level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
+    logs.setup("bot", level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request log prints URLs, and Telegram's hold the token
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    cfg = BotConfig.from_env(os.environ)
+    logs.register_secret(cfg.token)
+    logs.register_secret(cfg.token.split(":", 1)[1])
+    logs.register_secret(cfg.webhook_token)
+    if not cfg.webhook_token:
+        raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
+    bot = Bot(cfg)
+
+    async def outbox():
+        await bot.delivery.run_outbox()
+
+    async def poll():
+        await bot.poller.run()
+
+    async def summary():
+        await bot.summary.run()
+
+    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT")], [outbox, poll, summary])
+    runner.bind_all()
+    log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
+                                             "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})
+    try:
+        asyncio.run(runner.serve())
+    finally:
+        asyncio.run(bot.close())
+    return 0
