@@ -55,14 +55,15 @@ def scaled_rule_files(out: Path, for_scale: float | None) -> list[str]:
 class E2EStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, scrape: str = "1s", evaluation: str = "1s",
                  am_intervals: dict[str, str] | None = None, for_scale: float | None = None, seed: int = 7,
-                 resend_delay: str | None = None):
+                 resend_delay: str | None = None, bot_env: dict[str, str] | None = None):
         self.dir = workdir
         self.scrape, self.evaluation = scrape, evaluation
         self.procs: list[Proc] = []
         self.alerting = self.sim = None
         try:
             self.prom_port = free_port()  # chosen first: the bot (started with Alertmanager) queries it
-            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, prometheus_url=f"http://127.0.0.1:{self.prom_port}")
+            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, prometheus_url=f"http://127.0.0.1:{self.prom_port}",
+                                          bot_env=bot_env)
             self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed)
             self._start_prometheus(for_scale, resend_delay)
         except BaseException:

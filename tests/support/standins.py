@@ -347,6 +347,11 @@ class TelegramStandIn:
         self.push("callback_query", {"id": qid, "from": self.user(user_id, username), "message": msg, "chat_instance": "1", "data": data})
         return qid
 
+    def snapshot(self) -> list[dict]:
+        """Every message the bot sent, as it stands now (edits applied), oldest first."""
+        with self._server.lock:
+            return [json.loads(json.dumps(m)) for _, m in sorted(self.messages.items())]
+
     def buttons(self, message_id: int) -> list[str]:
         with self._server.lock:
             markup = self.messages[message_id].get("reply_markup") or {}

@@ -112,8 +112,11 @@ def main(args) -> int:
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})
-    try:
-        asyncio.run(runner.serve())
-    finally:
-        asyncio.run(bot.close())
+    async def serve():
+        try:
+            await runner.serve()
+        finally:
+            await bot.close()  # in the loop its HTTP clients belong to
+
+    asyncio.run(serve())
     return 0

@@ -74,11 +74,11 @@ class Reports:
                                                   for l, v in sorted(farms, key=lambda s: (s[0].get('kind', ''), s[0].get('farm', '')))))
         lim_v, cur = self.limits.daily_loss_limit, self.limits.currency
         if not pnl or isinstance(pnl, BaseException):
-            out.append("P&L: unknown (no daily_pnl in Prometheus)")
+            out.append("P&amp;L: unknown (no daily_pnl in Prometheus)")
         else:
             for l, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
                 flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
-                out.append(f"P&L {esc(l.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
+                out.append(f"P&amp;L {esc(l.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
         if breakers and not isinstance(breakers, BaseException):
             opened = [esc(l.get("breaker", "?")) for l, v in breakers if v == 1]
             out.append("Breakers: " + ("OPEN: " + ", ".join(opened) if opened else "all closed"))
@@ -144,7 +144,7 @@ class Reports:
         png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, timezone.utc), self.zone)}",
                                       panels, self.zone, {"start": start, "end": end, "step": step})
         caption = "; ".join(f"{esc(n)} {money(pts[-1][1])}" for p in panels for n, pts in sorted(p.series.items()) if pts)
-        return png, (caption or "no P&L data in Prometheus")[:1000]
+        return png, (caption or "no P&amp;L data in Prometheus")[:1000]
 
     async def exposure_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
         end = end or time.time()

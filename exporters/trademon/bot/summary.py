@@ -76,7 +76,7 @@ class Summary:
         cur = r.limits.currency
         day = datetime.fromtimestamp(at, self.cfg.summary_zone)
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
-        out.append("P&L: " + ("; ".join(f"{esc(l.get('account', '?'))} {money(v)} {esc(cur)}" for l, v in sorted(pnl, key=lambda s: s[0].get('account', '')))
+        out.append("P&amp;L: " + ("; ".join(f"{esc(l.get('account', '?'))} {money(v)} {esc(cur)}" for l, v in sorted(pnl, key=lambda s: s[0].get('account', '')))
                               or "unknown (no data)"))
         out.append("Strategies: " + ("; ".join(f"{esc(l.get('strategy', '?'))} {money(v)}" for l, v in sorted(strat, key=lambda s: s[0].get('strategy', '')))
                                      or "unknown (no data)"))

@@ -30,11 +30,16 @@ class Unreachable(TelegramError):
     pass
 
 
+GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}  # what a 429 holds back
+
+
 class TelegramClient:
     def __init__(self, api_url: str, token: str, timeout: float = 10.0):
         self._base = f"{api_url.rstrip('/')}/bot{token}"
         self._http = httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
+        self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
+        self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes
 
     async def call(self, method: str, payload: dict | None = None, *, files: dict | None = None, timeout: float | None = None):
         url = f"{self._base}/{method}"
@@ -55,6 +60,8 @@ class TelegramClient:
         code = int(doc.get("error_code") or r.status_code)
         desc = str(doc.get("description") or "")[:300]
         retry_after = (doc.get("parameters") or {}).get("retry_after")
+        if code == 429 and retry_after is not None and method in GATED:
+            self.not_before = max(self.not_before, time.monotonic() + float(retry_after))
         cls = Conflict if code == 409 else TelegramError
         raise cls(method, code, desc, float(retry_after) if retry_after is not None else None)
 
@@ -63,8 +70,21 @@ class TelegramClient:
         while the monotonic ``deadline`` allows; the last error otherwise."""
         backoff = 0.5
         while True:
+            hold = self.not_before - time.monotonic() if method in GATED else 0
+            if hold > 0:
+                if time.monotonic() + hold > deadline:
+                    raise TelegramError(method, 429, "Too Many Requests (held back by an earlier retry_after)", hold)
+                await asyncio.sleep(hold)
+                continue
             try:
-                return await self.call(method, payload, **kw)
+                if method not in GATED:
+                    return await self.call(method, payload, **kw)
+                if self._send_lock is None:
+                    self._send_lock = asyncio.Lock()
+                async with self._send_lock:
+                    if self.not_before > time.monotonic():
+                        continue  # a 429 arrived while this one waited for its turn
+                    return await self.call(method, payload, **kw)
             except TelegramError as e:
                 if e.code == 429 and e.retry_after is not None:
                     wait = e.retry_after
