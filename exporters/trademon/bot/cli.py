@@ -80,6 +80,21 @@ class Bot:
         self.store.close()
 
 
+def idle() -> int:
+    """Telegram not configured at all: say so once and serve /healthz only, so a compose
+    stack without Telegram neither crash-loops nor alarms (am-config leaves the webhook out)."""
+    from ..config import env_port, env_str
+    from .. import contract
+
+    log.warning("Telegram not configured: set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID in .env to use the bot; idling")
+    metrics = BotMetrics()
+    host = env_str("TRADEMON_BOT_HOST", "127.0.0.1")
+    runner = Runner([Listener("bot", basics_app(metrics.registry), host, env_port("TRADEMON_BOT_PORT", contract.BOT_PORT), "TRADEMON_BOT_PORT")])
+    runner.bind_all()
+    asyncio.run(runner.serve())
+    return 0
+
+
 def configure(parser) -> None:
     pass  # everything comes from the environment (.env); see README.md, "Telegram"
 
@@ -91,6 +106,8 @@ def main(args) -> int:
     logs.setup("bot", level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request log prints URLs, and Telegram's hold the token
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if not any(os.environ.get(n, "").strip() for n in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN_FILE", "TELEGRAM_CHAT_ID")):
+        return idle()
     cfg = BotConfig.from_env(os.environ)
     logs.register_secret(cfg.token)
     logs.register_secret(cfg.token.split(":", 1)[1])
