@@ -36,6 +36,7 @@ def test_rendered_config_refuses_an_unknown_job():
 def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
     ports = {port_variable(job): str(free_port()) for job in contract.JOBS}
     ports["TRADEMON_SIM_CONTROL_PORT"] = str(free_port())
+    ports["TRADEMON_BOT_PORT"] = str(free_port())
     prom = f"http://127.0.0.1:{ports[port_variable('prometheus')]}"
     proc = start("native", [sys.executable, "-m", "trademon", "native", "--data-dir", str(tmp_path / "native")],
                  ports, tmp_path / "native.log")
@@ -52,6 +53,7 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
         assert set(health) == set(NATIVE_JOBS)
         rules = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert rules, "Prometheus loaded no rule groups from prometheus/rules"
+        assert requests.get(f"http://127.0.0.1:{ports['TRADEMON_BOT_PORT']}/healthz", timeout=5).ok  # trademon bot runs too
     finally:
         rc = proc.close()
     assert rc == 0, proc.tail()

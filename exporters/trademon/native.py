@@ -104,6 +104,7 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
+    restart: bool = False  # started again when it exits (compose's restart policy, natively)
 
 
 class Supervisor:
@@ -148,7 +149,19 @@ class Supervisor:
         self.procs.clear()
 
     def failed(self) -> list[str]:
-        return [svc.name for svc, p, _ in self.procs if p.poll() is not None]
+        return [svc.name for svc, p, _ in self.procs if p.poll() is not None and not svc.restart]
+
+    def restart_exited(self) -> None:
+        """Start again the services with ``restart`` that exited (crash, kill -9)."""
+        for i, (svc, p, logf) in enumerate(list(self.procs)):
+            if svc.restart and p.poll() is not None:
+                log.warning("service exited; restarting", extra={"svc": svc.name, "returncode": p.returncode})
+                logf.close()
+                self.procs.remove((svc, p, logf))
+                try:
+                    self.start(svc)
+                except RuntimeError as e:  # keep trying at the next turn, as a restart policy does
+                    log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
 
 
 def configure(parser) -> None:
@@ -175,8 +188,10 @@ def main(args) -> int:
 
     from . import amconfig
 
+    bot_port = env_port("TRADEMON_BOT_PORT", contract.BOT_PORT)
     am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", os.environ,
-                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts")
+                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts",
+                                        bot_url=f"http://{host}:{bot_port}/alerts")
 
     sup = Supervisor(data / "logs")
     stopping = []
@@ -185,6 +200,12 @@ def main(args) -> int:
         sink_file = data / "alerts.jsonl"
         sup.start(Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
                           {"TRADEMON_ALERT_SINK_FILE": str(sink_file), "TRADEMON_ALERT_SINK_HOST": host}))
+        # Telegram's delivery (it idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID); restarted if it dies
+        sup.start(Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
+                          {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
+                           "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
+                           "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
+                           "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True))
         sup.start(Service("alertmanager", alertmanager_cmd(am_cfg, data / "alertmanager", port["alertmanager"], host,
                                                            f"http://{host}:{port['alertmanager']}"),
                           f"http://{host}:{port['alertmanager']}/-/ready",
@@ -206,6 +227,7 @@ def main(args) -> int:
         print(f"trademon native ({args.mode}): Prometheus http://{host}:{port['prometheus']}, "
               f"Alertmanager http://{host}:{port['alertmanager']}; logs in {data / 'logs'}; Ctrl-C stops.", file=sys.stderr)
         while not stopping and not sup.failed():
+            sup.restart_exited()
             time.sleep(0.5)
         if sup.failed():
             print(f"trademon native: {', '.join(sup.failed())} exited; see {data / 'logs'}", file=sys.stderr)
