@@ -33,6 +33,8 @@ def chart(title: str, panels: list[Panel], zone: ZoneInfo, query: dict | None = 
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     meta: dict = {"query": query or {}, "panels": {}}
+    times = [t for p in panels for pts in p.series.values() for t, _ in pts]
+    tick = "%H:%M:%S" if times and max(times) - min(times) < 600 else "%H:%M"  # minutes alone repeat on a short range
     for ax, p in zip(axes, panels):
         meta["panels"][p.title] = {}
         for name, points in sorted(p.series.items()):
@@ -46,7 +48,7 @@ def chart(title: str, panels: list[Panel], zone: ZoneInfo, query: dict | None = 
         ax.set_title(p.title, fontsize=10, loc="left")
         ax.set_ylabel(p.unit)
         ax.grid(True, alpha=0.3)
-        ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=zone))
+        ax.xaxis.set_major_formatter(DateFormatter(tick, tz=zone))
         if p.series or p.lines:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(title, fontsize=11)
@@ -54,6 +56,12 @@ def chart(title: str, panels: list[Panel], zone: ZoneInfo, query: dict | None = 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={SERIES_KEY: json.dumps(meta, sort_keys=True)})
     return buf.getvalue()
+
+
+def warm_up() -> None:
+    """Import matplotlib ahead of the first chart (the import is most of a first chart's second)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
 
 
 def series_of(result: list[dict], label: str) -> dict[str, list[tuple[float, float]]]:

@@ -125,7 +125,15 @@ def main(args) -> int:
     async def summary():
         await bot.summary.run()
 
-    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT")], [outbox, poll, summary])
+    async def warm_up():
+        from . import charts
+
+        try:
+            await asyncio.to_thread(charts.warm_up)
+        except ImportError:
+            log.warning("matplotlib is not installed: /pnl, /exposure and the summary chart will fail (pip install 'trademon[bot]')")
+
+    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT")], [outbox, poll, summary, warm_up])
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})

@@ -116,7 +116,7 @@ class Handlers:
             await self.reply(chat["id"], f"⚠️ {esc(e)}")
 
     async def chart_cmd(self, chat_id: int, name: str, args: list[str]) -> None:
-        end = self.clock()
+        end = self.clock() - 1  # the last second may still be arriving (a scrape in flight): chart what is complete
         span = parse_duration(args[0]) if args else None
         if args and span is None:
             return await self.reply(chat_id, f"Usage: /{name} [range], e.g. /{name} 2h")
@@ -185,9 +185,10 @@ class Handlers:
         ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in ref["alerts"]]
         silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, ref["alerts"])]
         self.store.set_silences(ref["ref"], silences)
-        names = ", ".join(sorted({html.escape(l.get("alertname", "?"), quote=False) for l in ref["alerts"]}))
-        note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {names}"
-        await self._edit(ref, ref["text"] + note[:400], {"inline_keyboard": [[
+        names = sorted({l.get("alertname", "?")[:80] for l in ref["alerts"]})
+        shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}"
+        await self._edit(ref, ref["text"] + note, {"inline_keyboard": [[
             {"text": "🔔 Unsilence", "callback_data": self.signer.sign("uns", ref["ref"], ref["chat_id"])}]]})
         await self.record.action("silence", ref["alerts"], {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": ref["alerts"],
                                                             "message_id": ref["message_id"], "button": action})

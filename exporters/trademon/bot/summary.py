@@ -46,13 +46,14 @@ class Summary:
         now = self.clock()
         if now < self.next_due:
             return False
-        due, self.next_due = self.next_due, self.due_after(self.next_due)
-        self.store.set(KEY, str(due))
-        if now - due > LATE_LIMIT_S:
+        due = self.next_due
+        if now - due <= LATE_LIMIT_S:
+            await self.send(now)  # an error leaves it due: the next tick tries again
+        else:
             log.warning("daily summary skipped: too late", extra={"due": due})
-            return False
-        await self.send(now)
-        return True
+        self.next_due = self.due_after(due)
+        self.store.set(KEY, str(due))
+        return now - due <= LATE_LIMIT_S
 
     async def run(self, every: float = 15.0) -> None:
         while True:

@@ -99,7 +99,11 @@ class Delivery:
             self.metrics.notifications.labels(outcome=outcome).inc()
 
     async def run_outbox(self, stop: asyncio.Event | None = None, every: float = 1.0) -> None:
+        turns = 0
         while stop is None or not stop.is_set():
+            turns += 1
+            if turns % 3600 == 1:  # hourly: buttons older than their lifetime go
+                self.store.prune(time.time())
             for oid, item in self.store.due(time.time()):
                 await self.deliver(oid, item, time.monotonic() + 30)
             if self.metrics is not None:
