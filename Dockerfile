@@ -17,7 +17,7 @@ COPY pyproject.toml README.md ./
 COPY exporters ./exporters
 # Every dependency ships wheels, so no compiler is needed even here. pip and setuptools are
 # removed afterwards: the final image installs nothing.
-RUN /opt/trademon/bin/pip install '.[bot]' \
+RUN /opt/trademon/bin/pip install ".[all]" \
  && /opt/trademon/bin/pip uninstall -y pip setuptools \
  && find /opt/trademon -name '__pycache__' -prune -exec rm -rf {} +
 

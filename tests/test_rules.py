@@ -313,6 +313,6 @@ def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
     generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED if rel.startswith("prometheus/")]
     for rel in generated:
         shutil.copy(ROOT / rel, tmp_path / rel)
-    problems = [p for p in check(tmp_path) if p.startswith("prometheus/")]
+    problems = check(tmp_path, set(generated))  # only these: other generators need more of a checkout
     assert sorted(p.split()[0] for p in problems) == sorted(set(generated) - {gen_rules.RULES_FILE})
     assert all("run `trademon gen`" in p for p in problems)

@@ -8,7 +8,6 @@ import importlib
 import sys
 
 from .config import ConfigError
-from .service import PortInUse
 
 SUBCOMMANDS = {
     "sim": ("trademon.sim.cli", "demo simulator: the trader's services and the broker, with scenarios"),
@@ -22,6 +21,22 @@ SUBCOMMANDS = {
 }
 
 
+# Subcommand -> the extra that brings its dependencies (the core package is only the
+# instrumentation library).
+EXTRAS = {"ib-exporter": "ib", "sim": "sim", "gen": "gen", "bot": "bot"}
+
+
+def _load(name: str, module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "trademon":
+            raise
+        extra = EXTRAS.get(name, "services")
+        raise SystemExit(f"trademon {name}: needs the package {e.name!r}, which is not installed: "
+                         f"pip install 'trademon[{extra}]' (or 'trademon[all]')") from None
+
+
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="trademon", description="Monitoring for automated trading on Interactive Brokers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -31,16 +46,21 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
         sp.set_defaults(_module=module)
         # Only the chosen subcommand's module is imported (and only it defines options).
         if argv and argv[0] == name:
-            importlib.import_module(module).configure(sp)
+            _load(name, module).configure(sp)
     return parser, parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _, args = build_parser(argv)
+    mod = _load(args.command, args._module)
+    # A port in use is a configuration error too; service.py (uvicorn) is only there for the
+    # subcommands that serve.
+    service = sys.modules.get("trademon.service")
+    errors = (ConfigError, service.PortInUse) if service else (ConfigError,)
     try:
-        return importlib.import_module(args._module).main(args) or 0
-    except (ConfigError, PortInUse) as e:
+        return mod.main(args) or 0
+    except errors as e:
         print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

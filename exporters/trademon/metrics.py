@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .contract import COUNTER, GAUGE, HISTOGRAM, Metric, metric, metrics_for_job
 
-# The text format would add a `<name>_created` series per counter and histogram child:
-# twice the series for no use in the rules or dashboards.
-disable_created_metrics()
+
+class Registry(CollectorRegistry):
+    """A registry whose exposition has no ``<name>_created`` series.
+
+    They would double the series of every counter and histogram child for no use in the rules
+    or dashboards. prometheus_client can only switch them off for the whole process
+    (``disable_created_metrics``), which would change a trader's own metrics when the
+    instrumentation library is imported; this drops them for trademon's registries alone.
+    """
+
+    def collect(self):
+        for family in super().collect():
+            created = family.name + "_created"
+            family.samples = [s for s in family.samples if s.name != created]
+            yield family
 
 _CLASSES = {COUNTER: Counter, GAUGE: Gauge, HISTOGRAM: Histogram}
 
@@ -29,7 +41,7 @@ class JobMetrics:
 
     def __init__(self, job: str, registry: CollectorRegistry | None = None, names: list[str] | None = None):
         self.job = job
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry if registry is not None else Registry()
         specs = [metric(n) for n in names] if names is not None else metrics_for_job(job)
         self._objs = {s.name: create(s, self.registry) for s in specs}
 

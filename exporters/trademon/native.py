@@ -164,15 +164,30 @@ class Supervisor:
                     log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
 
 
+def bot_service(host: str, bot_port: int, data: Path, port: Mapping[str, int]) -> Service:
+    """`trademon bot`, Telegram's delivery (it idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID);
+    restarted when it exits, as compose's restart policy would."""
+    return Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
+                   {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_PORT": str(bot_port), "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
+                    "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
+                    "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
+                    "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True)
+
+
 def configure(parser) -> None:
     parser.add_argument("--mode", choices=["demo", "live"], default="demo",
                         help="demo: the simulator stands in for the trading services and the broker; "
                              "live: the IB exporter against TWS/IB Gateway, trading services on their own ports")
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
+    parser.add_argument("--ha", action="store_true",
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
 
 
 def main(args) -> int:
+    if args.ha:  # its own module: the single-host path below stays as it is
+        from .native_ha import main as ha_main
+        return ha_main(args)
     from . import logs
 
     logs.setup("native")
@@ -200,12 +215,7 @@ def main(args) -> int:
         sink_file = data / "alerts.jsonl"
         sup.start(Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
                           {"TRADEMON_ALERT_SINK_FILE": str(sink_file), "TRADEMON_ALERT_SINK_HOST": host}))
-        # Telegram's delivery (it idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID); restarted if it dies
-        sup.start(Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
-                          {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
-                           "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
-                           "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
-                           "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True))
+        sup.start(bot_service(host, bot_port, data, port))
         sup.start(Service("alertmanager", alertmanager_cmd(am_cfg, data / "alertmanager", port["alertmanager"], host,
                                                            f"http://{host}:{port['alertmanager']}"),
                           f"http://{host}:{port['alertmanager']}/-/ready",

@@ -15,10 +15,12 @@ from typing import Callable
 
 # module: the generator module; it defines GENERATED = [(relative path, callable(root) -> str)].
 GENERATOR_MODULES = [
+    "trademon.scaleout",
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
     "trademon.gen.rule_tests",
     "trademon.gen.dashboards",
+    "trademon.gen.kubernetes",  # last: it reads the rules and dashboards written above
 ]
 
 

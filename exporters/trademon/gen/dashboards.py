@@ -19,7 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .. import grafana_uids, thresholds
-from . import rules
+from . import hostfilter, rules
 from .grafana_panels import (
     ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, MONEY, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES,
     UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link,
@@ -102,6 +102,8 @@ class Board:
         d = d.annotation(alert_annotation("Critical alerts", None, RED))
         if self.alerts:
             d = d.annotation(alert_annotation(f"{self.title} alerts", [alert(a) for a in self.alerts], ORANGE))
+        if self.key != "logs":  # which trading host(s): gen/hostfilter.py
+            d = d.with_variable(prom_variable(hostfilter.VARIABLE, "Host", "up"))
         for v in self.variables:
             d = d.with_variable(v)
         for row_title, panels in self.rows:
@@ -113,6 +115,8 @@ class Board:
             # Prometheus annotation options the SDK's generic AnnotationQuery has no setter for.
             a.update({"step": "60s", "titleFormat": "{{alertname}}", "tagKeys": "severity,alertname",
                       "textFormat": "{{alertname}} ({{severity}})", "useValueForTime": False})
+        if self.key != "logs":
+            hostfilter.apply(doc)
         for i, panel in enumerate(doc["panels"], start=1):  # stable ids, in layout order
             panel["id"] = i
         return doc

@@ -1,0 +1,162 @@
+"""The HA alert path, for real: two Prometheus replicas (the project's prometheus.yml and
+rules, as trademon.scaleout makes a replica of them) and two Alertmanagers in a gossip
+cluster (the project's rendered config), every Prometheus sending to every Alertmanager,
+the simulator, one alert-sink and the stand-ins shared by both Alertmanagers (so a
+notification sent by both nodes is seen twice: that is what is counted).
+
+Shortened as in tests/support/e2estack.py (intervals, ``for``, group_wait/interval); the
+cluster's own timings (gossip, --cluster.peer-timeout 15 s) are Alertmanager's defaults.
+Any node can be killed with SIGKILL and started again on its old data.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import requests
+import yaml
+from trademon import amconfig, native, scaleout
+
+from .amstack import shorten
+from .e2estack import scaled_rule_files
+from .procs import Proc, free_port, start, wait_for, wait_http
+from .sim import SIM_JOBS, SimProcess
+from .standins import StandIns
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Node:
+    """One engine process that can be killed -9 and restarted with the same command and data."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, log: Path, ready: str):
+        self.name, self.cmd, self.env, self.log, self.ready = name, cmd, env, log, ready
+        self.proc: Proc | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        self.proc = start(self.name, self.cmd, self.env, self.log)
+        wait_http(self.ready, timeout, self.proc)
+
+    def kill9(self) -> None:
+        self.proc.popen.kill()
+        self.proc.popen.wait(5)
+        self.proc.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.popen.poll() is None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.close()
+
+
+class HAStack:
+    def __init__(self, workdir: Path, *, speed: float = 30.0, intervals: dict[str, str] | None = None,
+                 resend_delay: str = "2s", scrape: str = "1s"):
+        self.dir = workdir
+        self.standins = StandIns()
+        self.sim = self.sink = self.bot = None
+        self.ams: list[Node] = []
+        self.proms: list[Node] = []
+        try:
+            self._start_sink()
+            self._start_alertmanagers(intervals or {"group_wait": "3s", "group_interval": "3s"})
+            self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=7)
+            self._start_prometheus(speed, resend_delay, scrape)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_sink(self) -> None:
+        self.sink_port = free_port()
+        self.sink_file = self.dir / "alerts.jsonl"
+        self.sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
+                          {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", "TRADEMON_ALERT_SINK_PORT": str(self.sink_port),
+                           "TRADEMON_ALERT_SINK_FILE": str(self.sink_file)}, self.dir / "logs" / "alert-sink.log")
+        wait_http(f"http://127.0.0.1:{self.sink_port}/readyz", 20, self.sink)
+
+    def _start_alertmanagers(self, intervals: dict[str, str]) -> None:
+        env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
+               "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093"}
+        out = self.dir / "am-config"
+        bot_port = free_port()
+        path = amconfig.render(ROOT / "alertmanager", out, env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
+                               bot_url=f"http://127.0.0.1:{bot_port}/alerts")
+        cfg = yaml.safe_load(path.read_text())
+        shorten(cfg["route"], intervals)
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        web = [free_port(), free_port()]
+        # Telegram goes through `trademon bot`: both Alertmanagers post to the one bot.
+        self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"],
+                         {**env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(bot_port),
+                          "TRADEMON_BOT_ALERTMANAGER_URL": f"http://127.0.0.1:{web[0]}", "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"),
+                          "TRADEMON_BOT_POLL_TIMEOUT": "2"}, self.dir / "logs" / "bot.log")
+        wait_http(f"http://127.0.0.1:{bot_port}/healthz", 30, self.bot)
+        gossip = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+        for i, name in enumerate(("am-a", "am-b")):
+            cmd = native.alertmanager_cmd(path, self.dir / f"{name}-data", web[i], external_url=env["ALERTMANAGER_URL"])
+            cmd = scaleout.clustered(cmd, gossip[i], gossip) + ["--log.level=debug"]
+            node = Node(name, cmd, {"ZONEINFO": str(out / "zoneinfo")}, self.dir / "logs" / f"{name}.log",
+                        f"http://127.0.0.1:{web[i]}/-/ready")
+            node.url = f"http://127.0.0.1:{web[i]}"
+            node.start()
+            self.ams.append(node)
+        wait_for(lambda: all(len(self.cluster(am)["peers"]) == 2 for am in self.ams), 30, 0.2, "both Alertmanagers see each other")
+
+    def _start_prometheus(self, speed: float, resend_delay: str, scrape: str) -> None:
+        ports = [free_port(), free_port()]
+        targets = {job: f"127.0.0.1:{self.sim.ports[job]}" for job in SIM_JOBS}
+        targets["alert-sink"] = f"127.0.0.1:{self.sink_port}"
+        rules_dir = self.dir / "rules"
+        rules_dir.mkdir(parents=True, exist_ok=True)
+        rule_files = scaled_rule_files(rules_dir, speed)
+        for i, replica in enumerate(("a", "b")):
+            base = native.render_prometheus_config(ROOT, targets, None, scrape, scrape)
+            base["rule_files"] = rule_files
+            cfg = scaleout.ha_prometheus_config(base, alertmanagers=[am.url.removeprefix("http://") for am in self.ams],
+                                                replica=replica)
+            path = self.dir / f"prometheus-{replica}.yml"
+            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+            cmd = native.prometheus_cmd(path, self.dir / f"prom-{replica}-data", ports[i])
+            cmd.append(f"--rules.alert.resend-delay={resend_delay}")
+            node = Node(f"prom-{replica}", cmd, {}, self.dir / "logs" / f"prom-{replica}.log",
+                        f"http://127.0.0.1:{ports[i]}/-/ready")
+            node.url = f"http://127.0.0.1:{ports[i]}"
+            node.start()
+            self.proms.append(node)
+        for p in self.proms:  # as in e2estack: scraping starts some seconds after ready
+            wait_for(lambda p=p: all(t["health"] == "up" for t in
+                                 requests.get(f"{p.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]),
+                     30, 0.2, f"{p.name} scraped every target")
+
+    def cluster(self, am: Node) -> dict:
+        return requests.get(f"{am.url}/api/v2/status", timeout=5).json()["cluster"]
+
+    def first_sender(self) -> Node:
+        """The Alertmanager that notifies first: peers sort by name, position 0 sends at
+        once, position n waits n x --cluster.peer-timeout for the others' log entries."""
+        names = {self.cluster(am)["name"]: am for am in self.ams}
+        return names[min(names)]
+
+    def records(self) -> list[dict]:
+        import json
+
+        if not self.sink_file.exists():
+            return []
+        return [json.loads(line) for line in self.sink_file.read_text().splitlines() if line.strip()]
+
+    def logs(self) -> str:
+        parts = [n.proc.log_text() for n in (*self.ams, *self.proms) if n.proc is not None]
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for n in (*self.proms, *self.ams):
+            n.close()
+        if self.sim is not None:
+            self.sim.close()
+        if self.sink is not None:
+            self.sink.close()
+        if self.bot is not None:
+            self.bot.close()
+        self.standins.close()
