@@ -55,7 +55,7 @@ class Bot:
         self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
         self.am = Alertmanager(cfg.alertmanager_url)
         self.prom = Prometheus(cfg.prometheus_url)
-        self.record = Record(cfg.alert_sink_url)
+        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
         self.reports = Reports(self.prom, self.am, Limits(float(th["daily_loss_limit"]), str(th.get("currency", ""))), cfg.summary_zone)
         self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics)
@@ -112,6 +112,7 @@ def main(args) -> int:
     logs.register_secret(cfg.token)
     logs.register_secret(cfg.token.split(":", 1)[1])
     logs.register_secret(cfg.webhook_token)
+    logs.register_secret(cfg.alert_sink_token)
     if not cfg.webhook_token:
         raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
     bot = Bot(cfg)

@@ -119,6 +119,7 @@ class BotConfig:
     prometheus_url: str = "http://127.0.0.1:9090"
     grafana_url: str = "http://localhost:3000"
     alert_sink_url: str | None = None
+    alert_sink_token: str | None = None  # TRADEMON_API_TOKEN, when the alert-sink asks for one
     max_silence_s: float = 24 * 3600
     summary_at: dtime = dtime(16, 15)
     summary_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
@@ -150,6 +151,7 @@ class BotConfig:
             prometheus_url=_url("TRADEMON_BOT_PROMETHEUS_URL", env_str("TRADEMON_BOT_PROMETHEUS_URL", "http://127.0.0.1:9090", env)),
             grafana_url=_url("GRAFANA_URL", env_str("GRAFANA_URL", "http://localhost:3000", env)),
             alert_sink_url=_url("TRADEMON_BOT_ALERT_SINK_URL", sink) if sink else None,
+            alert_sink_token=secret("TRADEMON_API_TOKEN", env),
             max_silence_s=_duration("TRADEMON_BOT_MAX_SILENCE", env_str("TRADEMON_BOT_MAX_SILENCE", "24h", env)),
             summary_at=_clock_time("TRADEMON_BOT_SUMMARY_AT", env_str("TRADEMON_BOT_SUMMARY_AT", "16:15", env)),
             summary_days=_days("TRADEMON_BOT_SUMMARY_DAYS", env_str("TRADEMON_BOT_SUMMARY_DAYS", "mon-fri", env)),

@@ -82,9 +82,10 @@ class Record:
     """Appends the bot's actions to the notification record, in the alert-sink's own format
     (a version 4 webhook payload, receiver ``telegram-bot``, with an ``action`` field)."""
 
-    def __init__(self, url: str | None, timeout: float = 5.0):
+    def __init__(self, url: str | None, token: str | None = None, timeout: float = 5.0):
         self.url = url
-        self._http = httpx.AsyncClient(timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(timeout=timeout, headers=headers)
 
     async def action(self, kind: str, alerts: list[dict], detail: dict) -> bool:
         if not self.url:
