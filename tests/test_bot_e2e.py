@@ -233,9 +233,11 @@ def test_daily_summary_fires_at_its_time(e2e, tmp_path):
     from trademon.bot.cli import Bot
     from trademon.bot.config import BotConfig
 
-    env = {**e2e.alerting.bot_environment(), "TRADEMON_BOT_STATE_DIR": str(tmp_path), "TRADEMON_BOT_SUMMARY_TZ": "UTC",
-           "TRADEMON_BOT_SUMMARY_DAYS": "mon-sun"}
     now = time.time()
+    # Today is the only summary day: the last of its week, so the weekly summary comes too.
+    today = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][time.gmtime(now).tm_wday]
+    env = {**e2e.alerting.bot_environment(), "TRADEMON_BOT_STATE_DIR": str(tmp_path), "TRADEMON_BOT_SUMMARY_TZ": "UTC",
+           "TRADEMON_BOT_SUMMARY_DAYS": today}
     due = now - now % 60  # this minute's start: Prometheus has data up to it
     env["TRADEMON_BOT_SUMMARY_AT"] = time.strftime("%H:%M", time.gmtime(due))
     clock = [due - 1]
@@ -254,11 +256,13 @@ def test_daily_summary_fires_at_its_time(e2e, tmp_path):
             await bot.close()
 
     early, on_time, again, next_due = asyncio.run(run())
-    assert (early, on_time, again) == (False, True, False) and next_due == due + 86400
+    assert (early, on_time, again) == (False, True, False) and next_due == due + 7 * 86400
     text = next(m for m in tg(e2e).snapshot() if m["message_id"] > last and "Daily summary" in m.get("text", ""))
     shown = visible_text(text["text"])
     assert "P&L: DU1234567" in shown and "Orders:" in shown and "submitted" in shown and "Alerts today:" in shown
     assert "DailyLossLimitBreach (critical) fired" in shown  # the first test's breach
+    weekly = shown.split("Weekly summary")[1]
+    assert re.search(r"Week P&L: DU1234567 -?[\d,]+\.\d\d USD", weekly) and "DailyLossLimitBreach" in weekly
     photo = next(p for p in tg(e2e).photos if p["message_id"] > last)
     assert png_series(photo["png"])["panels"]["Daily P&L per account (USD)"]["DU1234567"]["points"] > 0
 

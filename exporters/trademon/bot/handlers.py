@@ -185,7 +185,7 @@ class Handlers:
         ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in ref["alerts"]]
         silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, ref["alerts"])]
         self.store.set_silences(ref["ref"], silences)
-        names = sorted({l.get("alertname", "?")[:80] for l in ref["alerts"]})
+        names = sorted({lab.get("alertname", "?")[:80] for lab in ref["alerts"]})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}"
         await self._edit(ref, ref["text"] + note, {"inline_keyboard": [[

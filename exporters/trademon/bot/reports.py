@@ -70,31 +70,31 @@ class Reports:
         else:
             out.append("IB session: " + ("connected ✅" if ib[0][1] == 1 else "DISCONNECTED ❌"))
         if farms and not isinstance(farms, BaseException):
-            out.append("Data farms: " + ", ".join(f"{esc(l.get('farm', '?'))} ({esc(l.get('kind', '?'))}) {'✅' if v == 1 else '❌'}"
-                                                  for l, v in sorted(farms, key=lambda s: (s[0].get('kind', ''), s[0].get('farm', '')))))
+            out.append("Data farms: " + ", ".join(f"{esc(lab.get('farm', '?'))} ({esc(lab.get('kind', '?'))}) {'✅' if v == 1 else '❌'}"
+                                                  for lab, v in sorted(farms, key=lambda s: (s[0].get('kind', ''), s[0].get('farm', '')))))
         lim_v, cur = self.limits.daily_loss_limit, self.limits.currency
         if not pnl or isinstance(pnl, BaseException):
             out.append("P&amp;L: unknown (no daily_pnl in Prometheus)")
         else:
-            for l, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
+            for lab, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
                 flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
-                out.append(f"P&amp;L {esc(l.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
+                out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
         if breakers and not isinstance(breakers, BaseException):
-            opened = [esc(l.get("breaker", "?")) for l, v in breakers if v == 1]
+            opened = [esc(lab.get("breaker", "?")) for lab, v in breakers if v == 1]
             out.append("Breakers: " + ("OPEN: " + ", ".join(opened) if opened else "all closed"))
         else:
             out.append("Breakers: unknown")
         if exp and not isinstance(exp, BaseException):
-            limits = {l.get("account"): v for l, v in (lim if lim and not isinstance(lim, BaseException) else [])}
-            for l, v in sorted(exp, key=lambda s: s[0].get("account", "")):
-                acct = l.get("account")
+            limits = {lab.get("account"): v for lab, v in (lim if lim and not isinstance(lim, BaseException) else [])}
+            for lab, v in sorted(exp, key=lambda s: s[0].get("account", "")):
+                acct = lab.get("account")
                 lv = limits.get(acct)
                 share = f" of {money(lv)} ({v / lv:.0%})" if lv else " (limit unknown)"
                 out.append(f"Exposure {esc(acct)}: {money(v)}{share}")
         if down is None or isinstance(down, BaseException):
             out.append("Targets down: unknown (Prometheus unreachable)")
         else:
-            out.append("Targets down: " + (", ".join(sorted({esc(l.get("job", "?")) for l, _ in down})) or "none"))
+            out.append("Targets down: " + (", ".join(sorted({esc(lab.get("job", "?")) for lab, _ in down})) or "none"))
         return "\n".join(out[:MAX_LINES])
 
     async def alerts(self) -> str:

@@ -1,6 +1,7 @@
 """The daily summary: at a configured time and zone (default 16:15 New York, after the US
 equity close), P&L per account and strategy with a chart, orders, fills, rejections,
-average slippage, and the day's alerts with how long each fired. The clock is injected, so a
+average slippage, and the day's alerts with how long each fired; on the week's last summary
+day, the week too (each day's P&L at its summary time, orders, the week's alerts). The clock is injected, so a
 test sets the time instead of waiting for it; what was sent last is stored, so a restart
 neither repeats nor skips the day."""
 
@@ -77,9 +78,9 @@ class Summary:
         cur = r.limits.currency
         day = datetime.fromtimestamp(at, self.cfg.summary_zone)
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
-        out.append("P&amp;L: " + ("; ".join(f"{esc(l.get('account', '?'))} {money(v)} {esc(cur)}" for l, v in sorted(pnl, key=lambda s: s[0].get('account', '')))
+        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)}" for lab, v in sorted(pnl, key=lambda s: s[0].get('account', '')))
                               or "unknown (no data)"))
-        out.append("Strategies: " + ("; ".join(f"{esc(l.get('strategy', '?'))} {money(v)}" for l, v in sorted(strat, key=lambda s: s[0].get('strategy', '')))
+        out.append("Strategies: " + ("; ".join(f"{esc(lab.get('strategy', '?'))} {money(v)}" for lab, v in sorted(strat, key=lambda s: s[0].get('strategy', '')))
                                      or "unknown (no data)"))
 
         def one(res):
@@ -102,8 +103,44 @@ class Summary:
             out.append("Alerts today: none")
         return "\n".join(out)
 
+    def last_day_of_week(self, at: float) -> bool:
+        """Today is the last summary day of its week (Friday for mon-fri): the weekly one goes too."""
+        return datetime.fromtimestamp(at, self.cfg.summary_zone).weekday() == max(self.cfg.summary_days)
+
+    async def weekly_text(self, at: float) -> str:
+        """The week so far: each summary day's P&L at its summary time, orders, the week's alerts."""
+        r, zone = self.reports, self.cfg.summary_zone
+        today = datetime.fromtimestamp(at, zone)
+        monday = (today - timedelta(days=today.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        days = [monday + timedelta(days=d) for d in range(7) if d in self.cfg.summary_days and d <= today.weekday()]
+        closes = [min(datetime.combine(d.date(), self.cfg.summary_at, zone).timestamp(), at) for d in days]
+        per_day = await asyncio.gather(*(r.prom.query(M["daily_pnl"], t) for t in closes))
+        w = f"{max(int(at - monday.timestamp()), 60)}s"
+        sub, rej, alerts = await asyncio.gather(
+            r.prom.query(f"sum(increase({M['orders_submitted_total']}[{w}]))", at),
+            r.prom.query(f"sum(increase({M['orders_rejected_total']}[{w}]))", at),
+            r.prom.query_range('max by (alertname, severity) (ALERTS{alertstate="firing", severity!="info"})', monday.timestamp(), at,
+                               max(60.0, (at - monday.timestamp()) / 1000)))
+        out = [f"🗓 <b>Weekly summary</b> · week of {monday:%Y-%m-%d}"]
+        totals: dict[str, float] = {}
+        for d, res in zip(days, per_day, strict=True):
+            vals = "; ".join(f"{esc(lab.get('account', '?'))} {money(v)}" for lab, v in sorted(res, key=lambda s: s[0].get("account", "")))
+            for lab, v in res:
+                totals[lab.get("account", "?")] = totals.get(lab.get("account", "?"), 0.0) + v
+            out.append(f"{d:%a}: {vals or 'unknown (no data)'}")
+        out.append("Week P&amp;L: " + ("; ".join(f"{esc(a)} {money(v)} {esc(r.limits.currency)}" for a, v in sorted(totals.items()))
+                                     or "unknown (no data)"))
+        if sub:
+            out.append(f"Orders: {sub[0][1]:.0f} submitted, {rej[0][1] if rej else 0:.0f} rejected")
+        step = max(60.0, (at - monday.timestamp()) / 1000)
+        fired = sorted(((a["metric"].get("alertname", "?"), len(a["values"]) * step) for a in alerts), key=lambda x: -x[1])
+        out.append("Alerts this week: " + (", ".join(f"{esc(n)} {_dur(d)}" for n, d in fired[:15]) or "none"))
+        return "\n".join(out)
+
     async def send(self, at: float) -> None:
         text = await self.text(at)
+        if self.last_day_of_week(at):
+            text += "\n\n" + await self.weekly_text(at)
         png, caption = await self.reports.pnl_chart(self.reports.day_start(at), at)
         deadline = time.monotonic() + 30
         await self.tg.call_within(deadline, "sendMessage", {"chat_id": self.cfg.chat_id, "text": text, "parse_mode": "HTML",
