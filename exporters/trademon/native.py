@@ -113,6 +113,7 @@ class Supervisor:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.procs: list[tuple[Service, subprocess.Popen, object]] = []
+        self._backoff: dict[str, tuple[int, float]] = {}  # restart: name -> (failures in a row, not before)
 
     def start(self, svc: Service, timeout: float = 30.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -152,16 +153,24 @@ class Supervisor:
         return [svc.name for svc, p, _ in self.procs if p.poll() is not None and not svc.restart]
 
     def restart_exited(self) -> None:
-        """Start again the services with ``restart`` that exited (crash, kill -9)."""
-        for i, (svc, p, logf) in enumerate(list(self.procs)):
-            if svc.restart and p.poll() is not None:
-                log.warning("service exited; restarting", extra={"svc": svc.name, "returncode": p.returncode})
-                logf.close()
-                self.procs.remove((svc, p, logf))
-                try:
-                    self.start(svc)
-                except RuntimeError as e:  # keep trying at the next turn, as a restart policy does
-                    log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
+        """Start again the services with ``restart`` that exited (crash, kill -9), backing off
+        (1 s doubling to 60 s) while one keeps exiting, as Docker's restart policy does."""
+        backoff = self._backoff
+        for svc, p, logf in list(self.procs):
+            if not svc.restart or p.poll() is None:
+                continue
+            failures, not_before = backoff.get(svc.name, (0, 0.0))
+            if time.monotonic() < not_before:
+                continue
+            log.warning("service exited; restarting", extra={"svc": svc.name, "returncode": p.returncode})
+            logf.close()
+            self.procs.remove((svc, p, logf))
+            try:
+                self.start(svc)
+                backoff[svc.name] = (0, 0.0)
+            except RuntimeError as e:  # it stays in procs, exited: tried again after the backoff
+                backoff[svc.name] = (failures + 1, time.monotonic() + min(2 ** failures, 60))
+                log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
 
 
 def bot_service(host: str, bot_port: int, data: Path, port: Mapping[str, int]) -> Service:
