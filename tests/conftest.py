@@ -16,6 +16,9 @@ if sys.path[:1] != [_PKG_ROOT]:
     sys.path.insert(0, _PKG_ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
+# Shared fixtures: the stand-in TWS and an ib-exporter process against it.
+from tests.support.ib import exporter, tws  # noqa: E402, F401
+
 
 # Markers: `unit` (no real process of the stack: the fast subset, `pytest -m unit`, seconds),
 # `e2e` (real Prometheus, Alertmanager or trademon services on loopback), `containers` (a real
@@ -27,6 +30,8 @@ E2E_MODULES = {
     "test_native", "test_sim_api", "test_sim_config", "test_sim_exposition", "test_sim_healthy",
     "test_sim_prometheus", "test_sim_scenarios", "test_synthetic",
     "test_ha_alerting", "test_store_live", "test_native_ha",
+    "test_ib_bounds", "test_ib_unknown", "test_ib_down_reason",
+    "test_security",
 }
 _NOT_UNIT = {"e2e", "containers", "slow"}
 

@@ -4,9 +4,15 @@ payload, 500 when the file cannot be written, and its own metrics. Run as the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
+import signal
+import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import requests
@@ -105,3 +111,132 @@ def test_concurrent_notifications_never_interleave(sink):
         assert set(ex.map(post, range(40))) == {200}
     docs = [json.loads(line) for line in path.read_text().splitlines()]
     assert sorted(d["groupKey"] for d in docs) == sorted(f"g{i}" for i in range(40))
+
+
+# --- Issue 10 item 6: every acknowledged notification stays readable ------------------------
+
+
+
+def start_sink(tmp_path, path, log_name="alert-sink.log", prefix=()):
+    port = free_port()
+    p = start("alert-sink", [*prefix, sys.executable, "-m", "trademon", "alert-sink"],
+              {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", "TRADEMON_ALERT_SINK_PORT": str(port), "TRADEMON_ALERT_SINK_FILE": str(path)},
+              tmp_path / log_name)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", 20, p)
+    return url, p
+
+
+def notification(n: int, size: int) -> dict:
+    """A notification marked ``n`` whose JSON line is about ``size`` bytes."""
+    alert = {**PAYLOAD["alerts"][0], "annotations": {"summary": f"n{n}", "description": "x" * size}}
+    return {**PAYLOAD, "groupKey": f"n{n}", "alerts": [alert]}
+
+
+def readable(path) -> tuple[list[str], list[str]]:
+    """(groupKeys of the lines that parse, the lines that do not)."""
+    keys, bad = [], []
+    data = path.read_bytes() if path.exists() else b""
+    for line in data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"):
+        try:
+            keys.append(json.loads(line)["groupKey"])
+        except (ValueError, KeyError):
+            bad.append(line[:80].decode(errors="replace"))
+    return keys, bad
+
+
+def test_kill_9_during_large_writes_loses_no_acknowledged_notification(tmp_path):
+    """Rounds of: large notifications posted one after another, the sink killed with SIGKILL at
+    a random moment, started again. Every notification answered 200 must be in the file, once,
+    on a line of its own. A kill lands mid-write only now and then, so each round also leaves
+    the file as such a kill does (a partial line, no newline: the write was never acknowledged)
+    before the restart."""
+    path = tmp_path / "alerts.jsonl"
+    acked: list[str] = []
+    rng = random.Random(6)
+    n = 0
+    for rnd in range(6):
+        url, p = start_sink(tmp_path, path, f"alert-sink-{rnd}.log")
+        stop = threading.Event()
+
+        def sender():
+            nonlocal n
+            with requests.Session() as s:
+                while not stop.is_set():
+                    n += 1
+                    key = f"n{n}"
+                    try:
+                        r = s.post(f"{url}/alerts", json=notification(n, rng.choice([200_000, 1_000_000, 3_000_000])), timeout=10)
+                    except requests.RequestException:
+                        return
+                    if r.status_code == 200:
+                        acked.append(key)
+
+        t = threading.Thread(target=sender)
+        t.start()
+        time.sleep(rng.uniform(0.3, 1.0))
+        os.killpg(p.popen.pid, signal.SIGKILL)
+        p.popen.wait(5)
+        stop.set()
+        t.join(15)
+        p.close()
+        with open(path, "ab") as f:  # what a kill in the middle of write() leaves
+            f.write(json.dumps(notification(10_000 + rnd, 50_000)).encode()[:30_000])
+    url, p = start_sink(tmp_path, path, "alert-sink-last.log")
+    assert requests.post(f"{url}/alerts", json=notification(0, 10), timeout=10).status_code == 200
+    acked.append("n0")
+    assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    p.close()
+    keys, bad = readable(path)
+    assert not bad, f"{len(bad)} unreadable line(s), first: {bad[0]!r}"
+    missing = [k for k in acked if k not in keys]
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged notifications unreadable: {missing[:5]}"
+    assert len(keys) == len(set(keys)), "a notification written twice"
+    assert len(acked) >= 10, f"only {len(acked)} notifications acknowledged: the test did not exercise the sink"
+    assert "cut a torn last line" in p.log_text()
+
+
+@contextlib.contextmanager
+def small_filesystem(where, size_kib: int):
+    """A file system of ``size_kib`` KiB at ``where``: a tmpfs (mount needs root, which this
+    test machine and CI containers have). The test fails, never skips, where it cannot mount."""
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0755", "tmpfs", str(where)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, f"cannot mount a small tmpfs for the full-disk test (needs root): {r.stderr}"
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=20)
+
+
+def test_full_disk_leaves_no_partial_line_and_says_not_ready(tmp_path):
+    with small_filesystem(tmp_path / "small", 2048) as fs:
+        path = fs / "alerts.jsonl"
+        url, p = start_sink(tmp_path, path)
+        try:
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            acked, failed = [], 0
+            for n in range(1, 40):  # 150 KB each: the 2 MiB disk fills within ~14
+                r = requests.post(f"{url}/alerts", json=notification(n, 150_000), timeout=10)
+                if r.status_code == 200:
+                    acked.append(f"n{n}")
+                else:
+                    assert r.status_code == 500 and r.json()["error"] == "write_failed", r.text
+                    failed += 1
+                    if failed == 3:
+                        break
+            assert failed == 3 and acked, (len(acked), failed)
+            ready = requests.get(f"{url}/readyz", timeout=5)
+            assert ready.status_code == 503 and "file writable" in ready.text, "a full disk must show on /readyz"
+            keys, bad = readable(path)
+            assert not bad and path.read_bytes().endswith(b"\n"), f"a partial line is left: {bad[:1]}"
+            assert keys == acked
+            # Room again (the trader cleans up): the retry is written and the sink is ready.
+            os.truncate(path, 0)
+            r = requests.post(f"{url}/alerts", json=notification(99, 1000), timeout=10)
+            assert r.status_code == 200
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            assert readable(path) == (["n99"], [])
+        finally:
+            p.close()

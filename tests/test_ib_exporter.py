@@ -8,8 +8,8 @@ import sys
 import pytest
 import requests
 
-from support.ib import CLIENT_ID, exporter, seed_broker, tws  # noqa: F401 - fixtures
-from support.procs import wait_for
+from tests.support.ib import CLIENT_ID, seed_broker
+from tests.support.procs import wait_for
 
 BROKER_SERIES = ("daily_pnl", "ib_position_quantity", "ib_position_market_value", "account_net_liquidation",
                  "risk_gross_exposure", "risk_net_exposure", "risk_leverage")

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from support.ib import (IB_INSYNC_DIR, WITHOUT_IB_ASYNC, exporter, install_ib_insync, seed_broker,  # noqa: F401
-                        tws)
+from tests.support.ib import IB_INSYNC_DIR, WITHOUT_IB_ASYNC, install_ib_insync, seed_broker
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from support.ib import exporter, seed_broker, tws  # noqa: F401 - fixtures
-from support.procs import wait_for
+from tests.support.ib import seed_broker
+from tests.support.procs import wait_for
 from trademon.ib.connection import raise_if_cancelled, within
 from trademon.testing.fake_tws import REQ_CURRENT_TIME
 

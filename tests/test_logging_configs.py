@@ -219,3 +219,72 @@ def test_alloy_ships_to_loki_with_the_same_labels_and_files():
     for label in LOG_LABELS:
         assert f'{label} = "{label}"' in processes and label in line  # stage.json reads the key
         assert re.search(rf"stage\.labels\s*\{{[^}}]*\b{label}\s*=", processes), f"{label} is not a label in Alloy"
+
+
+# --- Redaction in the shippers (issue 11: no secret reaches Loki) ---------------------------
+
+from tests.support import shippers  # noqa: E402
+from trademon.redaction import PATTERNS  # noqa: E402
+
+# Lines as other processes write them when a delivery fails, each with a secret in it. (The
+# fake token and hook are put together here so no scan of the tree mistakes them for real ones.)
+_TG = "123456789:" + "AAHfakeTokenfakeTokenfakeToken_-xyz"
+_HOOK = "T0AAAAAAA/" + "B0BBBBBBB/cccccccccccccccccccccccc"
+LEAKY_LINES = {
+    _TG: 'time=2026-03-02T14:31:00Z level=WARN source=notify.go:866 msg="Notify attempt failed" '
+        f'integration=telegram err="Post \\"https://api.telegram.org/bot{_TG}/sendMessage\\": dial tcp: connection refused"',
+    _HOOK: f'level=ERROR msg="Notify for alerts failed" err="slack: Post https://hooks.slack.com/services/{_HOOK}: 500"',
+    "pa55w0rd-in-url": 'logger=context error="Get \\"https://admin:pa55w0rd-in-url@grafana.example.com/api/health\\": EOF"',
+    "sm7pPassw0rd": 'msg="smtp auth" smtp_password=sm7pPassw0rd host=smtp.example.com:587',
+    "sm7pPassw0rd2": '{"level":"error","config":{"auth_password":"sm7pPassw0rd2"}}',
+    "c0ffee0123456789abcdef": "GET /scenarios Authorization: Bearer c0ffee0123456789abcdef",
+}
+
+
+def test_both_shippers_mask_the_same_expressions_as_trademon_first():
+    expected = [(p, "***") for p in PATTERNS.values()]
+    for job in ("containers", "trading-files"):
+        stages = scrape(job)["pipeline_stages"]
+        first = [(s["replace"]["expression"], s["replace"]["replace"]) for s in stages[: len(expected)] if "replace" in s]
+        assert first == expected, f"promtail {job}: the replace stages must come first and equal trademon.redaction.PATTERNS"
+    assert shippers.alloy_replace_stages() == expected
+    (body,) = [b for b in alloy_blocks("loki.process") if "stage.json" in b and "level" in b]
+    assert body.index("stage.replace") < body.index("stage.json"), "Alloy: mask before parsing"
+    # every line passes trademon_json on its way to Loki: the only component forwarding to loki.write
+    forwarders = re.findall(r'(?m)^([a-z_.]+\s+"\w+")\s*\{[^\n]*\n(?:(?!^\S).*\n)*?\s*forward_to\s*=\s*\[loki\.write\.', alloy_code())
+    assert forwarders == ['loki.process "trademon_json"'], forwarders
+
+
+@pytest.mark.parametrize("secret", list(LEAKY_LINES))
+def test_shippers_mask_secrets_in_other_processes_lines(secret):
+    line = LEAKY_LINES[secret]
+    assert secret in line
+    for shipper, out in shippers.shipped_by_both(line).items():
+        assert secret not in out, f"{shipper} would ship {secret!r}: {out}"
+        assert "***" in out
+
+
+def test_shippers_leave_ordinary_lines_alone():
+    line = json.dumps(trademon_log_line())
+    plain = 'level=info msg="Completed loading of configuration file" file=/etc/alertmanager/alertmanager.yml'
+    for text in (line, plain):
+        assert set(shippers.shipped_by_both(text).values()) == {text}
+
+
+def test_redaction_expressions_compile_in_gos_regexp(tmp_path):
+    """Promtail and Alloy compile these with Go's regexp (RE2): promtool, a Go program with the
+    same package, must accept each as a relabel regex."""
+    import subprocess
+
+    promtool = ROOT / ".tools" / "bin" / "promtool"
+    cfg = {"scrape_configs": [{"job_name": "x", "static_configs": [{"targets": ["127.0.0.1:1"]}],
+                                "relabel_configs": [{"source_labels": ["__address__"], "regex": p, "target_label": f"l{i}"}
+                                                    for i, p in enumerate(PATTERNS.values())]}]}
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([str(promtool), "check", "config", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "bad.yml"
+    cfg["scrape_configs"][0]["relabel_configs"][0]["regex"] = "(?<=x)y"  # a lookbehind: not RE2, must be refused
+    bad.write_text(yaml.safe_dump(cfg))
+    assert subprocess.run([str(promtool), "check", "config", str(bad)], capture_output=True, timeout=60).returncode != 0

@@ -5,7 +5,7 @@ and their series in VictoriaMetrics under this host, without the replica label."
 import sys
 
 import requests
-from support.procs import free_port, start, wait_for, wait_http
+from tests.support.procs import free_port, start, wait_for, wait_http
 from trademon import contract
 from trademon.config import port_variable
 

@@ -2,12 +2,25 @@
 
 ``POST /alerts`` takes Alertmanager's webhook payload (version 4) and appends it as one JSON
 line to a file. It answers 200 only once the line is on disk (fsync), 400 with the reason
-for a payload that is not a valid notification (Alertmanager does not retry a 4xx), and 500
-when the file cannot be written, so Alertmanager retries and nothing is lost silently.
-Metrics on /metrics: alert_sink_notifications_total{receiver,status},
-alert_sink_rejected_total{reason}, alert_sink_last_notification_timestamp_seconds.
+for a payload that is not a valid notification (Alertmanager does not retry a 4xx), 413 for a
+body over 16 MiB (refused before it is read), and 500 when the file cannot be written, so
+Alertmanager retries and nothing is lost silently.
 
-Environment: TRADEMON_ALERT_SINK_HOST (default 0.0.0.0), TRADEMON_ALERT_SINK_PORT
+Every acknowledged notification stays readable: a line is written whole or not at all. A
+write that fails (disk full, I/O error) is cut back to where the file ended before it, and a
+torn last line left by a crash mid-write (never acknowledged: the answer comes after fsync) is
+cut off at start. /readyz says not ready while the file cannot be written or the disk is
+nearly full. A notification the sink wrote but could not acknowledge (killed between fsync
+and answer) comes again from Alertmanager's retry: at least once for those.
+
+Metrics on /metrics: alert_sink_notifications_total{receiver,status} (at most 32 receiver
+names, then receiver="__overflow__"), alert_sink_rejected_total{reason},
+alert_sink_last_notification_timestamp_seconds.
+
+With TRADEMON_API_TOKEN set, POST /alerts needs ``Authorization: Bearer <token>``
+(``trademon am-config`` gives Alertmanager the same token as a credentials file).
+
+Environment: TRADEMON_ALERT_SINK_HOST (default 127.0.0.1), TRADEMON_ALERT_SINK_PORT
 (default 9112), TRADEMON_ALERT_SINK_FILE (default /var/lib/trademon/alerts.jsonl),
 TRADEMON_LOG_LEVEL.
 """
@@ -28,7 +41,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import contract, logs
-from .config import env_choice, env_str, job_port, port_variable
+from .bounded import BoundedValues
+from .config import LOOPBACK, env_choice, env_str, job_port, port_variable
 from .metrics import JobMetrics
 from .service import Listener, Probes, Runner, basics_app
 
@@ -37,6 +51,8 @@ log = logging.getLogger("trademon.alertsink")
 JOB = "alert-sink"
 MAX_BODY = 16 * 1024 * 1024
 DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
+MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "__overflow__"
+MIN_FREE_BYTES = 256 * 1024  # below this the disk is (nearly) full: not ready
 
 
 class WebhookAlert(BaseModel):
@@ -78,6 +94,8 @@ def parse(body: bytes) -> dict:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Rejected(400, "not_json", f"body is not JSON: {e}") from None
+    except RecursionError:
+        raise Rejected(400, "too_deep", "body is JSON nested too deeply to parse (an Alertmanager payload is 4 levels deep)") from None
     if isinstance(doc, dict) and "version" in doc and doc["version"] != "4":
         raise Rejected(400, "unsupported_version", f"webhook payload version {doc['version']!r}; this sink reads version \"4\"")
     try:
@@ -90,39 +108,95 @@ def parse(body: bytes) -> dict:
 
 
 class JsonLinesFile:
-    """Appends one line per notification; returns only once the line is on disk."""
+    """Appends one line per notification; returns only once the line is on disk, and leaves
+    nothing of a line it could not write whole (see the module doc)."""
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = asyncio.Lock()  # whole lines, never interleaved
+        self.failing: str | None = None  # why the last write failed, until one succeeds
+        self.torn = False  # a failed write could not be cut back: repair before the next
+
+    def repair(self) -> int:
+        """Cut a torn last line (no newline at the end) off the file; the bytes removed."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            self.torn = False
+            return 0
+        try:
+            size = os.fstat(fd).st_size
+            end = size
+            while end > 0:  # back to the last newline, 64 KiB at a time
+                start = max(0, end - 65536)
+                chunk = os.pread(fd, end - start, start)
+                nl = chunk.rfind(b"\n")
+                if nl >= 0:
+                    end = start + nl + 1
+                    break
+                end = start
+            if end != size:
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+                log.warning("cut a torn last line off the notification record (a write that was never acknowledged)",
+                            extra={"file": str(self.path), "bytes_removed": size - end})
+            self.torn = False
+            return size - end
+        finally:
+            os.close(fd)
 
     def _append(self, line: bytes) -> None:
+        if self.torn:
+            self.repair()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            before = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                try:  # leave no partial line behind: the next line must start on its own
+                    os.ftruncate(fd, before)
+                    os.fsync(fd)
+                except OSError:
+                    self.torn = True
+                raise
         finally:
             os.close(fd)
 
     async def append(self, doc: dict) -> None:
         line = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         async with self._lock:
-            await asyncio.to_thread(self._append, line)
+            try:
+                await asyncio.to_thread(self._append, line)
+            except OSError as e:
+                self.failing = e.strerror or str(e)
+                raise
+            self.failing = None
 
     def writable(self) -> bool:
-        if self.path.exists():
-            return self.path.is_file() and os.access(self.path, os.W_OK)
+        if self.failing is not None or self.torn:
+            return False
         d = self.path.parent
         while not d.exists() and d != d.parent:  # created on the first append
             d = d.parent
+        try:
+            st = os.statvfs(d)
+        except OSError:
+            return False
+        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+            return False
+        if self.path.exists():
+            return self.path.is_file() and os.access(self.path, os.W_OK)
         return d.is_dir() and os.access(d, os.W_OK)
 
 
 def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:
     app = FastAPI(title="trademon alert-sink", docs_url=None, redoc_url=None, openapi_url=None)
+    receivers = BoundedValues(MAX_RECEIVERS)
 
     @app.post("/alerts")
     async def alerts(request: Request):
@@ -139,16 +213,16 @@ def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:
             jm["alert_sink_rejected_total"].labels(reason="write_failed").inc()
             log.error("cannot write the notification; Alertmanager will retry", extra={"file": str(sink.path), "error": str(e)})
             return JSONResponse({"error": "write_failed", "detail": f"cannot write {sink.path}: {e.strerror}"}, status_code=500)
-        jm["alert_sink_notifications_total"].labels(receiver=doc["receiver"], status=doc["status"]).inc()
+        jm["alert_sink_notifications_total"].labels(receiver=receivers(doc["receiver"]), status=doc["status"]).inc()
         jm["alert_sink_last_notification_timestamp_seconds"].set(time.time())
-        log.info("notification recorded", extra={"receiver": doc["receiver"], "status": doc["status"], "alerts": len(doc["alerts"])})
+        log.info("notification recorded", extra={"receiver": doc["receiver"][:100], "status": doc["status"], "alerts": len(doc["alerts"])})
         return {"status": "recorded", "alerts": len(doc["alerts"])}
 
     return app
 
 
 def configure(parser) -> None:
-    parser.add_argument("--host", default=None, help="listen address (env TRADEMON_ALERT_SINK_HOST, default 0.0.0.0)")
+    parser.add_argument("--host", default=None, help=f"listen address (env TRADEMON_ALERT_SINK_HOST, default {LOOPBACK})")
     parser.add_argument("--port", type=int, default=None, help=f"listen port (env TRADEMON_ALERT_SINK_PORT, default {contract.JOBS[JOB].port})")
     parser.add_argument("--file", default=None, help=f"JSON-lines file (env TRADEMON_ALERT_SINK_FILE, default {DEFAULT_FILE})")
 
@@ -156,14 +230,20 @@ def configure(parser) -> None:
 def main(args) -> int:
     level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
     logs.setup(JOB, level)
-    host = args.host or env_str("TRADEMON_ALERT_SINK_HOST", "0.0.0.0")
+    host = args.host or env_str("TRADEMON_ALERT_SINK_HOST", LOOPBACK)
     port = args.port or job_port(JOB)
     sink = JsonLinesFile(Path(args.file or env_str("TRADEMON_ALERT_SINK_FILE", DEFAULT_FILE)))
     jm = JobMetrics(JOB)
     probes = Probes({"file writable": sink.writable})
     app = basics_app(jm.registry, probes, inner=build_app(sink, jm))
-    runner = Runner([Listener(JOB, app, host, port, port_variable(JOB))])
+    runner = Runner([Listener(JOB, app, host, port, port_variable(JOB), token_paths=("/alerts",), max_body=MAX_BODY)])
     runner.bind_all()
+    try:
+        sink.repair()  # a crash mid-write left a torn line: cut it before appending after it
+    except OSError as e:
+        sink.torn = True
+        log.error("cannot repair the notification record; not ready until it can be written",
+                  extra={"file": str(sink.path), "error": str(e)})
     log.info("alert-sink writing", extra={"file": str(sink.path)})
     asyncio.run(runner.serve())
     return 0

@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import logs
-from .config import ConfigError, env_str, secret
+from . import logs, webconfig
+from .config import ConfigError, env_choice, env_str, secret
+from .redaction import redact_url
 
 log = logging.getLogger("trademon.amconfig")
 
@@ -51,11 +52,15 @@ class Skip(Exception):
 
 
 def _url(name: str, value: str, max_len: int | None = None) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"<>{}]', value):
-        raise ConfigError(name, value, "not an http(s) URL", "http://host[:port][/path]")
+    # The error shows the value with any credentials in it masked: it goes to the terminal and the logs.
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"<>{}]', value):
+        raise ConfigError(name, redact_url(value), "not an http(s) URL", "http://host[:port][/path]")
     if max_len is not None and len(value) > max_len:
-        raise ConfigError(name, value, f"longer than {max_len} characters", f"a URL of at most {max_len} characters")
+        raise ConfigError(name, redact_url(value), f"longer than {max_len} characters", f"a URL of at most {max_len} characters")
     return value.rstrip("/")
 
 
@@ -161,6 +166,17 @@ def _checked_url(name: str, value: str, show: bool = True) -> str:
         raise Skip(msg, logging.ERROR) from None
 
 
+def _alert_sink_token(receiver: dict, s: Settings, files: SecretFiles, alert_sink_url: str | None) -> None:
+    """With TRADEMON_API_TOKEN set, the alert-sink asks for it: Alertmanager sends it from a file."""
+    token = s.secret(webconfig.TOKEN_VARIABLE)
+    if not token:
+        return
+    for w in receiver.get("webhook_configs", []):
+        if urlsplit(w["url"]).hostname == "alert-sink" or (alert_sink_url and w["url"] == alert_sink_url):
+            w.setdefault("http_config", {})["authorization"] = {
+                "type": "Bearer", "credentials_file": files.write("alert_sink_token", token)}
+
+
 INTEGRATIONS = {"telegram_configs": _telegram, "slack_configs": _slack, "email_configs": _email}
 BOT_HOST = "trademon-bot"  # the compose service; its webhook_configs entry is Telegram's delivery
 
@@ -216,6 +232,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
             for w in receiver.get("webhook_configs", []):
                 if urlsplit(w["url"]).hostname == "alert-sink":
                     w["url"] = alert_sink_url
+        _alert_sink_token(receiver, s, files, alert_sink_url)
     for item in left_out:
         log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
     cfg["templates"] = [str(out / "templates" / "*.tmpl")]
@@ -319,8 +336,13 @@ def configure(parser) -> None:
 
 
 def main(args) -> int:
-    logs.setup("am-config")
+    logs.setup("am-config", env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"]))
     path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url, args.bot_url)
     log.info("alertmanager config rendered", extra={"path": str(path)})
+    if log.isEnabledFor(logging.DEBUG):  # what Alertmanager will run; secrets are *_file paths in it
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for r in cfg.get("receivers", []):
+            log.debug("receiver", extra={"receiver": r["name"], "integrations": {k: len(v) for k, v in r.items() if k.endswith("_configs")}})
+        log.debug("rendered config", extra={"config": cfg})
     print(path, file=sys.stderr)
     return 0

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return mod.main(args) or 0
     except errors as e:
-        print(f"trademon {args.command}: configuration error: {e}", file=sys.stderr)
+        from .logs import redact  # a value in the message may be a secret
+
+        print(redact(f"trademon {args.command}: configuration error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,10 @@ from typing import Callable, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
 
+# Where every trademon service listens unless told otherwise: nothing is open to the network by
+# accident (compose sets 0.0.0.0 inside the container, where only the stack's network sees it).
+LOOPBACK = "127.0.0.1"
+
 
 class ConfigError(Exception):
     """A bad configuration value: names the variable, the problem and what is allowed."""

@@ -144,6 +144,7 @@ METRICS: tuple[Metric, ...] = (
     _m("risk_gross_exposure", GAUGE, "Sum of |market value| of the positions, account currency.", ["account"], job=IB, group="Risk and account"),
     _m("risk_net_exposure", GAUGE, "Sum of signed market value of the positions, account currency.", ["account"], job=IB, group="Risk and account"),
     _m("risk_leverage", GAUGE, "Gross exposure / net liquidation.", ["account"], job=IB, group="Risk and account"),
+    _m("risk_exposure_complete", GAUGE, "1 when IB has sent the market value of every position of the account, 0 while some is unknown (then the exposure series are absent, not understated).", ["account"], job=IB, group="Risk and account"),
     _m("risk_gross_exposure_limit", GAUGE, "The configured gross exposure limit, account currency.", ["account"], job=IB, group="Risk and account"),
     _m("circuit_breaker_open", GAUGE, "1 while the breaker is tripped (new orders halted), else 0.", ["breaker"], job=PM, group="Risk and account"),
     _m("circuit_breaker_trips_total", COUNTER, "Circuit breaker trips.", ["breaker", "reason"], job=PM, group="Risk and account"),
@@ -152,6 +153,9 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_errors_total", COUNTER, "Error and warning codes received from TWS / IB Gateway.", ["code"], job=IB, group="IB connection"),
     _m("ib_disconnects_total", COUNTER, "API session losses.", job=IB, group="IB connection"),
     _m("ib_farm_connected", GAUGE, "Data farm state from codes 2103/2104 (market), 2105/2106 (historical), 2157/2158 (secdef).", ["farm", "kind"], job=IB, group="IB connection"),
+    _m("ib_session_down_reason", GAUGE, "Why the API session is down: 1 for the reason of the current outage (one of IB_DOWN_REASONS), 0 for the others; all 0 while the session is up.", ["reason"], job=IB, group="IB connection"),
+    _m("ib_client_id", GAUGE, "The API client id the exporter connects with (TRADEMON_IB_CLIENT_ID), so a page can name it.", job=IB, group="IB connection"),
+    _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm or error code was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
     # Market data
     _m("marketdata_connected", GAUGE, "1 while the upstream feed is connected.", job=MD, group="Market data"),
     _m("marketdata_ticks_total", COUNTER, "Ticks received.", ["symbol"], job=MD, group="Market data"),
@@ -174,6 +178,37 @@ IB_ERROR_FARM_CODES = {
     2103: ("market", 0), 2104: ("market", 1),
     2105: ("historical", 0), 2106: ("historical", 1),
     2157: ("secdef", 0), 2158: ("secdef", 1),
+}
+
+
+# The value a bounded label takes once its cap of distinct values is reached, and the labels
+# of the ib-exporter that are bounded that way (ib_label_overflow_total's label values).
+OVERFLOW = "__overflow__"
+IB_BOUNDED_LABELS = ("strategy", "farm", "code")
+
+# ib_session_down_reason's reasons (a fixed set: the label is bounded) and what to do about
+# each; TWSConnectionLost's description says it. {client_id} is the exporter's client id.
+IB_DOWN_REASONS = {
+    "client_id_in_use": "client id {client_id} is used by another API client (IB code 326): set "
+                        "TRADEMON_IB_CLIENT_ID to an id no other API client uses",
+    "socket_refused": "nothing accepts connections on the API port (TWS / IB Gateway not running, API socket "
+                      "clients not enabled, or a wrong port; code 502 in IB's own client): start it, enable the API, "
+                      "check TRADEMON_IB_HOST and TRADEMON_IB_PORT",
+    "connect_timeout": "the API port does not answer at all (a firewall dropping the connection, or the host is "
+                       "down): check TRADEMON_IB_HOST, TRADEMON_IB_PORT and the network",
+    "unreachable": "the TWS / IB Gateway host cannot be resolved or reached: check TRADEMON_IB_HOST and the network",
+    "handshake_timeout": "TWS / IB Gateway accepts the connection but does not complete the API handshake: it is "
+                         "waiting for a login, the two-factor approval or an accept-incoming-connection dialog; "
+                         "log in or approve it",
+    "closed_at_connect": "TWS / IB Gateway closed the connection during the handshake: check its API settings "
+                         "(Trusted IPs, Allow connections from localhost only)",
+    "connectivity_lost": "TWS / IB Gateway lost its connection to IB's servers (IB code 1100): IB's daily reset "
+                         "or a network problem on the Gateway's side; it reconnects by itself",
+    "session_closed": "TWS / IB Gateway closed the API session (restarted, logged out, or the login was taken "
+                      "over elsewhere)",
+    "heartbeat_timeout": "the connection is open but TWS / IB Gateway stopped answering (hung, or a half-open "
+                         "socket): restart it if it does not come back",
+    "other": "see the ib-exporter's log",
 }
 
 

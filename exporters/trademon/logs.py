@@ -3,6 +3,13 @@
 Every line has time, level, logger, message and service; whatever is passed as
 ``extra={...}`` is the event's context and is kept as its own keys, so Promtail/Alloy
 can lift level, logger and service into labels and leave the rest in the line.
+
+Secrets are masked twice: every value registered with ``register_secret`` (what the
+configuration read as a secret), and anything shaped like one (trademon.redaction: bot
+tokens, webhook paths, passwords in URLs...). The same event repeated fast (a failing accept()
+loop at the file-descriptor limit, a client hammering a bad request) is written at most
+``RepeatLimiter.burst`` times per window; the next line that gets through says how many were
+held back (``repeats_suppressed``).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import json
 import logging
 import sys
 import time
+
+from .redaction import redact_shapes
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _secrets: set[str] = set()
@@ -26,7 +35,34 @@ def redact(text: str) -> str:
     for s in _secrets:
         if s in text:
             text = text.replace(s, "***")
-    return text
+    return redact_shapes(text)
+
+
+class RepeatLimiter(logging.Filter):
+    """At most ``burst`` records per (logger, level, message template) per ``window`` seconds."""
+
+    def __init__(self, burst: int = 5, window: float = 10.0, max_keys: int = 1000, clock=time.monotonic):
+        super().__init__()
+        self.burst, self.window, self.max_keys, self.clock = burst, window, max_keys, clock
+        self._seen: dict[tuple, list] = {}  # key -> [window start, count, suppressed]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        st = self._seen.get(key)
+        if st is None or now - st[0] >= self.window:
+            suppressed = st[2] if st else 0
+            if st is None and len(self._seen) >= self.max_keys:
+                self._seen.clear()  # bounded memory; at worst a few extra lines
+            self._seen[key] = [now, 1, 0]
+            if suppressed:
+                record.repeats_suppressed = suppressed
+            return True
+        st[1] += 1
+        if st[1] <= self.burst:
+            return True
+        st[2] += 1
+        return False
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,6 +91,7 @@ def setup(service: str, level: str = "info", stream=None) -> None:
     """Send every logger's records, uvicorn's included, to stdout as JSON."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RepeatLimiter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,5 +1,6 @@
 """What every trademon process has: /healthz, /readyz, /metrics, servers on several
-ports in one event loop, a clear error for a port in use, and graceful shutdown."""
+ports in one event loop, a clear error for a port in use, graceful shutdown, and (through
+httpguard) authentication when configured and bounded work per request."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from typing import Awaitable, Callable
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from . import httpguard, webconfig
+from .config import LOOPBACK, env_float, env_int
+
 log = logging.getLogger("trademon.service")
+
+LOOPBACK_HOSTS = (LOOPBACK, "::1", "localhost")
 
 
 class PortInUse(Exception):
@@ -26,7 +32,7 @@ class PortInUse(Exception):
 def bind(host: str, port: int, variable: str | None = None) -> socket.socket:
     """Bind now, so a port in use is one clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = httpguard.CappedSocket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -94,15 +100,23 @@ class Listener:
     host: str
     port: int
     variable: str | None = None  # the env variable that sets the port, for error messages
+    token_paths: tuple[str, ...] = ()  # control/webhook paths: bearer token when TRADEMON_API_TOKEN is set
+    max_body: int = httpguard.Limits.max_body
 
 
 class Runner:
     """Serves several ASGI apps on their own ports in one event loop, with background
     tasks, and stops all of it cleanly on SIGTERM/SIGINT."""
 
-    def __init__(self, listeners: list[Listener], tasks: list[Callable[[], Awaitable[None]]] = ()):
+    def __init__(self, listeners: list[Listener], tasks: list[Callable[[], Awaitable[None]]] = (),
+                 web: webconfig.WebConfig | None = None):
         self.listeners = listeners
         self.tasks = list(tasks)
+        self.web = webconfig.load() if web is None else web
+        # Seconds a request may take to arrive, and connections kept per port (default: what the
+        # file-descriptor limit allows, at most 512).
+        self.read_timeout = env_float("TRADEMON_HTTP_READ_TIMEOUT", httpguard.Limits.read_timeout, 0.1, 3600.0)
+        self.max_connections = env_int("TRADEMON_HTTP_MAX_CONNECTIONS", httpguard.max_connections(len(listeners)), 1, 1_000_000)
         self.stopping: asyncio.Event | None = None
         self._servers: dict[str, uvicorn.Server] = {}
         self._sockets: dict[str, socket.socket] = {}
@@ -118,7 +132,18 @@ class Runner:
             raise
 
     def _server(self, ls: Listener) -> uvicorn.Server:
-        cfg = uvicorn.Config(ls.app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=5)
+        limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
+        tls = {"ssl_certfile": self.web.cert_file, "ssl_keyfile": self.web.key_file} if self.web.tls else {}
+        cfg = uvicorn.Config(httpguard.guard(ls.app, self.web, limits, ls.token_paths), log_config=None, access_log=False,
+                             lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
+                             timeout_keep_alive=limits.keep_alive, h11_max_incomplete_event_size=limits.max_header_bytes,
+                             # a backstop on requests in progress; the protocol caps the connections themselves
+                             limit_concurrency=4 * limits.max_connections,
+                             # asyncio accepts up to `backlog` connections per wake-up before any is
+                             # seen by the protocol: keep that burst inside the file-descriptor headroom
+                             backlog=min(64, max(8, limits.max_connections // 8)), **tls)
+        cfg.trademon_limits = limits
+        cfg.trademon_cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
         server = uvicorn.Server(cfg)
         server.install_signal_handlers = lambda: None  # we handle signals once, for all servers
         return server
@@ -137,7 +162,12 @@ class Runner:
         for ls in self.listeners:
             srv = self._servers[ls.name] = self._server(ls)
             serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
-            log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
+            log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}", "tls": self.web.tls,
+                                         "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if self.web.token else []})
+            if ls.host not in LOOPBACK_HOSTS and not (self.web.users or (self.web.token and ls.token_paths)):
+                log.warning("listening beyond loopback without authentication; set TRADEMON_WEB_CONFIG_FILE "
+                            "(basic auth, TLS) and TRADEMON_API_TOKEN, or listen on 127.0.0.1",
+                            extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
         background = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.tasks]
         await self.stopping.wait()
         log.info("shutting down")

@@ -134,7 +134,12 @@ def main(args) -> int:
         except ImportError:
             log.warning("matplotlib is not installed: /pnl, /exposure and the summary chart will fail (pip install 'trademon[bot]')")
 
-    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT")], [outbox, poll, summary, warm_up])
+    from ..alertsink import MAX_BODY
+
+    # Alertmanager's payloads with every alert of a storm: the alert-sink's body limit, not the
+    # default 1 MiB (a 413 is not retried, and the page would be lost).
+    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY)],
+                    [outbox, poll, summary, warm_up])
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})

@@ -367,6 +367,10 @@ def risk_exposure(t: dict) -> Board:
                                  f"{t['reconciliation_for']} fires PositionReconciliationMismatch.",
                                  thresholds=steps(RED, (-0.5, GREEN), (0.5, RED)), draw_thresholds=True,
                                  links=[runbook("PositionReconciliationMismatch")]),
+                stat_panel("Exposure known", [Q(f"min by (account) ({m('risk_exposure_complete')}{{{A}}})", "{{account}}")], unit="none", w=12,
+                           mappings=KNOWN_UNKNOWN, thresholds=below(1),
+                           description="UNKNOWN while IB has not sent the market value of some position: the exposure series are then "
+                                       "absent (not understated) and HighRiskExposure cannot judge."),
             ]),
             ("Circuit breakers", [
                 state_panel("Circuit breaker state", [Q(f"max by (breaker) ({m('circuit_breaker_open')})", "{{breaker}}")],
@@ -378,6 +382,27 @@ def risk_exposure(t: dict) -> Board:
             ]),
         ],
     )
+
+
+KNOWN_UNKNOWN = [
+    dm.ValueMap(options={"0": dm.ValueMappingResult(text="UNKNOWN", color=RED),
+                         "1": dm.ValueMappingResult(text="complete", color=GREEN)}),
+]
+
+
+def ib_bounds_panels() -> list:
+    """Why the IB session is down, the client id a page names, and labels over their cap."""
+    return [
+        table_panel("Why the IB session is down", [Q(f"max by (reason) ({m('ib_session_down_reason')}) == 1")], unit="short",
+                    description="The reason of the current outage (none while the session is up); the TWSConnectionLost page says "
+                                "what to do about it.", links=[runbook("TWSConnectionLost")]),
+        stat_panel("IB API client id", [Q(f"max({m('ib_client_id')})", "client id")], unit="none", decimals=0,
+                   description="The client id the ib-exporter connects with (TRADEMON_IB_CLIENT_ID).", w=12, h=8),
+        timeseries_panel("Labels over their cap", [Q(f"sum by (label) (increase({m('ib_label_overflow_total')}[1h]))", "{{label}}")],
+                         unit="short", bars=True, thresholds=above(1),
+                         description="Events counted under __overflow__ in the last hour: more distinct strategies (orderRefs), "
+                                     "farms or error codes than the exporter's caps; set TRADEMON_IB_STRATEGY_PATTERN."),
+    ]
 
 
 def system_health(t: dict) -> Board:
@@ -413,6 +438,7 @@ def system_health(t: dict) -> Board:
                                  description="Error and warning codes received from TWS / IB Gateway per second."),
                 timeseries_panel("IB disconnects", [Q(f"increase({m('ib_disconnects_total')}[1h])", "disconnects")], unit="short",
                                  description="API session losses over the last hour.", thresholds=above(1), bars=True),
+                *ib_bounds_panels(),
             ]),
             ("Market data", [
                 timeseries_panel("Tick rate by symbol", [Q(f"sum by (symbol) ({rate(m('marketdata_ticks_total'), SYM)})", "{{symbol}}")], unit="reqps",

@@ -247,8 +247,8 @@ def money_tests(c: Ctx) -> list[Test]:
                   series=[(sel("ib_connected", **ib), 1, 0)],
                   fired=[Fired(ib, "IB API session to TWS / IB Gateway lost",
                                f"{target('ib-exporter')} has had no API session to TWS / IB Gateway for more than "
-                               f"{c['tws_lost_for']}: no order reaches the broker, and P&L, positions and risk "
-                               "from the broker are not current.")]),
+                               f"{c['tws_lost_for']}. Why: {NO_REASON}. No order reaches the broker, and P&L, "
+                               "positions and risk from the broker are not current.")]),
         step_test(c, "PositionReconciliationMismatch",
                   what="book and broker differ for a symbol",
                   series=[(sel("position_reconciliation_discrepancy", symbol="AAPL", **acct, **pm), 0, -100)],
@@ -591,11 +591,39 @@ def health_tests(c: Ctx) -> list[Test]:
     return out
 
 
+# ---------------------------------------------------------------- why IB is down
+
+NO_REASON = "not known yet (the ib-exporter has not failed to connect yet, or is not scraped): see its log"
+CLIENT_ID = 9110
+
+
+def ib_down_tests(c: Ctx) -> list[Test]:
+    """TWSConnectionLost's description says why, from ib_session_down_reason of the same
+    exporter: one exporter per reason, all down; one more without a reason yet."""
+    t = Test("TWSConnectionLost: the page names the reason the session is down and the fix", 15)
+    F = c.for_("TWSConnectionLost")
+    n = math.ceil((F + 120) / 15)
+    fired = []
+    for i, (reason, text) in enumerate([*contract.IB_DOWN_REASONS.items(), (None, NO_REASON)]):
+        ib = {"job": "ib-exporter", "instance": f"ib-gateway-{i}:9110"}
+        t.add(sel("ib_connected", **ib), gauge((0, n)))
+        t.add(sel("ib_client_id", **ib), gauge((CLIENT_ID, n)))
+        for other in contract.IB_DOWN_REASONS:
+            t.add(sel("ib_session_down_reason", reason=other, **ib), gauge((1 if other == reason else 0, n)))
+        fired.append(Fired(ib, "IB API session to TWS / IB Gateway lost",
+                           f"{ib['instance']} has had no API session to TWS / IB Gateway for more than "
+                           f"{c['tws_lost_for']}. Why: {text.format(client_id=CLIENT_ID)}. No order reaches the broker, "
+                           "and P&L, positions and risk from the broker are not current."))
+    t.expect(c.next_eval(F + 60), "TWSConnectionLost", *fired)
+    return [t]
+
+
 FILES = {
     "money.yml": ("Critical money alerts: loss limit, circuit breaker, TWS, reconciliation; P&L and risk",
                   lambda c: money_tests(c) + pnl_anomaly_tests(c) + risk_tests(c)),
     "orders.yml": ("Order intents, workers, execution quality, API latency", order_tests),
     "health.yml": ("Service health, IB data farms, market data, synthetic checks, Watchdog", health_tests),
+    "ib_down.yml": ("Why IB is down: TWSConnectionLost names the reason and the fix", ib_down_tests),
 }
 
 

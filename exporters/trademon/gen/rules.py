@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .. import grafana_uids, thresholds
-from ..contract import jobs_of_kind
+from ..contract import IB_DOWN_REASONS, jobs_of_kind
 
 RULES_FILE = "prometheus/rules/trademon.rules.yml"
 ALERTS_FILE = "prometheus/rules/trademon.alerts.yml"
@@ -120,6 +120,25 @@ RECORDING_GROUPS: dict[str, list[Record]] = {
 
 CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
 
+
+def _same_target(metric: str, condition: str = "") -> str:
+    """A template query for ``metric`` of the alert's own exporter (job and instance)."""
+    return f'printf "{metric}{{job=%q,instance=%q}}{condition}" $labels.job $labels.instance | query'
+
+
+def down_reason_text() -> str:
+    """Why the IB session is down, for TWSConnectionLost's description: the reason at 1 in
+    ib_session_down_reason of the same exporter and what to do about it (contract.IB_DOWN_REASONS),
+    the client id from ib_client_id. Looked up with a template query, not joined into the
+    expression: a reason that changes during an outage must not restart the alert."""
+    client_id = "{{ with " + _same_target("ib_client_id") + ' }}{{ . | first | value | printf "%.0f" }}{{ end }}'
+    branches = "".join(f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{r}" }}}}{text.format(client_id=client_id)}'
+                       for i, (r, text) in enumerate(IB_DOWN_REASONS.items()))
+    return ("{{ with " + _same_target("ib_session_down_reason", " == 1") + " }}{{ with first . }}"
+            '{{ $reason := label "reason" . }}' + branches + "{{ end }}"
+            "{{ end }}{{ else }}not known yet (the ib-exporter has not failed to connect yet, or is not scraped): "
+            "see its log{{ end }}.")
+
 ALERTS: list[Alert] = [
     # --- Critical: page ---
     Alert("APIHealthCheckFailed", "critical",
@@ -131,8 +150,10 @@ ALERTS: list[Alert] = [
     Alert("TWSConnectionLost", "critical",
           "ib_connected == 0",
           "IB API session to TWS / IB Gateway lost",
-          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}: "
-          "no order reaches the broker, and P&L, positions and risk from the broker are not current.",
+          # the reason first: the Telegram message cuts a description at 400 characters
+          "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}. "
+          "Why: " + down_reason_text() + " No order reaches the broker, and P&L, positions and risk from the broker "
+          "are not current.",
           "health", for_="tws_lost_for"),
     Alert("DailyLossLimitBreach", "critical",
           "min by (account) (daily_pnl) < ${daily_loss_limit}",

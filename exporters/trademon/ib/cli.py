@@ -23,6 +23,11 @@ FLAGS = {
     "--accounts": ("TRADEMON_IB_ACCOUNTS", "comma list of accounts (default: all managed)"),
     "--symbols": ("TRADEMON_IB_SYMBOLS", "comma list of symbols to keep quotes for"),
     "--exposure-limit": ("TRADEMON_IB_EXPOSURE_LIMIT", "gross exposure limit per account"),
+    "--strategy-pattern": ("TRADEMON_IB_STRATEGY_PATTERN",
+                           "regular expression with a named group (?P<strategy>...) applied to orderRef"),
+    "--max-strategies": ("TRADEMON_IB_MAX_STRATEGIES", "distinct strategy labels at most; the rest is __overflow__"),
+    "--strategy-idle-seconds": ("TRADEMON_IB_STRATEGY_IDLE_SECONDS",
+                                "a strategy's series go after this long without activity"),
     "--host": ("TRADEMON_IB_EXPORTER_HOST", "address /metrics listens on"),
     "--port": (config.PORT_VARIABLE, "port /metrics listens on"),
 }

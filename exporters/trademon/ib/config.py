@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
+from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
 from .api import Contract
 
 JOB = "ib-exporter"
@@ -43,7 +43,7 @@ class IBConfig:
     exposure_limits: Mapping[str, float] = field(default_factory=dict)  # account ("*" = any) -> limit
     symbols: tuple[WatchedSymbol, ...] = ()
     market_data_type: int = 1
-    listen_host: str = "0.0.0.0"
+    listen_host: str = LOOPBACK
     listen_port: int = 9110
     connect_timeout: float = 10.0
     heartbeat_interval: float = 10.0
@@ -51,6 +51,12 @@ class IBConfig:
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     max_auto_symbols: int = 100
+    # label bounds (labels from outside are bounded): see trademon.ib.bounds
+    strategy_pattern: re.Pattern | None = None  # None: the strategy is the whole orderRef
+    max_strategies: int = 50
+    strategy_idle_seconds: float = 86_400.0
+    max_farms: int = 50
+    max_error_codes: int = 100
     log_level: str = "info"
 
     def exposure_limit(self, account: str) -> float | None:
@@ -91,6 +97,23 @@ def _exposure_limits(name: str, env) -> dict[str, float]:
     return limits
 
 
+_PATTERN_ALLOWED = ("a Python regular expression with a named group (?P<strategy>...) that picks the strategy "
+                    "out of the orderRef, e.g. ^(?P<strategy>[A-Za-z]+)- for momentum-123456")
+
+
+def _strategy_pattern(name: str, env) -> re.Pattern | None:
+    text = env_str(name, None, env)
+    if text is None:
+        return None
+    try:
+        pattern = re.compile(text)
+    except re.error as e:
+        raise ConfigError(name, text, f"not a regular expression ({e})", _PATTERN_ALLOWED) from None
+    if "strategy" not in pattern.groupindex:
+        raise ConfigError(name, text, "has no named group (?P<strategy>...)", _PATTERN_ALLOWED)
+    return pattern
+
+
 def load(env: Mapping[str, str] | None = None) -> IBConfig:
     accounts = tuple(env_list("TRADEMON_IB_ACCOUNTS", env=env))
     for a in accounts:
@@ -104,7 +127,7 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         exposure_limits=_exposure_limits("TRADEMON_IB_EXPOSURE_LIMIT", env),
         symbols=_symbols("TRADEMON_IB_SYMBOLS", env),
         market_data_type=MARKET_DATA_TYPES[env_choice("TRADEMON_IB_MARKET_DATA_TYPE", "live", MARKET_DATA_TYPES, env)],
-        listen_host=env_str("TRADEMON_IB_EXPORTER_HOST", "0.0.0.0", env),
+        listen_host=env_str("TRADEMON_IB_EXPORTER_HOST", LOOPBACK, env),
         listen_port=job_port(JOB, env),
         connect_timeout=env_float("TRADEMON_IB_CONNECT_TIMEOUT_SECONDS", 10.0, 0.1, 600, env),
         heartbeat_interval=env_float("TRADEMON_IB_HEARTBEAT_SECONDS", 10.0, 0.05, 3600, env),
@@ -112,6 +135,11 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         reconnect_min=env_float("TRADEMON_IB_RECONNECT_MIN_SECONDS", 1.0, 0.01, 3600, env),
         reconnect_max=env_float("TRADEMON_IB_RECONNECT_MAX_SECONDS", 60.0, 0.01, 86400, env),
         max_auto_symbols=env_int("TRADEMON_IB_MAX_AUTO_SYMBOLS", 100, 0, 10000, env),
+        strategy_pattern=_strategy_pattern("TRADEMON_IB_STRATEGY_PATTERN", env),
+        max_strategies=env_int("TRADEMON_IB_MAX_STRATEGIES", 50, 1, 10_000, env),
+        strategy_idle_seconds=env_float("TRADEMON_IB_STRATEGY_IDLE_SECONDS", 86_400.0, 0.1, 366 * 86_400, env),
+        max_farms=env_int("TRADEMON_IB_MAX_FARMS", 50, 1, 10_000, env),
+        max_error_codes=env_int("TRADEMON_IB_MAX_ERROR_CODES", 100, 1, 10_000, env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
     )
     if cfg.reconnect_max < cfg.reconnect_min:

@@ -13,12 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 
 from .api import CONNECT_OPTIONS, IB, Contract
 from .config import IBConfig
-from .state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, SUMMARY_TAGS, BrokerState, quote_key
+from .reasons import connect_failure, sent_greeting
+from .state import (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_CODES, SUMMARY_TAGS, BrokerState,
+                    quote_key)
 
 log = logging.getLogger("trademon.ib.connection")
+
+# ib_async keeps every order it has seen (with its fills and log) for the life of the session;
+# an account placing tens of thousands of orders a day would grow the process without end.
+# The exporter only needs a done order for its late messages (a commission report right after
+# the fill): it keeps this many done orders in ib_async and forgets older ones.
+KEEP_DONE_TRADES = 1000
 
 
 async def within(seconds: float, awaitable):
@@ -68,6 +77,7 @@ class Connection:
         ib.openOrderEvent += state.on_open_order
         ib.openOrderEvent += self._watch_order_symbol
         ib.orderStatusEvent += state.on_order_status
+        ib.orderStatusEvent += self._forget_done_trades
         ib.execDetailsEvent += state.on_exec_details
         ib.pendingTickersEvent += state.on_pending_tickers
         state.own_request = self._own_request
@@ -77,11 +87,14 @@ class Connection:
         self._resubscribing: asyncio.Task | None = None
         self._resubscribe_again = False
         self._lost = asyncio.Event()
+        self._code_reason: str | None = None  # what an IB code said during this connect attempt
+        self._loss_reason: str | None = None  # why the exporter itself dropped the session
         self._summary_req: int | None = None
         self._pnl: set[str] = set()
         self._pnl_single: set[tuple[str, int]] = set()
         self._md: dict[tuple[str, str], Contract] = {}
         self._qualified: dict[tuple[str, str], Contract] = {}  # conIds do not change: asked once
+        self._done: deque = deque()  # done trades still held by ib_async, oldest first
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -91,6 +104,7 @@ class Connection:
         try:
             while True:
                 self._lost = asyncio.Event()
+                self._code_reason = None
                 try:
                     await self.ib.connectAsync(self.cfg.host, self.cfg.port, self.cfg.client_id,
                                                timeout=self.cfg.connect_timeout, readonly=True, **CONNECT_OPTIONS)
@@ -98,8 +112,11 @@ class Connection:
                 except Exception as e:  # refused, timed out, client id in use: try again later
                     failures += 1
                     delay = backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max)
+                    reason = connect_failure(e, sent_greeting(self.ib), self._code_reason)
+                    self.state.set_down_reason(reason)
                     log.warning("cannot connect to TWS / IB Gateway; retrying",
                                 extra={"address": f"{self.cfg.host}:{self.cfg.port}", "error": repr(e),
+                                       "reason": reason, "client_id": self.cfg.client_id,
                                        "retry_in_seconds": round(delay, 2), "attempt": failures})
                     self._forget()
                     await asyncio.sleep(delay)
@@ -146,6 +163,7 @@ class Connection:
             except (TimeoutError, ConnectionError):
                 log.warning("no answer to the heartbeat; dropping the connection",
                             extra={"timeout_seconds": self.cfg.heartbeat_timeout})
+                self._loss_reason = "heartbeat_timeout"
                 self.ib.disconnect()  # emits disconnectedEvent
                 return
 
@@ -163,11 +181,15 @@ class Connection:
         self.state.on_connected(self.accounts)
 
     def _on_disconnected(self) -> None:
-        log.warning("disconnected from TWS / IB Gateway")
+        reason, self._loss_reason = self._loss_reason or "session_closed", None
+        log.warning("disconnected from TWS / IB Gateway", extra={"reason": reason})
         self.state.on_disconnected()
+        self.state.set_down_reason(reason)
         self._lost.set()
 
     def _on_error(self, req_id, code, message, contract=None) -> None:
+        if code in DOWN_CODES:
+            self._code_reason = DOWN_CODES[code]
         # 1101: TWS lost the subscriptions. 1102: TWS kept them, but the exporter dropped its
         # broker series at 1100 and positions would only come back as they change. Either way:
         # cancel, then ask again, so TWS sends the whole state and nothing piles up.
@@ -177,6 +199,23 @@ class Connection:
                 self._resubscribe_again = True  # one more round after the running one, not two at once
             else:
                 self._resubscribing = asyncio.ensure_future(self._resubscribe())
+
+    def _forget_done_trades(self, trade) -> None:
+        """Hold at most KEEP_DONE_TRADES done orders in ib_async (see there)."""
+        if not trade.isDone():
+            return
+        self._done.append(trade)
+        w = self.ib.wrapper
+        while len(self._done) > KEEP_DONE_TRADES:
+            old = self._done.popleft()
+            o = old.order
+            key = w.orderKey(o.clientId, o.orderId, o.permId)
+            if w.trades.get(key) is old:
+                del w.trades[key]
+            if w.permId2Trade.get(o.permId) is old:
+                del w.permId2Trade[o.permId]
+            for f in old.fills:
+                w.fills.pop(f.execution.execId, None)
 
     def _throttle_start(self) -> None:
         self._throttled = True
@@ -322,3 +361,4 @@ class Connection:
         """A closed socket cancels everything at TWS; ib_async has reset its own maps."""
         self._forget_streams()
         self._md.clear()
+        self._done.clear()

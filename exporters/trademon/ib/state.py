@@ -16,8 +16,9 @@ from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from ..contract import IB_ERROR_FARM_CODES
+from ..contract import IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
 from ..metrics import JobMetrics
+from .bounds import Bound, strategy_of
 from .config import JOB, IBConfig
 
 log = logging.getLogger("trademon.ib.state")
@@ -38,10 +39,12 @@ SUMMARY_TAGS = ",".join(ACCOUNT_TAGS)
 
 BROKER_GAUGES = (
     "daily_pnl", "unrealized_pnl", "realized_pnl", "ib_position_quantity", "ib_position_market_value",
-    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", *ACCOUNT_TAGS.values(),
+    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", "risk_exposure_complete", *ACCOUNT_TAGS.values(),
 )
 
 CONNECTION_LOST, CONNECTION_RESTORED_DATA_LOST, CONNECTION_RESTORED = 1100, 1101, 1102
+# IB codes that say why a session cannot be had (ib_session_down_reason)
+DOWN_CODES = {326: "client_id_in_use", 502: "socket_refused", CONNECTION_LOST: "connectivity_lost"}
 # Codes that cancel an order without it being a rejection: 202 confirms a cancel request;
 # 161/10147/10148 answer a cancel request for an order that cannot be cancelled.
 CANCEL_CODES = frozenset({161, 202, 10147, 10148})
@@ -157,8 +160,22 @@ class BrokerState:
         self.limit = Family(m["risk_gross_exposure_limit"])
         self.broker = {name: Family(m[name]) for name in BROKER_GAUGES}
         self.by_tag = {tag: self.broker[name] for tag, name in ACCOUNT_TAGS.items()}
+        self.strategy_families = (self.submitted, self.filled, self.cancelled, self.ack_latency,
+                                  self.fill_latency, self.slippage, self.avg_slippage)
+
+        overflow = m["ib_label_overflow_total"]
+        for label in IB_BOUNDED_LABELS:
+            overflow.labels(label)  # 0 from the start: "nothing overflowed" is a value
+        self.strategies = Bound(cfg.max_strategies, overflow.labels("strategy"), clock, cfg.strategy_idle_seconds)
+        self.farm_names = Bound(cfg.max_farms, overflow.labels("farm"))
+        self.codes = Bound(cfg.max_error_codes, overflow.labels("code"))
+        self.down_reason = m["ib_session_down_reason"]
+        for reason in IB_DOWN_REASONS:
+            self.down_reason.labels(reason).set(0)
+        m["ib_client_id"].set(cfg.client_id)
 
         self.connected = False  # what ib_connected shows
+        self.down_cause: str | None = None  # what ib_session_down_reason shows
         self.socket_up = False
         self.ib_reachable = True  # False between 1100 and 1101/1102
         self.mids: dict[tuple[str, str], float] = {}
@@ -178,9 +195,13 @@ class BrokerState:
         return self.socket_up and self.ib_reachable
 
     def _reset_broker(self) -> None:
+        # qty and mv are None while unknown (not sent, IB's unset double, NaN): running sums
+        # take known values only, and count the unknown ones, so one NaN cannot stick.
         self.positions: dict[tuple[str, int], list] = {}  # (account, conId) -> [label, qty, mv]
-        self.label_totals: dict[tuple[str, str], list] = {}  # (account, label) -> [qty, mv, n]
-        self.exposure: dict[str, list] = {}  # account -> [gross, net, number of positions]
+        # (account, label) -> [qty, mv, n, unknown quantities, unknown market values]
+        self.label_totals: dict[tuple[str, str], list] = {}
+        # account -> [gross, net, number of positions, positions with unknown market value]
+        self.exposure: dict[str, list] = {}
         self.net_liq: dict[str, float] = {}
 
     def _drop_broker_series(self) -> None:
@@ -200,9 +221,8 @@ class BrokerState:
             if limit is not None:
                 self.limit(account).set(limit)
             # positions are complete at connectedEvent: an account without any has no exposure
-            exp = self.exposure.setdefault(account, [0.0, 0.0, 0])
-            self.broker["risk_gross_exposure"](account).set(exp[0])
-            self.broker["risk_net_exposure"](account).set(exp[1])
+            self.exposure.setdefault(account, [0.0, 0.0, 0, 0])
+            self._export_exposure(account)
 
     def on_socket_up(self) -> None:
         """Handshake done: data may arrive before ib_async's connectedEvent."""
@@ -213,11 +233,22 @@ class BrokerState:
         self.socket_up = False
         self._went_down(count=self.connected)
         self.farms.clear()  # farm states belong to a TWS session; TWS repeats them on connect
+        self.farm_names.clear()
         self._ticker_keys.clear()
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
         self.connected_gauge.set(1 if up else 0)
+        if up:
+            self.set_down_reason(None)
+
+    def set_down_reason(self, reason: str | None) -> None:
+        """The reason of the current outage (a key of IB_DOWN_REASONS), or None while up."""
+        if reason is not None and reason not in IB_DOWN_REASONS:
+            reason = "other"
+        self.down_cause = reason
+        for r in IB_DOWN_REASONS:
+            self.down_reason.labels(r).set(1 if r == reason else 0)
 
     def _went_down(self, count: bool) -> None:
         if count:
@@ -227,12 +258,14 @@ class BrokerState:
 
     def on_error(self, req_id: int, code: int, message: str, contract=None) -> None:
         try:
-            self.errors(str(code)).inc()
+            self.errors(self.codes(str(code))).inc()
+            if code in DOWN_CODES:
+                self.set_down_reason(DOWN_CODES[code])
             farm = IB_ERROR_FARM_CODES.get(code)
             if farm is not None:
                 kind, up = farm
                 name = message.rsplit(":", 1)[-1].strip() if ":" in message else "unknown"
-                self.farms(name or "unknown", kind).set(up)
+                self.farms(self.farm_names(name[:64] or "unknown"), kind).set(up)
             elif code == CONNECTION_LOST:
                 self.ib_reachable = False
                 self._went_down(count=self.connected)
@@ -284,64 +317,106 @@ class BrokerState:
             return
         key = (account, pos.contract.conId)
         entry = self.positions.get(key)
-        if pos.position == 0:
+        qty = pos.position if known(pos.position) else None
+        if qty == 0:
             if entry is not None:
-                self._move(account, entry, 0.0, 0.0)
+                self._move(account, entry, 0.0, 0.0, closing=True)
                 del self.positions[key]
                 exp = self.exposure[account]
                 exp[2] -= 1
                 if exp[2] <= 0:  # flat: exactly zero, no float residue from the running sums
                     exp[0] = exp[1] = 0.0
-                    self.broker["risk_gross_exposure"](account).set(0.0)
-                    self.broker["risk_net_exposure"](account).set(0.0)
-                    self._set_leverage(account)
+                    exp[3] = 0
+                    self._export_exposure(account)
             return
         if entry is None:
-            entry = self.positions[key] = [position_label(pos.contract), 0.0, 0.0]
-            self._label_add(account, entry[0], 1)
-            self.exposure.setdefault(account, [0.0, 0.0, 0])[2] += 1
-        self._move(account, entry, pos.position, entry[2])
+            # a new position: both values unknown until IB sends them
+            entry = self.positions[key] = [position_label(pos.contract), None, None]
+            tot = self.label_totals.setdefault((account, entry[0]), [0.0, 0.0, 0, 0, 0])
+            tot[2] += 1
+            tot[3] += 1
+            tot[4] += 1
+            exp = self.exposure.setdefault(account, [0.0, 0.0, 0, 0])
+            exp[2] += 1
+            exp[3] += 1
+        self._move(account, entry, qty, entry[2])
 
     def on_pnl_single(self, p) -> None:
-        """reqPnLSingle streams each position's market value (``value``)."""
-        if not self.live or not known(p.value):
+        """reqPnLSingle streams each position's market value (``value``); an unknown one
+        (IB's unset double, NaN) makes the position's market value unknown again."""
+        if not self.live:
             return
         entry = self.positions.get((p.account, p.conId))
         if entry is not None:
-            self._move(p.account, entry, entry[1], p.value)
+            self._move(p.account, entry, entry[1], p.value if known(p.value) else None)
 
-    def _label_add(self, account: str, label: str, n: int) -> None:
-        tot = self.label_totals.setdefault((account, label), [0.0, 0.0, 0])
-        tot[2] += n
-
-    def _move(self, account: str, entry: list, qty: float, mv: float) -> None:
-        """Set one position's quantity and market value; keep per-symbol sums and exposure."""
+    def _move(self, account: str, entry: list, qty: float | None, mv: float | None, closing: bool = False) -> None:
+        """Set one position's quantity and market value (None: unknown); keep per-symbol sums
+        and exposure over the known values, and count the unknown ones."""
         label, old_qty, old_mv = entry
         entry[1], entry[2] = qty, mv
         tot = self.label_totals[(account, label)]
-        tot[0] += qty - old_qty
-        tot[1] += mv - old_mv
-        exp = self.exposure.setdefault(account, [0.0, 0.0, 0])
-        exp[0] += abs(mv) - abs(old_mv)
-        exp[1] += mv - old_mv
+        exp = self.exposure[account]
+        if old_qty is None:
+            tot[3] -= 1
+        else:
+            tot[0] -= old_qty
+        if qty is None:
+            tot[3] += 1
+        else:
+            tot[0] += qty
+        if old_mv is None:
+            tot[4] -= 1
+            exp[3] -= 1
+        else:
+            tot[1] -= old_mv
+            exp[0] -= abs(old_mv)
+            exp[1] -= old_mv
+        if mv is None:
+            tot[4] += 1
+            exp[3] += 1
+        else:
+            tot[1] += mv
+            exp[0] += abs(mv)
+            exp[1] += mv
         qty_g, mv_g = self.broker["ib_position_quantity"], self.broker["ib_position_market_value"]
-        if qty == 0:
+        if closing:
             tot[2] -= 1
         if tot[2] <= 0:
             del self.label_totals[(account, label)]
             qty_g.remove(account, label)
             mv_g.remove(account, label)
         else:
-            qty_g(account, label).set(tot[0])
-            mv_g(account, label).set(tot[1])
-        self.broker["risk_gross_exposure"](account).set(exp[0])
-        self.broker["risk_net_exposure"](account).set(exp[1])
+            # a sum with an unknown part is unknown: absent, not a partial sum
+            if tot[3] == 0:
+                qty_g(account, label).set(tot[0])
+            else:
+                qty_g.remove(account, label)
+            if tot[4] == 0:
+                mv_g(account, label).set(tot[1])
+            else:
+                mv_g.remove(account, label)
+        self._export_exposure(account)
+
+    def _export_exposure(self, account: str) -> None:
+        """Gross and net exposure and leverage when every market value is known; else none
+        of them (a partial sum would understate) and risk_exposure_complete 0."""
+        exp = self.exposure[account]
+        complete = exp[3] == 0
+        self.broker["risk_exposure_complete"](account).set(1 if complete else 0)
+        names = ("risk_gross_exposure", "risk_net_exposure")
+        if complete:
+            self.broker[names[0]](account).set(exp[0])
+            self.broker[names[1]](account).set(exp[1])
+        else:
+            for name in (*names, "risk_leverage"):
+                self.broker[name].remove(account)
         self._set_leverage(account)
 
     def _set_leverage(self, account: str) -> None:
         nl = self.net_liq.get(account)
         exp = self.exposure.get(account)
-        if nl and nl > 0 and exp is not None:
+        if nl and nl > 0 and exp is not None and exp[3] == 0:
             self.broker["risk_leverage"](account).set(exp[0] / nl)
 
     # ---- quotes -----------------------------------------------------------------------
@@ -372,7 +447,7 @@ class BrokerState:
         key = self.order_key(order)
         rec = self.orders.get(key)
         if rec is None:
-            strategy = order.orderRef or "unknown"
+            strategy = self.strategies(strategy_of(order.orderRef, self.cfg.strategy_pattern))
             q = quote_key(trade.contract)
             status = trade.orderStatus.status
             live = live and status not in DONE
@@ -419,18 +494,24 @@ class BrokerState:
         except Exception:
             log.exception("order status not handled")
 
+    def _strategy(self, rec: OrderRecord) -> str:
+        """The record's strategy label, marked active (taken back in, or moved to the
+        overflow, if it was removed as idle meanwhile)."""
+        rec.strategy = self.strategies(rec.strategy)
+        return rec.strategy
+
     def _status(self, trade) -> None:
         rec = self._track(trade, live=True)
         status = trade.orderStatus.status
         if not rec.acked and status in ACKED:
             rec.acked = True
             if rec.pre_ack:
-                self.ack_latency(rec.strategy).observe(self.clock() - rec.first_seen)
+                self.ack_latency(self._strategy(rec)).observe(self.clock() - rec.first_seen)
         if rec.outcome is not None:
             return
         if status == "Filled":
             rec.outcome = "filled"
-            self.filled(rec.strategy).inc()
+            self.filled(self._strategy(rec)).inc()
             if rec.live:
                 self.fill_latency(rec.strategy).observe(self.clock() - rec.first_seen)
         elif status in CANCELLED or status == "Inactive":
@@ -439,10 +520,10 @@ class BrokerState:
                 code = "inactive"
             if code is not None:
                 rec.outcome = "rejected"
-                self.rejected(rec.strategy, code).inc()
+                self.rejected(self._strategy(rec), self.codes(code)).inc()
             else:
                 rec.outcome = "cancelled"
-                self.cancelled(rec.strategy).inc()
+                self.cancelled(self._strategy(rec)).inc()
         else:
             return
         self._closed(self.order_key(trade.order), rec)
@@ -456,12 +537,13 @@ class BrokerState:
                 return
             side = 1.0 if ex.side in ("BOT", "BUY") else -1.0
             bps = side * (ex.price - arrival) / arrival * 1e4
-            self.slippage(rec.strategy).observe(bps)
-            w = self.windows.get(rec.strategy)
+            strategy = self._strategy(rec)
+            self.slippage(strategy).observe(bps)
+            w = self.windows.get(strategy)
             if w is None:
-                w = self.windows[rec.strategy] = SlippageWindow()
+                w = self.windows[strategy] = SlippageWindow()
             w.add(self.clock(), bps)
-            self._refresh_window(rec.strategy, w, self.clock())
+            self._refresh_window(strategy, w, self.clock())
         except Exception:
             log.exception("execution not handled")
 
@@ -474,10 +556,20 @@ class BrokerState:
             self.avg_slippage(strategy).set(pct)
 
     def before_scrape(self) -> None:
-        """Age the 15-minute slippage windows so a quiet strategy's mean does not linger."""
+        """Age the 15-minute slippage windows so a quiet strategy's mean does not linger, and
+        remove the series of strategies idle for longer than TRADEMON_IB_STRATEGY_IDLE_SECONDS."""
+        for strategy in self.strategies.expire():
+            self._forget_strategy(strategy)
         now = self.clock()
         for strategy, w in self.windows.items():
             self._refresh_window(strategy, w, now)
+
+    def _forget_strategy(self, strategy: str) -> None:
+        for fam in self.strategy_families:
+            fam.remove(strategy)
+        for labels in [k for k in self.rejected.children if k[0] == strategy]:
+            self.rejected.remove(*labels)
+        self.windows.pop(strategy, None)
 
 
 def rejection_code(trade) -> str | None:

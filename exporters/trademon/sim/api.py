@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..bounded import BoundedValues
 from ..instrument import Instrumentation, instrument
 from ..service import Probes, basics_app
 from .clock import SimClock
@@ -21,6 +22,9 @@ log = logging.getLogger("trademon.sim.api")
 
 SYNTHETIC_PREFIX = "synthetic"
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Distinct synthetic-* names (strategies and breakers together) the API accepts: the synthetic
+# checks use two; each name becomes series here and on position-manager.
+MAX_SYNTHETIC_NAMES = 16
 
 
 class IntentIn(BaseModel):
@@ -42,13 +46,19 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
     ins = instrument(app)
     ins.track_intent_states(world.intents.counts)
     strategies, symbols = set(world.s.strategies), set(world.s.symbols)
+    synthetic_names = BoundedValues(MAX_SYNTHETIC_NAMES)
 
     def strategy_label(value) -> str:
         """The strategy label of a request: a known or synthetic strategy, else ``unknown``
         (what clients send must not grow the series count)."""
-        if isinstance(value, str) and (value in strategies or (value.startswith(SYNTHETIC_PREFIX) and _NAME.match(value))):
+        if isinstance(value, str) and (value in strategies or value in synthetic_names.seen):
             return value
         return "unknown"
+
+    def too_many(name: str) -> str | None:
+        if synthetic_names.admit(name):
+            return None
+        return f"{MAX_SYNTHETIC_NAMES} {SYNTHETIC_PREFIX}* names are in use already; reuse one of them"
 
     def refuse(strategy: str, reason: str, detail: str, status: int = 422, **extra) -> JSONResponse:
         ins.intent_error(strategy, reason)
@@ -61,6 +71,8 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        except RecursionError:
+            return refuse("unknown", "json_too_deep", "the body is JSON nested too deeply to parse; an intent is one flat object", 400)
         strategy = strategy_label(body.get("strategy") if isinstance(body, dict) else None)
         key = request.headers.get("idempotency-key", "").strip()
         if not key:
@@ -83,6 +95,9 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
         synthetic = intent.strategy.startswith(SYNTHETIC_PREFIX)
         if intent.strategy not in strategies and not (synthetic and _NAME.match(intent.strategy)):
             return refuse(strategy, "unknown_strategy", f"unknown strategy; known: {', '.join(world.s.strategies)} or {SYNTHETIC_PREFIX}*")
+        if synthetic and (full := too_many(intent.strategy)):
+            return refuse(strategy, "too_many_synthetic_names", full)
+        strategy = strategy_label(intent.strategy)
         if intent.symbol not in symbols and not synthetic:
             return refuse(strategy, "unknown_symbol", f"unknown symbol; known: {', '.join(world.s.symbols)}")
         if intent.order_type == "limit" and intent.limit_price is None:
@@ -108,6 +123,8 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
     def synthetic_only(breaker: str) -> JSONResponse | None:
         if not breaker.startswith(SYNTHETIC_PREFIX) or not _NAME.match(breaker):
             return _error(403, f"test hooks only touch breakers named {SYNTHETIC_PREFIX}*")
+        if full := too_many(breaker):
+            return _error(422, full, reason="too_many_synthetic_names")
         return None
 
     @app.post("/test/circuit-breaker/{breaker}/trip")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..contract import IB, MD, PM
+from ..contract import IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
+from ..ib.config import IBConfig
 from ..ib.state import BROKER_GAUGES
 from ..metrics import JobMetrics
 from .broker import REJECT_CODES
@@ -92,12 +93,18 @@ class IBExporter:
             for code in REJECT_CODES:
                 m["orders_rejected_total"].labels(st, code)
         self._slippage_shown: set[str] = set()
+        # the simulated strategies, farms and codes are few: nothing overflows
+        for label in IB_BOUNDED_LABELS:
+            m["ib_label_overflow_total"].labels(label)
+        m["ib_client_id"].set(IBConfig().client_id)
         self._observe = {"ack": m["order_ack_latency_seconds"], "fill_latency": m["order_fill_latency_seconds"],
                          "slippage_bps": m["order_slippage_bps"]}
 
     def refresh(self) -> None:
         w, m, d, st = self.world, self.m, self._d, self.world.broker.stats
         m["ib_connected"].set(1 if w.ib_connected else 0)
+        for reason in IB_DOWN_REASONS:  # the simulated outage is IB's (code 1100)
+            m["ib_session_down_reason"].labels(reason).set(int(reason == "connectivity_lost" and not w.ib_connected))
         d.inc(m["ib_disconnects_total"], "", w.ib_disconnects)
         for code, n in w.ib_errors.items():
             d.inc(m["ib_errors_total"], code, n, (code,))
@@ -136,6 +143,7 @@ class IBExporter:
             acct = w.account(a)
             for name, key in ACCOUNT_GAUGES.items():
                 m[name].labels(a).set(acct[key])
+            m["risk_exposure_complete"].labels(a).set(1)  # the simulated broker knows every market value
             for sym in w.s.symbols:
                 m["ib_position_quantity"].labels(a, sym).set(acct["positions"][sym])
                 m["ib_position_market_value"].labels(a, sym).set(acct["market_values"][sym])

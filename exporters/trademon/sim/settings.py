@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import thresholds
-from ..config import ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
+from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
 from ..contract import IB, MD, PM, API, SIM_CONTROL_PORT
 from .scenarios import SCENARIOS
 from .world import Settings
 
 SIM_JOBS = (API, MD, PM, IB)
-DEFAULT_HOST = "0.0.0.0"
+DEFAULT_HOST = LOOPBACK
 DEFAULT_SPEED = 1.0
 CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
 # Used only where prometheus/thresholds.yml is not around (an image holding just the

@@ -4,10 +4,12 @@ plus the control endpoint) and the tasks that move it."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from prometheus_client import CollectorRegistry
 
+from ..config import LOOPBACK
 from ..service import Listener, Probes, Runner, basics_app
 from .api import api_port_app
 from .clock import SimClock
@@ -22,6 +24,15 @@ from .world import World
 log = logging.getLogger("trademon.sim")
 
 TICK_REAL_S = 0.1  # how often the world catches up with the clock and the metrics follow
+
+
+def _reachable(host: str) -> str:
+    """Where the load generator reaches the API: loopback when the API listens on every address."""
+    try:
+        unspecified = not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        unspecified = False
+    return LOOPBACK if unspecified else host
 
 
 class Simulator:
@@ -39,7 +50,7 @@ class Simulator:
         self.pm = PositionManagerExporter(self.world)
         self.ib = IBExporter(self.world, self.clock)
         self.workers = make_workers(self.world, self.clock, self.ins, cfg.world.seed)
-        api_host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host
+        api_host = _reachable(cfg.host)
         self.loadgen = LoadGenerator(self.world, self.clock, f"http://{api_host}:{cfg.ports[API]}", cfg.world.seed)
         w = self.world
         apps = {
@@ -49,7 +60,10 @@ class Simulator:
             IB: basics_app(self.ib.m.registry, Probes({"ib_connected": lambda: w.ib_connected})),
             "control": basics_app(CollectorRegistry(), inner=build_control(self.world, self.clock)),
         }
-        listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name)) for name, app in apps.items()]
+        # With TRADEMON_API_TOKEN set, the scenario switch and the API's test hooks need it.
+        token_paths = {"control": ("/scenarios", "/state"), API: ("/test",)}
+        listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name), token_paths.get(name, ()))
+                     for name, app in apps.items()]
         tasks = [self._tick, self.loadgen.run, *(wk.run for wk in self.workers)]
         self.runner = Runner(listeners, [self._guard(t) for t in tasks])
         self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape

@@ -7,6 +7,8 @@ import uuid
 
 import httpx
 
+from .. import webconfig
+
 
 class Unexpected(Exception):
     """An answer the contract does not allow at this step."""
@@ -17,11 +19,16 @@ def _brief(r: httpx.Response) -> str:
 
 
 class TradingAPI:
-    def __init__(self, client: httpx.AsyncClient, base_url: str):
+    def __init__(self, client: httpx.AsyncClient, base_url: str, token: str | None = None):
         self.client, self.base = client, base_url
+        # The test hooks need the shared token when the API asks for one (TRADEMON_API_TOKEN);
+        # only they get it, never the other URLs the checks visit.
+        if token is None:
+            token = webconfig.load().token
+        self.hook_headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _breaker(self, breaker: str, action: str) -> None:
-        r = await self.client.post(f"{self.base}/test/circuit-breaker/{breaker}/{action}")
+        r = await self.client.post(f"{self.base}/test/circuit-breaker/{breaker}/{action}", headers=self.hook_headers)
         if not r.is_success:
             raise Unexpected(f"POST /test/circuit-breaker/{breaker}/{action} answered {_brief(r)}, expected 2xx")
 
@@ -32,7 +39,7 @@ class TradingAPI:
         await self._breaker(breaker, "reset")
 
     async def breaker_open(self, breaker: str) -> bool:
-        r = await self.client.get(f"{self.base}/test/circuit-breaker/{breaker}")
+        r = await self.client.get(f"{self.base}/test/circuit-breaker/{breaker}", headers=self.hook_headers)
         if not r.is_success:
             raise Unexpected(f"GET /test/circuit-breaker/{breaker} answered {_brief(r)}, expected 200 {{\"open\": bool}}")
         try:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from .. import contract
 from ..logs import register_secret
-from ..config import ConfigError, env_choice, env_float, env_list, env_str, job_port
+from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_list, env_str, job_port
 
 PREFIX = "TRADEMON_SYNTHETIC_"
 CHECKS = ("circuit_breaker", "pipeline", "health", "watchdog")
@@ -130,7 +130,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                               "a timeout no longer than the interval, in seconds")
         timing[check] = Timing(interval, timeout)
     s = Settings(
-        host=env_str(PREFIX + "HOST", "0.0.0.0", env),
+        host=env_str(PREFIX + "HOST", LOOPBACK, env),
         port=job_port("synthetic", env),
         checks=checks,
         timing=timing,

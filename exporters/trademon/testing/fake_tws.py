@@ -10,7 +10,8 @@ process or loop, talks to it over a real socket.
 Scripting: set broker state (positions, P&L, account values, quotes) and it is sent to
 the sessions subscribed to it and replayed to new ones; send order events, fills, errors
 and raw messages; drop the connection, refuse new ones (TWS down), restore, or freeze a
-session (a silent, half-open socket).
+session (a silent, half-open socket); accept sockets but never answer the handshake (a Gateway
+waiting for its login or two-factor approval); hold client ids as used by another client (326).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class FakeTWS:
         self.orders: dict[tuple[int, int], FakeOrder] = {}
         self.executions: list[tuple] = []
         self.unknown_symbols: set[str] = set()  # contract details answer error 200 for these
+        self.client_ids_in_use: set[int] = set()  # another API client holds these: startApi gets 326
+        self.answer_handshake = True  # False: accept the socket, read, never answer (login / 2FA pending)
         self._con_ids: dict[tuple[str, str], int] = {}
         self._perm_ids = itertools.count(900_000)
         self._exec_ids = itertools.count(1)
@@ -311,6 +314,11 @@ class FakeTWS:
     def error(self, code: int, message: str, req_id: int = -1) -> None:
         self._call(lambda: [self._send_error(s, req_id, code, message) for s in self._live()])
 
+    def errors(self, items) -> None:
+        """Many ``(code, message)`` errors in one go (without a round trip to the fake's loop each)."""
+        items = list(items)
+        self._call(lambda: [self._send_error(s, -1, code, text) for s in self._live() for code, text in items])
+
     def send_raw(self, *fields) -> None:
         """Any message, e.g. an id no client knows, or a known id with garbage fields."""
         self._call(lambda: [s.send(*fields) for s in self._live()])
@@ -330,12 +338,35 @@ class FakeTWS:
         self._call(f)
         return o
 
-    def order_status(self, order_id: int, status: str, *, client_id: int) -> None:
+    def place_orders(self, orders) -> None:
+        """Many orders in one go: ``place_order`` keyword dicts (order_id, symbol, action, quantity,
+        client_id, order_ref, ...), sent as one burst, the way TWS streams a busy session."""
+        made = [FakeOrder(o["order_id"], o["client_id"], next(self._perm_ids), self.contract(o["symbol"]),
+                          o.get("action", "BUY"), o.get("quantity", 1), o.get("order_type", "MKT"),
+                          o.get("limit_price"), o.get("order_ref", ""), o.get("account") or self.accounts[0],
+                          o.get("status", "PreSubmitted")) for o in orders]
+
         def f():
-            o = self.orders[(client_id, order_id)]
-            o.status = status
-            for s in self._live():
-                self._send_order_status(s, o)
+            for o in made:
+                self.orders[(o.client_id, o.order_id)] = o
+                for s in self._live():
+                    self._send_open_order(s, o)
+                    self._send_order_status(s, o)
+        self._call(f)
+
+    def order_status(self, order_id: int, status: str, *, client_id: int) -> None:
+        self.order_statuses([order_id], status, client_id=client_id)
+
+    def order_statuses(self, order_ids, status: str, *, client_id: int) -> None:
+        """The same new status for many orders, in one go."""
+        order_ids = list(order_ids)
+
+        def f():
+            for order_id in order_ids:
+                o = self.orders[(client_id, order_id)]
+                o.status = status
+                for s in self._live():
+                    self._send_order_status(s, o)
         self._call(f)
 
     def reject(self, order_id: int, code: int, message: str, *, client_id: int) -> None:
@@ -350,22 +381,27 @@ class FakeTWS:
 
     def fill(self, order_id: int, shares: float, price: float, *, client_id: int, commission: float = 1.0) -> str:
         """An execution (execDetails + commissionReport) and the order status that follows."""
-        exec_id = f"0000e0d5.{next(self._exec_ids):08d}.01.01"
+        return self.fills([(order_id, shares, price)], client_id=client_id, commission=commission)[0]
+
+    def fills(self, items, *, client_id: int, commission: float = 1.0) -> list[str]:
+        """Many ``(order_id, shares, price)`` executions in one go, each as ``fill`` sends it."""
+        items = [(f"0000e0d5.{next(self._exec_ids):08d}.01.01", *item) for item in items]
 
         def f():
-            o = self.orders[(client_id, order_id)]
-            o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
-            o.filled += shares
-            o.last_price = price
-            o.status = "Filled" if o.filled >= o.quantity else "Submitted"
-            ex = (exec_id, o, shares, price, o.filled, o.avg_price, time.time())
-            self.executions.append(ex)
-            for s in self._live():
-                self._send_execution(s, -1, ex)
-                s.send(59, 1, exec_id, commission, "USD", 1.7976931348623157e308, 1.7976931348623157e308, "")
-                self._send_order_status(s, o)
+            for exec_id, order_id, shares, price in items:
+                o = self.orders[(client_id, order_id)]
+                o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
+                o.filled += shares
+                o.last_price = price
+                o.status = "Filled" if o.filled >= o.quantity else "Submitted"
+                ex = (exec_id, o, shares, price, o.filled, o.avg_price, time.time())
+                self.executions.append(ex)
+                for s in self._live():
+                    self._send_execution(s, -1, ex)
+                    s.send(59, 1, exec_id, commission, "USD", 1.7976931348623157e308, 1.7976931348623157e308, "")
+                    self._send_order_status(s, o)
         self._call(f)
-        return exec_id
+        return [item[0] for item in items]
 
     # ---- protocol ---------------------------------------------------------------------
 
@@ -379,6 +415,9 @@ class FakeTWS:
             if await reader.readexactly(4) != b"API\0":
                 return
             body = await self._read(reader)
+            if not self.answer_handshake:  # keep the socket open, say nothing, until the client gives up
+                await reader.read()
+                return
             session.version = self._negotiate(body.decode())
             writer.write(encode(session.version, time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime())))
             self.sessions.append(session)
@@ -419,7 +458,7 @@ class FakeTWS:
         msg = int(f[0])
         if msg == START_API:
             client_id = int(f[2])
-            if any(o.client_id == client_id for o in self.sessions if o is not s):
+            if client_id in self.client_ids_in_use or any(o.client_id == client_id for o in self.sessions if o is not s):
                 self._send_error(s, -1, 326, "Unable to connect as the client id is already in use. "
                                  "Retry with a unique client id.")
                 s.writer.close()

@@ -1,0 +1,221 @@
+"""Bounded work per request, and authentication, in front of every trademon HTTP service.
+
+- ``guard(app, ...)``: an ASGI wrapper that checks authentication before anything else
+  (bearer token on the control/webhook paths, basic auth elsewhere when configured), then
+  reads the body itself with a limit: a Content-Length over the limit is refused before one
+  byte is read, a chunked body is counted as it arrives and refused when it passes the limit;
+  either way the answer is 413 with ``Connection: close``, so the rest is never read.
+- ``GuardedH11Protocol``: uvicorn's h11 protocol with what it lacks against slow clients: a
+  request (headers and body) must arrive within ``read_timeout`` of its first byte (or of
+  the connection opening), and at most ``max_connections`` connections are kept: a new one
+  closes the oldest connection that has not delivered a complete request, so a flood of
+  idle or slow connections cannot keep /healthz from answering or use up the process's
+  file descriptors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import resource
+import socket
+from dataclasses import dataclass
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .webconfig import WebConfig
+
+OPEN_PATHS = ("/healthz",)  # liveness tells nothing and container health checks have no credentials
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 1024 * 1024
+    read_timeout: float = 10.0  # seconds for a whole request to arrive
+    keep_alive: int = 5  # seconds an idle keep-alive connection stays open
+    max_header_bytes: int = 16 * 1024  # h11's limit on a request's head
+    max_connections: int = 512  # per listening port
+
+
+def max_connections(listeners: int, soft_limit: int | None = None) -> int:
+    """Connections per port so that every port's connections together stay well inside the
+    process's file-descriptor limit (the rest is for files, clients and the listening sockets)."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft_limit == resource.RLIM_INFINITY:
+            soft_limit = 65536
+    return max(8, min(Limits.max_connections, (soft_limit - 64) // (2 * max(1, listeners))))
+
+
+async def _answer(send, status: int, text: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+CLOSE = [(b"connection", b"close")]
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return v
+    return None
+
+
+def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()):
+    """``app`` behind authentication and a body limit (see the module doc)."""
+
+    async def guarded(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        path = scope["path"]
+        auth = (_header(scope, b"authorization") or b"").decode("latin-1")
+        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in token_paths):
+            if web.token is not None:
+                scheme, _, presented = auth.partition(" ")
+                if scheme.lower() != "bearer" or not web.token_ok(presented.strip()):
+                    return await _answer(send, 401, "a bearer token is required (TRADEMON_API_TOKEN)\n",
+                                         [(b"www-authenticate", b'Bearer realm="trademon"'), *CLOSE])
+        elif web.users and path not in OPEN_PATHS:
+            scheme, _, encoded = auth.partition(" ")
+            try:
+                user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user, password = "", ""
+            if scheme.lower() != "basic" or not web.basic_ok(user, password):
+                return await _answer(send, 401, "unauthorized\n", [(b"www-authenticate", b'Basic realm="trademon"')])
+
+        length = _header(scope, b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return await _answer(send, 400, "Content-Length is not a number\n", CLOSE)
+            if declared > limits.max_body:
+                return await _answer(send, 413, f"body of {declared} bytes is over the {limits.max_body}-byte limit\n", CLOSE)
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length is None and _header(scope, b"transfer-encoding") is None:
+            return await app(scope, receive, send)
+
+        # Read the body here, counting: memory stays within the limit whatever the client sends.
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limits.max_body:
+                return await _answer(send, 413, f"body over the {limits.max_body}-byte limit\n", CLOSE)
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        del chunks
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await app(scope, replay, send)
+
+    return guarded
+
+
+class ConnectionCap:
+    """The connections of one port, oldest first; past ``limit``, the oldest one still waiting
+    for its request is closed. Checked at accept() time (``CappedSocket``), not only when a
+    protocol starts: asyncio accepts a burst of connections before any protocol sees one, so a
+    check there alone lags behind a flood and lets it reach the file-descriptor limit."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.live: dict["GuardedH11Protocol", None] = {}  # insertion order = age
+
+    def make_room(self, extra: int = 0) -> None:
+        over = len(self.live) + extra - self.limit
+        if over <= 0:
+            return
+        for proto in list(self.live):
+            if over <= 0:
+                break
+            if proto._waiting() and not proto.transport.is_closing():
+                proto._drop()
+                over -= 1
+
+
+class CappedSocket(socket.socket):
+    """A listening socket whose accept() makes room under the port's ConnectionCap first."""
+
+    cap: ConnectionCap | None = None
+
+    def accept(self):
+        conn, addr = super().accept()
+        if self.cap is not None:
+            self.cap.make_room(extra=1)
+        return conn, addr
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a whole-request deadline and a connection cap (module doc).
+
+    The limits come from ``config.trademon_limits`` and ``config.trademon_cap`` (set by service.Runner)."""
+
+    def __init__(self, config, server_state, app_state, _loop=None):
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: Limits = config.trademon_limits
+        self.cap: ConnectionCap = config.trademon_cap
+        self._deadline = None
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._arm()
+        self.cap.live[self] = None
+        self.cap.make_room()
+
+    def _waiting(self) -> bool:
+        """No complete request yet: an idle, slow or silent connection, nothing in progress for it."""
+        return self.conn.their_state is not h11.DONE and (self.cycle is None or self.cycle.response_complete)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.limits.read_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.conn.their_state is not h11.DONE:
+            self._drop()
+
+    def _drop(self) -> None:
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+        if not self.transport.is_closing():
+            self.transport.abort()  # no lingering: the descriptor is freed on the next loop turn
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()  # the first byte of a request starts its clock
+        super().data_received(data)
+        if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._disarm()  # idle now: uvicorn's keep-alive timeout takes over until the next byte
+
+    def connection_lost(self, exc):
+        self._disarm()
+        self.cap.live.pop(self, None)
+        super().connection_lost(exc)

@@ -1,0 +1,102 @@
+"""Who may talk to a trademon service listening beyond loopback, read from the environment.
+
+- ``TRADEMON_WEB_CONFIG_FILE``: a YAML file in the format of Prometheus's ``--web.config.file``
+  (exporter-toolkit): ``tls_server_config: {cert_file, key_file}`` serves HTTPS;
+  ``basic_auth_users: {name: bcrypt hash}`` asks for basic auth on every path but /healthz.
+  Relative paths are relative to the file. Make a hash with
+  ``python3 -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass.getpass().encode(), bcrypt.gensalt()).decode())'``
+  (or ``htpasswd -nBC 10 "" | tr -d ':\\n'``).
+- ``TRADEMON_API_TOKEN`` (or ``TRADEMON_API_TOKEN_FILE``): a shared bearer token that the
+  control and webhook endpoints (the simulator's scenario switch and test hooks, the
+  alert-sink's POST /alerts) require as ``Authorization: Bearer <token>``.
+
+Neither is set by default: the services listen on 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from . import logs
+from .config import ConfigError, env_str, secret
+
+WEB_CONFIG_VARIABLE = "TRADEMON_WEB_CONFIG_FILE"
+TOKEN_VARIABLE = "TRADEMON_API_TOKEN"
+MIN_TOKEN_CHARS = 16
+_KNOWN = {"tls_server_config", "basic_auth_users", "http_server_config"}
+
+
+@dataclass
+class WebConfig:
+    cert_file: str | None = None
+    key_file: str | None = None
+    users: dict[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
+    token: str | None = None
+    _ok: dict[tuple[str, bytes], bool] = field(default_factory=dict, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.cert_file is not None
+
+    def basic_ok(self, user: str, password: str) -> bool:
+        """bcrypt is slow by design (~50 ms at cost 10): successes are cached, as Prometheus does."""
+        hashed = self.users.get(user)
+        if hashed is None:
+            return False
+        key = (user, hashlib.sha256(password.encode("utf-8", "surrogateescape")).digest())
+        if key in self._ok:
+            return True
+        import bcrypt
+
+        try:
+            ok = bcrypt.checkpw(password.encode("utf-8", "surrogateescape"), hashed)
+        except ValueError:
+            return False
+        if ok:
+            if len(self._ok) >= 64:  # bounded: a stolen password tried many ways cannot grow it
+                self._ok.clear()
+            self._ok[key] = True
+        return ok
+
+    def token_ok(self, presented: str) -> bool:
+        return self.token is not None and hmac.compare_digest(presented.encode(), self.token.encode())
+
+
+def load(env: Mapping[str, str] | None = None) -> WebConfig:
+    token = secret(TOKEN_VARIABLE, env)
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(TOKEN_VARIABLE, "***", f"shorter than {MIN_TOKEN_CHARS} characters",
+                          "a random token, e.g. `openssl rand -hex 32`")
+    logs.register_secret(token)
+    wc = WebConfig(token=token)
+    path = env_str(WEB_CONFIG_VARIABLE, env=env)
+    if path is None:
+        return wc
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(WEB_CONFIG_VARIABLE, path, f"cannot read it as YAML ({e})", "a Prometheus-style web config file") from None
+    if not isinstance(doc, dict) or set(doc) - _KNOWN:
+        raise ConfigError(WEB_CONFIG_VARIABLE, path, f"unknown keys {sorted(set(doc) - _KNOWN) if isinstance(doc, dict) else doc!r}",
+                          ", ".join(sorted(_KNOWN)))
+    base = Path(path).parent
+    tls = doc.get("tls_server_config") or {}
+    if tls:
+        for key in ("cert_file", "key_file"):
+            if not tls.get(key):
+                raise ConfigError(WEB_CONFIG_VARIABLE, path, f"tls_server_config has no {key}", "both cert_file and key_file")
+            p = base / tls[key]
+            if not p.is_file():
+                raise ConfigError(WEB_CONFIG_VARIABLE, path, f"tls_server_config.{key} {str(p)!r} is not a file", "a PEM file")
+            setattr(wc, key, str(p))
+    for user, hashed in (doc.get("basic_auth_users") or {}).items():
+        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ConfigError(WEB_CONFIG_VARIABLE, path, f"basic_auth_users.{user} is not a bcrypt hash", "a hash starting $2a$, $2b$ or $2y$")
+        wc.users[str(user)] = hashed.encode()
+    return wc
