@@ -233,6 +233,13 @@ def test_daily_summary_fires_at_its_time(e2e, tmp_path):
     from trademon.bot.cli import Bot
     from trademon.bot.config import BotConfig
 
+    def samples_at(t: float) -> float:
+        r = requests.get(f"{e2e.prom_url}/api/v1/query", params={"query": "count_over_time(daily_pnl[1h])", "time": t}, timeout=5).json()
+        return float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0
+
+    # The summary's minute must have Prometheus data before it (the stack may be younger than a minute).
+    while samples_at(time.time() - time.time() % 60) < 10:
+        time.sleep(60 - time.time() % 60 + 1)
     now = time.time()
     # Today is the only summary day: the last of its week, so the weekly summary comes too.
     today = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][time.gmtime(now).tm_wday]

@@ -194,6 +194,9 @@ def _bot_webhook(cfg: dict, s: Settings, files: SecretFiles, bot_url: str | None
         token = webhook_token(s.env)
     except ConfigError as e:
         raise Skip(f"{e.variable}: {e.problem}; allowed: {e.allowed}" if e.variable == "TELEGRAM_BOT_TOKEN" else str(e), logging.ERROR) from None
+    api = s.get("TELEGRAM_API_URL")  # the bot's setting, checked here too: a bot that cannot start gets no webhook
+    if api:
+        _checked_url("TELEGRAM_API_URL", api)
     logs.register_secret(token)
     cfg["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": files.write("bot_webhook_token", token)}}
     if bot_url:
