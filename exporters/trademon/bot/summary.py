@@ -73,8 +73,7 @@ class Summary:
             q(M["daily_pnl"]), q(M["strategy_pnl"]), q(f"sum(increase({M['orders_submitted_total']}[{w}]))"),
             q(f"sum(increase({M['orders_filled_total']}[{w}]))"), q(f"sum(increase({M['orders_rejected_total']}[{w}]))"),
             q(f"avg(avg_over_time({M['avg_slippage_pct']}[{w}]))"),
-            r.prom.query_range('max by (alertname, severity) (ALERTS{alertstate="firing", severity!="info"})', start, at,
-                               max(15.0, (at - start) / 1000)))
+            r.prom.query_range(fired_expr(max(15.0, (at - start) / 1000)), start, at, max(15.0, (at - start) / 1000)))
         cur = r.limits.currency
         day = datetime.fromtimestamp(at, self.cfg.summary_zone)
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
@@ -119,7 +118,7 @@ class Summary:
         sub, rej, alerts = await asyncio.gather(
             r.prom.query(f"sum(increase({M['orders_submitted_total']}[{w}]))", at),
             r.prom.query(f"sum(increase({M['orders_rejected_total']}[{w}]))", at),
-            r.prom.query_range('max by (alertname, severity) (ALERTS{alertstate="firing", severity!="info"})', monday.timestamp(), at,
+            r.prom.query_range(fired_expr(max(60.0, (at - monday.timestamp()) / 1000)), monday.timestamp(), at,
                                max(60.0, (at - monday.timestamp()) / 1000)))
         out = [f"🗓 <b>Weekly summary</b> · week of {monday:%Y-%m-%d}"]
         totals: dict[str, float] = {}
@@ -149,6 +148,12 @@ class Summary:
                                                           "parse_mode": "HTML", "disable_notification": True},
                                   files={"photo": ("pnl.png", png, "image/png")})
         log.info("daily summary sent")
+
+
+def fired_expr(step: float) -> str:
+    """Which alerts fired in each step: max_over_time, so an alert shorter than a step is not
+    missed between two evaluation points (its duration is then counted as one step)."""
+    return f'max by (alertname, severity) (max_over_time(ALERTS{{alertstate="firing", severity!="info"}}[{int(step)}s]))'
 
 
 def _dur(s: float) -> str:
