@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY exporters ./exporters
 # Every dependency ships wheels, so no compiler is needed even here. pip and setuptools are
 # removed afterwards: the final image installs nothing.
+# [all] includes [calendars]: exchange-calendars for am-config's market-open intervals.
 RUN /opt/trademon/bin/pip install ".[all]" \
  && /opt/trademon/bin/pip uninstall -y pip setuptools \
  && find /opt/trademon -name '__pycache__' -prune -exec rm -rf {} +
@@ -41,11 +42,13 @@ ENV PATH=/opt/trademon/bin:$PATH \
     TRADEMON_HEALTH_URL=http://127.0.0.1:9111/healthz
 # am-config needs the tz database for Alertmanager's time_intervals: fail the build, not the
 # start, if the base image ever drops it.
-RUN python -c "import zoneinfo; zoneinfo.ZoneInfo('America/New_York')" && trademon --help >/dev/null
+RUN python -c "import zoneinfo; zoneinfo.ZoneInfo('America/New_York')" && trademon --help >/dev/null \
+ && python -c "from trademon import markets; markets.check_exchange('XNYS')"
 USER 10001:10001
 WORKDIR /var/lib/trademon
-# 8080-8082, 9110 and 9119: the simulator; 9110: ib-exporter; 9111: synthetic; 9112: alert-sink.
-EXPOSE 8080 8081 8082 9110 9111 9112 9119
+# 8080-8082, 9110 and 9119: the simulator; 9110: ib-exporter; 9111: synthetic; 9112: alert-sink;
+# 9113: am-config --watch.
+EXPOSE 8080 8081 8082 9110 9111 9112 9113 9119
 # Each service sets TRADEMON_HEALTH_URL to its own /healthz (docker-compose.yml does).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['TRADEMON_HEALTH_URL'], timeout=4)"]

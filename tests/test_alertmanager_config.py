@@ -109,8 +109,9 @@ def test_repeat_and_market_hours():
     by = {r["matchers"][0]: r for r in cfg["route"]["routes"]}
     assert by['severity="critical"']["repeat_interval"] == "1h"
     stale = by['severity="warning"']["routes"][0]
-    assert stale["active_time_intervals"] == ["us-equities-market-hours"]
-    (interval,) = [t for t in cfg["time_intervals"] if t["name"] == "us-equities-market-hours"]
+    assert stale["active_time_intervals"] == ["market-open"]
+    # the fallback am-config replaces with the exchange calendar (tests/test_markets.py)
+    (interval,) = [t for t in cfg["time_intervals"] if t["name"] == "market-open"]
     assert interval["time_intervals"] == [{"weekdays": ["monday:friday"], "times": [{"start_time": "09:30", "end_time": "16:00"}],
                                            "location": "America/New_York"}]
 

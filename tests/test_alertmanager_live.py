@@ -8,10 +8,10 @@ simulator through Prometheus, and Telegram's 500/429 outage, are in tests/test_e
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from datetime import time as dtime
-from zoneinfo import ZoneInfo
 
 import pytest
+
+from trademon import markets
 
 from tests.support.amstack import AlertingStack, alert
 from tests.support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
@@ -143,14 +143,14 @@ def test_no_secret_in_any_log(stack):
 
 
 def in_us_market_hours(t: datetime) -> bool:
-    ny = t.astimezone(ZoneInfo("America/New_York"))
-    return ny.weekday() < 5 and dtime(9, 30) <= ny.time() < dtime(16, 0)
+    return markets.is_open(t, "XNYS")  # the NYSE calendar: holidays and early closes too
 
 
 def test_market_data_stale_notified_only_in_market_hours(stack):
-    """The route's active_time_intervals, as the real Alertmanager applies them now (with the
-    America/New_York zone file am-config copied): in US market hours MarketDataStale arrives,
-    outside them it is muted everywhere, the file included. A warning beside it always arrives."""
+    """The route's active_time_intervals, as the real Alertmanager applies them now (the
+    exchange calendar am-config rendered, with the America/New_York zone file it copied): while
+    NYSE is open MarketDataStale arrives, otherwise it is muted everywhere, the file included.
+    A warning beside it always arrives. (Holidays by a moved calendar: test_markets_alertmanager.py.)"""
     before = in_us_market_hours(datetime.now(timezone.utc))
     stack.post(alert("MarketDataStale", "warning", "No market data for AAPL", symbol="AAPL", job="marketdata-stream"),
                alert("UnusualSlippage", "warning", "Slippage 0.9 % on meanrev", strategy="meanrev", job="ib-exporter"))

@@ -42,7 +42,7 @@ def test_full_environment(tmp_path, log_lines):
     rc = receivers(path)
     assert set(rc["critical"]) == {"name", "slack_configs", "email_configs", "webhook_configs"}
     bot = rc["critical"]["webhook_configs"][1]
-    assert bot["url"] == "http://trademon-bot:9113/alerts"
+    assert bot["url"] == "http://trademon-bot:9114/alerts"
     token_file = Path(bot["http_config"]["authorization"]["credentials_file"])
     assert token_file.read_text() == derived_webhook_token(TOKEN) and TOKEN not in token_file.read_text()
     assert Path(rc["warning"]["slack_configs"][0]["api_url_file"]).read_text() == FULL["SLACK_WEBHOOK_URL"]

@@ -91,11 +91,18 @@ def test_who_may_act():
     ("2026-11-30 10:00", "2026-12-01 09:30"),  # in the session -> the next one
     ("2026-11-28 12:00", "2026-11-30 09:30"),  # Saturday
 ])
-def test_next_session_open(now, want):
+def test_next_session_open_from_the_weekday_fallback(now, want):
     hours = sessions.load(ROOT / "alertmanager" / "alertmanager.yml")
     assert hours == sessions.DEFAULT
     got = sessions.next_session_open(datetime.strptime(now, "%Y-%m-%d %H:%M").replace(tzinfo=NY), hours)
     assert got == datetime.strptime(want, "%Y-%m-%d %H:%M").replace(tzinfo=NY)
+
+
+def test_next_session_open_from_the_exchange_calendar():
+    """With the calendar (trademon[calendars]) Thanksgiving is no session: Wednesday evening -> Friday."""
+    hours = sessions.load(ROOT / "alertmanager" / "alertmanager.yml", "XNYS")
+    got = sessions.next_session_open(datetime(2026, 11, 25, 17, 0, tzinfo=NY), hours)
+    assert got == datetime(2026, 11, 27, 9, 30, tzinfo=NY)
 
 
 def test_split_lines_never_over_the_limit():

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
+import os
 from pathlib import Path
 
 import pytest
@@ -84,11 +87,50 @@ def test_the_schema_check_can_fail(compose_bin, tmp_path):
     assert r.returncode != 0 and "restrat" in r.stderr
 
 
-def test_no_version_key_and_grafana_password_required(compose_bin, tmp_path):
+def test_no_version_key():
     assert "version" not in raw()
-    r = subprocess.run([compose_bin, "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", "/dev/null", "config", "--quiet"],
-                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=60)
-    assert r.returncode != 0 and "set GRAFANA_ADMIN_PASSWORD in .env" in r.stderr
+
+
+def test_a_fresh_clone_without_env_file_resolves_to_a_safe_demo(compose_bin, tmp_path):
+    """`docker compose --profile demo up -d` on a fresh clone: no .env, every variable has a
+    default, ports on 127.0.0.1, Grafana with its own first-login flow (admin/admin, then a
+    new password), behind the exposure check."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    shutil.copy(COMPOSE, clone / "docker-compose.yml")
+    assert not (clone / ".env").exists()
+    r = subprocess.run([compose_bin, "--profile", "demo", "config", "--format", "json"], cwd=clone, capture_output=True,
+                       text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "variable is not set" not in r.stderr, r.stderr
+    svcs = json.loads(r.stdout)["services"]
+    assert "sim" in svcs and "ib-exporter" not in svcs
+    assert {p["host_ip"] for s in svcs.values() for p in s.get("ports", [])} == {"127.0.0.1"}
+    assert svcs["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+    assert svcs["grafana"]["depends_on"]["exposure-check"]["condition"] == "service_completed_successfully"
+    check = svcs["exposure-check"]
+    assert check["command"] == ["check-exposure"]
+    assert check["environment"] == {"TRADEMON_BIND_ADDRESS": "127.0.0.1", "GRAFANA_ADMIN_PASSWORD": ""}
+
+
+def run_exposure_check(env: dict) -> subprocess.CompletedProcess:
+    """The exposure-check service's command, run as its container would."""
+    full = {k: v for k, v in os.environ.items() if k not in ("TRADEMON_BIND_ADDRESS", "GRAFANA_ADMIN_PASSWORD")}
+    return subprocess.run([sys.executable, "-m", "trademon", "check-exposure"], env={**full, **env},
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("bind, password, ok", [
+    ("127.0.0.1", "", True), ("::1", "", True), ("localhost", "admin", True),
+    ("0.0.0.0", "", False), ("192.168.1.5", "admin", False), ("0.0.0.0", "a-Long-own-passw0rd", True),
+])
+def test_exposure_check_stops_a_wide_bind_without_a_password(bind, password, ok):
+    r = run_exposure_check({"TRADEMON_BIND_ADDRESS": bind, "GRAFANA_ADMIN_PASSWORD": password})
+    assert (r.returncode == 0) == ok, r.stderr
+    if not ok:
+        assert f"TRADEMON_BIND_ADDRESS={bind}" in r.stderr and "GRAFANA_ADMIN_PASSWORD" in r.stderr, r.stderr
+    if password:
+        assert password not in r.stderr.replace("admin/admin", "").replace("as admin", "") or password == "admin"
 
 
 def test_synthetic_tests_runs_the_checks_once_on_the_stack_network(compose_bin, tmp_path):
@@ -147,7 +189,7 @@ def test_built_image_tag_is_the_package_version(resolved):
 def test_long_running_services_have_healthcheck_and_restart_policy(resolved):
     for name, svc in resolved["services"].items():
         if svc.get("restart") == "no":  # one-shot steps
-            assert name == "alertmanager-config"
+            assert name in ("alertmanager-config", "exposure-check")
             continue
         assert svc.get("restart") == "unless-stopped", name
         hc = svc.get("healthcheck") or {}
@@ -186,7 +228,10 @@ def test_grafana_signup_off_and_password_from_env(resolved):
 
 def test_alertmanager_runs_the_rendered_config(resolved):
     am, init = resolved["services"]["alertmanager"], resolved["services"]["alertmanager-config"]
-    assert am["depends_on"]["alertmanager-config"]["condition"] == "service_completed_successfully"
+    # healthy = the first render is done (it keeps running to render the calendar daily)
+    assert am["depends_on"]["alertmanager-config"]["condition"] == "service_healthy"
+    assert init["command"] == ["am-config", "--watch"]
+    assert init["environment"]["TRADEMON_AM_RELOAD_URL"] == f"http://alertmanager:{contract.JOBS['alertmanager'].port}/-/reload"
     out = init["environment"]["TRADEMON_AM_OUT"]
     assert f"--config.file={out}/alertmanager.yml" in am["command"]
     shared = {v["source"] for v in am["volumes"] if v["target"] == out} & {v["source"] for v in init["volumes"] if v["target"] == out}

@@ -40,7 +40,7 @@ DATA_TIMEOUT = 90.0  # seconds for every panel to have data, from the first scra
 
 
 class Stack:
-    """Simulator, alert sink and synthetic checks, scraped by Prometheus with the project's config."""
+    """Simulator, alert sink, synthetic checks and am-config --watch, scraped by Prometheus with the project's config."""
 
     def __init__(self, workdir: Path, configure=None):
         """``configure``: a function of the rendered prometheus.yml (tests/test_store_live.py
@@ -49,6 +49,7 @@ class Stack:
         self.procs = []
         self.sim = SimProcess.start(workdir, speed=30.0, seed=7)
         self.sink_port, self.syn_port, self.prom_port = free_port(), free_port(), free_port()
+        self.amc_port = free_port()
         self.prom = f"http://127.0.0.1:{self.prom_port}"
         sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
                      {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", port_variable("alert-sink"): str(self.sink_port),
@@ -56,8 +57,14 @@ class Stack:
         self.procs.append(sink)
         wait_http(f"http://127.0.0.1:{self.sink_port}/healthz", 20, sink)
         targets = {job: f"127.0.0.1:{port}" for job, port in self.sim.ports.items() if job != "control"}
+        # am-config --watch: the market calendar and IB schedule series (no Alertmanager to reload here)
+        amc = start("alertmanager-config", [sys.executable, "-m", "trademon", "am-config", "--watch", "--source", str(ROOT / "alertmanager"),
+                                            "--out", str(workdir / "am-config")],
+                    {port_variable("alertmanager-config"): str(self.amc_port)}, workdir / "am-config.log")
+        self.procs.append(amc)
+        wait_http(f"http://127.0.0.1:{self.amc_port}/readyz", 30, amc)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",
-                        "prometheus": f"127.0.0.1:{self.prom_port}"})
+                        "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}"})
         cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s")
         if configure is not None:
             cfg = configure(cfg)

@@ -102,3 +102,13 @@ def test_second_nodes_run_the_same_images_as_the_first(resolved):
     s = resolved["services"]
     assert s["prometheus-b"]["image"] == s["prometheus"]["image"]
     assert s["alertmanager-b"]["image"] == s["alertmanager"]["image"]
+
+
+def test_both_alertmanagers_wait_for_the_render_and_are_reloaded_by_it(resolved):
+    """alertmanager-config keeps running (the market calendar is rendered daily): the second
+    node waits for it to be healthy, not to exit, and each render reloads both nodes."""
+    s = resolved["services"]
+    for name in ("alertmanager", "alertmanager-b"):
+        assert s[name]["depends_on"]["alertmanager-config"]["condition"] == "service_healthy", name
+    urls = s["alertmanager-config"]["environment"]["TRADEMON_AM_RELOAD_URL"].split(",")
+    assert sorted(urls) == ["http://alertmanager-b:9093/-/reload", "http://alertmanager:9093/-/reload"]

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,3 +81,106 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
     finally:
         rc = proc.close()
     assert rc == 0, proc.tail()
+
+
+# ---- first-class: .env, flags, busy ports, where things are ---------------------------------
+
+from support.native import NativeStack, free_ports_env, write_env_file  # noqa: E402
+from support.standins import StandIns  # noqa: E402
+from trademon.config import ConfigError, read_env_file  # noqa: E402
+
+
+def test_env_file_is_read_as_compose_reads_it(tmp_path):
+    f = tmp_path / ".env"
+    f.write_text("# comment\n\nA=1\nexport B=two words\nC='quoted # not a comment'\nD=\"x\"\nE=v # trailing comment\nF=\n")
+    assert read_env_file(f) == {"A": "1", "B": "two words", "C": "quoted # not a comment", "D": "x", "E": "v", "F": ""}
+    f.write_text("A=1\nthis is not an assignment\n")
+    with pytest.raises(ConfigError, match=r"\.env:2"):
+        read_env_file(f)
+
+
+def test_native_from_env_file_delivers_to_the_telegram_set_there(tmp_path):
+    """The Telegram settings of .env are used: a page reaches the Telegram stand-in.
+    (Whether Alertmanager or a companion service talks to Telegram is not this test's business.)"""
+    with StandIns() as standins:
+        telegram = {k: v for k, v in standins.env().items() if k.startswith("TELEGRAM_")}
+        stack = NativeStack(tmp_path, telegram, "--speed", "30")
+        try:
+            stack.wait_ready()
+            out = stack.proc.log_text()
+            assert "TELEGRAM_BOT_TOKEN not set" not in out, out
+            for shown in ("alerts.jsonl", "logs", f"settings from {stack.env_file}"):
+                assert shown in out, (shown, out)
+            # The synthetic check's test breaker is in Alertmanager as what it is: a self-test, info.
+            def synthetic_breaker():
+                alerts = requests.get(f"{stack.am_url}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"},
+                                      timeout=5).json()
+                return [a for a in alerts if a["labels"].get("breaker", "").startswith("synthetic")]
+            for a in wait_for(synthetic_breaker, 60, 0.5, "the synthetic breaker's CircuitBreakerTripped in Alertmanager"):
+                assert a["labels"]["severity"] == "info" and a["labels"]["self_test"] == "true", a["labels"]
+            requests.post(f"{stack.control_url}/scenarios/loss-breach", timeout=5).raise_for_status()
+            msgs = wait_for(lambda: [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"]], 90, 0.5,
+                            "the DailyLossLimitBreach page at the Telegram stand-in")
+            assert msgs
+            assert not any("synthetic" in m["text"] for m in standins.telegram.sent())
+            assert all(s not in stack.proc.log_text() for s in standins.secrets())
+        finally:
+            rc = stack.close()
+    assert rc == 0, stack.proc.tail()
+
+
+def test_native_refuses_to_start_on_a_busy_port_and_names_it(tmp_path):
+    import socket
+
+    env = free_ports_env()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        env[port_variable("prometheus")] = str(port)
+        write_env_file(tmp_path / ".env", env)
+        r = subprocess.run([sys.executable, "-m", "trademon", "native", "--env-file", str(tmp_path / ".env"),
+                            "--data-dir", str(tmp_path / "native")], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **{k: "" for k in env}})
+    assert r.returncode == 2, r.stderr
+    assert f"prometheus: 127.0.0.1:{port}" in r.stderr and "TRADEMON_PROMETHEUS_PORT" in r.stderr, r.stderr
+    assert "service up" not in r.stderr  # nothing was started
+    assert not (tmp_path / "native" / "logs").exists()
+
+
+def test_native_bad_speed_names_the_flag(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "trademon", "native", "--speed", "0", "--data-dir", str(tmp_path / "n")],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, **free_ports_env()})
+    assert r.returncode == 2 and "--speed '0': out of range" in r.stderr, r.stderr
+
+
+def test_a_bad_value_in_env_file_stops_native_before_anything_starts_and_says_where(tmp_path):
+    env = {**free_ports_env(), "TRADEMON_SIM_SEED": "abc"}
+    write_env_file(tmp_path / ".env", env)
+    r = subprocess.run([sys.executable, "-m", "trademon", "native", "--env-file", str(tmp_path / ".env"),
+                        "--data-dir", str(tmp_path / "native")], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **{k: "" for k in env}})
+    assert r.returncode == 2, r.stderr
+    assert "TRADEMON_SIM_SEED='abc': not a whole number" in r.stderr and f"set in {tmp_path / '.env'}" in r.stderr, r.stderr
+    assert not (tmp_path / "native" / "logs").exists()  # nothing was started
+
+
+def test_first_run_fetches_the_binaries_once(tmp_path, monkeypatch):
+    """`trademon native` on a fresh clone runs scripts/install-tools.sh when the binaries are
+    missing, and not again once they are there (a stand-in script here: no network in tests)."""
+    from trademon import native, tools
+
+    bin_dir, root = tmp_path / "bin", tmp_path / "clone"
+    (root / "scripts").mkdir(parents=True)
+    script = root / "scripts" / "install-tools.sh"
+    script.write_text(f"#!/bin/sh\nPATH=/usr/bin:/bin\necho run >> {tmp_path}/runs\nmkdir -p {bin_dir}\n"
+                      f"for b in prometheus alertmanager; do printf '#!/bin/sh\\n' > {bin_dir}/$b; chmod +x {bin_dir}/$b; done\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("TRADEMON_TOOLS_DIR", str(bin_dir))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(tools.ToolMissing):
+        tools.find("prometheus")
+    native.ensure_tools(root)
+    native.ensure_tools(root)
+    assert (tmp_path / "runs").read_text() == "run\n"
+    assert tools.find("alertmanager") == str(bin_dir / "alertmanager")

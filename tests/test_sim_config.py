@@ -49,6 +49,18 @@ def test_bad_configuration_exits_2_with_a_clear_message(env, args, fragments):
         assert f in r.stderr, f"{f!r} not in {r.stderr!r}"
 
 
+@pytest.mark.parametrize("args, typed, not_typed", [
+    (("--speed", "0"), "--speed '0': out of range", "TRADEMON_SIM_SPEED='0'"),
+    (("--seed", "abc"), "--seed 'abc': not a whole number", "TRADEMON_SIM_SEED='abc'"),
+])
+def test_a_bad_flag_is_named_as_typed(args, typed, not_typed):
+    """The user typed a flag: the error names the flag (and which variable it sets), not
+    a variable the user never saw."""
+    r = run_sim({}, *args)
+    assert r.returncode == 2, r.stderr
+    assert typed in r.stderr and not_typed not in r.stderr, r.stderr
+
+
 def test_two_jobs_on_one_port_is_refused():
     port = str(free_port())
     r = run_sim({"TRADEMON_MARKETDATA_STREAM_PORT": port, "TRADEMON_POSITION_MANAGER_PORT": port})

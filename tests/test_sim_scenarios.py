@@ -128,9 +128,29 @@ def test_slippage_spike_pushes_average_slippage_over_half_a_percent(start_sim):
     assert avg0 < 0.1
     sim.on("slippage-spike")
     wait(lambda: slippage_state(sim)[0] > 0.5, "avg_slippage_pct above 0.5 %")
-    assert slippage_state(sim)[1] > costly0 + 5  # fills now land beyond 50 bps
+    wait(lambda: slippage_state(sim)[1] > costly0 + 5, "fills landing beyond 50 bps")
     sim.off("slippage-spike")
     wait(lambda: slippage_state(sim)[0] < 0.5, "avg_slippage_pct back under 0.5 %", timeout=30)
+
+
+def test_slippage_spike_means_slippage_not_a_loss_breach(start_sim):
+    """From a full 15-minute window of ordinary fills, the spike pushes one strategy's
+    15-minute mean over 0.5 % within 5 simulated minutes (UnusualSlippage pages), and for
+    nearly twice that time the account stays inside the daily loss limit with its breaker
+    closed (the scenario is slippage, not DailyLossLimitBreach). At 1 % on every strategy the
+    page took 7-8 minutes, about when the loss limit went too."""
+    sim = start_sim(speed=60)  # a poll every 0.2 s is 12 simulated seconds
+    t_start = sim.state()["sim_time"]
+    wait(lambda: sim.state()["sim_time"] - t_start > 16 * 60, "16 simulated minutes of ordinary trading", timeout=60)
+    account = next(iter(sim.state()["accounts"]))
+    sim.on("slippage-spike")
+    t0 = sim.state()["sim_time"]
+    wait(lambda: slippage_state(sim)[0] > 0.5, "avg_slippage_pct above 0.5 %", timeout=30)
+    assert sim.state()["sim_time"] - t0 < 5 * 60
+    wait(lambda: sim.state()["sim_time"] - t0 > 9 * 60, "9 simulated minutes of spike", timeout=30)
+    st = sim.state()
+    assert st["accounts"][account]["daily_pnl"] > LIMIT, st["accounts"][account]
+    assert not st["breakers"]["daily_loss"]
 
 
 def order_counts(sim):

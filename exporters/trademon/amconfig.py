@@ -9,9 +9,11 @@ environment (.env) and writes a self-contained directory:
     OUT/secrets/*             one secret per file, mode 0600 (directory 0700)
     OUT/zoneinfo/...          the time zones the time_intervals name (Alertmanager's image
                               has no tz database; point ZONEINFO at this directory)
+    OUT/market_schedule.json  the exchange sessions behind the ``market-open`` intervals and
+                              their horizon (trademon.markets; `am-config --watch` exports them)
 
-In compose it runs as an init step writing into a volume that Alertmanager mounts at the
-same path. An integration (Telegram, Slack, email) whose settings are missing or invalid is
+In compose it runs as ``am-config --watch`` (trademon.amwatch): it renders before
+Alertmanager starts, into a volume that Alertmanager mounts at the same path, then daily. An integration (Telegram, Slack, email) whose settings are missing or invalid is
 left out with a JSON log line saying what to set; the file webhook always stays, so
 Alertmanager starts and every notification is still recorded.
 """
@@ -27,7 +29,8 @@ import sys
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from datetime import datetime, timezone
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 import yaml
@@ -88,26 +91,37 @@ class Settings:
 
 
 class SecretFiles:
-    """Writes each secret once into OUT/secrets with mode 0600."""
+    """Writes each secret once into OUT/secrets with mode 0600.
+
+    Each file is replaced whole (a running Alertmanager reads them when it sends, and
+    `am-config --watch` renders again daily: it never sees a missing or half-written one);
+    ``prune()`` then removes the secrets no longer configured."""
 
     def __init__(self, out: Path):
         self.dir = out / "secrets"
-        if self.dir.is_dir():  # a secret no longer configured must not linger in the volume
-            for old in self.dir.iterdir():
-                if old.is_file():
-                    old.unlink()
+        self.written: set[str] = set()
 
     def write(self, name: str, value: str) -> str:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         path = self.dir / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp = self.dir / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
             os.write(fd, value.encode("utf-8"))
         finally:
             os.close(fd)
+        os.replace(tmp, path)
+        self.written.add(name)
         return str(path)
+
+    def prune(self) -> None:
+        """A secret no longer configured must not linger in the volume."""
+        if self.dir.is_dir():
+            for old in self.dir.iterdir():
+                if old.is_file() and old.name not in self.written:
+                    old.unlink()
 
 
 def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
@@ -236,6 +250,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
                 if urlsplit(w["url"]).hostname == "alert-sink":
                     w["url"] = alert_sink_url
         _alert_sink_token(receiver, s, files, alert_sink_url)
+    files.prune()
     for item in left_out:
         log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
     cfg["templates"] = [str(out / "templates" / "*.tmpl")]
@@ -295,9 +310,40 @@ def _zone_file(name: str) -> Path:
     raise ConfigError("time_intervals location", name, "no tz database file found", "install tzdata (apt-get install tzdata, or pip install tzdata)")
 
 
+SCHEDULE_FILE = "market_schedule.json"
+
+
+def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: datetime,
+                          make_schedule: Callable | None = None) -> "markets.Schedule | None":
+    """Replace the source's fallback ``market-open`` interval (weekdays, no holidays) with the
+    exchange calendar's sessions up to the horizon, and write OUT/market_schedule.json.
+    Without exchange-calendars the fallback stays, with a warning saying what to install."""
+    from . import markets
+
+    names = [t["name"] for t in cfg.get("time_intervals", [])]
+    if markets.INTERVAL_NAME not in names:
+        return None
+    exchanges = markets.exchanges_from_env(env) if make_schedule is None else None
+    try:
+        sched = (make_schedule or markets.schedule)(exchanges, now, markets.horizon_days_from_env(env))
+    except markets.CalendarUnavailable as e:
+        log.warning("market calendar unavailable: weekday market hours without holidays", extra={"reason": str(e)})
+        (out / SCHEDULE_FILE).unlink(missing_ok=True)
+        return None
+    generated = {t["name"]: t for t in sched.intervals()}
+    cfg["time_intervals"] = [t for t in cfg["time_intervals"] if t["name"] not in generated] + list(generated.values())
+    tmp = out / (SCHEDULE_FILE + ".tmp")
+    tmp.write_text(json.dumps(sched.as_json()), encoding="utf-8")
+    os.replace(tmp, out / SCHEDULE_FILE)
+    log.info("market calendar rendered", extra={"exchanges": list(sched.exchanges), "horizon_end": sched.end.isoformat(),
+                                                "periods": len(sched.periods)})
+    return sched
+
+
 def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
-           bot_url: str | None = None) -> Path:
-    """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo); return its path."""
+           now: datetime | None = None, make_schedule: Callable | None = None, bot_url: str | None = None) -> Path:
+    """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo, market schedule); return
+    its path. ``now`` and ``make_schedule`` (exchanges, now, horizon_days) -> Schedule are for tests."""
     env = os.environ if env is None else env
     src = source_dir / "alertmanager.yml"
     if not src.is_file():
@@ -306,6 +352,7 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
     out.mkdir(parents=True, exist_ok=True)
     render_templates(source_dir / "templates", out / "templates", env)
     cfg, _ = render_config(source, out, env, alert_sink_url, bot_url)
+    apply_market_calendar(cfg, out, env, now or datetime.now(timezone.utc), make_schedule)
     copy_zoneinfo(cfg, out / "zoneinfo")
     target = out / "alertmanager.yml"
     tmp = target.with_suffix(".yml.tmp")
@@ -318,7 +365,7 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
 def render_for_native(root: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
                       bot_url: str | None = None) -> Path:
     """The rendered config for `trademon native` and the end-to-end tests."""
-    return render(root / "alertmanager", out, env, alert_sink_url, bot_url)
+    return render(root / "alertmanager", out, env, alert_sink_url, bot_url=bot_url)
 
 
 def _default_source() -> str:
@@ -335,12 +382,20 @@ def configure(parser) -> None:
     parser.add_argument("--alert-sink-url", default=os.environ.get("TRADEMON_AM_ALERT_SINK_URL"),
                         help="replace the alert-sink webhook URL (default: keep http://alert-sink:9112/alerts)")
     parser.add_argument("--bot-url", default=os.environ.get("TRADEMON_AM_BOT_URL"),
-                        help="replace `trademon bot`'s webhook URL (default: keep http://trademon-bot:9113/alerts)")
+                        help="replace `trademon bot`'s webhook URL (default: keep http://trademon-bot:9114/alerts)")
+    parser.add_argument("--watch", action="store_true",
+                        help="keep running: render again every TRADEMON_AM_REFRESH_SECONDS (default 86400) so the market "
+                             "calendar never runs out, reload Alertmanager (TRADEMON_AM_RELOAD_URL) on change, and serve "
+                             "/metrics (market open, calendar horizon, IB maintenance windows) on TRADEMON_ALERTMANAGER_CONFIG_PORT")
 
 
 def main(args) -> int:
     logs.setup("am-config", env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"]))
-    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url, args.bot_url)
+    if getattr(args, "watch", False):
+        from . import amwatch
+
+        return amwatch.run(args)
+    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url, bot_url=args.bot_url)
     log.info("alertmanager config rendered", extra={"path": str(path)})
     if log.isEnabledFor(logging.DEBUG):  # what Alertmanager will run; secrets are *_file paths in it
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))

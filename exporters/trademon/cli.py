@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError
+from .config import ConfigError, as_typed
 
 SUBCOMMANDS = {
     "sim": ("trademon.sim.cli", "demo simulator: the trader's services and the broker, with scenarios"),
@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "bot": ("trademon.bot.cli", "Telegram companion: delivers alerts with silence buttons, answers /status, /pnl and more"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
+    "demo": ("trademon.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
+    "check-exposure": ("trademon.exposure", "compose start-up step: refuse wider-than-localhost ports with Grafana's default login"),
     "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),
 }
 
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except errors as e:
         from .logs import redact  # a value in the message may be a secret
 
-        print(redact(f"trademon {args.command}: configuration error: {e}"), file=sys.stderr)
+        shown = as_typed(e, args) if isinstance(e, ConfigError) else e
+        print(redact(f"trademon {args.command}: configuration error: {shown}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

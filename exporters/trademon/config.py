@@ -123,7 +123,11 @@ def job_port(job: str, env: Mapping[str, str] | None = None) -> int:
 def add_env_flags(parser, flags: Mapping[str, tuple[str, str]]) -> None:
     """Command-line flags that override environment variables: ``{"--flag": (VARIABLE, help)}``.
 
-    The value is validated with the variable's own rules, so an error names the variable."""
+    The value is validated with the variable's own rules; :func:`as_typed` turns the error
+    back into one that names the flag when the flag gave the value."""
+    known = dict(parser.get_default("_env_flags") or {})
+    known.update({variable: flag for flag, (variable, _) in flags.items()})
+    parser.set_defaults(_env_flags=known)
     for flag, (variable, help_) in flags.items():
         parser.add_argument(flag, dest=variable, default=None, metavar="VALUE",
                             help=f"{help_}; overrides {variable}" if help_ else f"overrides {variable}")
@@ -136,4 +140,48 @@ def environ_with_flags(args, flags: Mapping[str, tuple[str, str]]) -> dict[str, 
         value = getattr(args, variable, None)
         if value is not None:
             env[variable] = str(value)
+    return env
+
+
+def as_typed(error: ConfigError, args) -> str:
+    """The error in the words the user used: ``--speed '0'`` when the flag gave the value,
+    ``TRADEMON_SIM_SPEED='0'`` when the environment (or .env) did."""
+    flag = (getattr(args, "_env_flags", None) or {}).get(error.variable)
+    if flag is None or getattr(args, error.variable, None) is None:
+        return str(error)
+    return f"{flag} {error.value!r}: {error.problem}; allowed: {error.allowed} (the flag sets {error.variable})"
+
+
+def read_env_file(path) -> dict[str, str]:
+    """``KEY=VALUE`` lines as docker compose reads ``.env``: ``#`` comments, blank lines,
+    an optional ``export``, values optionally in single or double quotes (unquoted values
+    end at `` #``). Interpolation (``${OTHER}``) is not supported; a line that is not an
+    assignment is an error naming the file and line, so a typo is not silently ignored."""
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[7:].lstrip()
+            key, sep, value = line.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not key.replace("_", "").isalnum() or key[0].isdigit():
+                raise ConfigError(f"{path}:{n}", raw.rstrip("\n"), "not a KEY=VALUE line", "KEY=VALUE, # comments, blank lines")
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            elif " #" in value:
+                value = value.split(" #", 1)[0].rstrip()
+            out[key] = value
+    return out
+
+
+def environ_with_env_file(path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment with ``path``'s variables under it: like compose, a variable set in
+    the shell wins over the file (an empty shell value counts as unset)."""
+    env = dict(os.environ if environ is None else environ)
+    for k, v in read_env_file(path).items():
+        if not env.get(k, "").strip():
+            env[k] = v
     return env

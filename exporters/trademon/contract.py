@@ -34,6 +34,7 @@ JOBS: dict[str, Job] = {
         Job("ib-exporter", 9110, "trademon", "broker truth from TWS / IB Gateway"),
         Job("synthetic", 9111, "trademon", "continuous synthetic checks"),
         Job("alert-sink", 9112, "trademon", "file-based Alertmanager webhook receiver"),
+        Job("alertmanager-config", 9113, "trademon", "Alertmanager config render kept current: market calendar, IB schedule"),
         Job("prometheus", 9090, "stack", "Prometheus"),
         Job("alertmanager", 9093, "stack", "Alertmanager"),
         Job("grafana", 3000, "stack", "Grafana"),
@@ -48,7 +49,7 @@ JOBS: dict[str, Job] = {
 SIM_CONTROL_PORT = 9119
 
 # `trademon bot`'s webhook for Alertmanager (and its /healthz, /metrics). Not a scrape job yet.
-BOT_PORT = 9113
+BOT_PORT = 9114
 
 
 def jobs_of_kind(kind: str) -> list[str]:
@@ -97,6 +98,7 @@ PM = "position-manager"
 IB = "ib-exporter"
 SYN = "synthetic"
 SINK = "alert-sink"
+AMC = "alertmanager-config"
 
 
 def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
@@ -169,6 +171,12 @@ METRICS: tuple[Metric, ...] = (
     _m("alert_sink_notifications_total", COUNTER, "Notifications written to the JSON-lines file; status is firing or resolved.", ["receiver", "status"], job=SINK, group="Alert sink"),
     _m("alert_sink_rejected_total", COUNTER, "Payloads refused, by reason.", ["reason"], job=SINK, group="Alert sink"),
     _m("alert_sink_last_notification_timestamp_seconds", GAUGE, "Unix time of the last notification written.", job=SINK, group="Alert sink"),
+    # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
+    _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
+    _m("trademon_market_calendar_end_timestamp_seconds", GAUGE, "Unix time the rendered market-open intervals end (the calendar horizon).", job=AMC, group="Market and IB schedule"),
+    _m("trademon_ib_maintenance_window", GAUGE, "1 inside a configured IB maintenance window (server reset, Gateway restart), else 0.", ["window"], job=AMC, group="Market and IB schedule"),
+    _m("trademon_am_config_last_render_timestamp_seconds", GAUGE, "Unix time of the last successful Alertmanager config render.", job=AMC, group="Market and IB schedule"),
+    _m("trademon_am_config_render_failures_total", COUNTER, "Failed renders or Alertmanager reloads (the last good config stays).", job=AMC, group="Market and IB schedule"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

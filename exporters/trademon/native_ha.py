@@ -28,6 +28,7 @@ from .native import (
     Supervisor,
     alertmanager_cmd,
     bot_service,
+    am_watch_service,
     prometheus_cmd,
     render_prometheus_config,
     repo_root,
@@ -87,6 +88,10 @@ def main(args) -> int:
     for name, web, listen in (("alertmanager", port["alertmanager"], gossip[0]), ("alertmanager-b", port["alertmanager-b"], gossip[1])):
         cmd = alertmanager_cmd(am_cfg, data / name, web, host, f"http://{host}:{web}")
         services.append(Service(name, scaleout.clustered(cmd, listen, gossip), f"http://{host}:{web}/-/ready", zoneinfo))
+    watch = am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
+                             bot_url=f"http://{host}:{bot_port}/alerts")
+    watch.env["TRADEMON_AM_RELOAD_URL"] = ",".join(f"http://{a}/-/reload" for a in ams)  # both nodes read the file
+    services.append(watch)
     if args.mode == "demo":
         control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
         services.append(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz", {"TRADEMON_SIM_HOST": host}))

@@ -48,7 +48,8 @@ class AlertingStack:
     """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
 
     def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 standins: StandIns | None = None, prometheus_url: str = "http://127.0.0.1:9", bot_env: dict[str, str] | None = None):
+                 standins: StandIns | None = None, make_schedule=None, prometheus_url: str = "http://127.0.0.1:9",
+                 bot_env: dict[str, str] | None = None):
         self.dir = workdir
         self.procs: list[Proc] = []
         self.standins = standins or StandIns()
@@ -62,6 +63,7 @@ class AlertingStack:
         self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                            "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
         self.intervals = TEST_INTERVALS if intervals is None else intervals
+        self.make_schedule = make_schedule  # the market calendar to render (trademon.amconfig.render), None: the real one
         try:
             self._start()
         except BaseException:
@@ -71,7 +73,7 @@ class AlertingStack:
     def _start(self) -> None:
         out = self.dir / "am-config"
         path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
-                               bot_url=f"{self.bot_url}/alerts")
+                               make_schedule=self.make_schedule, bot_url=f"{self.bot_url}/alerts")
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], self.intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))

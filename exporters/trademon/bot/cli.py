@@ -1,6 +1,6 @@
 """``trademon bot``: wire the parts together and run them in one event loop.
 
-Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9113) for Alertmanager's
+Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9114) for Alertmanager's
 webhook (/alerts) and /healthz, /readyz, /metrics; polls Telegram; sends the outbox and the
 daily summary. Settings: see README.md, "Telegram".
 """
@@ -8,6 +8,7 @@ daily summary. Settings: see README.md, "Telegram".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -34,7 +35,7 @@ class BotMetrics:
 class Bot:
     """Everything, built from a BotConfig; ``clock`` is injectable (the daily summary's tests)."""
 
-    def __init__(self, cfg, clock=time.time):
+    def __init__(self, cfg, clock=time.time, env=None):
         from . import sessions
         from .auth import Signer
         from .handlers import Handlers
@@ -47,9 +48,13 @@ class Bot:
         from .webhook import Delivery
 
         self.cfg = cfg
+        env = os.environ if env is None else env
         th = thresholds.load(cfg.config_root)
         am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
-        hours = sessions.load(am_yml) if am_yml.is_file() else sessions.DEFAULT
+        from .. import markets
+
+        exchange = markets.exchanges_from_env(env)[0]
+        hours = sessions.load(am_yml, exchange) if am_yml.is_file() else dataclasses.replace(sessions.DEFAULT, exchange=exchange)
         self.metrics = BotMetrics()
         self.store = Store(cfg.state_dir / "bot.sqlite3")
         self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
@@ -115,7 +120,7 @@ def main(args) -> int:
     logs.register_secret(cfg.alert_sink_token)
     if not cfg.webhook_token:
         raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
-    bot = Bot(cfg)
+    bot = Bot(cfg, env=os.environ)
 
     async def outbox():
         await bot.delivery.run_outbox()

@@ -44,6 +44,13 @@ ERROR_LEVELS = "critical|error"
 SEED_LOG_QUERY = '{job="trading"} |= "error"'
 
 
+# The market's clock and IB's (am-config --watch): open is good news here, not an alarm.
+MARKET_OPEN = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="closed", color="#8e8e8e"),
+                                    "1": dm.ValueMappingResult(text="OPEN", color=GREEN)})]
+IB_WINDOW = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="normal", color=GREEN),
+                                  "1": dm.ValueMappingResult(text="IB maintenance", color=ORANGE)})]
+
+
 def alert(name: str) -> str:
     """An alert of the rules; a name the rules lack fails at generation time."""
     if name not in ALERT_NAMES:
@@ -411,7 +418,7 @@ def system_health(t: dict) -> Board:
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
-         "SyntheticCheckFailed"],
+         "SyntheticCheckFailed", "MarketCalendarExpiring"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
@@ -436,8 +443,14 @@ def system_health(t: dict) -> Board:
                             links=[runbook("IBDataFarmDisconnected")]),
                 timeseries_panel("IB errors by code", [Q(f"sum by (code) ({rate(m('ib_errors_total'))})", "{{code}}")], unit="ops",
                                  description="Error and warning codes received from TWS / IB Gateway per second."),
-                timeseries_panel("IB disconnects", [Q(f"increase({m('ib_disconnects_total')}[1h])", "disconnects")], unit="short",
-                                 description="API session losses over the last hour.", thresholds=above(1), bars=True),
+                timeseries_panel("IB disconnects", [Q(f"sum(increase({m('ib_disconnects_total')}[5m]))", "disconnects"),
+                                                    Q(f"sum({rec('job:ib_disconnect_incidents:increase5m')})", "incidents")],
+                                 unit="short", description="API session losses per 5 minutes; incidents are those outside IB's "
+                                 "maintenance windows (a reconnect during the scheduled reset is not one).", thresholds=above(1), bars=True),
+                state_panel("IB maintenance window", [Q(rec("trademon:ib_maintenance_window:max"), "IB schedule")],
+                            description="Inside a configured IB maintenance window (server reset, Gateway restart: TRADEMON_IB_MAINTENANCE, "
+                            "TRADEMON_IB_GATEWAY_RESTART). TWSConnectionLost and IBDataFarmDisconnected wait longer inside one.",
+                            mappings=IB_WINDOW, links=[runbook("TWSConnectionLost")]),
                 *ib_bounds_panels(),
             ]),
             ("Market data", [
@@ -448,6 +461,13 @@ def system_health(t: dict) -> Board:
                                  thresholds=above(stale), draw_thresholds=True, links=[runbook("MarketDataStale")]),
                 state_panel("Feed connection", [Q(m("marketdata_connected"), "feed")], description="The market-data stream's upstream feed.",
                             mappings=UP_DOWN, thresholds=below(1)),
+                state_panel("Market open", [Q(f"max by (exchange) ({m('trademon_market_open')})", "{{exchange}}")],
+                            description="Regular sessions of the configured exchanges (TRADEMON_EXCHANGES) from the exchange calendar, "
+                            "holidays and early closes included: MarketDataStale notifies only while one is open.",
+                            mappings=MARKET_OPEN, links=[runbook("MarketDataStale")]),
+                stat_panel("Market calendar left", [Q(f"min({m('trademon_market_calendar_end_timestamp_seconds')}) - time()")], unit="s", w=4,
+                           description="Until the market-open intervals rendered into Alertmanager run out (renewed daily).",
+                           thresholds=below(t["market_calendar_min_days"] * 86400), links=[runbook("MarketCalendarExpiring")]),
             ]),
             ("Synthetic checks and alerting", [
                 state_panel("Synthetic checks", [Q(f"max by (check) ({m('synthetic_check_success')})", "{{check}}")],
@@ -467,6 +487,12 @@ def system_health(t: dict) -> Board:
                 stat_panel("Last notification", [Q(f"time() - {m('alert_sink_last_notification_timestamp_seconds')}")], unit="s", w=4,
                            description="Time since the alert sink last wrote a notification; the Watchdog alert repeats, so this should stay low.",
                            thresholds=above(24 * 3600, 4 * 3600)),
+                stat_panel("Since last config render", [Q(f"time() - max({m('trademon_am_config_last_render_timestamp_seconds')})")], unit="s", w=4,
+                           description="alertmanager-config renders Alertmanager's config (and the market calendar) daily; more than a "
+                           "day and a bit means it stopped.", thresholds=above(26 * 3600, 24.5 * 3600)),
+                stat_panel("Config render failures", [Q(f"sum(increase({m('trademon_am_config_render_failures_total')}[1d]))")], unit="short", w=4,
+                           description="Failed renders or Alertmanager reloads in the last day (the last good config stays in use).",
+                           thresholds=above(1), links=[runbook("MarketCalendarExpiring")]),
             ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],

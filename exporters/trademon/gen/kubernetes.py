@@ -95,7 +95,9 @@ def render_prometheus_rule(root: Path) -> str:
 
 
 def monitored_jobs() -> list[str]:
-    return contract.jobs_of_kind("trading") + contract.jobs_of_kind("trademon")
+    # trademon jobs that do not run in the cluster (alertmanager-config: the Operator manages
+    # Alertmanager's config there) get no ServiceMonitor and no health check
+    return contract.jobs_of_kind("trading") + [j for j in contract.jobs_of_kind("trademon") if j in SERVICES]
 
 
 def render_service_monitors(root: Path) -> str:

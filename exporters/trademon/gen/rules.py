@@ -118,6 +118,27 @@ RECORDING_GROUPS: dict[str, list[Record]] = {
     ],
 }
 
+# IB's schedule (am-config --watch exports the windows of TRADEMON_IB_MAINTENANCE and the
+# Gateway's restart). Absent when that exporter is down: then nothing is held (never blind).
+RECORDING_GROUPS["trademon.schedule.rules"] = [
+    Record("trademon:ib_maintenance_window:max", "max(trademon_ib_maintenance_window)"),
+    # Session losses that are incidents: those inside a maintenance window are IB's scheduled
+    # reset, not counted (all are counted while the schedule is unknown).
+    Record("job:ib_disconnect_incidents:increase5m", """
+        (sum by (job) (increase(ib_disconnects_total[5m])) * on () group_left () (1 - trademon:ib_maintenance_window:max))
+          or sum by (job) (increase(ib_disconnects_total[5m]))
+    """),
+]
+
+
+def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
+    """``expr``, except inside an IB maintenance window while the thing was healthy at some
+    point of the last ${ib_maintenance_hold} (``healthy_within_hold``, same labels as ``expr``):
+    a scheduled reset waits out the hold, then the alert's own ``for``; a session that stays
+    down pages inside the window all the same, and at the latest right after it."""
+    return f"({expr}) unless ({healthy_within_hold} and on () trademon:ib_maintenance_window:max == 1)"
+
+
 CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
 
 
@@ -148,7 +169,7 @@ ALERTS: list[Alert] = [
           "${api_down_for}: the service is down, hung or unreachable, and trading through it may have stopped.",
           "health", for_="api_down_for"),
     Alert("TWSConnectionLost", "critical",
-          "ib_connected == 0",
+          held_in_ib_maintenance("ib_connected == 0", "max_over_time(ib_connected[${ib_maintenance_hold}]) > 0"),
           "IB API session to TWS / IB Gateway lost",
           # the reason first: the Telegram message cuts a description at 400 characters
           "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}. "
@@ -248,7 +269,8 @@ ALERTS: list[Alert] = [
           "while the market-data feed is connected.",
           "health"),
     Alert("IBDataFarmDisconnected", "warning",
-          "min by (job, farm, kind) (ib_farm_connected) == 0",
+          held_in_ib_maintenance("min by (job, farm, kind) (ib_farm_connected) == 0",
+                                 "max by (job, farm, kind) (max_over_time(ib_farm_connected[${ib_maintenance_hold}])) > 0"),
           "IB {{ $labels.kind }} data farm {{ $labels.farm }} disconnected",
           "TWS / IB Gateway has reported the {{ $labels.kind }} data farm {{ $labels.farm }} down for more than "
           "${farm_down_for}.",
@@ -264,6 +286,13 @@ ALERTS: list[Alert] = [
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${exporter_down_for}: the metrics and alerts that depend on it are blind.",
           "health", for_="exporter_down_for"),
+    Alert("MarketCalendarExpiring", "warning",
+          "(min by (job) (trademon_market_calendar_end_timestamp_seconds) - time()) / 86400 < ${market_calendar_min_days}",
+          'Market calendar runs out in {{ printf "%.0f" $value }} days',
+          'The market-open intervals rendered into Alertmanager end in {{ printf "%.1f" $value }} days (warning below '
+          "${market_calendar_min_days}): after that MarketDataStale is muted as if the market never opened. "
+          "alertmanager-config renders them daily; it is failing or stopped.",
+          "health"),
     # --- Info: file webhook only ---
     Alert("Watchdog", "info",
           "vector(1)",

@@ -12,7 +12,7 @@ SCENARIOS = {
     "loss-breach": "an account's daily P&L falls below the loss limit and stays; the daily-loss breaker trips",
     "ib-disconnect": "the IB API session drops (1100); broker data goes stale, orders stop; off: 1102",
     "marketdata-stall": "the feed stays connected but no tick arrives for any symbol",
-    "slippage-spike": "fills slip about 1 % against the arrival price",
+    "slippage-spike": "one strategy's fills slip about 2 % against the arrival price",
     "rejection-burst": "most orders are rejected (code 201)",
     "intent-backlog": "the workers stall: pending intents pile up, worker lag climbs",
     "api-down": "the automatictrader-api port answers 503 to everything, /metrics included",
@@ -35,7 +35,7 @@ def _apply(world: World, name: str, on: bool) -> None:
     elif name == "marketdata-stall":
         world.market.stalled = on
     elif name == "slippage-spike":
-        world.broker.slippage_spike = on
+        world.broker.slippage_spike = world.s.strategies[0] if on and world.s.strategies else None
     elif name == "rejection-burst":
         world.broker.rejection_burst = on
     elif name == "intent-backlog":

@@ -1,0 +1,199 @@
+"""``trademon demo``: the guided tour of the scenarios against a running demo stack.
+
+For each scenario in turn: switch it on, say which alerts to expect and within how long,
+watch Alertmanager and the notification record (the alert-sink's file), print what arrived
+and when, switch it off, wait for the resolve, move on. Exits 1 when an expected alert does
+not come in time (or comes but is silenced), so it doubles as a smoke test of the whole
+alert path. The deadlines are the catalogue's worst cases (trademon.sim.catalogue) with a
+margin; the simulator reports its speed, so the same tour serves speed 1 and the
+compressed demo (``trademon native --mode demo --speed 30``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from . import contract
+from .config import env_port, job_port
+from .sim.catalogue import EXPECTED, Pipeline, human
+from .sim.scenarios import SCENARIOS
+
+MARGIN_FACTOR, MARGIN_S = 1.5, 15.0  # deadline = worst case * factor + seconds (a loaded machine)
+POLL_S = 0.5
+
+
+def configure(parser) -> None:
+    parser.add_argument("--alertmanager", default=None, help="Alertmanager URL (default http://127.0.0.1:<TRADEMON_ALERTMANAGER_PORT or 9093>)")
+    parser.add_argument("--control", default=None, help="the simulator's scenario switch (default http://127.0.0.1:<TRADEMON_SIM_CONTROL_PORT or 9119>)")
+    parser.add_argument("--record", default="var/native/alerts.jsonl",
+                        help="the alert-sink's file (default var/native/alerts.jsonl, where trademon native keeps it; "
+                             "with docker compose: a copy of /var/lib/trademon/alerts.jsonl is not live, use --record '')")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list, in order (default: all)")
+
+
+class Watch:
+    """What Alertmanager shows and what the record holds, since a point in time."""
+
+    def __init__(self, am: str, record: Path | None):
+        self.am, self.record = am.rstrip("/"), record
+        self.offset = self.record.stat().st_size if self.record and self.record.exists() else 0
+
+    def alerts(self) -> dict[str, dict]:
+        """alertname -> one of its alerts, as its route's group shows it. (Alertmanager 0.33's
+        /api/v2/alerts lists an alert held by a time interval as active with an empty mutedBy;
+        only the groups endpoint says it is suppressed and by which interval.)"""
+        r = requests.get(f"{self.am}/api/v2/alerts/groups", timeout=5)
+        r.raise_for_status()
+        out = {}
+        for g in r.json():
+            for a in g["alerts"]:
+                if a["labels"].get("breaker", "").startswith("synthetic"):
+                    continue  # the synthetic self-test's breaker, not a scenario's
+                out.setdefault(a["labels"].get("alertname", "?"), a)
+        return out
+
+    def notifications(self) -> list[tuple[str, str, list[str]]]:
+        """New record lines: (receiver, status, alert names firing/resolved in it)."""
+        if not self.record or not self.record.exists():
+            return []
+        with open(self.record, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        out = []
+        for line in data[:end].splitlines():
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            for status in ("firing", "resolved"):
+                names = sorted({a["labels"].get("alertname", "?") for a in doc.get("alerts", []) if a.get("status") == status})
+                if names:
+                    out.append((doc.get("receiver", "?"), status, names))
+        return out
+
+
+def held(alert: dict) -> str | None:
+    """Why Alertmanager holds the alert back, in words, or None when it is delivered."""
+    st = alert.get("status", {})
+    if st.get("mutedBy"):
+        return f"muted by time interval {', '.join(st['mutedBy'])} (not delivered now, by design)"
+    if st.get("silencedBy"):
+        return f"silenced ({', '.join(st['silencedBy'])})"
+    if st.get("inhibitedBy"):
+        return "inhibited by another alert"
+    return None
+
+
+def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: float, say) -> list[str]:
+    """One scenario on and off; returns the problems (empty: as expected)."""
+    expects = EXPECTED[name]
+    page_deadline = max(p.page_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
+    before = set(watch.alerts())
+    watch.notifications()  # skip what came before
+    say(f"\n== {name}: {SCENARIOS[name]}")
+    for e in expects:
+        say(f"   expect {e.alert} ({p.severity(e.alert)}) within {human(p.page_s(e, speed))}")
+    requests.post(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    t0 = time.monotonic()
+    problems: list[str] = []
+    seen: dict[str, str | None] = {}  # alert -> why held (None: delivered path)
+    notified: set[str] = set()
+    others: set[str] = set()
+    while time.monotonic() - t0 < page_deadline:
+        now = watch.alerts()
+        for e in expects:
+            if e.alert not in now:
+                continue
+            why = held(now[e.alert])  # muting shows once the route's group is flushed: look every time
+            if e.alert not in seen or seen[e.alert] != why:
+                seen[e.alert] = why
+                say(f"   +{time.monotonic() - t0:5.1f} s  {e.alert} in Alertmanager" + (f": {why}" if why else ""))
+        for extra in set(now) - before - {e.alert for e in expects} - others:
+            others.add(extra)
+            say(f"   +{time.monotonic() - t0:5.1f} s  also: {extra}")
+        for receiver, status, names in watch.notifications():
+            say(f"   +{time.monotonic() - t0:5.1f} s  notification to {receiver}: {status} {', '.join(names)}")
+            if status == "firing":
+                notified.update(names)
+        if all(e.alert in seen and (e.alert in notified or seen[e.alert] or watch.record is None) for e in expects):
+            break
+        time.sleep(POLL_S)
+    for e in expects:
+        if e.alert not in seen:
+            problems.append(f"{name}: {e.alert} did not fire within {page_deadline:.0f} s")
+        elif seen[e.alert] and not seen[e.alert].startswith("muted"):
+            problems.append(f"{name}: {e.alert} fired but was {seen[e.alert]}")
+        elif not seen[e.alert] and watch.record is not None and e.alert not in notified:
+            problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
+    requests.delete(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    t1 = time.monotonic()
+    resolve_deadline = max(p.resolve_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
+    say(f"   switched off; expect the resolve within {human(max(p.resolve_s(e, speed) for e in expects))}")
+    waiting = {e.alert for e in expects if e.alert in seen}
+    while waiting and time.monotonic() - t1 < resolve_deadline:
+        for receiver, status, names in watch.notifications():
+            say(f"   +{time.monotonic() - t1:5.1f} s  notification to {receiver}: {status} {', '.join(names)}")
+        gone = waiting - set(watch.alerts())
+        for a in sorted(gone):
+            say(f"   +{time.monotonic() - t1:5.1f} s  {a} resolved (gone from Alertmanager)")
+        waiting -= gone
+        if waiting:
+            time.sleep(POLL_S)
+    problems += [f"{name}: {a} still active {resolve_deadline:.0f} s after switch-off" for a in sorted(waiting)]
+    return problems
+
+
+def main(args) -> int:
+    import os
+
+    env = os.environ
+    am = args.alertmanager or f"http://127.0.0.1:{job_port('alertmanager', env)}"
+    control = (args.control or f"http://127.0.0.1:{env_port('TRADEMON_SIM_CONTROL_PORT', contract.SIM_CONTROL_PORT, env)}").rstrip("/")
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"trademon demo: --scenarios: unknown {', '.join(unknown)}; valid: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    try:
+        state = requests.get(f"{control}/state", timeout=5).json()
+        requests.get(f"{am}/-/ready", timeout=5).raise_for_status()
+    except (requests.RequestException, ValueError) as e:
+        print(f"trademon demo: no demo stack answers (simulator {control}, Alertmanager {am}): {e}\n"
+              "start one first: trademon native --mode demo --speed 30 (or docker compose --profile demo up -d)", file=sys.stderr)
+        return 2
+    if state.get("scenarios"):
+        print(f"trademon demo: scenarios already on: {', '.join(state['scenarios'])}; switch them off first "
+              f"(curl -X DELETE {control}/scenarios/<name>)", file=sys.stderr)
+        return 2
+    speed = float(state.get("speed", 1.0))
+    from .native import repo_root
+
+    p = Pipeline.load(repo_root())
+    record = Path(args.record) if args.record else None
+    watch = Watch(am, record)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    worst = sum(max(p.page_s(e, speed) for e in EXPECTED[n]) + max(p.resolve_s(e, speed) for e in EXPECTED[n]) for n in names)
+    say(f"trademon demo: {len(names)} scenarios at speed {speed:g}, worst case {human(worst)}; "
+        f"Alertmanager {am}, record {record or '(not watched)'}")
+    problems: list[str] = []
+    t0 = time.monotonic()
+    for n in names:
+        try:
+            problems += run_scenario(n, control, watch, p, speed, say)
+        except KeyboardInterrupt:
+            requests.delete(f"{control}/scenarios/{n}", timeout=5)
+            raise
+    say(f"\ntrademon demo: {len(names)} scenarios in {human(time.monotonic() - t0)}")
+    for pr in problems:
+        say(f"  MISSING {pr}")
+    return 1 if problems else 0

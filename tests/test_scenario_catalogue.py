@@ -1,0 +1,59 @@
+"""The scenario catalogue and the demo time compression, without running the stack."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from trademon import timescale, tools
+from trademon.gen import check
+from trademon.sim import catalogue
+from trademon.sim.scenarios import SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_scenario_is_in_the_catalogue_with_alerts_that_exist():
+    p = catalogue.Pipeline.load(ROOT)
+    assert list(catalogue.EXPECTED) == list(SCENARIOS) or set(catalogue.EXPECTED) == set(SCENARIOS)
+    for name, expects in catalogue.EXPECTED.items():
+        assert expects, name
+        for e in expects:
+            assert e.alert in p.rules, f"{name}: no alert rule named {e.alert}"
+
+
+def test_readme_catalogue_is_generated_from_the_code():
+    assert check(ROOT, only={"README.md"}) == []
+    text = (ROOT / "README.md").read_text()
+    for name in SCENARIOS:
+        assert f"| `{name}` |" in text
+
+
+def test_times_come_from_the_shipped_intervals():
+    p = catalogue.Pipeline.load(ROOT)
+    e = catalogue.Expect("PositionReconciliationMismatch", 0, 0)
+    # 15 s scrape + 30 s evaluation + for 5m (on the 30 s grid) + critical group_wait 10 s
+    assert p.page_s(e) == 15 + 30 + 300 + 30 + 10
+    assert p.page_s(e, 30) == 1 + 1 + 10 + 1 + 1
+    assert catalogue.demo_total_s(ROOT) < 5 * 60  # the guided demo's target
+
+
+def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
+    files = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+    out = timescale.scale_rule_files(files, tmp_path, 30)
+    r = subprocess.run([tools.find("promtool"), "check", "rules", *out], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    alerts = {x["alert"]: x for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "alert" in x}
+    assert alerts["OrderIntentsPendingTooMany"]["for"] == "20s"  # 10m / 30
+    assert alerts["SyntheticCheckFailed"]["for"] == "5m"  # the checks run on the wall clock
+    assert "* 10 >= 20" in alerts["OrderIntentErrorRateHigh"]["expr"].replace("\n", " ").replace("  ", " ")  # rate5m * 300 -> * 10
+    rules = {x["record"]: x["expr"] for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "record" in x}
+    assert "[30s]" in rules["strategy:orders_submitted:rate15m"]  # [15m] / 30
+    assert "offset 10s" in rules["account:daily_pnl:delta5m"]
+
+
+def test_scale_expr_handles_subqueries_and_leaves_other_numbers():
+    e = "max_over_time(x[1h:1m]) * 100 > 3 and rate(y[5m]) * 300 > 0"
+    assert timescale.scale_expr(e, 60, {300}) == "max_over_time(x[60s:1s]) * 100 > 3 and rate(y[5s]) * 5 > 0"
