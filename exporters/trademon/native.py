@@ -265,6 +265,7 @@ def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int
     from .config import port_variable
 
     out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic")]
+    out.append(("trademon bot", "TRADEMON_BOT_PORT", env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)))
     if mode == "live":
         return out + [("ib-exporter", port_variable("ib-exporter"), job_port("ib-exporter", env))]
     sim_jobs = (contract.API, contract.MD, contract.PM, contract.IB)  # the jobs the simulator answers as

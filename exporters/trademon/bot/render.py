@@ -18,6 +18,7 @@ from urllib.parse import quote_plus
 PART_BUDGET = 3600   # UTF-16 units of raw text per message: Telegram's 4096 visible, less room for the edit note
 MAX_PARTS = 4        # a storm is summarised, not sent as 50 messages (Telegram allows ~20/min per group)
 ICONS = {"critical": "🔴", "warning": "🟠"}
+SUMMARY_CHARS, DESCRIPTION_CHARS = 200, 400  # each alert's text is cut here (the start says what and why)
 
 
 @dataclass
@@ -88,15 +89,15 @@ def blocks(payload: dict, links: Links) -> list[list[str]]:
             continue
         ann = a.get("annotations", {})
         name = _cut(a["labels"].get("alertname", ""), 80)
-        lines = [f"<b>{name}</b> · {_cut(ann.get('summary', ''), 200)}"]
+        lines = [f"<b>{name}</b> · {_cut(ann.get('summary', ''), SUMMARY_CHARS)}"]
         if ann.get("description"):
-            lines.append(_cut(ann["description"], 400).replace("\n", " "))
+            lines.append(_cut(ann["description"], DESCRIPTION_CHARS).replace("\n", " "))
         lines.append(_links(a, links))
         out.append(lines)
     for a in payload["alerts"]:
         if a["status"] == "resolved":
             name = _cut(a["labels"].get("alertname", ""), 80)
-            out.append([f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), 200)}"])
+            out.append([f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), SUMMARY_CHARS)}"])
     return out
 
 
