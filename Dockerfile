@@ -1,10 +1,14 @@
-# syntax=docker/dockerfile:1
 # The trademon services (simulator, IB exporter, synthetic checks, alert sink, am-config)
 # in one image; docker-compose.yml picks the subcommand. Build context: the repository root
 # (.dockerignore lets in only pyproject.toml, README.md and exporters/).
 #
 #   docker build -t trademon:0.1.0 .
 #   docker run --rm trademon:0.1.0 --help
+#
+# No `# syntax=` line: it makes BuildKit fetch a frontend image from a registry, which fails
+# offline. Air-gapped, build with any builder on a local Debian-based Python image:
+#   DOCKER_BUILDKIT=0 docker build --build-arg PYTHON_IMAGE=<local image> -t trademon:0.1.0 .
+# (tests/images/README.md: the suite does exactly this.)
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 

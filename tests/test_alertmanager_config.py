@@ -49,7 +49,7 @@ def test_amtool_check_config(which, rendered):
     path = SOURCE if which == "source" else rendered
     r = amtool("check-config", str(path))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "3 receivers" in r.stdout
+    assert "4 receivers" in r.stdout
 
 
 def test_rendered_without_any_secret_still_valid(tmp_path):
@@ -67,7 +67,8 @@ def test_route(case):
     assert r.returncode == 0, f"{case['name']}: got {r.stdout.strip()!r}, want {case['receivers']}\n{r.stderr}"
 
 
-_ROUTE_LINE = re.compile(r"[└├]── (.*?)\s+receiver: (\S+)")
+# (`routes test --tree` leaves out the "continue: true" the tree shows.)
+_ROUTE_LINE = re.compile(r"[└├]── (.*?)(?:\s+continue: true)?\s+receiver: (\S+)")
 
 
 def test_every_route_has_a_case():
@@ -75,7 +76,7 @@ def test_every_route_has_a_case():
     tree = amtool("config", "routes", f"--config.file={SOURCE}")
     assert tree.returncode == 0, tree.stderr
     all_routes = set(_ROUTE_LINE.findall(tree.stdout))
-    assert len(all_routes) == 6, tree.stdout
+    assert len(all_routes) == 8, tree.stdout
     hit = set()
     for case in CASES:
         r = amtool("config", "routes", "test", f"--config.file={SOURCE}", "--tree", *[f"{k}={v}" for k, v in case["labels"].items()])
@@ -89,7 +90,7 @@ def test_alert_names_in_the_config_are_alerts_of_the_rules():
     named = set()
     for m in re.findall(r'alertname=~?"([^"]+)"', text):
         named |= set(m.split("|"))
-    named |= {c["labels"]["alertname"] for c in CASES if c["labels"]["alertname"] != "SomethingNew"}
+    named |= {c["labels"]["alertname"] for c in CASES if c["labels"]["alertname"] not in ("SomethingNew", "SomethingInfo")}
     assert named - ALERT_NAMES == set(), f"not an alert of prometheus/rules: {named - ALERT_NAMES}"
     assert cfg["inhibit_rules"]
 
@@ -99,6 +100,8 @@ def test_every_receiver_records_to_the_alert_sink_and_pages_go_through_the_bot()
     sink = f"http://alert-sink:{contract.JOBS['alert-sink'].port}/alerts"
     bot = f"http://{amconfig.BOT_HOST}:{contract.BOT_PORT}/alerts"
     for rc in cfg["receivers"]:
+        if rc["name"] == amconfig.HEARTBEAT_RECEIVER:  # the external dead man's switch: the Watchdog only
+            continue
         urls = [w["url"] for w in rc.get("webhook_configs", [])]
         assert urls == ([sink, bot] if rc["name"] in ("critical", "warning") else [sink]), rc["name"]
         assert "telegram_configs" not in rc, "Telegram goes through trademon bot: Alertmanager must not hold the bot token"
@@ -108,12 +111,50 @@ def test_repeat_and_market_hours():
     cfg = yaml.safe_load(SOURCE.read_text())
     by = {r["matchers"][0]: r for r in cfg["route"]["routes"]}
     assert by['severity="critical"']["repeat_interval"] == "1h"
+    assert money_route(cfg)["repeat_interval"] == "1h"
     stale = by['severity="warning"']["routes"][0]
     assert stale["active_time_intervals"] == ["market-open"]
     # the fallback am-config replaces with the exchange calendar (tests/test_markets.py)
     (interval,) = [t for t in cfg["time_intervals"] if t["name"] == "market-open"]
     assert interval["time_intervals"] == [{"weekdays": ["monday:friday"], "times": [{"start_time": "09:30", "end_time": "16:00"}],
                                            "location": "America/New_York"}]
+
+
+def money_route(cfg: dict) -> dict:
+    (route,) = [r for r in cfg["route"]["routes"] if r["matchers"][0].startswith('alertname=~"') and r["receiver"] == "critical"]
+    return route
+
+
+def test_money_route_is_the_money_rule_group_in_groups_of_their_own():
+    """Issue 10.8: the alerts of the rules' money group (evaluated every 2 s) leave after a
+    short group_wait in a group of their own (by alertname and account/breaker/instance), so a
+    new one never waits for an open group's group_interval."""
+    from trademon.gen import rules as gen_rules
+    cfg = yaml.safe_load(SOURCE.read_text())
+    route = money_route(cfg)
+    money = {a.name for a in gen_rules.ALERTS if a.fast}
+    assert set(re.fullmatch(r'alertname=~"(.*)"', route["matchers"][0]).group(1).split("|")) == money
+    assert route["matchers"][1] == 'severity="critical"'
+    assert set(route["group_by"]) == {"alertname", "account", "breaker", "instance"}
+    assert amconfig_seconds(route["group_wait"]) <= 1
+    names = [r["matchers"][0] for r in cfg["route"]["routes"]]
+    # After the synthetic breaker's route (the synthetic check's trips never page), before critical.
+    assert names.index('alertname="CircuitBreakerTripped"') < names.index(route["matchers"][0]) < names.index('severity="critical"')
+
+
+def amconfig_seconds(d: str) -> float:
+    return {"s": 1, "m": 60}[d[-1]] * float(d[:-1])
+
+
+def test_heartbeat_route_pings_every_minute_never_resolved():
+    """Issue 10.7: the Watchdog to the external heartbeat every minute (and still on record)."""
+    cfg = yaml.safe_load(SOURCE.read_text())
+    (route,) = [r for r in cfg["route"]["routes"] if r["receiver"] == amconfig.HEARTBEAT_RECEIVER]
+    assert route["matchers"] == ['alertname="Watchdog"'] and route["continue"] is True
+    assert route["repeat_interval"] == "1m" and amconfig_seconds(route["group_interval"]) <= 10
+    (rc,) = [r for r in cfg["receivers"] if r["name"] == amconfig.HEARTBEAT_RECEIVER]
+    assert [w["send_resolved"] for w in rc["webhook_configs"]] == [False]
+    assert "url" not in rc["webhook_configs"][0]  # a file: the URL holds the check's secret
 
 
 # The Telegram message, rendered by `trademon bot` from the webhook payload (it was

@@ -74,9 +74,11 @@ def test_warning_is_silent_info_and_synthetic_only_on_record(stack):
     assert by_receiver == {"Watchdog": "record", "CircuitBreakerTripped": "record", "UnusualSlippage": "warning"}
 
 
-def test_one_message_per_severity_and_inhibitions(stack):
-    """TWS lost pages once; the warnings it causes, and an unreachable service's own
-    warnings, are inhibited (visible in Alertmanager, not notified)."""
+def test_money_page_alone_other_criticals_by_severity_and_inhibitions(stack):
+    """TWS lost pages once, in a message of its own (a money page: its own group, never
+    waiting for an open critical group); other criticals are grouped by severity; the warnings
+    it causes, and an unreachable service's own warnings, are inhibited (visible in
+    Alertmanager, not notified)."""
     stack.post(alert("TWSConnectionLost", "critical", "IB API session to TWS / IB Gateway lost", job="ib-exporter"),
                alert("APIHealthCheckFailed", "critical", "automatictrader-api is down", job="automatictrader-api"))
     stack.post(*(alert(n, "warning", job="ib-exporter", strategy="momentum") for n in
@@ -90,8 +92,10 @@ def test_one_message_per_severity_and_inhibitions(stack):
     stack.settle(4)
     texts = [visible_text(m["text"]) for m in tg.sent()]
     critical = [t for t in texts if "CRITICAL" in t]
-    assert len(critical) == 1, texts  # both critical alerts in one page
-    assert "TWSConnectionLost" in critical[0] and "APIHealthCheckFailed" in critical[0]
+    assert len(critical) == 2, texts  # the money page, and the severity group
+    tws = [t for t in critical if "TWSConnectionLost" in t]
+    api = [t for t in critical if "APIHealthCheckFailed" in t]
+    assert len(tws) == 1 and len(api) == 1 and tws != api, texts
     # HighRiskExposure is not a consequence of TWS loss and its job is up: it still arrives, quietly.
     warnings = [m for m in tg.sent() if "WARNING" in visible_text(m["text"])]
     assert len(warnings) == 1 and warnings[0]["silent"]

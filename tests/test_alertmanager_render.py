@@ -22,7 +22,8 @@ AM = ROOT / "alertmanager"
 TOKEN = "111222:AAtokenTOKENtoken_-x"
 FULL = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-1009876", "SLACK_WEBHOOK_URL": "https://slack.invalid/services/t1/b1/slackSECRETpath",
         "SMTP_SMARTHOST": "smtp.example.com:587", "SMTP_FROM": "a@example.com", "SMTP_TO": "b@example.com",
-        "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42"}
+        "SMTP_USERNAME": "a@example.com", "SMTP_PASSWORD": "pw-SECRET-42",
+        "HEARTBEAT_URL": "https://hc-ping.invalid/0c4f-HEARTBEAT-secret-uuid"}
 
 
 @pytest.fixture
@@ -52,9 +53,11 @@ def test_full_environment(tmp_path, log_lines):
     secrets = tmp_path / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {
-        "bot_webhook_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600}
+        "bot_webhook_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600}
+    hb = rc["heartbeat"]["webhook_configs"][0]
+    assert "url" not in hb and Path(hb["url_file"]).read_text() == FULL["HEARTBEAT_URL"] and hb["send_resolved"] is False
     text = path.read_text()
-    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"], derived_webhook_token(TOKEN)):
+    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"], FULL["HEARTBEAT_URL"], derived_webhook_token(TOKEN)):
         assert secret not in text
     assert not any(TOKEN in p.read_text() for p in secrets.iterdir()), "Alertmanager must not get the bot token"
     tmpl = (tmp_path / "templates" / "slack_email.tmpl").read_text()
@@ -67,11 +70,14 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     env = {"TELEGRAM_BOT_TOKEN": TOKEN}  # no chat id, no Slack, no SMTP
     path = amconfig.render(AM, tmp_path, env)
     rc = receivers(path)
-    assert all(set(r) == {"name", "webhook_configs"} for r in rc.values()), rc
-    assert all(len(r["webhook_configs"]) == 1 for r in rc.values()), "the bot's webhook is left out with Telegram"
+    assert all(set(r) == {"name", "webhook_configs"} for n, r in rc.items() if n != "heartbeat"), rc
+    assert rc["heartbeat"] == {"name": "heartbeat"}  # no URL: the dead man's switch sends nothing
+    assert all(len(r["webhook_configs"]) == 1 for n, r in rc.items() if n != "heartbeat"), "the bot's webhook is left out with Telegram"
     lines = log_lines()
     left = {(line["receiver"], line["integration"]) for line in lines if line["message"] == "receiver integration left out"}
     assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack")}
+    hb = next(line for line in lines if line["message"] == "dead man's switch left out")
+    assert "HEARTBEAT_URL not set" in hb["reason"] and hb["level"] == "warning"
     tg = next(line for line in lines if line.get("integration") == "telegram")
     assert "TELEGRAM_CHAT_ID not set" in tg["reason"] and tg["level"] == "warning"
     assert TOKEN not in json.dumps(lines)
@@ -83,19 +89,21 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     ({"SLACK_WEBHOOK_URL": "hooks.slack.com/x"}, "SLACK_WEBHOOK_URL: not an http(s) URL"),
     ({"SMTP_SMARTHOST": "smtp.example.com"}, "SMTP_SMARTHOST='smtp.example.com': not host:port"),
     ({"SMTP_PASSWORD": ""}, "SMTP_USERNAME and SMTP_PASSWORD: set both"),
+    ({"HEARTBEAT_URL": "hc-ping.com/SECRET-uuid"}, "HEARTBEAT_URL: not an http(s) URL; allowed: https://hc-ping.com/<uuid>"),
 ])
 def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
     amconfig.render(AM, tmp_path, {**FULL, **env})
-    reasons = [line["reason"] for line in log_lines() if line["message"] == "receiver integration left out"]
+    reasons = [line["reason"] for line in log_lines() if line["message"] in ("receiver integration left out", "dead man's switch left out")]
     assert any(fragment in r for r in reasons), reasons
-    if "TELEGRAM_BOT_TOKEN" in env:  # even a malformed token is a secret: never logged
-        assert env["TELEGRAM_BOT_TOKEN"] not in json.dumps(log_lines())
+    for name in ("TELEGRAM_BOT_TOKEN", "HEARTBEAT_URL"):  # even a malformed secret is never logged
+        if name in env:
+            assert env[name] not in json.dumps(log_lines())
 
 
 def test_rerender_removes_secrets_no_longer_configured(tmp_path):
     amconfig.render(AM, tmp_path, FULL)
     amconfig.render(AM, tmp_path, {k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"} | {"SMTP_USERNAME": ""})
-    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["bot_webhook_token", "slack_webhook_url"]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["bot_webhook_token", "heartbeat_url", "slack_webhook_url"]
 
 
 def test_secret_from_file(tmp_path):
@@ -125,7 +133,7 @@ def test_unreadable_secret_file_is_left_out_not_a_crash(tmp_path, log_lines):
 
 def test_alert_sink_url_and_bad_link_url(tmp_path, log_lines):
     path = amconfig.render(AM, tmp_path, {"GRAFANA_URL": "javascript:alert(1)"}, alert_sink_url="http://127.0.0.1:5555/alerts")
-    assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for r in receivers(path).values())
+    assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for n, r in receivers(path).items() if n != "heartbeat")
     assert '$grafana_url := "http://localhost:3000"' in (tmp_path / "templates" / "slack_email.tmpl").read_text()
     assert any(line["message"] == "link URL ignored" and "GRAFANA_URL" in line["reason"] for line in log_lines())
 

@@ -136,16 +136,44 @@ def test_datasources_have_fixed_uids_for_prometheus_loki_alertmanager():
     assert sum(d.get("isDefault", False) for d in ds.values()) == 1
 
 
+def datasource_variables(doc) -> dict[str, dict]:
+    return {v["name"]: v for v in doc.get("templating", {}).get("list", []) if v["type"] == "datasource"}
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=[d["uid"] for d in DOCS])
-def test_every_datasource_a_dashboard_names_is_provisioned(doc):
+def test_every_datasource_a_dashboard_names_is_a_variable_defaulting_to_the_provisioned_one(doc):
     ds = provisioned_datasources()
     text = json.dumps(doc)
-    assert "${DS_" not in text, "dashboards name datasources by uid, never through ${DS_...} inputs"
+    assert "${DS_" not in text, "dashboards pick datasources with variables, never through ${DS_...} import inputs"
+    variables = datasource_variables(doc)
     refs = every_datasource_ref(doc)
     assert refs
     for where, ref in refs:
-        assert ref["uid"] in ds, f"{doc['uid']}{where}: datasource uid {ref['uid']!r} is not provisioned"
-        assert ref["type"] == ds[ref["uid"]]["type"], f"{doc['uid']}{where}: type {ref['type']} != {ds[ref['uid']]['type']}"
+        name = re.fullmatch(r"\$\{(\w+)\}", ref["uid"])
+        assert name and name.group(1) in variables, f"{doc['uid']}{where}: datasource {ref['uid']!r} is not one of the dashboard's datasource variables"
+        var = variables[name.group(1)]
+        assert ref["type"] == var["query"], f"{doc['uid']}{where}: type {ref['type']} != the variable's {var['query']}"
+    for name, var in variables.items():
+        # Default: the provisioned datasource of that type (any other one can be picked).
+        default = var["current"]["value"]
+        assert default in ds and ds[default]["type"] == var["query"], f"{doc['uid']}: ${name} defaults to {default!r}"
+        assert not var.get("multi") and not var.get("includeAll")
+    # Grafana resolves variables in order: the datasource variables come before any query variable.
+    kinds = [v["type"] for v in doc["templating"]["list"]]
+    assert kinds[:len(variables)] == ["datasource"] * len(variables)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d["uid"] for d in DOCS])
+def test_no_dashboard_hard_wires_a_datasource_uid(doc):
+    """Importable into any Grafana: a provisioned uid appears only as a variable's default."""
+    uids = set(provisioned_datasources())
+    defaults = [v["current"] for v in datasource_variables(doc).values()]
+    stripped = json.loads(json.dumps(doc))
+    for v in datasource_variables(stripped).values():
+        v.pop("current")
+    found = [u for u in uids if u in json.dumps(stripped)]
+    assert not found, f"{doc['uid']}: hard-wired datasource uid(s) {found}"
+    assert all(d["value"] in uids for d in defaults)
 
 
 def test_dashboard_provider_uses_folders_from_the_file_layout():

@@ -5,7 +5,6 @@ synthetic_check_success 0, when the breaker hook, the pipeline or a service is b
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from trademon.synthetic import config as syn_config
 from trademon.synthetic.runner import CheckRunner
 
 from tests.support.amstack import AlertingStack
-from tests.support.procs import free_port, start, wait_for, wait_http
+from tests.support.procs import HangingServer, free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,29 +210,6 @@ def test_breaker_check_fails_when_the_trip_does_not_take(sim):
     assert success(metrics, "circuit_breaker") == 0
 
 
-class HangingServer:
-    """Accepts connections and never answers: a target that hangs."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                self.conns.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
 def test_a_hanging_target_holds_only_its_own_check(sim):
     hang = HangingServer()
     env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health,pipeline",
@@ -264,6 +240,105 @@ def test_a_hanging_target_holds_only_its_own_check(sim):
         hang.close()
     # Three pipeline runs recorded while the stuck target's first run is still waiting.
     assert runs.count("pipeline") >= 3 and "health:stuck" not in runs, runs
+
+
+class LateServer:
+    """A health endpoint that starts listening only when told: a service still starting."""
+
+    def __init__(self, port: int):
+        self.port, self.server = port, None
+
+    def up(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def run_service_for(env: dict, steps) -> list:
+    """Runs the checks as the service does (run_forever) while ``steps`` (an async function of
+    the metrics) runs; returns what it returns."""
+    settings = syn_config.load(env)
+    metrics = JobMetrics("synthetic")
+
+    async def go():
+        async with httpx.AsyncClient(timeout=5) as client:
+            checks, _ = checks_mod.build(client, settings)
+            task = asyncio.create_task(CheckRunner(checks, settings, metrics).run_forever())
+            try:
+                return await steps(metrics)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+async def until(predicate, timeout: float, what: str):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+    return what
+
+
+def test_cold_start_a_target_not_up_yet_is_not_run_then_checked_once_it_is(sim):
+    """Issue 10.5: at a cold start the services start beside the checks. A check whose target
+    does not accept connections yet records nothing (no synthetic_check_success 0 for
+    SyntheticCheckFailed to fire on) and is tried again within seconds, not after its interval;
+    once it has reached its target, a refused connection is a failure."""
+    late = LateServer(free_port())
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health", TRADEMON_SYNTHETIC_HEALTH_TARGETS=f"late=http://127.0.0.1:{late.port}/",
+                  TRADEMON_SYNTHETIC_HEALTH_INTERVAL="1", TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="1")
+
+    async def steps(metrics):
+        await asyncio.sleep(2.5)  # refused connections all along
+        before = success(metrics, "health:late")
+        late.up()
+        await until(lambda: success(metrics, "health:late") == 1, 5, "passes once up")
+        late.down()
+        await until(lambda: success(metrics, "health:late") == 0, 5, "fails once down again")
+        return before
+
+    try:
+        assert run_service_for(env, steps) is None
+    finally:
+        late.down()
+
+
+def test_cold_start_a_target_never_up_fails_after_the_grace(sim):
+    port = free_port()
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health", TRADEMON_SYNTHETIC_HEALTH_TARGETS=f"never=http://127.0.0.1:{port}/",
+                  TRADEMON_SYNTHETIC_HEALTH_INTERVAL="0.5", TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="0.5",
+                  TRADEMON_SYNTHETIC_STARTUP_GRACE="1")
+
+    async def steps(metrics):
+        await until(lambda: success(metrics, "health:never") == 0, 5, "a failure after the grace")
+
+    run_service_for(env, steps)
+
+
+def test_once_mode_counts_a_refused_connection_as_a_failure():
+    """`--once` (synthetic-tests.yml) runs against a stack that should be up: no grace."""
+    env = {"TRADEMON_SYNTHETIC_CHECKS": "health", "TRADEMON_SYNTHETIC_HEALTH_TARGETS": f"down=http://127.0.0.1:{free_port()}/",
+           "TRADEMON_SYNTHETIC_PROMETHEUS_URL": "off", "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off"}
+    results, metrics = run_once(env)
+    assert not results["health:down"].success and "ConnectError" in results["health:down"].detail
+    assert success(metrics, "health:down") == 0
 
 
 def test_once_cli_exit_status_and_summary(sim, scenario):

@@ -172,11 +172,11 @@ def _email(cfg: dict, s: Settings, files: SecretFiles) -> None:
         cfg["require_tls"] = tls.lower() == "true"
 
 
-def _checked_url(name: str, value: str, show: bool = True) -> str:
+def _checked_url(name: str, value: str, show: bool = True, example: str = "https://hooks.slack.com/services/...") -> str:
     try:
         return _url(name, value)
     except ConfigError as e:
-        msg = str(e) if show else f"{name}: not an http(s) URL; allowed: https://hooks.slack.com/services/..."
+        msg = str(e) if show else f"{name}: not an http(s) URL; allowed: {example}"
         raise Skip(msg, logging.ERROR) from None
 
 
@@ -193,6 +193,28 @@ def _alert_sink_token(receiver: dict, s: Settings, files: SecretFiles, alert_sin
 
 INTEGRATIONS = {"telegram_configs": _telegram, "slack_configs": _slack, "email_configs": _email}
 BOT_HOST = "trademon-bot"  # the compose service; its webhook_configs entry is Telegram's delivery
+HEARTBEAT_RECEIVER = "heartbeat"  # the dead man's switch (alertmanager.yml)
+
+
+def _heartbeat(cfg: dict, s: Settings, files: SecretFiles) -> None:
+    """The external heartbeat's ping URL (a Healthchecks.io check, Dead Man's Snitch...): its
+    path is the check's secret, so it goes into a 0600 file like the other secrets."""
+    s.require("HEARTBEAT_URL")
+    url = s.secret("HEARTBEAT_URL")
+    _checked_url("HEARTBEAT_URL", url, show=False, example="https://hc-ping.com/<uuid>")
+    cfg.pop("url", None)
+    cfg["url_file"] = files.write("heartbeat_url", url)
+
+
+def _fill_heartbeat(receiver: dict, s: Settings, files: SecretFiles) -> None:
+    try:
+        for c in receiver.get("webhook_configs", []):
+            _heartbeat(c, s, files)
+    except Skip as e:
+        receiver.pop("webhook_configs", None)  # a receiver with no integration sends nothing
+        # A message of its own: not a notification channel, and the log's repeat limiter
+        # counts lines per message.
+        log.log(e.level, "dead man's switch left out", extra={"receiver": receiver["name"], "reason": str(e)})
 
 
 def _bot_webhook(cfg: dict, s: Settings, files: SecretFiles, bot_url: str | None) -> None:
@@ -235,6 +257,9 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
     files = SecretFiles(out)
     left_out: list[dict] = []
     for receiver in cfg.get("receivers", []):
+        if receiver["name"] == HEARTBEAT_RECEIVER:
+            _fill_heartbeat(receiver, s, files)
+            continue
         for key, fill in INTEGRATIONS.items():
             if key not in receiver:
                 continue

@@ -372,6 +372,11 @@ def main(args) -> int:
                     and not (os.environ.get(e.variable) or "").strip():
                 raise ConfigError(e.variable, e.value, f"{e.problem} (set in {env_file})", e.allowed) from None
             raise
+        # The simulator is the broker in the demo: IB's reset schedule does not apply to it, and
+        # would hold the TWS page for 15 minutes around midnight New York. Set either to keep it.
+        for name in ("TRADEMON_IB_MAINTENANCE", "TRADEMON_IB_GATEWAY_RESTART"):
+            if not (env.get(name) or "").strip():
+                env[name] = "none"
     # Before anything starts: a second stack would answer the first one's health checks.
     busy = busy_ports(args.mode, host, env)
     if busy:

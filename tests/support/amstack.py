@@ -48,13 +48,13 @@ class AlertingStack:
     """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
 
     def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 standins: StandIns | None = None, make_schedule=None, prometheus_url: str = "http://127.0.0.1:9",
-                 bot_env: dict[str, str] | None = None):
+                 standins: StandIns | None = None, am_port: int | None = None, make_schedule=None,
+                 prometheus_url: str = "http://127.0.0.1:9", bot_env: dict[str, str] | None = None):
         self.dir = workdir
         self.procs: list[Proc] = []
         self.standins = standins or StandIns()
         self.sink_file = workdir / "alerts.jsonl"
-        self.sink_port, self.am_port, self.bot_port = free_port(), free_port(), free_port()
+        self.sink_port, self.am_port, self.bot_port = free_port(), am_port or free_port(), free_port()
         self.bot_url = f"http://127.0.0.1:{self.bot_port}"
         self.prometheus_url = prometheus_url
         self.bot_env = bot_env or {}

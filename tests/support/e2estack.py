@@ -34,15 +34,21 @@ def duration(s: float) -> str:
     return f"{max(int(round(s * 1000)), 1)}ms"
 
 
-def scaled_rule_files(out: Path, for_scale: float | None) -> list[str]:
-    """Copies of prometheus/rules/*.yml with every ``for`` divided by ``for_scale``."""
+def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None) -> list[str]:
+    """Copies of prometheus/rules/*.yml with every ``for`` divided by ``for_scale``, and the
+    groups with an interval of their own (the money alerts) evaluated every ``evaluation``
+    like the rest when the evaluation interval is shortened."""
     files = []
     for src in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
-        if for_scale is None:
+        if for_scale is None and evaluation is None:
             files.append(str(src))
             continue
         doc = yaml.safe_load(src.read_text())
         for group in doc["groups"]:
+            if evaluation and "interval" in group:
+                group["interval"] = min(group["interval"], evaluation, key=seconds)
+            if for_scale is None:
+                continue
             for rule in group["rules"]:
                 if "for" in rule:
                     rule["for"] = duration(seconds(rule["for"]) / for_scale)
@@ -55,30 +61,50 @@ def scaled_rule_files(out: Path, for_scale: float | None) -> list[str]:
 class E2EStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, scrape: str = "1s", evaluation: str = "1s",
                  am_intervals: dict[str, str] | None = None, for_scale: float | None = None, seed: int = 7,
-                 resend_delay: str | None = None, bot_env: dict[str, str] | None = None):
+                 resend_delay: str | None = None, targets: dict[str, str] | None = None, am_env: dict[str, str] | None = None,
+                 standins=None, ports: dict[str, int] | None = None, before_sim=None, bot_env: dict[str, str] | None = None):
+        """``scrape``/``evaluation`` None keep prometheus.yml's (production) intervals;
+        ``targets`` replaces a job's target (host:port), e.g. a closed port for a dead exporter;
+        ``ports`` fixes ports beforehand ("prometheus", "alertmanager", the simulator's jobs and
+        "control"), for a process started before the stack that must know them; ``before_sim``
+        (with ``ports``): Prometheus starts first, then this is called, then the simulator (a
+        cold start where the trading services come up last)."""
+        ports = ports or {}
         self.dir = workdir
+        self.targets_override = targets or {}
         self.scrape, self.evaluation = scrape, evaluation
         self.procs: list[Proc] = []
         self.alerting = self.sim = None
         try:
-            self.prom_port = free_port()  # chosen first: the bot (started with Alertmanager) queries it
-            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, prometheus_url=f"http://127.0.0.1:{self.prom_port}",
+            prom_port = ports.get("prometheus") or free_port()  # chosen first: the bot (started with Alertmanager) queries it
+            self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, env=am_env, standins=standins,
+                                          am_port=ports.get("alertmanager"), prometheus_url=f"http://127.0.0.1:{prom_port}",
                                           bot_env=bot_env)
-            self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed)
-            self._start_prometheus(for_scale, resend_delay)
+            sim_ports = {k: v for k, v in ports.items() if k not in ("prometheus", "alertmanager")}
+            if before_sim is None:
+                self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed, ports=sim_ports or None)
+                self._start_prometheus(for_scale, resend_delay, prom_port, self.sim.ports)
+            else:
+                self._start_prometheus(for_scale, resend_delay, prom_port, sim_ports, wait=False)
+                before_sim()
+                self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed, ports=sim_ports)
+                self._wait_scraped()
         except BaseException:
             self.close()
             raise
 
-    def _start_prometheus(self, for_scale: float | None, resend_delay: str | None) -> None:
-        targets = {job: f"127.0.0.1:{self.sim.ports[job]}" for job in SIM_JOBS}
+    def _start_prometheus(self, for_scale: float | None, resend_delay: str | None, port: int | None,
+                          sim_ports: dict[str, int], wait: bool = True) -> None:
+        self.prom_port = port or free_port()
+        targets = {job: f"127.0.0.1:{sim_ports[job]}" for job in SIM_JOBS}
         targets["alert-sink"] = f"127.0.0.1:{self.alerting.sink_port}"
         targets["alertmanager"] = f"127.0.0.1:{self.alerting.am_port}"
         targets["prometheus"] = f"127.0.0.1:{self.prom_port}"
+        targets.update(self.targets_override)
         cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{self.alerting.am_port}", self.scrape, self.evaluation)
         rules_dir = self.dir / "rules"
         rules_dir.mkdir(parents=True, exist_ok=True)
-        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale)
+        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation)
         path = self.dir / "prometheus.yml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         cmd = native.prometheus_cmd(path, self.dir / "prom-data", self.prom_port)
@@ -89,12 +115,17 @@ class E2EStack:
         self.procs.append(self.prom)
         self.prom_url = f"http://127.0.0.1:{self.prom_port}"
         wait_http(f"{self.prom_url}/-/ready", 30, self.prom)
+        self.n_targets = len(targets)
+        if wait:
+            self._wait_scraped()
 
+    def _wait_scraped(self) -> None:
         # Prometheus starts scraping some seconds after it is ready (its scrape manager applies
         # targets on a 5 s tick); a scenario switched on before would measure that, not alerting.
         def all_scraped():
             active = requests.get(f"{self.prom_url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-            return len(active) == len(targets) and all(t["health"] == "up" for t in active)
+            return len(active) == self.n_targets and all(t["health"] == "up" for t in active
+                                                       if t["labels"]["job"] not in self.targets_override)
         wait_for(all_scraped, 30, 0.2, "every target scraped once")
 
     @property
@@ -105,6 +136,9 @@ class E2EStack:
         """What the intervals allow between a breach and the notification: one scrape, one
         evaluation, and the route's group_wait."""
         return seconds(self.scrape) + seconds(self.evaluation) + seconds(group_wait)
+
+    def prom_query(self, q: str) -> list[dict]:
+        return requests.get(f"{self.prom_url}/api/v1/query", params={"query": q}, timeout=5).json()["data"]["result"]
 
     def prom_alerts(self) -> list[dict]:
         return requests.get(f"{self.prom_url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]

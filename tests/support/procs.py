@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -96,3 +97,26 @@ class Proc:
 
 def start(name: str, cmd: list[str], env: dict | None, log_path: Path, cwd: str | None = None) -> Proc:
     return Proc(name, cmd, env, log_path, cwd)
+
+
+class HangingServer:
+    """Accepts connections and never answers: a target that hangs."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()

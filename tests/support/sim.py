@@ -52,21 +52,28 @@ class SimProcess:
 
     @classmethod
     def start(cls, log_dir, *, speed: float = 30.0, scenarios=(), seed: int = 1, extra_env: dict | None = None,
-              timeout: float = 30.0) -> "SimProcess":
+              timeout: float = 30.0, ports: dict[str, int] | None = None) -> "SimProcess":
+        """``ports`` (job -> port, and "control"): chosen beforehand, e.g. for a service that
+        must know them before the simulator starts; otherwise free ports are picked."""
         # A free port can be taken by another test run between asking and binding: then the
         # simulator exits 2 naming the port, and we try again with new ports.
         for attempt in range(3):
             try:
-                return cls._start_once(log_dir, speed, scenarios, seed, extra_env, timeout)
+                return cls._start_once(log_dir, speed, scenarios, seed, extra_env, timeout, ports)
             except _PortTaken:
-                if attempt == 2:
+                if attempt == 2 or ports is not None:
                     raise
 
-    @classmethod
-    def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout) -> "SimProcess":
+    @staticmethod
+    def pick_ports() -> dict[str, int]:
         ports: dict[str, int] = {}
         while len(set(ports.values())) < len(SIM_JOBS) + 1:
             ports = {job: free_port() for job in (*SIM_JOBS, "control")}
+        return ports
+
+    @classmethod
+    def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout, ports=None) -> "SimProcess":
+        ports = dict(ports) if ports else cls.pick_ports()
         env = {port_variable(job): str(p) for job, p in ports.items() if job != "control"}
         env.update({
             "TRADEMON_SIM_CONTROL_PORT": str(ports["control"]),

@@ -1,5 +1,6 @@
 """Loopback stand-ins for what the tests cannot reach: the Telegram Bot API, a Slack incoming
-webhook and an SMTP server. Each speaks the real protocol and records what it receives.
+webhook, an SMTP server and a Healthchecks.io-style heartbeat (dead man's switch) ping URL.
+Each speaks the real protocol and records what it receives.
 
 The Telegram stand-in answers like the real Bot API (``{"ok": true, "result": Message}``),
 is as strict about the text as Telegram (HTML must parse with Telegram's tags, at most 4096
@@ -421,6 +422,34 @@ class SlackStandIn:
         self._server.close()
 
 
+class HeartbeatStandIn:
+    """A Healthchecks.io-style ping URL (``https://hc-ping.com/<uuid>``): GET or POST to the
+    check's path answers ``OK``; any other path 404 ``not found``. Records every ping."""
+
+    def __init__(self, uuid: str = "5f1e1b6a-fake-4c1e-9a1e-heartbeat0042"):
+        self.path = f"/{uuid}"
+        self.requests: list[Request] = []
+        self._server = _Server(self._handle)
+        self.url = f"http://127.0.0.1:{self._server.port}{self.path}"
+
+    def _handle(self, path, ctype, raw):
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            body = {}
+        status = 200 if path == self.path else 404
+        with self._server.lock:
+            self.requests.append(Request(time.time(), path, body, status))
+        return status, b"OK" if status == 200 else b"not found"
+
+    def pings(self) -> list[Request]:
+        with self._server.lock:
+            return [r for r in self.requests if r.status == 200]
+
+    def close(self):
+        self._server.close()
+
+
 @dataclass
 class _Mail:
     mail_from: str
@@ -495,6 +524,7 @@ class StandIns:
         self.telegram = TelegramStandIn(self.TOKEN)
         self.slack = SlackStandIn()
         self.smtp = SMTPStandIn(self.SMTP_USER, self.SMTP_PASSWORD)
+        self.heartbeat = HeartbeatStandIn()
 
     def env(self) -> dict[str, str]:
         return {
@@ -502,14 +532,16 @@ class StandIns:
             "SLACK_WEBHOOK_URL": self.slack.url,
             "SMTP_SMARTHOST": self.smtp.smarthost, "SMTP_FROM": "trademon@trademon.test", "SMTP_TO": "trader@trademon.test",
             "SMTP_USERNAME": self.SMTP_USER, "SMTP_PASSWORD": self.SMTP_PASSWORD, "SMTP_REQUIRE_TLS": "false",
+            "HEARTBEAT_URL": self.heartbeat.url,
         }
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log."""
-        return [self.TOKEN, self.TOKEN.split(":")[1], self.slack.path.rsplit("/", 1)[1], self.SMTP_PASSWORD]
+        return [self.TOKEN, self.TOKEN.split(":")[1], self.slack.path.rsplit("/", 1)[1], self.SMTP_PASSWORD,
+                self.heartbeat.path.lstrip("/")]
 
     def close(self):
-        for s in (self.telegram, self.slack, self.smtp):
+        for s in (self.telegram, self.slack, self.smtp, self.heartbeat):
             s.close()
 
     def __enter__(self):

@@ -1,6 +1,7 @@
 """Every query the committed dashboards send, read back from their JSON (for the tests).
 
-Panels, template variables and annotations each name a datasource by uid and carry a
+Panels, template variables and annotations each name a datasource (through the dashboard's
+datasource variable, grafana_panels.Datasource.ref) and carry a
 PromQL or LogQL expression; this walks a dashboard document and yields them, so the
 checks (parse, metric names, run against Prometheus) see exactly what Grafana would run.
 """
@@ -15,7 +16,7 @@ from typing import Iterator
 from .dashboards import DASHBOARD_DIR
 from .grafana_panels import EXTERNAL_EXPORTERS, LOKI, PROMETHEUS, interpolate
 
-LANG = {PROMETHEUS.uid: "promql", LOKI.uid: "logql"}
+LANG = {PROMETHEUS.ref.uid: "promql", LOKI.ref.uid: "logql"}
 
 # What the tests give Grafana's built-in variables (Grafana computes them from the time range).
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__auto": "15s", "__range": "1h"}
@@ -25,7 +26,7 @@ BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__auto": "15s", "__ra
 class Query:
     dashboard: str  # uid
     where: str  # "panel <title>", "variable <name>" or "annotation <name>"
-    datasource: str  # uid
+    datasource: str  # the reference's uid: "${datasource}" or "${loki_datasource}"
     expr: str
     kind: str  # "panel", "variable", "annotation"
     needs: str | None = None  # an external exporter the panel needs (EXTERNAL_EXPORTERS key)

@@ -118,6 +118,11 @@ class Board:
             for p in panels:
                 d = d.with_panel(p.builder)
         doc = json.loads(json.dumps(d.build(), cls=JSONEncoder))
+        # First in the list, as Grafana resolves variables in order: a selector for each
+        # datasource type the dashboard queries (the references name these variables).
+        text = json.dumps(doc)
+        selectors = [ds.selector().build() for ds in DATASOURCES if f'"${{{ds.variable}}}"' in text]
+        doc.setdefault("templating", {}).setdefault("list", [])[:0] = json.loads(json.dumps(selectors, cls=JSONEncoder))
         for a in doc["annotations"]["list"]:
             # Prometheus annotation options the SDK's generic AnnotationQuery has no setter for.
             a.update({"step": "60s", "titleFormat": "{{alertname}}", "tagKeys": "severity,alertname",
@@ -237,13 +242,13 @@ def realtime_pnl(t: dict) -> Board:
     return Board(
         "pnl", "Real-time P&L",
         "Cumulative and hourly P&L by strategy; daily P&L against the loss limit.",
-        ["DailyLossLimitBreach", "PnLAnomaly"],
+        ["DailyLossLimitBreach", "PnLAnomaly", "BrokerDataMissing"],
         [account_var(), strategy_var()],
         [
             ("Accounts", [
                 stat_panel("Daily P&L", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
                            description="Today's P&L per account; red below the daily loss limit.", thresholds=below(loss),
-                           links=[runbook("DailyLossLimitBreach")]),
+                           links=[runbook("DailyLossLimitBreach"), runbook("BrokerDataMissing")]),
                 stat_panel("Unrealized P&L", [Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
                            description="Unrealized P&L of the open positions.", thresholds=steps(RED, (0, GREEN))),
                 stat_panel("Realized P&L", [Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
@@ -417,14 +422,14 @@ def system_health(t: dict) -> Board:
     return Board(
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
-        ["APIHealthCheckFailed", "ExporterDown", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
+        ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
                 state_panel("Up / down", [Q('max by (job) (up{job=~"$job"})', "{{job}}")], description="Whether Prometheus' last scrape of each job succeeded.",
                             mappings=UP_DOWN, thresholds=below(1), w=24,
-                            links=[runbook("APIHealthCheckFailed"), runbook("ExporterDown")]),
+                            links=[runbook("APIHealthCheckFailed"), runbook("ExporterDown"), runbook("BrokerViewLost")]),
                 timeseries_panel("Availability", [Q('avg by (job) (avg_over_time(up{job=~"$job"}[1h]))', "{{job}}")], unit="percentunit",
                                  description="Share of successful scrapes over the last hour.", thresholds=steps(RED, (0.95, YELLOW), (0.999, GREEN)),
                                  min_value=0),

@@ -1,8 +1,10 @@
 """Panel, query and variable builders shared by the trademon dashboards.
 
 Thin helpers over grafana-foundation-sdk so that each dashboard reads as a list of panels:
-a panel is a title, a query (or a few), a unit and its thresholds. Datasources are named
-by the fixed uids provisioned in grafana/provisioning/datasources (never ``${DS_...}``).
+a panel is a title, a query (or a few), a unit and its thresholds. Every datasource
+reference goes through a dashboard variable (``${datasource}``, ``${loki_datasource}``)
+whose default is the datasource provisioned in grafana/provisioning/datasources: the
+dashboards work as provisioned and import into any Grafana (no uid is hard-wired).
 """
 
 from __future__ import annotations
@@ -27,10 +29,17 @@ class Datasource:
     type: str
     name: str
     url: str  # as seen from the grafana container on the compose network
+    variable: str  # the dashboard variable that picks a datasource of this type
 
     @property
     def ref(self) -> dm.DataSourceRef:
-        return dm.DataSourceRef(type_val=self.type, uid=self.uid)
+        """What panels, queries, variables and annotations name: the variable, never the uid."""
+        return dm.DataSourceRef(type_val=self.type, uid=f"${{{self.variable}}}")
+
+    def selector(self) -> db.DatasourceVariable:
+        """The dashboard variable: any datasource of this type, the provisioned one by default."""
+        return (db.DatasourceVariable(self.variable).label(self.name).type(self.type).regex("")
+                .multi(False).include_all(False).current(dm.VariableOption(selected=True, text=self.name, value=self.uid)))
 
 
 def _url(job: str) -> str:
@@ -38,9 +47,9 @@ def _url(job: str) -> str:
 
 
 # The datasources Grafana is provisioned with; dashboards refer to them by these uids.
-PROMETHEUS = Datasource("trademon-prometheus", "prometheus", "Prometheus", _url("prometheus"))
-LOKI = Datasource("trademon-loki", "loki", "Loki", _url("loki"))
-ALERTMANAGER = Datasource("trademon-alertmanager", "alertmanager", "Alertmanager", _url("alertmanager"))
+PROMETHEUS = Datasource("trademon-prometheus", "prometheus", "Prometheus", _url("prometheus"), "datasource")
+LOKI = Datasource("trademon-loki", "loki", "Loki", _url("loki"), "loki_datasource")
+ALERTMANAGER = Datasource("trademon-alertmanager", "alertmanager", "Alertmanager", _url("alertmanager"), "alertmanager_datasource")
 DATASOURCES = (PROMETHEUS, LOKI, ALERTMANAGER)
 
 # Money is in the account's base currency; IB paper and most retail accounts are USD.

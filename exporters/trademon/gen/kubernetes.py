@@ -100,12 +100,22 @@ def monitored_jobs() -> list[str]:
     return contract.jobs_of_kind("trading") + [j for j in contract.jobs_of_kind("trademon") if j in SERVICES]
 
 
+def _endpoint(root: Path, job: str) -> dict:
+    """The job's scrape interval (and timeout) as prometheus.yml sets them: the money jobs
+    are scraped faster than the global interval."""
+    cfg = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())
+    sc = next((sc for sc in cfg["scrape_configs"] if sc["job_name"] == job), {})
+    ep = {"port": "metrics", "path": "/metrics", "interval": sc.get("scrape_interval", _scrape_interval(root))}
+    if "scrape_timeout" in sc:
+        ep["scrapeTimeout"] = sc["scrape_timeout"]
+    return ep
+
+
 def render_service_monitors(root: Path) -> str:
-    interval = _scrape_interval(root)
     docs = [{"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
              "metadata": _meta(job, job, **RELEASE),
              "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": job}},
-                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": interval}]}}
+                      "endpoints": [_endpoint(root, job)]}}
             for job in monitored_jobs()]
     return _dump(docs, "the jobs of exporters/trademon/contract.py")
 

@@ -221,12 +221,16 @@ def window_checks(c: Ctx, test: Test, alert: str, t_on: int, t_off: int, clear: 
 # ---------------------------------------------------------------- money: critical alerts
 
 
+def money_setting(c: Ctx) -> tuple:
+    """The loss limit, currency, a P&L past the limit, and the labels of the money series."""
+    limit = c["daily_loss_limit"]
+    return (limit, c["currency"], limit - 112.4, {"account": ACCOUNT},
+            {"job": "ib-exporter", "instance": target("ib-exporter")},
+            {"job": "position-manager", "instance": target("position-manager")})
+
+
 def money_tests(c: Ctx) -> list[Test]:
-    limit, cur = c["daily_loss_limit"], c["currency"]
-    pnl = limit - 112.4
-    acct = {"account": ACCOUNT}
-    ib = {"job": "ib-exporter", "instance": target("ib-exporter")}
-    pm = {"job": "position-manager", "instance": target("position-manager")}
+    limit, cur, pnl, acct, ib, pm = money_setting(c)
     out = [
         step_test(c, "DailyLossLimitBreach", interval=15, offset=1,
                   what=f"at {limit} quiet; below it fires at the next evaluation; resolves on recovery",
@@ -265,6 +269,142 @@ def money_tests(c: Ctx) -> list[Test]:
     for t in range(60, (n + 8) * 60, 120):
         short.expect(t, "PositionReconciliationMismatch")
     out.append(short)
+    return out
+
+
+# ---------------------------------------------------------------- money: no false resolve
+
+# The description's note while a money alert stands on the last value seen (rules.held_note),
+# written out here independently of the rule's template.
+HELD_NOTE = (" No current value: its data is unavailable; this is the last value seen, and the alert stays "
+             "until a current value shows recovery.")
+
+
+def held_tests(c: Ctx, alert: str, *, series: list[tuple[str, float, float]], fired, quiet=(), gone: int = 120) -> list[Test]:
+    """A breach fires on live data; then the data goes away (a stale marker, as when the
+    exporter drops the series or the target goes down) for ``gone`` minutes: the alert keeps
+    firing on the last value seen, its text saying the data is unavailable. Then the data
+    comes back: recovered, it resolves at that evaluation; still in breach, it keeps firing.
+    ``fired(held)`` gives the expected alerts."""
+    F = c.for_(alert)
+    n_pre, n_on = math.ceil((F + 120) / 60), math.ceil((F + 180) / 60)
+    t_on, t_stale = n_pre * 60, (n_pre + n_on) * 60
+    t_back = t_stale + gone * 60
+    tests = []
+    for back, what in (("normal", "comes back recovered: resolved"), ("breach", "comes back still in breach: firing")):
+        t = Test(f"{alert}: its data goes away for {dur(gone * 60)} after it fired: still firing, saying the data is "
+                 f"unavailable; the data {what}", 60)
+        for sel_, normal, breach in series:
+            again = normal if back == "normal" else breach
+            t.add(sel_, f"{gauge((normal, n_pre), (breach, n_on))} stale _x{gone - 1} {gauge((again, 20))}")
+        for sel_, value in quiet:
+            t.add(sel_, gauge((value, n_pre + n_on + gone + 20)))
+        t.expect(c.next_eval(t_on) + F, alert, *fired(False))
+        t.expect(t_stale - c.eval, alert, *fired(False))
+        t.expect(t_stale, alert, *fired(True))  # the stale marker: no current value from here on
+        t.expect(t_stale + 10 * 60, alert, *fired(True))
+        t.expect(t_back - c.eval, alert, *fired(True))
+        if back == "normal":
+            t.expect(t_back, alert)
+        else:
+            t.expect(t_back, alert, *fired(False))
+        tests.append(t)
+    return tests
+
+
+def no_data_no_alert_test(c: Ctx, alert: str, sel_: str) -> Test:
+    """A series that never showed a breach and goes away does not fire (nothing to hold)."""
+    t = Test(f"{alert}: data that goes away without a breach stays quiet", 60)
+    t.add(sel_, "0x9 stale")
+    for tt in (5 * 60, 10 * 60, 30 * 60):
+        t.expect(tt, alert)
+    return t
+
+
+def hold_tests(c: Ctx) -> list[Test]:
+    limit, cur, pnl, acct, ib, pm = money_setting(c)
+    note = lambda held: HELD_NOTE if held else ""  # noqa: E731
+    out = held_tests(c, "DailyLossLimitBreach", series=[(sel("daily_pnl", **acct, **ib), limit, pnl)],
+                     fired=lambda held: [Fired(acct, f"Daily loss limit breached on {ACCOUNT}",
+                                               f"Account {ACCOUNT}: daily P&L {pnl:.2f} {cur}, limit {limit}.{note(held)}")])
+    out += held_tests(c, "CircuitBreakerTripped", series=[(sel("circuit_breaker_open", breaker="daily_loss", **pm), 0, 1)],
+                      fired=lambda held: [Fired({"breaker": "daily_loss"}, "Circuit breaker daily_loss tripped: new orders halted",
+                                                "Circuit breaker daily_loss is open: the orders it guards are refused until it is "
+                                                f"reset.{note(held)}")])
+    out += held_tests(c, "PositionReconciliationMismatch",
+                      series=[(sel("position_reconciliation_discrepancy", symbol="AAPL", **acct, **pm), 0, -100),
+                              (sel("position_reconciliation_discrepancy", symbol="MSFT", **acct, **pm), 0, 0)],
+                      fired=lambda held: [Fired({**acct, "symbol": "AAPL"}, f"Position mismatch for AAPL on {ACCOUNT}",
+                                                f"Internal book minus broker for AAPL on account {ACCOUNT}: -100 (shares or "
+                                                f"contracts), for more than {c['reconciliation_for']}.{note(held)}")])
+    lim = 100000.0
+    over = min(c["exposure_ratio"] * lim + 0.5 * (lim - c["exposure_ratio"] * lim), lim * 0.999)
+    out += held_tests(c, "HighRiskExposure", series=[(sel("risk_gross_exposure", **acct, **ib), c["exposure_ratio"] * lim, over)],
+                      quiet=[(sel("risk_gross_exposure_limit", **acct, **ib), lim)],
+                      fired=lambda held: [Fired(acct, f"Gross exposure of {ACCOUNT} near its limit",
+                                                f"Gross exposure of account {ACCOUNT} is {human_pct(over / lim)} of its limit "
+                                                f"(alert above {pct(c['exposure_ratio'])}), for more than {c['exposure_for']}."
+                                                f"{note(held)}")])
+    out.append(no_data_no_alert_test(c, "DailyLossLimitBreach", sel("daily_pnl", **acct, **ib)))
+    out.append(no_data_no_alert_test(c, "CircuitBreakerTripped", sel("circuit_breaker_open", breaker="daily_loss", **pm)))
+    # Held for money_hold at most: data gone for longer is no longer "the last value".
+    H = secs(c["money_hold"])
+    long = Test(f"DailyLossLimitBreach: held on the last value for {c['money_hold']} at most", 60)
+    long.add(sel("daily_pnl", **acct, **ib), f"{gauge((pnl, 10))} stale _x{H // 60 + 20}")
+    long.expect(H, "DailyLossLimitBreach", Fired(acct, f"Daily loss limit breached on {ACCOUNT}",
+                                                 f"Account {ACCOUNT}: daily P&L {pnl:.2f} {cur}, limit {limit}.{HELD_NOTE}"))
+    long.expect(10 * 60 + H + 60, "DailyLossLimitBreach")
+    out.append(long)
+    return out
+
+
+# ---------------------------------------------------------------- blind spots
+
+
+def blind_tests(c: Ctx) -> list[Test]:
+    ib = {"job": "ib-exporter", "instance": target("ib-exporter")}
+    acct = {"account": ACCOUNT}
+    F = c.for_("BrokerViewLost")
+    blind = ("Blind: daily P&L, positions, exposure and the TWS session, so DailyLossLimitBreach, HighRiskExposure, "
+             "TWSConnectionLost and the order-quality alerts cannot fire.")
+    others = [j for j in contract.JOBS if j != "ib-exporter"]
+    out = [step_test(c, "BrokerViewLost", what=f"the ib-exporter not scraped for {dur(F)} pages; other jobs down do not",
+                     series=[(sel("up", **ib), 1, 0)],
+                     quiet=[(sel("up", job=j, instance=target(j)), 0) for j in others],
+                     fired=[Fired(ib, "Broker view lost: ib-exporter is not scraped",
+                                  f"Prometheus has not been able to scrape ib-exporter ({target('ib-exporter')}) for more "
+                                  f"than {dur(F)}. {blind}")])]
+    M = c.for_("BrokerDataMissing")
+    mem = c["broker_data_memory"]
+    gone_at, back_at = 20 * 60, 20 * 60 + M + 600
+    fired = Fired(acct, f"No broker data for {ACCOUNT}",
+                  f"Prometheus had daily P&L for account {ACCOUNT} within the last {mem} but has had none for more than "
+                  f"{c['broker_data_missing_for']}, while ib_connected says the IB session is up. Blind for this account: "
+                  "DailyLossLimitBreach, HighRiskExposure and its positions.")
+    n_gone = (back_at - gone_at) // 60
+    t = Test("BrokerDataMissing: an account's P&L gone while the IB session is up pages; other accounts do not; "
+             "back, it resolves", 60)
+    t.add(sel("daily_pnl", **acct, **ib), f"{gauge((12.5, 20))} stale _x{n_gone - 1} {gauge((15, 20))}")
+    t.add(sel("daily_pnl", account="DU7654321", **ib), gauge((40, 20 + n_gone + 20)))
+    t.add(sel("ib_connected", **ib), gauge((1, 20 + n_gone + 20)))
+    t.expect(gone_at - c.eval, "BrokerDataMissing")
+    t.expect(gone_at + M - c.eval, "BrokerDataMissing")
+    t.expect(gone_at + M, "BrokerDataMissing", fired)
+    t.expect(back_at - c.eval, "BrokerDataMissing", fired)
+    t.expect(back_at, "BrokerDataMissing")
+    out.append(t)
+    down = Test("BrokerDataMissing: P&L gone because the IB session is down is TWSConnectionLost's page, not this", 60)
+    down.add(sel("daily_pnl", **acct, **ib), f"{gauge((12.5, 20))} stale")
+    down.add(sel("ib_connected", **ib), gauge((1, 20), (0, 40)))
+    for tt in (gone_at + M, gone_at + M + 10 * 60, 50 * 60):
+        down.expect(tt, "BrokerDataMissing")
+    out.append(down)
+    never = Test(f"BrokerDataMissing: an account gone for longer than {mem} is forgotten", 60)
+    never.add(sel("daily_pnl", **acct, **ib), f"{gauge((12.5, 10))} stale")
+    never.add(sel("ib_connected", **ib), gauge((1, secs(mem) // 60 + 40)))
+    never.expect(10 * 60 + M + 60, "BrokerDataMissing", fired)
+    never.expect(10 * 60 + secs(mem) + 120, "BrokerDataMissing")
+    out.append(never)
     return out
 
 
@@ -621,6 +761,8 @@ def ib_down_tests(c: Ctx) -> list[Test]:
 FILES = {
     "money.yml": ("Critical money alerts: loss limit, circuit breaker, TWS, reconciliation; P&L and risk",
                   lambda c: money_tests(c) + pnl_anomaly_tests(c) + risk_tests(c)),
+    "blind.yml": ("No false resolve when money data goes away; pages when the broker's view is lost",
+                  lambda c: hold_tests(c) + blind_tests(c)),
     "orders.yml": ("Order intents, workers, execution quality, API latency", order_tests),
     "health.yml": ("Service health, IB data farms, market data, synthetic checks, Watchdog", health_tests),
     "ib_down.yml": ("Why IB is down: TWSConnectionLost names the reason and the fix", ib_down_tests),
@@ -634,7 +776,7 @@ def render(root: Path, filename: str) -> str:
         "rule_files": RULE_FILES,
         "evaluation_interval": dur(c.eval),
         # Recording rules first, as a dependent alert sees them in production one evaluation later at most.
-        "group_eval_order": [*rules.RECORDING_GROUPS, rules.ALERTS_GROUP],
+        "group_eval_order": [*rules.RECORDING_GROUPS, rules.MONEY_GROUP, rules.ALERTS_GROUP],
         "tests": [t.as_dict() for t in build(c)],
     }
     header = (f"# promtool unit tests: {what}.\n"

@@ -28,6 +28,7 @@ from ..contract import IB_DOWN_REASONS, jobs_of_kind
 
 RULES_FILE = "prometheus/rules/trademon.rules.yml"
 ALERTS_FILE = "prometheus/rules/trademon.alerts.yml"
+BROKER_JOB = "ib-exporter"  # the job of the broker's truth (contract JOBS)
 RUNBOOK_URL = "https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{anchor}"
 SEVERITIES = ("critical", "warning", "info")
 
@@ -47,6 +48,7 @@ class Alert:
     description: str
     dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
     for_: str | None = None  # a key of thresholds.yml holding the duration; None fires at once
+    fast: bool = False  # evaluated in the money group, every ${money_evaluation_interval}
 
 
 def _q(name: str, q: float, by: str, window: str) -> str:
@@ -142,6 +144,26 @@ def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
 CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
 
 
+def held_on_last_value(live: str, last: str, cond: str, key: str, present: str) -> str:
+    """A money alert that does not resolve because its data went away (issue 10.4).
+
+    ``live cond`` fires on current data. While the series of ``present`` has no current
+    sample for the alert's ``key`` (the exporter dropped it while IB is disconnected, the
+    target is down), the last value seen within ${money_hold} stands in for it: the alert
+    keeps firing on it, and resolves only when a current value shows recovery. The alert's
+    labels are the same on both branches, so Alertmanager sees one alert throughout."""
+    return (f"{live} {cond}\n"
+            f"  or ({last} {cond}\n"
+            f"        unless on ({key}) group by ({key}) ({present}))")
+
+
+def held_note(present: str, key: str) -> str:
+    """The description's note while the alert stands on the last value (no current data)."""
+    return ('{{ with query (printf "' + present + '{' + key + '=%q}" $labels.' + key + ') }}{{ else }}'
+            " No current value: its data is unavailable; this is the last value seen, and the alert stays "
+            "until a current value shows recovery.{{ end }}")
+
+
 def _same_target(metric: str, condition: str = "") -> str:
     """A template query for ``metric`` of the alert's own exporter (job and instance)."""
     return f'printf "{metric}{{job=%q,instance=%q}}{condition}" $labels.job $labels.instance | query'
@@ -175,23 +197,52 @@ ALERTS: list[Alert] = [
           "{{ $labels.instance }} has had no API session to TWS / IB Gateway for more than ${tws_lost_for}. "
           "Why: " + down_reason_text() + " No order reaches the broker, and P&L, positions and risk from the broker "
           "are not current.",
-          "health", for_="tws_lost_for"),
+          "health", for_="tws_lost_for", fast=True),
     Alert("DailyLossLimitBreach", "critical",
-          "min by (account) (daily_pnl) < ${daily_loss_limit}",
+          held_on_last_value("min by (account) (daily_pnl)", "min by (account) (last_over_time(daily_pnl[${money_hold}]))",
+               "< ${daily_loss_limit}", "account", "daily_pnl"),
           "Daily loss limit breached on {{ $labels.account }}",
-          "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}.",
-          "pnl"),
+          "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}."
+          + held_note("daily_pnl", "account"),
+          "pnl", fast=True),
     Alert("CircuitBreakerTripped", "critical",
-          "max by (breaker) (circuit_breaker_open) > 0",
+          held_on_last_value("max by (breaker) (circuit_breaker_open)", "max by (breaker) (last_over_time(circuit_breaker_open[${money_hold}]))",
+               "> 0", "breaker", "circuit_breaker_open"),
           "Circuit breaker {{ $labels.breaker }} tripped: new orders halted",
-          "Circuit breaker {{ $labels.breaker }} is open: the orders it guards are refused until it is reset.",
-          "risk"),
+          "Circuit breaker {{ $labels.breaker }} is open: the orders it guards are refused until it is reset."
+          + held_note("circuit_breaker_open", "breaker"),
+          "risk", fast=True),
     Alert("PositionReconciliationMismatch", "critical",
-          "sum by (account, symbol) (position_reconciliation_discrepancy) != 0",
+          held_on_last_value("sum by (account, symbol) (position_reconciliation_discrepancy)",
+               "sum by (account, symbol) (last_over_time(position_reconciliation_discrepancy[${money_hold}]))",
+               "!= 0", "account", "position_reconciliation_discrepancy"),
           "Position mismatch for {{ $labels.symbol }} on {{ $labels.account }}",
           'Internal book minus broker for {{ $labels.symbol }} on account {{ $labels.account }}: '
-          '{{ printf "%+g" $value }} (shares or contracts), for more than ${reconciliation_for}.',
+          '{{ printf "%+g" $value }} (shares or contracts), for more than ${reconciliation_for}.'
+          + held_note("position_reconciliation_discrepancy", "account"),
           "risk", for_="reconciliation_for"),
+    # Blind spots: without the ib-exporter's data no loss, exposure or TWS alert can fire, so
+    # losing it pages as loudly as the alerts it silences.
+    Alert("BrokerViewLost", "critical",
+          'up{job="${broker_job}"} == 0',
+          "Broker view lost: {{ $labels.job }} is not scraped",
+          "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
+          "${broker_view_lost_for}. Blind: daily P&L, positions, exposure and the TWS session, so "
+          "DailyLossLimitBreach, HighRiskExposure, TWSConnectionLost and the order-quality alerts cannot fire.",
+          "health", for_="broker_view_lost_for"),
+    Alert("BrokerDataMissing", "critical",
+          # Accounts with P&L in the memory window but none now, while the exporter says the
+          # IB session is up (while it is down, TWSConnectionLost pages instead).
+          """
+          group by (account) (last_over_time(daily_pnl[${broker_data_memory}]))
+            unless on (account) group by (account) (daily_pnl)
+            and on () (max(ib_connected) == 1)
+          """,
+          "No broker data for {{ $labels.account }}",
+          "Prometheus had daily P&L for account {{ $labels.account }} within the last ${broker_data_memory} but has had "
+          "none for more than ${broker_data_missing_for}, while ib_connected says the IB session is up. Blind for this "
+          "account: DailyLossLimitBreach, HighRiskExposure and its positions.",
+          "pnl", for_="broker_data_missing_for"),
     # --- Warning: quiet ---
     Alert("OrderIntentErrorRateHigh", "warning",
           # rate * 300 s = intents in the 5-minute window
@@ -245,10 +296,12 @@ ALERTS: list[Alert] = [
           "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
           "latency", for_="api_latency_for"),
     Alert("HighRiskExposure", "warning",
-          "account:risk_gross_exposure:ratio_limit > ${exposure_ratio}",
+          held_on_last_value("account:risk_gross_exposure:ratio_limit", "last_over_time(account:risk_gross_exposure:ratio_limit[${money_hold}])",
+               "> ${exposure_ratio}", "account", "account:risk_gross_exposure:ratio_limit"),
           "Gross exposure of {{ $labels.account }} near its limit",
           "Gross exposure of account {{ $labels.account }} is {{ $value | humanizePercentage }} of its limit "
-          "(alert above ${exposure_ratio|pct}), for more than ${exposure_for}.",
+          "(alert above ${exposure_ratio|pct}), for more than ${exposure_for}."
+          + held_note("account:risk_gross_exposure:ratio_limit", "account"),
           "risk", for_="exposure_for"),
     Alert("PnLAnomaly", "warning",
           # Compared with the spread of the 5-minute moves of the hour before (offset: the move
@@ -303,6 +356,11 @@ ALERTS: list[Alert] = [
 ]
 
 ALERTS_GROUP = "trademon.alerts"
+# The alerts the trader stakes money on (loss limit, breaker, TWS session), evaluated more
+# often than the rest so that they reach the phone within seconds (issue 10.8): their
+# series' jobs are scraped as often (prometheus/prometheus.yml, MONEY_JOBS).
+MONEY_GROUP = "trademon.money.alerts"
+MONEY_JOBS = ("ib-exporter", "position-manager")
 
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)(?:\|([a-z]+))?\}")
 
@@ -324,6 +382,7 @@ class Filler:
         self.values = dict(self.thresholds)
         self.values["trading_jobs"] = "|".join(jobs_of_kind("trading"))
         self.values["trademon_jobs"] = "|".join(jobs_of_kind("trademon"))
+        self.values["broker_job"] = BROKER_JOB
         self.used: set[str] = set()
 
     def __call__(self, text: str) -> str:
@@ -396,7 +455,11 @@ def render_rules(root: Path) -> str:
 
 def render_alerts(root: Path, fill: Filler | None = None) -> str:
     fill = fill or Filler(root)
-    doc = {"groups": [{"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS]}]}
+    doc = {"groups": [
+        {"name": MONEY_GROUP, "interval": fill.duration("money_evaluation_interval"),
+         "rules": [alert_rule(a, fill) for a in ALERTS if a.fast]},
+        {"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS if not a.fast]},
+    ]}
     return _dump(doc, "Alerts of the trademon alert contract (docs/runbooks.md has one section per alert).")
 
 

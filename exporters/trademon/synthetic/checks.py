@@ -25,6 +25,9 @@ class CheckFailed(Exception):
 class Check:
     name: str
     step: str = "starting"
+    # Errors that mean "the stack is still starting" until the check has once run through
+    # (runner.py: not run, rather than failed, during the start-up grace).
+    not_ready_errors: tuple[type[BaseException], ...] = (httpx.ConnectError,)
 
     def __init__(self, client: httpx.AsyncClient, settings: Settings):
         self.client, self.settings = client, settings
@@ -153,6 +156,9 @@ class WatchdogCheck(Check):
     """The always-firing Watchdog alert is in Alertmanager: the alert path works."""
 
     name = "watchdog"
+    # Prometheus sends the Watchdog after its first evaluation and once it has found
+    # Alertmanager: until then, no Watchdog is the stack starting, not a broken path.
+    not_ready_errors = (httpx.ConnectError, TimeoutError)
 
     async def run(self) -> str:
         # Polled rather than read once: just after a start Prometheus may not have sent it yet.

@@ -62,6 +62,9 @@ class Settings:
     symbol: str = "SPY"
     poll_interval: float = 1.0
     log_level: str = "info"
+    # Seconds after start during which a check that cannot connect yet is not run rather than
+    # failed (the services start beside it); see runner.py.
+    startup_grace: float = 300.0
 
     @property
     def alert_step(self) -> bool:
@@ -143,6 +146,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         pipeline_strategy=_synthetic_name(PREFIX + "PIPELINE_STRATEGY", "synthetic-pipeline", env),
         symbol=env_str(PREFIX + "SYMBOL", "SPY", env),
         poll_interval=env_float(PREFIX + "POLL_INTERVAL", 1.0, 0.01, 60.0, env),
+        startup_grace=env_float(PREFIX + "STARTUP_GRACE", 300.0, 0.0, 86400.0, env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"], env),
     )
     if s.breaker == s.pipeline_strategy:

@@ -1,5 +1,12 @@
 """Runs each check on its own interval with its own timeout, concurrently, and records
-the outcome in the synthetic_check_* gauges and a JSON log line."""
+the outcome in the synthetic_check_* gauges and a JSON log line.
+
+Cold start (issue 10.5): the services a check talks to start beside it and may not listen
+yet. Until a check has once run through, and for at most the start-up grace, a run that
+cannot connect (or, for the watchdog, does not find the Watchdog Prometheus has not sent
+yet: ``Check.not_ready_errors``) is *not run*, not failed: nothing is recorded (the gauges
+stay absent, never a false 0), and it is tried again within seconds rather than after its
+interval. After that, the same error is a failure like any other."""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+import httpx
+
 from ..metrics import JobMetrics
 from .api import Unexpected
 from .checks import Check, CheckFailed, timing_key
@@ -15,6 +24,7 @@ from .config import Settings
 
 log = logging.getLogger("trademon.synthetic")
 CLEANUP_TIMEOUT = 10.0  # seconds a cleanup (e.g. the breaker reset) may take after a run
+NOT_READY_RETRY = 5.0  # seconds before a not-yet-reachable check is tried again (at most its interval)
 
 
 @dataclass
@@ -25,10 +35,20 @@ class Result:
     detail: str
 
 
+class NotReady(Exception):
+    """During the start-up grace, the check met one of its not_ready_errors before its first run through."""
+
+
 class CheckRunner:
     def __init__(self, checks: list[Check], settings: Settings, metrics: JobMetrics):
         self.checks, self.settings, self.metrics = checks, settings, metrics
         self.last: dict[str, Result] = {}
+        self.reached: set[str] = set()  # checks that have once run through (passed or failed for a reason of their own)
+        self.grace_until: float | None = None  # monotonic end of the start-up grace (service mode only)
+
+    def _not_ready(self, check: Check, error: BaseException) -> bool:
+        return (isinstance(error, check.not_ready_errors) and check.name not in self.reached
+                and self.grace_until is not None and time.monotonic() < self.grace_until)
 
     def timing(self, check: Check):
         return self.settings.timing[timing_key(check)]
@@ -37,28 +57,40 @@ class CheckRunner:
         timeout = self.timing(check).timeout
         check.step = "starting"
         start_wall, start = time.time(), time.monotonic()
+        not_ready = False
         try:
             async with asyncio.timeout(timeout):
                 detail = await check.run()
             success = True
-        except TimeoutError:
+        except TimeoutError as e:
+            not_ready = self._not_ready(check, e)
             success, detail = False, f"timed out after {timeout:g}s while {check.step}"
         except asyncio.CancelledError:
             raise
+        except httpx.ConnectError as e:
+            not_ready = self._not_ready(check, e)
+            success, detail = False, f"{type(e).__name__} while {check.step}: {e}"
         except (CheckFailed, Unexpected) as e:  # they say what went wrong themselves
             success, detail = False, str(e)
         except Exception as e:  # noqa: BLE001 - any error is this check's failure, never the runner's
             success, detail = False, f"{type(e).__name__} while {check.step}: {e}"
         finally:
-            try:
-                async with asyncio.timeout(CLEANUP_TIMEOUT):
-                    await check.cleanup()
-            except Exception as e:  # noqa: BLE001
-                log.warning("cleanup failed", extra={"check": check.name, "error": f"{type(e).__name__}: {e}"})
+            await self._cleanup(check)  # also after a timeout or a cancel
+        if not_ready:
+            log.info("target not reachable yet: run not counted", extra={"check": check.name, "detail": detail})
+            raise NotReady(check.name)
+        self.reached.add(check.name)
         duration = time.monotonic() - start
         result = Result(check.name, success, duration, detail)
         self.record(result, start_wall + duration)
         return result
+
+    async def _cleanup(self, check: Check) -> None:
+        try:
+            async with asyncio.timeout(CLEANUP_TIMEOUT):
+                await check.cleanup()
+        except Exception as e:  # noqa: BLE001
+            log.warning("cleanup failed", extra={"check": check.name, "error": f"{type(e).__name__}: {e}"})
 
     def record(self, r: Result, finished_at: float) -> None:
         self.last[r.check] = r
@@ -72,10 +104,15 @@ class CheckRunner:
         interval = self.timing(check).interval
         while True:
             started = time.monotonic()
-            await self.run_once(check)
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            try:
+                await self.run_once(check)
+                wait = interval
+            except NotReady:
+                wait = min(interval, NOT_READY_RETRY)
+            await asyncio.sleep(max(0.0, wait - (time.monotonic() - started)))
 
     async def run_forever(self) -> None:
+        self.grace_until = time.monotonic() + self.settings.startup_grace
         # One task per check: a slow or hanging target only holds its own check.
         await asyncio.gather(*(self.loop(c) for c in self.checks))
 
