@@ -347,3 +347,43 @@ def test_a_session_across_local_midnight_is_split_at_midnight():
     for t, expected in ((at(NY, 2026, 1, 30, 17, 59), False), (at(NY, 2026, 1, 30, 23, 59), True),
                         (at(NY, 2026, 1, 31, 12, 0), True), (at(NY, 2026, 2, 1, 1, 59), True), (at(NY, 2026, 2, 1, 2, 0), False)):
         assert amtime.active(cfg, "m", t) is expected, t
+
+
+def test_a_template_only_change_reloads_alertmanager(tmp_path):
+    """Editing only a message template and rendering again must reload Alertmanager too (the
+    README's re-render command promises it), not only a change of alertmanager.yml."""
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from trademon import amwatch
+
+    from tests.support.procs import free_port
+
+    source = tmp_path / "alertmanager"
+    shutil.copytree(ROOT / "alertmanager", source)
+    port, posts = free_port(), []
+
+    class Reload(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posts.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", port), Reload)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = tmp_path / "out"
+        env = {"TRADEMON_EXCHANGES": "XNYS"}
+        collector = amwatch.ScheduleCollector(out, [], lambda: NOW)
+        w = amwatch.Watcher(source, out, env, None, f"http://127.0.0.1:{port}/-/reload", collector)
+        w.render_once()
+        assert not w.render_once() and posts == []  # nothing changed: no reload
+        tmpl = next((source / "templates").glob("*.tmpl"))
+        tmpl.write_text(tmpl.read_text() + "\n{{/* edited */}}\n")
+        assert w.render_once() and posts == ["/-/reload"]
+    finally:
+        server.shutdown()

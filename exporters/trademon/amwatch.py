@@ -12,6 +12,7 @@ inside one). Alertmanager stays the one that mutes; this only tells the dashboar
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -81,6 +82,14 @@ class ScheduleCollector:
         yield fails
 
 
+def _digest(out: Path) -> str:
+    """One hash of everything rendered into `out` (config, templates, secret files)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in out.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(out)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 class Watcher:
     """Renders, reloads Alertmanager on change, records the outcome for the collector."""
 
@@ -93,7 +102,7 @@ class Watcher:
 
     def render_once(self) -> bool:
         target = self.out / "alertmanager.yml"
-        before = target.read_bytes() if target.exists() else None
+        before = _digest(self.out) if target.exists() else None
         amconfig.render(self.source, self.out, self.env, self.alert_sink_url, bot_url=self.bot_url)
         # `trademon native --mode demo --speed N` compresses Alertmanager's waits too; a daily
         # render must keep that, or the demo's alerts would slow down after the first refresh.
@@ -102,7 +111,8 @@ class Watcher:
             from . import timescale
 
             timescale.scale_alertmanager_config(target, speed)
-        changed = target.read_bytes() != before
+        # Templates and secret files count too: a new GRAFANA_URL only changes a template.
+        changed = _digest(self.out) != before
         if self.reload_url and ((changed and before is not None) or self.reload_pending):
             self.reload_pending = not self.reload(starting=self.collector.last_render is None)
         self.collector.last_render = time.time()

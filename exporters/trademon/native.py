@@ -222,7 +222,8 @@ def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], 
                                 "--alert-sink-url", alert_sink_url, *(["--bot-url", bot_url] if bot_url else [])),
                    f"http://{host}:{port['alertmanager-config']}/readyz",
                    {"TRADEMON_ALERTMANAGER_CONFIG_HOST": host,
-                    "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload"})
+                    "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload",
+                    "TRADEMON_AM_TIMESCALE": str(timescale)})
 
 
 def configure(parser) -> None:

@@ -405,9 +405,9 @@ KNOWN_UNKNOWN = [
 def ib_bounds_panels() -> list:
     """Why the IB session is down, the client id a page names, and labels over their cap."""
     return [
-        table_panel("Why the IB session is down", [Q(f"max by (reason) ({m('ib_session_down_reason')}) == 1")], unit="short",
-                    description="The reason of the current outage (none while the session is up); the TWSConnectionLost page says "
-                                "what to do about it.", links=[runbook("TWSConnectionLost")]),
+        table_panel("Why the IB session is down", [Q(f"max by (reason) ({m('ib_session_down_reason')})")], unit="short",
+                    description="Every reason the exporter knows, 1 on the reason of the current outage (all 0 while the session "
+                                "is up); the TWSConnectionLost page says what to do about it.", links=[runbook("TWSConnectionLost")]),
         stat_panel("IB API client id", [Q(f"max({m('ib_client_id')})", "client id")], unit="none", decimals=0,
                    description="The client id the ib-exporter connects with (TRADEMON_IB_CLIENT_ID).", w=12, h=8),
         timeseries_panel("Labels over their cap", [Q(f"sum by (label) (increase({m('ib_label_overflow_total')}[1h]))", "{{label}}")],
