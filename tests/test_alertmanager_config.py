@@ -14,6 +14,9 @@ import yaml
 
 from trademon import amconfig, contract, tools
 
+from trademon.bot.render import MAX_PARTS, Links
+from trademon.bot.render import render as render_message
+
 from tests.support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,14 +95,16 @@ def test_alert_names_in_the_config_are_alerts_of_the_rules():
     assert cfg["inhibit_rules"]
 
 
-def test_every_receiver_records_to_the_alert_sink():
+def test_every_receiver_records_to_the_alert_sink_and_pages_go_through_the_bot():
     cfg = yaml.safe_load(SOURCE.read_text())
-    port = contract.JOBS["alert-sink"].port
+    sink = f"http://alert-sink:{contract.JOBS['alert-sink'].port}/alerts"
+    bot = f"http://{amconfig.BOT_HOST}:{contract.BOT_PORT}/alerts"
     for rc in cfg["receivers"]:
         if rc["name"] == amconfig.HEARTBEAT_RECEIVER:  # the external dead man's switch: the Watchdog only
             continue
         urls = [w["url"] for w in rc.get("webhook_configs", [])]
-        assert urls == [f"http://alert-sink:{port}/alerts"], rc["name"]
+        assert urls == ([sink, bot] if rc["name"] in ("critical", "warning") else [sink]), rc["name"]
+        assert "telegram_configs" not in rc, "Telegram goes through trademon bot: Alertmanager must not hold the bot token"
 
 
 def test_repeat_and_market_hours():
@@ -113,8 +118,6 @@ def test_repeat_and_market_hours():
     (interval,) = [t for t in cfg["time_intervals"] if t["name"] == "market-open"]
     assert interval["time_intervals"] == [{"weekdays": ["monday:friday"], "times": [{"start_time": "09:30", "end_time": "16:00"}],
                                            "location": "America/New_York"}]
-    tg = {rc["name"]: rc["telegram_configs"][0] for rc in cfg["receivers"] if "telegram_configs" in rc}
-    assert tg["critical"]["disable_notifications"] is False and tg["warning"]["disable_notifications"] is True
 
 
 def money_route(cfg: dict) -> dict:
@@ -154,7 +157,11 @@ def test_heartbeat_route_pings_every_minute_never_resolved():
     assert "url" not in rc["webhook_configs"][0]  # a file: the URL holds the check's secret
 
 
-# Template render checks: amtool renders the templates as rendered by am-config.
+# The Telegram message, rendered by `trademon bot` from the webhook payload (it was
+# alertmanager/templates/telegram.tmpl); Telegram's rules checked by the strict stand-in's parser.
+
+LINKS = Links("https://grafana.example.com", "https://am.example.com")
+
 
 def _data(alerts, status="firing", severity="critical"):
     return {"receiver": severity, "status": status, "alerts": alerts, "groupLabels": {"severity": severity},
@@ -168,19 +175,10 @@ def _alert(name, summary, description, status="firing", **labels):
             "startsAt": "2026-03-02T14:31:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": name}
 
 
-def render(rendered: Path, name: str, data: dict, tmp_path: Path, kind: str = "text") -> str:
-    f = tmp_path / "data.json"
-    f.write_text(json.dumps(data))
-    r = amtool("template", "render", f"--template.glob={rendered.parent / 'templates' / '*.tmpl'}",
-               f"--template.text={{{{ template \"{name}\" . }}}}", f"--template.data={f}", f"--template.type={kind}")
-    assert r.returncode == 0, r.stderr
-    return r.stdout.rstrip("\n")
-
-
-def test_telegram_template_loss_breach(rendered, tmp_path):
+def test_telegram_message_loss_breach():
     data = _data([_alert("DailyLossLimitBreach", "Daily loss limit breached on DU1234567",
                          "Account DU1234567: daily P&L -612.40 USD, limit -500.", severity="critical", account="DU1234567")])
-    out = render(rendered, "trademon.telegram.message", data, tmp_path, "html")
+    (out,) = render_message(data, LINKS)
     telegram_visible_length(out)  # Telegram would accept the markup
     shown = visible_text(out)
     assert shown.startswith("🔴 CRITICAL · 1 firing")
@@ -191,28 +189,43 @@ def test_telegram_template_loss_breach(rendered, tmp_path):
     assert "runbooks.md#dailylosslimitbreach" in out
 
 
-def test_telegram_template_resolved(rendered, tmp_path):
+def test_telegram_message_resolved():
     data = _data([_alert("DailyLossLimitBreach", "Daily loss limit breached on DU1234567", "x", status="resolved", severity="critical")],
                  status="resolved")
-    shown = visible_text(render(rendered, "trademon.telegram.message", data, tmp_path, "html"))
+    (out,) = render_message(data, LINKS)
+    shown = visible_text(out)
     assert shown.startswith("✅ RESOLVED · critical") and "resolved: DailyLossLimitBreach" in shown
 
 
-@pytest.mark.parametrize("n, desc_len", [(1, 100_000), (40, 2_000), (5, 300)])
-def test_telegram_template_escapes_and_stays_under_the_limit(rendered, tmp_path, n, desc_len):
+@pytest.mark.parametrize("n, desc_len", [(1, 100_000), (40, 2_000), (5, 300), (400, 500)])
+def test_telegram_message_escapes_and_splits_under_the_limit(n, desc_len):
     nasty = ('<script>&amp;"quote"' + "é€😀" * 10 + "&") * (desc_len // 40 + 1)
     alerts = [_alert("PnLAnomaly", f"summary {i} <b>not bold</b> & {nasty[:500]}", nasty[:desc_len], severity="warning", strategy=f"s{i}<&>")
               for i in range(n)]
-    out = render(rendered, "trademon.telegram.message", _data(alerts, severity="warning"), tmp_path, "html")
-    assert telegram_visible_length(out) <= TELEGRAM_MAX_CHARS
-    assert len(out) < TELEGRAM_MAX_CHARS  # Alertmanager cuts raw text at 4096 runes
-    assert "<script>" not in out and "<b>not bold</b>" not in out
-    shown = visible_text(out)
+    parts = render_message(_data(alerts, severity="warning"), LINKS)
+    assert 1 <= len(parts) <= MAX_PARTS
+    for out in parts:
+        assert telegram_visible_length(out) <= TELEGRAM_MAX_CHARS
+        assert "<script>" not in out and "<b>not bold</b>" not in out
+    shown = "\n".join(visible_text(p) for p in parts)
     assert "<b>not bold</b> &" in shown
     if desc_len > 400:
         assert "…" in shown
-    if n == 40:
-        assert re.search(r"… \d+ more not shown", shown)
+    shown_alerts = len(re.findall(r"^PnLAnomaly · summary \d+ ", shown, re.M))
+    m = re.search(r"… (\d+) more not shown", shown)
+    if n >= 40:  # a storm: MAX_PARTS messages, the rest counted (every alert is on Alertmanager's page)
+        assert len(parts) == MAX_PARTS and m and shown_alerts + int(m.group(1)) == n
+    else:
+        assert shown_alerts == n and m is None
+
+
+def render(rendered: Path, name: str, data: dict, tmp_path: Path, kind: str = "text") -> str:
+    f = tmp_path / "data.json"
+    f.write_text(json.dumps(data))
+    r = amtool("template", "render", f"--template.glob={rendered.parent / 'templates' / '*.tmpl'}",
+               f"--template.text={{{{ template \"{name}\" . }}}}", f"--template.data={f}", f"--template.type={kind}")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.rstrip("\n")
 
 
 def test_slack_and_email_templates(rendered, tmp_path):

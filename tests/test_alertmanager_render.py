@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from trademon import amconfig, logs
+from trademon.bot.config import derived_webhook_token
 
 ROOT = Path(__file__).resolve().parents[1]
 AM = ROOT / "alertmanager"
@@ -40,10 +41,11 @@ def receivers(path: Path) -> dict[str, dict]:
 def test_full_environment(tmp_path, log_lines):
     path = amconfig.render(AM, tmp_path, {**FULL, "GRAFANA_URL": "https://grafana.example.com/", "ALERTMANAGER_URL": "https://am.example.com"})
     rc = receivers(path)
-    assert set(rc["critical"]) == {"name", "telegram_configs", "slack_configs", "email_configs", "webhook_configs"}
-    tg = rc["critical"]["telegram_configs"][0]
-    assert tg["chat_id"] == -1009876 and "bot_token" not in tg
-    assert Path(tg["bot_token_file"]).read_text() == TOKEN
+    assert set(rc["critical"]) == {"name", "slack_configs", "email_configs", "webhook_configs"}
+    bot = rc["critical"]["webhook_configs"][1]
+    assert bot["url"] == "http://trademon-bot:9114/alerts"
+    token_file = Path(bot["http_config"]["authorization"]["credentials_file"])
+    assert token_file.read_text() == derived_webhook_token(TOKEN) and TOKEN not in token_file.read_text()
     assert Path(rc["warning"]["slack_configs"][0]["api_url_file"]).read_text() == FULL["SLACK_WEBHOOK_URL"]
     email = rc["critical"]["email_configs"][0]
     assert Path(email["auth_password_file"]).read_text() == FULL["SMTP_PASSWORD"]
@@ -52,14 +54,15 @@ def test_full_environment(tmp_path, log_lines):
     secrets = tmp_path / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {
-        "telegram_bot_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600}
+        "bot_webhook_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600}
     hb = rc["heartbeat"]["webhook_configs"][0]
     assert "url" not in hb and Path(hb["url_file"]).read_text() == FULL["HEARTBEAT_URL"] and hb["send_resolved"] is False
     text = path.read_text()
-    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"], FULL["HEARTBEAT_URL"]):
+    for secret in (TOKEN, FULL["SLACK_WEBHOOK_URL"], FULL["SMTP_PASSWORD"], FULL["HEARTBEAT_URL"], derived_webhook_token(TOKEN)):
         assert secret not in text
-    tmpl = (tmp_path / "templates" / "telegram.tmpl").read_text()
-    assert '$grafana_url := "https://grafana.example.com" -}}' in tmpl and '$alertmanager_url := "https://am.example.com" -}}' in tmpl
+    assert not any(TOKEN in p.read_text() for p in secrets.iterdir()), "Alertmanager must not get the bot token"
+    tmpl = (tmp_path / "templates" / "slack_email.tmpl").read_text()
+    assert '$grafana_url := "https://grafana.example.com" -}}' in tmpl
     assert (tmp_path / "zoneinfo" / "America" / "New_York").is_file()
     assert [line for line in log_lines() if line["level"] != "info"] == []
 
@@ -70,6 +73,7 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     rc = receivers(path)
     assert all(set(r) == {"name", "webhook_configs"} for n, r in rc.items() if n != "heartbeat"), rc
     assert rc["heartbeat"] == {"name": "heartbeat"}  # no URL: the dead man's switch sends nothing
+    assert all(len(r["webhook_configs"]) == 1 for n, r in rc.items() if n != "heartbeat"), "the bot's webhook is left out with Telegram"
     lines = log_lines()
     left = {(line["receiver"], line["integration"]) for line in lines if line["message"] == "receiver integration left out"}
     assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack")}
@@ -100,7 +104,7 @@ def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
 def test_rerender_removes_secrets_no_longer_configured(tmp_path):
     amconfig.render(AM, tmp_path, FULL)
     amconfig.render(AM, tmp_path, {k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"} | {"SMTP_USERNAME": ""})
-    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["heartbeat_url", "slack_webhook_url", "telegram_bot_token"]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["bot_webhook_token", "heartbeat_url", "slack_webhook_url"]
 
 
 def test_secret_from_file(tmp_path):
@@ -108,7 +112,17 @@ def test_secret_from_file(tmp_path):
     f.write_text(TOKEN + "\n")
     env = {k: v for k, v in FULL.items() if k != "TELEGRAM_BOT_TOKEN"} | {"TELEGRAM_BOT_TOKEN_FILE": str(f)}
     path = amconfig.render(AM, tmp_path / "out", env)
-    assert Path(receivers(path)["critical"]["telegram_configs"][0]["bot_token_file"]).read_text() == TOKEN
+    bot = receivers(path)["critical"]["webhook_configs"][1]
+    assert Path(bot["http_config"]["authorization"]["credentials_file"]).read_text() == derived_webhook_token(TOKEN)
+
+
+def test_explicit_webhook_token_and_bot_url(tmp_path):
+    env = {**FULL, "TRADEMON_BOT_WEBHOOK_TOKEN": "an-explicit-webhook-token-0123456789"}
+    path = amconfig.render(AM, tmp_path, env, bot_url="http://127.0.0.1:5556/alerts")
+    for name in ("critical", "warning"):
+        bot = receivers(path)[name]["webhook_configs"][1]
+        assert bot["url"] == "http://127.0.0.1:5556/alerts"
+        assert Path(bot["http_config"]["authorization"]["credentials_file"]).read_text() == env["TRADEMON_BOT_WEBHOOK_TOKEN"]
 
 
 def test_unreadable_secret_file_is_left_out_not_a_crash(tmp_path, log_lines):
@@ -121,7 +135,7 @@ def test_unreadable_secret_file_is_left_out_not_a_crash(tmp_path, log_lines):
 def test_alert_sink_url_and_bad_link_url(tmp_path, log_lines):
     path = amconfig.render(AM, tmp_path, {"GRAFANA_URL": "javascript:alert(1)"}, alert_sink_url="http://127.0.0.1:5555/alerts")
     assert all(r["webhook_configs"][0]["url"] == "http://127.0.0.1:5555/alerts" for n, r in receivers(path).items() if n != "heartbeat")
-    assert '$grafana_url := "http://localhost:3000"' in (tmp_path / "templates" / "telegram.tmpl").read_text()
+    assert '$grafana_url := "http://localhost:3000"' in (tmp_path / "templates" / "slack_email.tmpl").read_text()
     assert any(line["message"] == "link URL ignored" and "GRAFANA_URL" in line["reason"] for line in log_lines())
 
 

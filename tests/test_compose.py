@@ -29,7 +29,7 @@ SYNTHETIC_TESTS = ROOT / "synthetic-tests.yml"
 PROFILES = ("demo", "live", "alloy")
 SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
 # Services not in the contract's JOBS, and the port each listens on.
-OTHER_PORTS = {"alloy": 12345}
+OTHER_PORTS = {"alloy": 12345, "trademon-bot": contract.BOT_PORT}
 # Scrape targets that may live outside the compose file, documented in README.md.
 HOST_TARGET = "host.docker.internal"
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
@@ -155,7 +155,7 @@ def resolved_service(compose_bin, tmp_path, name):
 
 def test_the_stack_has_every_part(resolved):
     want = {"prometheus", "alertmanager", "alertmanager-config", "grafana", "loki", "promtail", "alloy", "cadvisor",
-            "alert-sink", "synthetic", "sim", "ib-exporter"}
+            "alert-sink", "synthetic", "sim", "ib-exporter", "trademon-bot"}
     assert want <= set(resolved["services"])
 
 
@@ -202,7 +202,7 @@ def test_trademon_healthchecks_point_at_their_own_port(resolved):
         if url is None:
             continue
         port = int(re.search(r":(\d+)/", url).group(1))
-        expected = contract.SIM_CONTROL_PORT if name == "sim" else contract.JOBS[name].port
+        expected = contract.SIM_CONTROL_PORT if name == "sim" else OTHER_PORTS.get(name) or contract.JOBS[name].port
         assert port == expected, f"{name}: health URL {url} is not on its port {expected}"
 
 

@@ -129,16 +129,15 @@ def test_the_page_names_the_reason_and_the_fix(tws, exporter, prometheus, setup,
 
 
 def test_the_reason_survives_the_telegram_cut():
-    """The Telegram message cuts a description at a fixed length (alertmanager/templates/
-    telegram.tmpl): the reason and its fix come before that, for every reason."""
+    """The Telegram message (`trademon bot`, trademon/bot/render.py) cuts a description at a
+    fixed length: the reason and its fix come before that, for every reason."""
     import html
     import re
 
+    from trademon.bot import render
     from trademon.gen import rule_tests
 
-    tmpl = (ROOT / "alertmanager" / "templates" / "telegram.tmpl").read_text()
-    cut = int(re.search(r'\$desc := html \.Annotations\.description -}}\s*{{- \$cut = reReplaceAll "\^\(\(\?s:\.\{(\d+)\}',
-                        tmpl).group(1))
+    cut = render.DESCRIPTION_CHARS
     (test,) = rule_tests.ib_down_tests(rule_tests.Ctx(ROOT))
     fired = [f for _, _, fs in test.checks for f in fs]
     assert len(fired) == len(rule_tests.contract.IB_DOWN_REASONS) + 1

@@ -1,6 +1,7 @@
 """`trademon native`: the documented way to run the stack without Docker, tried for real."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,24 @@ def test_rendered_config_refuses_an_unknown_job():
         render_prometheus_config(ROOT, {"nope": "127.0.0.1:1"}, None)
 
 
+def bot_pids(port: str) -> list[int]:
+    """The `trademon bot` processes started with this port (read from /proc)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            env = (d / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"bot" in cmd and f"TRADEMON_BOT_PORT={port}".encode() in env:
+            pids.append(int(d.name))
+    return sorted(pids)
+
+
 def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
     ports = {port_variable(job): str(free_port()) for job in contract.JOBS}
     ports["TRADEMON_SIM_CONTROL_PORT"] = str(free_port())
+    ports["TRADEMON_BOT_PORT"] = str(free_port())
     prom = f"http://127.0.0.1:{ports[port_variable('prometheus')]}"
     proc = start("native", [sys.executable, "-m", "trademon", "native", "--data-dir", str(tmp_path / "native")],
                  ports, tmp_path / "native.log")
@@ -54,6 +70,14 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
         assert set(health) == set(NATIVE_JOBS)
         rules = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert rules, "Prometheus loaded no rule groups from prometheus/rules"
+        # trademon bot runs too, and comes back after kill -9 (the restart policy, natively)
+        bot = f"http://127.0.0.1:{ports['TRADEMON_BOT_PORT']}/healthz"
+        assert requests.get(bot, timeout=5).ok
+        first = bot_pids(ports["TRADEMON_BOT_PORT"])
+        assert len(first) == 1, first
+        os.kill(first[0], signal.SIGKILL)
+        wait_for(lambda: bot_pids(ports["TRADEMON_BOT_PORT"]) not in ([], first) and requests.get(bot, timeout=2).ok, 30, 0.5,
+                 "trademon bot restarted")
     finally:
         rc = proc.close()
     assert rc == 0, proc.tail()

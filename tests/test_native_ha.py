@@ -13,7 +13,8 @@ from trademon.config import port_variable
 def test_native_ha_brings_up_the_pair_the_cluster_and_the_store(tmp_path):
     env = {port_variable(job): str(free_port()) for job in contract.JOBS}
     extra = ("TRADEMON_SIM_CONTROL_PORT", "TRADEMON_PROMETHEUS_B_PORT", "TRADEMON_ALERTMANAGER_B_PORT",
-             "TRADEMON_ALERTMANAGER_CLUSTER_PORT", "TRADEMON_ALERTMANAGER_B_CLUSTER_PORT", "TRADEMON_VICTORIAMETRICS_PORT")
+             "TRADEMON_ALERTMANAGER_CLUSTER_PORT", "TRADEMON_ALERTMANAGER_B_CLUSTER_PORT", "TRADEMON_VICTORIAMETRICS_PORT",
+             "TRADEMON_BOT_PORT")
     env.update({name: str(free_port()) for name in extra})
     env["TRADEMON_HOST"] = "trading-test"
     url = lambda var: f"http://127.0.0.1:{env[var]}"

@@ -460,9 +460,12 @@ def test_no_secret_in_any_log_when_every_channel_fails(tmp_path):
                 for a in (alert("DailyLossLimitBreach", "critical", account="DU1"), alert("HighSlippage", "warning", strategy="momentum"))]
         assert requests.post(f"http://127.0.0.1:{am_port}/api/v2/alerts", json=body, timeout=5).ok
 
+        # Telegram is a webhook to `trademon bot` (unreachable here) unless Alertmanager holds the token itself.
+        channels = ("slack", "email", "webhook") + (("telegram",) if any("telegram_configs" in r for r in cfg["receivers"]) else ())
+
         def every_channel_failed():
             text = am.log_text()
-            return all(k in text for k in ("telegram", "slack", "email", "webhook")) and text.count("Notify attempt failed") >= 4
+            return all(k in text for k in channels) and text.count("Notify attempt failed") >= 4
         wait_for(every_channel_failed, 40, 0.5, "a failed delivery logged for every channel")
     finally:
         am.close()

@@ -199,6 +199,7 @@ def _alert_sink_token(receiver: dict, s: Settings, files: SecretFiles, alert_sin
 
 
 INTEGRATIONS = {"telegram_configs": _telegram, "slack_configs": _slack, "email_configs": _email}
+BOT_HOST = "trademon-bot"  # the compose service; its webhook_configs entry is Telegram's delivery
 HEARTBEAT_RECEIVER = "heartbeat"  # the dead man's switch (alertmanager.yml)
 
 
@@ -223,7 +224,40 @@ def _fill_heartbeat(receiver: dict, s: Settings, files: SecretFiles) -> None:
         log.log(e.level, "dead man's switch left out", extra={"receiver": receiver["name"], "reason": str(e)})
 
 
-def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_url: str | None = None) -> tuple[dict, list[dict]]:
+def _bot_webhook(cfg: dict, s: Settings, files: SecretFiles, bot_url: str | None) -> None:
+    """Telegram goes through `trademon bot`: Alertmanager holds only the webhook's bearer
+    token (derived from the bot token unless TRADEMON_BOT_WEBHOOK_TOKEN is set), never the
+    bot token itself, whose value Alertmanager's logs print on failed deliveries."""
+    from .bot.config import bot_token, chat_id, webhook_token
+
+    s.require("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
+    try:
+        logs.register_secret(bot_token(s.env))
+        chat_id("TELEGRAM_CHAT_ID", s.get("TELEGRAM_CHAT_ID") or "")
+        token = webhook_token(s.env)
+    except ConfigError as e:
+        raise Skip(f"{e.variable}: {e.problem}; allowed: {e.allowed}" if e.variable == "TELEGRAM_BOT_TOKEN" else str(e), logging.ERROR) from None
+    api = s.get("TELEGRAM_API_URL")  # the bot's setting, checked here too: a bot that cannot start gets no webhook
+    if api:
+        _checked_url("TELEGRAM_API_URL", api)
+    logs.register_secret(token)
+    cfg["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": files.write("bot_webhook_token", token)}}
+    if bot_url:
+        cfg["url"] = bot_url
+
+
+def _bot_webhooks(receiver: dict, s: Settings, files: SecretFiles, bot_url: str | None, left_out: list[dict]) -> None:
+    hooks = receiver.get("webhook_configs", [])
+    for w in [w for w in hooks if urlsplit(w["url"]).hostname == BOT_HOST]:
+        try:
+            _bot_webhook(w, s, files, bot_url)
+        except Skip as e:
+            hooks.remove(w)
+            left_out.append({"receiver": receiver["name"], "integration": "telegram", "reason": str(e), "level": e.level})
+
+
+def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_url: str | None = None,
+                  bot_url: str | None = None) -> tuple[dict, list[dict]]:
     """The final config and what was left out (one dict per integration, also logged)."""
     cfg = json.loads(json.dumps(source))  # a deep copy
     s = Settings(env)
@@ -242,6 +276,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
             except Skip as e:
                 del receiver[key]
                 left_out.append({"receiver": receiver["name"], "integration": key.removesuffix("_configs"), "reason": str(e), "level": e.level})
+        _bot_webhooks(receiver, s, files, bot_url, left_out)
         if alert_sink_url:
             for w in receiver.get("webhook_configs", []):
                 if urlsplit(w["url"]).hostname == "alert-sink":
@@ -338,7 +373,7 @@ def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: dat
 
 
 def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
-           now: datetime | None = None, make_schedule: Callable | None = None) -> Path:
+           now: datetime | None = None, make_schedule: Callable | None = None, bot_url: str | None = None) -> Path:
     """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo, market schedule); return
     its path. ``now`` and ``make_schedule`` (exchanges, now, horizon_days) -> Schedule are for tests."""
     env = os.environ if env is None else env
@@ -348,7 +383,7 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
     source = yaml.safe_load(src.read_text(encoding="utf-8"))
     out.mkdir(parents=True, exist_ok=True)
     render_templates(source_dir / "templates", out / "templates", env)
-    cfg, _ = render_config(source, out, env, alert_sink_url)
+    cfg, _ = render_config(source, out, env, alert_sink_url, bot_url)
     apply_market_calendar(cfg, out, env, now or datetime.now(UTC), make_schedule)
     copy_zoneinfo(cfg, out / "zoneinfo")
     target = out / "alertmanager.yml"
@@ -359,9 +394,10 @@ def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, al
     return target
 
 
-def render_for_native(root: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None) -> Path:
+def render_for_native(root: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
+                      bot_url: str | None = None) -> Path:
     """The rendered config for `trademon native` and the end-to-end tests."""
-    return render(root / "alertmanager", out, env, alert_sink_url)
+    return render(root / "alertmanager", out, env, alert_sink_url, bot_url=bot_url)
 
 
 def _default_source() -> str:
@@ -377,6 +413,8 @@ def configure(parser) -> None:
                              "Alertmanager must see it at the same path")
     parser.add_argument("--alert-sink-url", default=os.environ.get("TRADEMON_AM_ALERT_SINK_URL"),
                         help="replace the alert-sink webhook URL (default: keep http://alert-sink:9112/alerts)")
+    parser.add_argument("--bot-url", default=os.environ.get("TRADEMON_AM_BOT_URL"),
+                        help="replace `trademon bot`'s webhook URL (default: keep http://trademon-bot:9114/alerts)")
     parser.add_argument("--watch", action="store_true",
                         help="keep running: render again every TRADEMON_AM_REFRESH_SECONDS (default 86400) so the market "
                              "calendar never runs out, reload Alertmanager (TRADEMON_AM_RELOAD_URL) on change, and serve "
@@ -389,7 +427,7 @@ def main(args) -> int:
         from . import amwatch
 
         return amwatch.run(args)
-    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url)
+    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url, bot_url=args.bot_url)
     log.info("alertmanager config rendered", extra={"path": str(path)})
     if log.isEnabledFor(logging.DEBUG):  # what Alertmanager will run; secrets are *_file paths in it
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -94,15 +94,16 @@ class Watcher:
     """Renders, reloads Alertmanager on change, records the outcome for the collector."""
 
     def __init__(self, source: Path, out: Path, env: Mapping[str, str], alert_sink_url: str | None,
-                 reload_url: str | None, collector: ScheduleCollector):
+                 reload_url: str | None, collector: ScheduleCollector, bot_url: str | None = None):
         self.source, self.out, self.env = source, out, env
         self.alert_sink_url, self.reload_url, self.collector = alert_sink_url, reload_url, collector
+        self.bot_url = bot_url  # `trademon bot`'s webhook, kept on every render
         self.reload_pending = False
 
     def render_once(self) -> bool:
         target = self.out / "alertmanager.yml"
         before = _digest(self.out) if target.exists() else None
-        amconfig.render(self.source, self.out, self.env, self.alert_sink_url)
+        amconfig.render(self.source, self.out, self.env, self.alert_sink_url, bot_url=self.bot_url)
         # `trademon native --mode demo --speed N` compresses Alertmanager's waits too; a daily
         # render must keep that, or the demo's alerts would slow down after the first refresh.
         speed = env_float("TRADEMON_AM_TIMESCALE", 1.0, 1.0, None, env=self.env)
@@ -151,7 +152,8 @@ def run(args) -> int:
     out = Path(args.out)
     windows = markets.ib_windows_from_env(env)
     collector = ScheduleCollector(out, windows, lambda: datetime.now(UTC))
-    watcher = Watcher(Path(args.source), out, env, args.alert_sink_url, env_str("TRADEMON_AM_RELOAD_URL", env=env), collector)
+    watcher = Watcher(Path(args.source), out, env, args.alert_sink_url, env_str("TRADEMON_AM_RELOAD_URL", env=env), collector,
+                      getattr(args, "bot_url", None))
     every = env_int("TRADEMON_AM_REFRESH_SECONDS", 86400, 1, 7 * 86400, env=env)
     host = env_str("TRADEMON_ALERTMANAGER_CONFIG_HOST", "127.0.0.1", env=env)
     port = job_port(JOB, env)

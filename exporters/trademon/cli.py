@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "ib-exporter": ("trademon.ib.cli", "Prometheus exporter for TWS / IB Gateway (read-only)"),
     "alert-sink": ("trademon.alertsink", "file-based Alertmanager webhook receiver (JSON lines)"),
     "am-config": ("trademon.amconfig", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
+    "bot": ("trademon.bot.cli", "Telegram companion: delivers alerts with silence buttons, answers /status, /pnl and more"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
     "demo": ("trademon.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
@@ -24,7 +25,7 @@ SUBCOMMANDS = {
 
 # Subcommand -> the extra that brings its dependencies (the core package is only the
 # instrumentation library).
-EXTRAS = {"ib-exporter": "ib", "sim": "sim", "gen": "gen"}
+EXTRAS = {"ib-exporter": "ib", "sim": "sim", "gen": "gen", "bot": "bot"}
 
 
 def _load(name: str, module: str):

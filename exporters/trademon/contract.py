@@ -48,6 +48,9 @@ JOBS: dict[str, Job] = {
 # The simulator's own control endpoint (scenarios on/off, clock). Not a scrape job.
 SIM_CONTROL_PORT = 9119
 
+# `trademon bot`'s webhook for Alertmanager (and its /healthz, /metrics). Not a scrape job yet.
+BOT_PORT = 9114
+
 
 def jobs_of_kind(kind: str) -> list[str]:
     return [j.name for j in JOBS.values() if j.kind == kind]

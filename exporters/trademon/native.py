@@ -104,6 +104,7 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
+    restart: bool = False  # started again when it exits (compose's restart policy, natively)
 
 
 def _last_words(path: Path) -> str:
@@ -131,6 +132,7 @@ class Supervisor:
         self.log_dir = log_dir
         self.env = dict(os.environ if env is None else env)
         self.procs: list[tuple[Service, subprocess.Popen, object]] = []
+        self._backoff: dict[str, tuple[int, float]] = {}  # restart: name -> (failures in a row, not before)
 
     def start(self, svc: Service, timeout: float = 30.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +170,37 @@ class Supervisor:
         self.procs.clear()
 
     def failed(self) -> list[str]:
-        return [svc.name for svc, p, _ in self.procs if p.poll() is not None]
+        return [svc.name for svc, p, _ in self.procs if p.poll() is not None and not svc.restart]
+
+    def restart_exited(self) -> None:
+        """Start again the services with ``restart`` that exited (crash, kill -9), backing off
+        (1 s doubling to 60 s) while one keeps exiting, as Docker's restart policy does."""
+        backoff = self._backoff
+        for svc, p, logf in list(self.procs):
+            if not svc.restart or p.poll() is None:
+                continue
+            failures, not_before = backoff.get(svc.name, (0, 0.0))
+            if time.monotonic() < not_before:
+                continue
+            log.warning("service exited; restarting", extra={"svc": svc.name, "returncode": p.returncode})
+            logf.close()
+            self.procs.remove((svc, p, logf))
+            try:
+                self.start(svc)
+                backoff[svc.name] = (0, 0.0)
+            except RuntimeError as e:  # it stays in procs, exited: tried again after the backoff
+                backoff[svc.name] = (failures + 1, time.monotonic() + min(2 ** failures, 60))
+                log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
+
+
+def bot_service(host: str, bot_port: int, data: Path, port: Mapping[str, int]) -> Service:
+    """`trademon bot`, Telegram's delivery (it idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID);
+    restarted when it exits, as compose's restart policy would."""
+    return Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
+                   {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_PORT": str(bot_port), "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
+                    "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
+                    "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
+                    "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True)
 
 
 # The simulator's flags native passes on (demo mode), each overriding its variable.
@@ -182,12 +214,12 @@ SIM_FLAGS = {
 
 
 def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], alert_sink_url: str,
-                     timescale: float = 1.0) -> Service:
+                     timescale: float = 1.0, bot_url: str | None = None) -> Service:
     """`am-config --watch`: renders the market calendar again daily and reloads Alertmanager
     (keeping the demo's time compression)."""
     return Service("alertmanager-config",
                    trademon_cmd("am-config", "--watch", "--source", str(root / "alertmanager"), "--out", str(out),
-                                "--alert-sink-url", alert_sink_url),
+                                "--alert-sink-url", alert_sink_url, *(["--bot-url", bot_url] if bot_url else [])),
                    f"http://{host}:{port['alertmanager-config']}/readyz",
                    {"TRADEMON_ALERTMANAGER_CONFIG_HOST": host,
                     "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload",
@@ -234,6 +266,7 @@ def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int
     from .config import port_variable
 
     out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic")]
+    out.append(("trademon bot", "TRADEMON_BOT_PORT", env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)))
     if mode == "live":
         return out + [("ib-exporter", port_variable("ib-exporter"), job_port("ib-exporter", env))]
     sim_jobs = (contract.API, contract.MD, contract.PM, contract.IB)  # the jobs the simulator answers as
@@ -378,8 +411,10 @@ def main(args) -> int:
 
     from . import amconfig
 
+    bot_port = env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)
     am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", env,
-                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts")
+                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts",
+                                        bot_url=f"http://{host}:{bot_port}/alerts")
     if compress:
         timescale.scale_alertmanager_config(am_cfg, speed)
 
@@ -392,13 +427,14 @@ def main(args) -> int:
         sup.start(Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
                           {"TRADEMON_ALERT_SINK_FILE": str(sink_file), "TRADEMON_ALERT_SINK_HOST": host,
                            "TRADEMON_ALERT_SINK_PORT": str(port["alert-sink"])}))
+        sup.start(bot_service(host, bot_port, data, port))
         sup.start(Service("alertmanager", alertmanager_cmd(am_cfg, data / "alertmanager", port["alertmanager"], host,
                                                            f"http://{host}:{port['alertmanager']}"),
                           f"http://{host}:{port['alertmanager']}/-/ready",
                           # the time zones of the market-hours intervals, for hosts without a tz database
                           {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
         sup.start(am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
-                                   speed if compress else 1.0))
+                                   speed if compress else 1.0, bot_url=f"http://{host}:{bot_port}/alerts"))
         if args.mode == "demo":
             control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT, env)
             sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",
@@ -419,6 +455,7 @@ def main(args) -> int:
                               if not (env.get(var) or "").strip()}}))
         print(where(data, env_file, host, port, args.mode, speed, control), file=sys.stderr, flush=True)
         while not stopping and not sup.failed():
+            sup.restart_exited()
             time.sleep(0.5)
         if sup.failed():
             for name in sup.failed():

@@ -27,6 +27,7 @@ from .native import (
     Service,
     Supervisor,
     alertmanager_cmd,
+    bot_service,
     am_watch_service,
     prometheus_cmd,
     render_prometheus_config,
@@ -72,19 +73,23 @@ def main(args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         proms.append((replica, pport, path))
+    bot_port = env_port("TRADEMON_BOT_PORT", contract.BOT_PORT)
     am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", os.environ,
-                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts")
+                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts",
+                                        bot_url=f"http://{host}:{bot_port}/alerts")
     zoneinfo = {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}
 
     services = [Service("victoriametrics", scaleout.victoriametrics_cmd(data / "victoriametrics", port["victoriametrics"], host,
                                                                        dedup_interval=scrape),
                         f"http://{host}:{port['victoriametrics']}/health"),
                 Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
-                        {"TRADEMON_ALERT_SINK_FILE": str(data / "alerts.jsonl"), "TRADEMON_ALERT_SINK_HOST": host})]
+                        {"TRADEMON_ALERT_SINK_FILE": str(data / "alerts.jsonl"), "TRADEMON_ALERT_SINK_HOST": host}),
+                bot_service(host, bot_port, data, port)]
     for name, web, listen in (("alertmanager", port["alertmanager"], gossip[0]), ("alertmanager-b", port["alertmanager-b"], gossip[1])):
         cmd = alertmanager_cmd(am_cfg, data / name, web, host, f"http://{host}:{web}")
         services.append(Service(name, scaleout.clustered(cmd, listen, gossip), f"http://{host}:{web}/-/ready", zoneinfo))
-    watch = am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts")
+    watch = am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
+                             bot_url=f"http://{host}:{bot_port}/alerts")
     watch.env["TRADEMON_AM_RELOAD_URL"] = ",".join(f"http://{a}/-/reload" for a in ams)  # both nodes read the file
     services.append(watch)
     if args.mode == "demo":
@@ -116,6 +121,7 @@ def run(services: list[Service], log_dir: Path, banner: str, name: str = "tradem
             sup.start(svc)
         print(banner, file=sys.stderr)
         while not stopping and not sup.failed():
+            sup.restart_exited()
             time.sleep(0.5)
         if sup.failed():
             print(f"{name}: {', '.join(sup.failed())} exited; see {log_dir}", file=sys.stderr)

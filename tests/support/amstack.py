@@ -1,5 +1,6 @@
-"""A real Alertmanager with the project's rendered configuration, the alert-sink and the
-stand-ins, on free loopback ports, for the alerting tests and the latency benchmark.
+"""A real Alertmanager with the project's rendered configuration, the alert-sink, `trademon bot`
+(Telegram's delivery) and the stand-ins, on free loopback ports, for the alerting tests and
+the latency benchmark.
 
 Only addresses and the routes' waiting times are changed from what `trademon am-config`
 renders (see ``TEST_INTERVALS``); routing, inhibitions, receivers and templates are the
@@ -9,6 +10,8 @@ project's own.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from datetime import datetime, timedelta, UTC
@@ -45,12 +48,17 @@ class AlertingStack:
     """Stand-ins + alert-sink + Alertmanager. ``post()`` sends alerts as Prometheus would."""
 
     def __init__(self, workdir: Path, intervals: dict[str, str] | None = None, env: dict[str, str] | None = None,
-                 standins: StandIns | None = None, am_port: int | None = None, make_schedule=None):
+                 standins: StandIns | None = None, am_port: int | None = None, make_schedule=None,
+                 prometheus_url: str = "http://127.0.0.1:9", bot_env: dict[str, str] | None = None):
         self.dir = workdir
         self.procs: list[Proc] = []
         self.standins = standins or StandIns()
         self.sink_file = workdir / "alerts.jsonl"
-        self.sink_port, self.am_port = free_port(), am_port or free_port()
+        self.sink_port, self.am_port, self.bot_port = free_port(), am_port or free_port(), free_port()
+        self.bot_url = f"http://127.0.0.1:{self.bot_port}"
+        self.prometheus_url = prometheus_url
+        self.bot_env = bot_env or {}
+        self.bot = None
         self.am_url = f"http://127.0.0.1:{self.am_port}"
         self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                            "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
@@ -65,7 +73,7 @@ class AlertingStack:
     def _start(self) -> None:
         out = self.dir / "am-config"
         path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
-                               make_schedule=self.make_schedule)
+                               make_schedule=self.make_schedule, bot_url=f"{self.bot_url}/alerts")
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], self.intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -75,6 +83,7 @@ class AlertingStack:
                            "TRADEMON_ALERT_SINK_FILE": str(self.sink_file)}, self.dir / "logs" / "alert-sink.log")
         self.procs.append(self.sink)
         wait_http(f"http://127.0.0.1:{self.sink_port}/readyz", 20, self.sink)
+        self.start_bot()
         self.am = start("alertmanager", [tools.find("alertmanager"), f"--config.file={path}", f"--storage.path={self.dir / 'am-data'}",
                                           f"--web.listen-address=127.0.0.1:{self.am_port}", "--cluster.listen-address=",
                                           f"--web.external-url={self.render_env['ALERTMANAGER_URL']}", "--web.route-prefix=/",
@@ -89,13 +98,36 @@ class AlertingStack:
                                    "run scripts/install-tools.sh (it links Debian's template directory there)") from e
             raise
 
+    def bot_environment(self) -> dict[str, str]:
+        return {**self.render_env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(self.bot_port),
+                "TRADEMON_BOT_ALERTMANAGER_URL": self.am_url, "TRADEMON_BOT_PROMETHEUS_URL": self.prometheus_url,
+                "TRADEMON_BOT_ALERT_SINK_URL": f"http://127.0.0.1:{self.sink_port}/alerts",
+                "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"), "TRADEMON_BOT_ALLOWED_USER_IDS": str(self.standins.USER_ID),
+                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.bot_env}
+
+    def start_bot(self) -> None:
+        """`trademon bot` as a process (again after kill_bot: same port, same state directory)."""
+        self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"], self.bot_environment(), self.dir / "logs" / "bot.log")
+        self.procs.append(self.bot)
+        wait_http(f"{self.bot_url}/healthz", 30, self.bot)
+
+    def kill_bot(self) -> None:
+        """kill -9, as a crash or an OOM kill would."""
+        os.killpg(self.bot.popen.pid, signal.SIGKILL)
+        self.bot.popen.wait(5)
+        self.procs.remove(self.bot)
+        self.bot.close()
+        self.dead_bots = getattr(self, "dead_bots", []) + [self.bot]
+
     # Alerts in, as Prometheus sends them (POST /api/v2/alerts).
     def post(self, *alerts: dict, resolved: bool = False) -> None:
         now = datetime.now(UTC)
         body = []
         for a in alerts:
             item = {"labels": a["labels"], "annotations": a.get("annotations", {}), "generatorURL": "http://prometheus.trademon.test/graph",
-                    "startsAt": a.get("startsAt", iso(now - timedelta(seconds=1)))}
+                    # now, as Prometheus sends a new alert: an older startsAt (by group_wait) makes
+                    # Alertmanager flush the group at once, before the rest of the batch is in
+                    "startsAt": a.get("startsAt", iso(now))}
             item["endsAt"] = iso(now) if resolved else iso(now + timedelta(minutes=10))
             body.append(item)
         r = requests.post(f"{self.am_url}/api/v2/alerts", json=body, timeout=5)
@@ -116,7 +148,7 @@ class AlertingStack:
         return wait_for(predicate, timeout, 0.1, what)
 
     def logs(self) -> str:
-        return "\n".join(p.log_text() for p in self.procs)
+        return "\n".join(p.log_text() for p in [*self.procs, *getattr(self, "dead_bots", [])])
 
     def settle(self, seconds: float) -> None:
         """Let any further notification (a duplicate, a leak) arrive before counting."""

@@ -62,7 +62,7 @@ class E2EStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, scrape: str = "1s", evaluation: str = "1s",
                  am_intervals: dict[str, str] | None = None, for_scale: float | None = None, seed: int = 7,
                  resend_delay: str | None = None, targets: dict[str, str] | None = None, am_env: dict[str, str] | None = None,
-                 standins=None, ports: dict[str, int] | None = None, before_sim=None):
+                 standins=None, ports: dict[str, int] | None = None, before_sim=None, bot_env: dict[str, str] | None = None):
         """``scrape``/``evaluation`` None keep prometheus.yml's (production) intervals;
         ``targets`` replaces a job's target (host:port), e.g. a closed port for a dead exporter;
         ``ports`` fixes ports beforehand ("prometheus", "alertmanager", the simulator's jobs and
@@ -76,14 +76,16 @@ class E2EStack:
         self.procs: list[Proc] = []
         self.alerting = self.sim = None
         try:
+            prom_port = ports.get("prometheus") or free_port()  # chosen first: the bot (started with Alertmanager) queries it
             self.alerting = AlertingStack(workdir / "alerting", intervals=am_intervals, env=am_env, standins=standins,
-                                          am_port=ports.get("alertmanager"))
+                                          am_port=ports.get("alertmanager"), prometheus_url=f"http://127.0.0.1:{prom_port}",
+                                          bot_env=bot_env)
             sim_ports = {k: v for k, v in ports.items() if k not in ("prometheus", "alertmanager")}
             if before_sim is None:
                 self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed, ports=sim_ports or None)
-                self._start_prometheus(for_scale, resend_delay, ports.get("prometheus"), self.sim.ports)
+                self._start_prometheus(for_scale, resend_delay, prom_port, self.sim.ports)
             else:
-                self._start_prometheus(for_scale, resend_delay, ports.get("prometheus"), sim_ports, wait=False)
+                self._start_prometheus(for_scale, resend_delay, prom_port, sim_ports, wait=False)
                 before_sim()
                 self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=seed, ports=sim_ports)
                 self._wait_scraped()

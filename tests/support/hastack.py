@@ -56,7 +56,7 @@ class HAStack:
                  resend_delay: str = "2s", scrape: str = "1s"):
         self.dir = workdir
         self.standins = StandIns()
-        self.sim = self.sink = None
+        self.sim = self.sink = self.bot = None
         self.ams: list[Node] = []
         self.proms: list[Node] = []
         try:
@@ -80,11 +80,19 @@ class HAStack:
         env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093"}
         out = self.dir / "am-config"
-        path = amconfig.render(ROOT / "alertmanager", out, env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts")
+        bot_port = free_port()
+        path = amconfig.render(ROOT / "alertmanager", out, env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
+                               bot_url=f"http://127.0.0.1:{bot_port}/alerts")
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         web = [free_port(), free_port()]
+        # Telegram goes through `trademon bot`: both Alertmanagers post to the one bot.
+        self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"],
+                         {**env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(bot_port),
+                          "TRADEMON_BOT_ALERTMANAGER_URL": f"http://127.0.0.1:{web[0]}", "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"),
+                          "TRADEMON_BOT_POLL_TIMEOUT": "2"}, self.dir / "logs" / "bot.log")
+        wait_http(f"http://127.0.0.1:{bot_port}/healthz", 30, self.bot)
         gossip = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
         for i, name in enumerate(("am-a", "am-b")):
             cmd = native.alertmanager_cmd(path, self.dir / f"{name}-data", web[i], external_url=env["ALERTMANAGER_URL"])
@@ -149,4 +157,6 @@ class HAStack:
             self.sim.close()
         if self.sink is not None:
             self.sink.close()
+        if self.bot is not None:
+            self.bot.close()
         self.standins.close()

@@ -16,6 +16,7 @@ from .procs import Proc, free_port, start, wait_for, wait_http
 def free_ports_env() -> dict[str, str]:
     ports = {port_variable(job): str(free_port()) for job in contract.JOBS}
     ports["TRADEMON_SIM_CONTROL_PORT"] = str(free_port())
+    ports["TRADEMON_BOT_PORT"] = str(free_port())  # trademon bot (Telegram's delivery)
     return ports
 
 

@@ -107,7 +107,10 @@ class _Server:
                 self.send_header("Content-Type", "application/json" if not isinstance(body, bytes) else "text/plain")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a long poll at shutdown)
+                    pass
 
             do_GET = do_POST
 
@@ -136,7 +139,18 @@ def _truthy(v) -> bool:
 
 
 class TelegramStandIn:
-    """``POST /bot<token>/sendMessage`` like the Bot API. ``sent()`` lists delivered messages."""
+    """The Bot API surface trademon uses, like Telegram answers it (``{"ok": true, "result": ...}``
+    or ``{"ok": false, "error_code", "description", "parameters"}``):
+
+    sendMessage (HTML checked, 4096 limit, inline keyboards), editMessageText,
+    editMessageReplyMarkup ("message is not modified" when nothing changes), sendPhoto
+    (multipart; the PNG kept), answerCallbackQuery, and getUpdates as a long poll: a new
+    getUpdates ends one still waiting with 409 Conflict ("terminated by other getUpdates
+    request"), as Telegram does when two processes poll one token. The test plays the
+    trader with ``command()`` and ``press()``; ``fail_for()`` makes sendMessage fail.
+    """
+
+    METHODS = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto", "answerCallbackQuery", "getUpdates", "getMe"}
 
     def __init__(self, token: str):
         self.token = token
@@ -145,11 +159,19 @@ class TelegramStandIn:
         self._fail_500 = 0
         self._retry_after = 1
         self._next_id = 1
+        self.messages: dict[int, dict] = {}      # message_id -> the message as it stands (edits applied)
+        self.photos: list[dict] = []
+        self.callback_answers: dict[str, dict] = {}
+        self._updates: list[dict] = []
+        self._next_update = 1
+        self._poll_gen = 0
+        self.conflicts = 0
+        self._cond = threading.Condition()
         self._server = _Server(self._handle)
         self.url = f"http://127.0.0.1:{self._server.port}"
 
     def fail_for(self, seconds: float, first_500: int = 1, retry_after: int = 1) -> None:
-        """For ``seconds``: the first ``first_500`` requests get HTTP 500, then 429 with retry_after."""
+        """For ``seconds``: the first ``first_500`` sendMessage requests get HTTP 500, then 429 with retry_after."""
         with self._server.lock:
             self._fail_until = time.monotonic() + seconds
             self._fail_500 = first_500
@@ -157,56 +179,220 @@ class TelegramStandIn:
 
     def _handle(self, path: str, ctype: str, raw: bytes):
         m = re.fullmatch(r"/bot([^/]+)/(\w+)", path)
-        body = _decode(ctype, raw) if m else {}
+        files: dict = {}
+        if m and ctype.startswith("multipart/form-data"):
+            body, files = _multipart(ctype, raw)
+        else:
+            body = _decode(ctype, raw) if m else {}
+        for key in ("reply_markup", "allowed_updates", "link_preview_options"):
+            if isinstance(body.get(key), str):  # form-encoded requests send JSON-serialized fields
+                body[key] = json.loads(body[key])
+        if m and m.group(1) == self.token and m.group(2) == "getUpdates":
+            status, answer = self._get_updates(body)
+        else:
+            with self._server.lock:
+                status, answer = self._answer(m, body, files)
         with self._server.lock:
-            status, answer = self._answer(m, body)
             self.requests.append(Request(time.time(), path.replace(self.token, "<token>"), body, status))
-            return status, answer
+        return status, answer
 
-    def _answer(self, m, body):
+    @staticmethod
+    def _error(code: int, description: str, **params):
+        doc = {"ok": False, "error_code": code, "description": description}
+        if params:
+            doc["parameters"] = params
+        return code, doc
+
+    def _answer(self, m, body, files):
         if not m or m.group(1) != self.token:
-            return 401 if m else 404, {"ok": False, "error_code": 401 if m else 404, "description": "Unauthorized" if m else "Not Found"}
-        if m.group(2) != "sendMessage":
-            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: method {m.group(2)} not supported by the stand-in"}
-        if time.monotonic() < self._fail_until:
+            return self._error(401, "Unauthorized") if m else self._error(404, "Not Found")
+        method = m.group(2)
+        if method not in self.METHODS:
+            return self._error(404, "Not Found")
+        if method == "getMe":
+            return 200, {"ok": True, "result": self._bot()}
+        if method == "answerCallbackQuery":
+            self.callback_answers[str(body.get("callback_query_id"))] = body
+            return 200, {"ok": True, "result": True}
+        if method == "sendMessage" and time.monotonic() < self._fail_until:
             if self._fail_500 > 0:
                 self._fail_500 -= 1
-                return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+                return self._error(500, "Internal Server Error")
             ra = self._retry_after
-            return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {ra}", "parameters": {"retry_after": ra}}
+            return self._error(429, f"Too Many Requests: retry after {ra}", retry_after=ra)
+        if method == "sendPhoto":
+            photo = files.get("photo")
+            if not photo or not photo[:8] == b"\x89PNG\r\n\x1a\n":
+                return self._error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            err = self._check_text(body.get("caption") or " ", body.get("parse_mode"), 1024)
+            if err:
+                return err
+            msg = self._store(body, caption=body.get("caption", ""))
+            self.photos.append({"chat_id": body.get("chat_id"), "caption": body.get("caption", ""), "png": photo, "at": time.time(),
+                                "message_id": msg["message_id"]})
+            return 200, {"ok": True, "result": msg}
+        if method in ("editMessageText", "editMessageReplyMarkup"):
+            old = self.messages.get(int(body.get("message_id", 0)))
+            if old is None or str(old["chat"]["id"]) != str(body.get("chat_id")):
+                return self._error(400, "Bad Request: message to edit not found")
+            text = body.get("text", old["text"]) if method == "editMessageText" else old["text"]
+            if method == "editMessageText":
+                err = self._check_text(text, body.get("parse_mode"))
+                if err:
+                    return err
+            markup = body.get("reply_markup")
+            if text == old["text"] and markup == old.get("reply_markup"):
+                return self._error(400, "Bad Request: message is not modified: specified new message content and reply markup "
+                                        "are exactly the same as a current content and reply markup of the message")
+            old["text"], old["edit_date"] = text, int(time.time())
+            if markup is None:
+                old.pop("reply_markup", None)
+            else:
+                old["reply_markup"] = markup
+            return 200, {"ok": True, "result": old}
         text = body.get("text") or ""
+        err = self._check_text(text, body.get("parse_mode"))
+        if err:
+            return err
+        bad = self._check_markup(body.get("reply_markup"))
+        if bad:
+            return bad
+        return 200, {"ok": True, "result": self._store(body, text=text)}
+
+    def _check_text(self, text, parse_mode, limit=TELEGRAM_MAX_CHARS):
         if not text.strip():
-            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
-        if body.get("parse_mode") == "HTML":
+            return self._error(400, "Bad Request: message text is empty")
+        if parse_mode == "HTML":
             try:
                 n = telegram_visible_length(text)
             except TelegramHTMLError as e:
-                return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: can't parse entities: {e}"}
+                return self._error(400, f"Bad Request: can't parse entities: {e}")
         else:
             n = len(text)
-        if n > TELEGRAM_MAX_CHARS:
-            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+        if n > limit:
+            return self._error(400, "Bad Request: message is too long" if limit == TELEGRAM_MAX_CHARS else "Bad Request: message caption is too long")
+        return None
+
+    def _check_markup(self, markup):
+        for row in (markup or {}).get("inline_keyboard", []):
+            for b in row:
+                if len(b.get("callback_data", "").encode()) > 64:
+                    return self._error(400, "Bad Request: BUTTON_DATA_INVALID")
+        return None
+
+    def _bot(self):
+        return {"id": int(self.token.split(":")[0]), "is_bot": True, "first_name": "trademon", "username": "trademon_bot"}
+
+    def _store(self, body, **content):
         mid, self._next_id = self._next_id, self._next_id + 1
         chat = int(body.get("chat_id", 0))
-        return 200, {"ok": True, "result": {
-            "message_id": mid, "date": int(time.time()), "text": text,
-            "from": {"id": int(self.token.split(":")[0]), "is_bot": True, "first_name": "trademon", "username": "trademon_bot"},
-            "chat": {"id": chat, "type": "private" if chat > 0 else "supergroup", "title": "trading"},
-        }}
+        msg = {"message_id": mid, "date": int(time.time()), **content, "from": self._bot(),
+               "chat": {"id": chat, "type": "private" if chat > 0 else "supergroup", "title": "trading"}}
+        if body.get("reply_markup"):
+            msg["reply_markup"] = body["reply_markup"]
+        self.messages[mid] = msg
+        return json.loads(json.dumps(msg))
+
+    # getUpdates: a long poll; a newer poll ends an older one with 409
+    def _get_updates(self, body):
+        timeout = min(float(body.get("timeout", 0) or 0), 50)
+        offset = int(body.get("offset", 0) or 0)
+        with self._cond:
+            self._poll_gen += 1
+            gen = self._poll_gen
+            self._cond.notify_all()
+            if offset:
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            deadline = time.monotonic() + timeout
+            while True:
+                if self._poll_gen != gen:
+                    self.conflicts += 1
+                    return self._error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+                ready = [u for u in self._updates if u["update_id"] >= offset]
+                left = deadline - time.monotonic()
+                if ready or left <= 0:
+                    return 200, {"ok": True, "result": ready[:100]}
+                self._cond.wait(min(left, 0.5))
+
+    def push(self, kind: str, obj: dict) -> int:
+        with self._cond:
+            uid, self._next_update = self._next_update, self._next_update + 1
+            self._updates.append({"update_id": uid, kind: obj})
+            self._cond.notify_all()
+            return uid
+
+    @staticmethod
+    def user(user_id: int, username: str = "trader") -> dict:
+        return {"id": user_id, "is_bot": False, "first_name": username.title(), "username": username}
+
+    def command(self, text: str, chat_id: int, user_id: int, username: str = "trader") -> None:
+        """The trader types ``text`` in ``chat_id``."""
+        chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        with self._server.lock:
+            mid, self._next_id = self._next_id, self._next_id + 1
+        word = text.split()[0]
+        self.push("message", {"message_id": mid, "date": int(time.time()), "chat": chat, "from": self.user(user_id, username),
+                              "text": text, "entities": [{"type": "bot_command", "offset": 0, "length": len(word)}]})
+
+    def press(self, message_id: int, button: str, user_id: int, username: str = "trader", chat_id: int | None = None,
+              data: str | None = None) -> str:
+        """The trader presses the button labelled ``button`` (or sends ``data`` as if it were one);
+        returns the callback query id (``callback_answers`` gets the bot's answer)."""
+        with self._server.lock:
+            msg = json.loads(json.dumps(self.messages[message_id]))
+        if data is None:
+            data = next(b["callback_data"] for row in msg["reply_markup"]["inline_keyboard"] for b in row if button in b["text"])
+        if chat_id is not None:
+            msg["chat"] = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        qid = f"cq{message_id}-{time.monotonic_ns()}"
+        self.push("callback_query", {"id": qid, "from": self.user(user_id, username), "message": msg, "chat_instance": "1", "data": data})
+        return qid
+
+    def snapshot(self) -> list[dict]:
+        """Every message the bot sent, as it stands now (edits applied), oldest first."""
+        with self._server.lock:
+            return [json.loads(json.dumps(m)) for _, m in sorted(self.messages.items())]
+
+    def buttons(self, message_id: int) -> list[str]:
+        with self._server.lock:
+            markup = self.messages[message_id].get("reply_markup") or {}
+        return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
 
     def sent(self) -> list[dict]:
-        """Delivered messages: text, chat_id, parse_mode, silent (disable_notification), at."""
+        """Delivered messages: text, chat_id, parse_mode, silent (disable_notification), at, message_id, buttons."""
         with self._server.lock:
-            return [{"text": r.body.get("text", ""), "chat_id": r.body.get("chat_id"), "parse_mode": r.body.get("parse_mode"),
-                     "silent": _truthy(r.body.get("disable_notification")), "at": r.at}
-                    for r in self.requests if r.status == 200]
+            out = []
+            for r in self.requests:
+                if r.status == 200 and r.path.endswith("/sendMessage"):
+                    markup = r.body.get("reply_markup") or {}
+                    out.append({"text": r.body.get("text", ""), "chat_id": r.body.get("chat_id"), "parse_mode": r.body.get("parse_mode"),
+                                "silent": _truthy(r.body.get("disable_notification")), "at": r.at,
+                                "buttons": [b["text"] for row in markup.get("inline_keyboard", []) for b in row]})
+            return out
 
-    def statuses(self) -> list[int]:
+    def statuses(self, method: str = "sendMessage") -> list[int]:
         with self._server.lock:
-            return [r.status for r in self.requests]
+            return [r.status for r in self.requests if r.path.endswith(f"/{method}")]
 
     def close(self):
+        with self._cond:
+            self._poll_gen += 1  # end a waiting long poll
+            self._cond.notify_all()
         self._server.close()
+
+
+def _multipart(ctype: str, raw: bytes) -> tuple[dict, dict]:
+    """multipart/form-data -> (fields, files) with the standard library's MIME parser."""
+    msg = email.message_from_bytes(f"Content-Type: {ctype}\r\n\r\n".encode() + raw, policy=email.policy.HTTP)
+    fields, files = {}, {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files[name] = data
+        else:
+            fields[name] = data.decode("utf-8")
+    return fields, files
 
 
 class SlackStandIn:
@@ -329,7 +515,8 @@ class StandIns:
     """All three, with fake secrets, and the environment that points am-config at them."""
 
     TOKEN = "987654321:AAFakeTokenForTestsOnly_x9Yz"
-    CHAT_ID = "-1001234567890"
+    CHAT_ID = "-1001234567890"   # a group: only USER_ID may act in it
+    USER_ID = 424242
     SMTP_USER = "alerts@trademon.test"
     SMTP_PASSWORD = "smtp-Fake-Passw0rd-For-Tests"
 

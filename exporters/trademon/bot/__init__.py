@@ -1,0 +1,21 @@
+"""``trademon bot``: the Telegram companion.
+
+Alertmanager posts the critical and warning notifications to the bot's webhook; the bot
+renders them (HTML, escaped, split on line boundaries), delivers them to Telegram with
+silence buttons, and answers the trader's commands (status, alerts, silences, P&L charts)
+by long polling. Modules, one job each:
+
+    config     .env -> BotConfig, errors naming the variable
+    telegram   the Bot API client (429 retry_after, 409 Conflict)
+    render     notification text from the webhook payload, split under 4096 characters
+    auth       who may act; HMAC-signed callback data
+    store      SQLite: the outbox of undelivered notifications and the buttons' references
+    webhook    the HTTP endpoint Alertmanager posts to, and the outbox sender
+    poller     getUpdates long polling, one poller per token
+    handlers   commands and button presses
+    upstream   Alertmanager API v2 (silences, alerts), Prometheus queries, the alert record
+    charts     PNG charts (matplotlib, Agg)
+    summary    the daily summary, with an injectable clock
+    sessions   next_session_open(now)
+    cli        configure/main
+"""

@@ -1,0 +1,158 @@
+"""``trademon bot``: wire the parts together and run them in one event loop.
+
+Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9114) for Alertmanager's
+webhook (/alerts) and /healthz, /readyz, /metrics; polls Telegram; sends the outbox and the
+daily summary. Settings: see README.md, "Telegram".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .. import logs, thresholds
+from ..config import ConfigError, env_choice
+from ..service import Listener, Probes, Runner, basics_app
+
+log = logging.getLogger("trademon.bot")
+
+
+class BotMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.notifications = Counter("trademon_bot_notifications", "Notifications from Alertmanager: delivered, or deferred to the outbox.",
+                                     ["outcome"], registry=self.registry)
+        self.outbox = Gauge("trademon_bot_outbox_pending", "Notifications accepted and not yet delivered to Telegram.", registry=self.registry)
+        self.conflict = Gauge("trademon_bot_poll_conflict", "1 while Telegram answers getUpdates with 409 Conflict (a second poller).",
+                              registry=self.registry)
+
+
+class Bot:
+    """Everything, built from a BotConfig; ``clock`` is injectable (the daily summary's tests)."""
+
+    def __init__(self, cfg, clock=time.time, env=None):
+        from . import sessions
+        from .auth import Signer
+        from .handlers import Handlers
+        from .poller import Poller
+        from .reports import Limits, Reports
+        from .store import Store
+        from .summary import Summary
+        from .telegram import TelegramClient
+        from .upstream import Alertmanager, Prometheus, Record
+        from .webhook import Delivery
+
+        self.cfg = cfg
+        env = os.environ if env is None else env
+        th = thresholds.load(cfg.config_root)
+        am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
+        from .. import markets
+
+        exchange = markets.exchanges_from_env(env)[0]
+        hours = sessions.load(am_yml, exchange) if am_yml.is_file() else dataclasses.replace(sessions.DEFAULT, exchange=exchange)
+        self.metrics = BotMetrics()
+        self.store = Store(cfg.state_dir / "bot.sqlite3")
+        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
+        self.am = Alertmanager(cfg.alertmanager_url)
+        self.prom = Prometheus(cfg.prometheus_url)
+        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
+        self.signer = Signer(cfg.token)
+        self.reports = Reports(self.prom, self.am, Limits(float(th["daily_loss_limit"]), str(th.get("currency", ""))), cfg.summary_zone)
+        self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics)
+        self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock)
+        self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)
+        self.summary = Summary(cfg, self.reports, self.tg, self.store, clock)
+
+    def app(self):
+        from .webhook import build_app
+
+        def polling_ok() -> bool:
+            self.metrics.conflict.set(1 if self.poller.conflict else 0)
+            return not self.poller.conflict
+
+        self.metrics.outbox.set(self.store.pending())
+        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok}),
+                          inner=build_app(self.delivery, self.cfg.webhook_token))
+
+    async def close(self) -> None:
+        for c in (self.tg, self.am, self.prom, self.record):
+            await c.close()
+        self.store.close()
+
+
+def idle() -> int:
+    """Telegram not configured at all: say so once and serve /healthz only, so a compose
+    stack without Telegram neither crash-loops nor alarms (am-config leaves the webhook out)."""
+    from ..config import env_port, env_str
+    from .. import contract
+
+    log.warning("Telegram not configured: set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID in .env to use the bot; idling")
+    metrics = BotMetrics()
+    host = env_str("TRADEMON_BOT_HOST", "127.0.0.1")
+    runner = Runner([Listener("bot", basics_app(metrics.registry), host, env_port("TRADEMON_BOT_PORT", contract.BOT_PORT), "TRADEMON_BOT_PORT")])
+    runner.bind_all()
+    asyncio.run(runner.serve())
+    return 0
+
+
+def configure(parser) -> None:
+    pass  # everything comes from the environment (.env); see README.md, "Telegram"
+
+
+def main(args) -> int:
+    from .config import BotConfig
+
+    level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
+    logs.setup("bot", level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request log prints URLs, and Telegram's hold the token
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    if not any(os.environ.get(n, "").strip() for n in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN_FILE", "TELEGRAM_CHAT_ID")):
+        return idle()
+    cfg = BotConfig.from_env(os.environ)
+    logs.register_secret(cfg.token)
+    logs.register_secret(cfg.token.split(":", 1)[1])
+    logs.register_secret(cfg.webhook_token)
+    logs.register_secret(cfg.alert_sink_token)
+    if not cfg.webhook_token:
+        raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
+    bot = Bot(cfg, env=os.environ)
+
+    async def outbox():
+        await bot.delivery.run_outbox()
+
+    async def poll():
+        await bot.poller.run()
+
+    async def summary():
+        await bot.summary.run()
+
+    async def warm_up():
+        from . import charts
+
+        try:
+            await asyncio.to_thread(charts.warm_up)
+        except ImportError:
+            log.warning("matplotlib is not installed: /pnl, /exposure and the summary chart will fail (pip install 'trademon[bot]')")
+
+    from ..alertsink import MAX_BODY
+
+    # Alertmanager's payloads with every alert of a storm: the alert-sink's body limit, not the
+    # default 1 MiB (a 413 is not retried, and the page would be lost).
+    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY)],
+                    [outbox, poll, summary, warm_up])
+    runner.bind_all()
+    log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
+                                             "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})
+    async def serve():
+        try:
+            await runner.serve()
+        finally:
+            await bot.close()  # in the loop its HTTP clients belong to
+
+    asyncio.run(serve())
+    return 0

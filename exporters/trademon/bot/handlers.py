@@ -1,0 +1,217 @@
+"""Commands and button presses. Everyone but the configured chats/users is refused (logged,
+answered "Not allowed."); a callback whose signature, chat or reference does not check out
+does nothing but say the button is not valid."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from . import render
+from .auth import Signer, may_act
+from .config import BotConfig
+from .reports import Reports, esc, fmt_time
+from .sessions import MarketHours, next_session_open
+from .store import Store
+from .telegram import TelegramClient, TelegramError
+from .upstream import Alertmanager, Record, UpstreamError
+from .webhook import keyboard
+
+log = logging.getLogger("trademon.bot.handlers")
+
+HELP = """<b>trademon bot</b>
+/status – firing alerts, IB session and data farms, P&amp;L against the limit, breakers, exposure, targets down
+/alerts – the alerts firing now (not silenced)
+/silences – the active silences
+/silence &lt;alertname&gt; &lt;duration&gt; – e.g. /silence UnusualSlippage 2h (capped at {cap})
+/unsilence &lt;id&gt; – expire a silence (ids in /silences)
+/pnl [range] – chart of today's P&amp;L per account and strategy, loss limit drawn (or the last range, e.g. /pnl 2h)
+/exposure [range] – chart of gross exposure per account against its limit
+/help – this
+Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it."""
+
+_DURATION = re.compile(r"(\d{1,5})([smhd])")
+_ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+_SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def parse_duration(s: str) -> float | None:
+    m = _DURATION.fullmatch(s or "")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else None
+
+
+def human(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{max(seconds // 60, 1)}m"
+
+
+def who(user: dict | None) -> str:
+    if not user:
+        return "telegram:unknown"
+    name = user.get("username") or " ".join(x for x in (user.get("first_name"), user.get("last_name")) if x) or "?"
+    return f"telegram:{name[:40]} ({int(user.get('id', 0))})"
+
+
+class Handlers:
+    def __init__(self, cfg: BotConfig, tg: TelegramClient, am: Alertmanager, record: Record, store: Store, signer: Signer,
+                 reports: Reports, hours: MarketHours, clock: Callable[[], float] = time.time):
+        self.cfg, self.tg, self.am, self.record, self.store, self.signer = cfg, tg, am, record, store, signer
+        self.reports, self.hours, self.clock = reports, hours, clock
+        self.refused = 0
+
+    # --- dispatch --------------------------------------------------------------------------
+    async def dispatch(self, update: dict) -> None:
+        if "callback_query" in update:
+            return await self.callback(update["callback_query"])
+        msg = update.get("message")
+        if msg and isinstance(msg.get("text"), str) and msg["text"].startswith("/"):
+            return await self.command(msg)
+
+    def _allowed(self, chat: dict, user: dict | None, what: str) -> bool:
+        if may_act(self.cfg.allowed_chats, self.cfg.allowed_users, chat, user):
+            return True
+        self.refused += 1
+        log.warning("refused: not an allowed chat/user", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id"), "what": what[:40]})
+        return False
+
+    async def reply(self, chat_id: int, text: str) -> None:
+        for part in render.split_lines(text):
+            await self.tg.call_within(time.monotonic() + 20, "sendMessage",
+                                      {"chat_id": chat_id, "text": part, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}})
+
+    async def command(self, msg: dict) -> None:
+        chat, user = msg["chat"], msg.get("from")
+        words = msg["text"][:500].split()
+        name = words[0][1:].split("@")[0].lower()
+        if not self._allowed(chat, user, name):
+            await self.tg.call("sendMessage", {"chat_id": chat["id"], "text": "Not allowed."})
+            return
+        args = words[1:]
+        try:
+            if name in ("help", "start"):
+                await self.reply(chat["id"], HELP.format(cap=human(self.cfg.max_silence_s)))
+            elif name == "status":
+                await self.reply(chat["id"], await self.reports.status())
+            elif name == "alerts":
+                await self.reply(chat["id"], await self.reports.alerts())
+            elif name == "silences":
+                await self.reply(chat["id"], await self.reports.silences())
+            elif name == "silence":
+                await self.reply(chat["id"], await self.silence_cmd(args, user))
+            elif name == "unsilence":
+                await self.reply(chat["id"], await self.unsilence_cmd(args, user))
+            elif name in ("pnl", "exposure"):
+                await self.chart_cmd(chat["id"], name, args)
+            else:
+                await self.reply(chat["id"], "Unknown command. /help lists them.")
+        except UpstreamError as e:
+            await self.reply(chat["id"], f"⚠️ {esc(e)}")
+
+    async def chart_cmd(self, chat_id: int, name: str, args: list[str]) -> None:
+        end = self.clock() - 1  # the last second may still be arriving (a scrape in flight): chart what is complete
+        span = parse_duration(args[0]) if args else None
+        if args and span is None:
+            return await self.reply(chat_id, f"Usage: /{name} [range], e.g. /{name} 2h")
+        start = end - min(span, 7 * 86400) if span else None
+        fn = self.reports.pnl_chart if name == "pnl" else self.reports.exposure_chart
+        png, caption = await fn(start, end)
+        await self.tg.call_within(time.monotonic() + 20, "sendPhoto", {"chat_id": chat_id, "caption": caption, "parse_mode": "HTML"},
+                                  files={"photo": (f"{name}.png", png, "image/png")})
+
+    async def silence_cmd(self, args: list[str], user: dict | None) -> str:
+        if len(args) != 2 or not _ALERTNAME.fullmatch(args[0]) or parse_duration(args[1]) is None:
+            return "Usage: /silence &lt;alertname&gt; &lt;duration&gt;, e.g. /silence UnusualSlippage 2h"
+        want = parse_duration(args[1])
+        dur = min(want, self.cfg.max_silence_s)
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        ends = now + timedelta(seconds=dur)
+        sid = await self.am.silence({"alertname": args[0]}, ends, who(user), "from Telegram: /silence", starts=now)
+        await self.record.action("silence", [{"alertname": args[0]}], {"by": who(user), "silence_ids": [sid], "ends_at": ends.isoformat(),
+                                                                       "matchers": [{"alertname": args[0]}]})
+        capped = f" (capped at the maximum {human(self.cfg.max_silence_s)})" if want > dur else ""
+        return f"🔕 {esc(args[0])} silenced until {fmt_time(ends, self.cfg.summary_zone)}{capped}\nid <code>{sid}</code>"
+
+    async def unsilence_cmd(self, args: list[str], user: dict | None) -> str:
+        if len(args) != 1 or not _SILENCE_ID.fullmatch(args[0]):
+            return "Usage: /unsilence &lt;id&gt; (the ids are in /silences)"
+        await self.am.expire(args[0])
+        await self.record.action("unsilence", [], {"by": who(user), "silence_ids": [args[0]]})
+        return f"🔔 silence <code>{args[0]}</code> expired"
+
+    # --- buttons ---------------------------------------------------------------------------
+    async def callback(self, cq: dict) -> None:
+        msg = cq.get("message") or {}
+        chat = msg.get("chat") or {}
+        user = cq.get("from")
+        if not self._allowed(chat, user, "button"):
+            return await self._answer(cq, "Not allowed.")
+        checked = self.signer.verify(cq.get("data", ""), int(chat.get("id", 0)))
+        ref = self.store.ref(checked[1], self.clock()) if checked else None
+        if not checked or ref is None or ref["chat_id"] != chat.get("id") or ref["message_id"] != msg.get("message_id"):
+            log.warning("button refused: forged, stale or from another message", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id")})
+            return await self._answer(cq, "This button is no longer valid.")
+        action = checked[0]
+        try:
+            if action == "uns":
+                note = await self._unsilence(ref, user)
+            else:
+                note = await self._silence(ref, action, user)
+        except UpstreamError as e:
+            return await self._answer(cq, f"Failed: {e}"[:190])
+        await self._answer(cq, note)
+
+    async def _answer(self, cq: dict, text: str) -> None:
+        try:
+            await self.tg.call("answerCallbackQuery", {"callback_query_id": cq["id"], "text": text[:190]})
+        except TelegramError as e:  # an old query cannot be answered any more; the action stands
+            log.info("answerCallbackQuery failed", extra={"error": str(e)})
+
+    async def _silence(self, ref: dict, action: str, user: dict | None) -> str:
+        if ref["silences"]:
+            return "Already silenced."
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        cap = now + timedelta(seconds=self.cfg.max_silence_s)
+        ends = {"s1h": now + timedelta(hours=1), "s4h": now + timedelta(hours=4)}.get(action) or next_session_open(now, self.hours)
+        ends = min(ends, cap)
+        by = who(user)
+        ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in ref["alerts"]]
+        silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, ref["alerts"])]
+        self.store.set_silences(ref["ref"], silences)
+        names = sorted({lab.get("alertname", "?")[:80] for lab in ref["alerts"]})
+        shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}"
+        await self._edit(ref, ref["text"] + note, {"inline_keyboard": [[
+            {"text": "🔔 Unsilence", "callback_data": self.signer.sign("uns", ref["ref"], ref["chat_id"])}]]})
+        await self.record.action("silence", ref["alerts"], {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": ref["alerts"],
+                                                            "message_id": ref["message_id"], "button": action})
+        return f"Silenced until {fmt_time(ends, self.cfg.summary_zone)}"
+
+    async def _unsilence(self, ref: dict, user: dict | None) -> str:
+        if not ref["silences"]:
+            return "Not silenced."
+        ids = [s["id"] for s in ref["silences"]]
+        for i in ids:
+            await self.am.expire(i)
+        self.store.set_silences(ref["ref"], [])
+        by = who(user)
+        note = f"\n\n🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), timezone.utc), self.cfg.summary_zone)}"
+        await self._edit(ref, ref["text"] + note, keyboard(self.signer, ref["ref"], ref["chat_id"]))
+        await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
+        return "Unsilenced."
+
+    async def _edit(self, ref: dict, text: str, markup: dict) -> None:
+        try:
+            await self.tg.call_within(time.monotonic() + 10, "editMessageText",
+                                      {"chat_id": ref["chat_id"], "message_id": ref["message_id"], "text": text, "parse_mode": "HTML",
+                                       "reply_markup": markup, "link_preview_options": {"is_disabled": True}})
+        except TelegramError as e:  # the silence stands; at least swap the buttons
+            log.warning("editMessageText failed; replacing the buttons only", extra={"error": str(e)})
+            await self.tg.call("editMessageReplyMarkup", {"chat_id": ref["chat_id"], "message_id": ref["message_id"], "reply_markup": markup})

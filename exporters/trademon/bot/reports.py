@@ -1,0 +1,159 @@
+"""The answers built from Prometheus and Alertmanager: /status, /alerts, /silences, and the
+P&L and exposure charts. What Prometheus does not have is shown as unknown, never as 0."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from .. import contract
+from . import charts
+from .upstream import Alertmanager, Prometheus, UpstreamError
+
+M = {n: contract.metric(n).name for n in ("daily_pnl", "strategy_pnl", "ib_connected", "ib_farm_connected", "circuit_breaker_open",
+                                           "risk_gross_exposure", "risk_gross_exposure_limit", "orders_submitted_total",
+                                           "orders_filled_total", "orders_rejected_total", "avg_slippage_pct")}
+MAX_LINES = 30
+SEV_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def esc(s) -> str:
+    return html.escape(str(s), quote=False)
+
+
+def money(v: float) -> str:
+    return f"{v:,.2f}"
+
+
+def fmt_time(t: datetime, zone: ZoneInfo) -> str:
+    return t.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass
+class Limits:
+    daily_loss_limit: float
+    currency: str
+
+
+class Reports:
+    def __init__(self, prom: Prometheus, am: Alertmanager, limits: Limits, zone: ZoneInfo):
+        self.prom, self.am, self.limits, self.zone = prom, am, limits, zone
+
+    async def _q(self, expr: str):
+        try:
+            return await self.prom.query(expr)
+        except UpstreamError:
+            return None  # unknown
+
+    async def status(self) -> str:
+        alerts, ib, farms, pnl, breakers, exp, lim, down = await asyncio.gather(
+            self.am.alerts(active=True, silenced=False, inhibited=False), self._q(M["ib_connected"]),
+            self._q(M["ib_farm_connected"]), self._q(M["daily_pnl"]), self._q(M["circuit_breaker_open"]),
+            self._q(M["risk_gross_exposure"]), self._q(M["risk_gross_exposure_limit"]), self._q("up == 0"),
+            return_exceptions=True)
+        out = [f"📊 <b>Status</b> · {fmt_time(datetime.now(timezone.utc), self.zone)}"]
+        if isinstance(alerts, BaseException):
+            out.append("Alerts: unknown (Alertmanager unreachable)")
+        else:
+            by: dict[str, int] = {}
+            for a in alerts:
+                by[a["labels"].get("severity", "none")] = by.get(a["labels"].get("severity", "none"), 0) + 1
+            out.append("Alerts firing: " + (" · ".join(f"{esc(k)} {v}" for k, v in sorted(by.items(), key=lambda kv: SEV_ORDER.get(kv[0], 9)))
+                                             if by else "none"))
+        if not ib or isinstance(ib, BaseException):
+            out.append("IB session: unknown (no ib_connected in Prometheus)")
+        else:
+            out.append("IB session: " + ("connected ✅" if ib[0][1] == 1 else "DISCONNECTED ❌"))
+        if farms and not isinstance(farms, BaseException):
+            out.append("Data farms: " + ", ".join(f"{esc(lab.get('farm', '?'))} ({esc(lab.get('kind', '?'))}) {'✅' if v == 1 else '❌'}"
+                                                  for lab, v in sorted(farms, key=lambda s: (s[0].get('kind', ''), s[0].get('farm', '')))))
+        lim_v, cur = self.limits.daily_loss_limit, self.limits.currency
+        if not pnl or isinstance(pnl, BaseException):
+            out.append("P&amp;L: unknown (no daily_pnl in Prometheus)")
+        else:
+            for lab, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
+                flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
+                out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
+        if breakers and not isinstance(breakers, BaseException):
+            opened = [esc(lab.get("breaker", "?")) for lab, v in breakers if v == 1]
+            out.append("Breakers: " + ("OPEN: " + ", ".join(opened) if opened else "all closed"))
+        else:
+            out.append("Breakers: unknown")
+        if exp and not isinstance(exp, BaseException):
+            limits = {lab.get("account"): v for lab, v in (lim if lim and not isinstance(lim, BaseException) else [])}
+            for lab, v in sorted(exp, key=lambda s: s[0].get("account", "")):
+                acct = lab.get("account")
+                lv = limits.get(acct)
+                share = f" of {money(lv)} ({v / lv:.0%})" if lv else " (limit unknown)"
+                out.append(f"Exposure {esc(acct)}: {money(v)}{share}")
+        if down is None or isinstance(down, BaseException):
+            out.append("Targets down: unknown (Prometheus unreachable)")
+        else:
+            out.append("Targets down: " + (", ".join(sorted({esc(lab.get("job", "?")) for lab, _ in down})) or "none"))
+        return "\n".join(out[:MAX_LINES])
+
+    async def alerts(self) -> str:
+        alerts = await self.am.alerts(active=True, silenced=False, inhibited=False)
+        if not alerts:
+            return "✅ No alert firing."
+        alerts.sort(key=lambda a: (SEV_ORDER.get(a["labels"].get("severity"), 9), a["labels"].get("alertname", "")))
+        out = [f"🔔 <b>{len(alerts)} firing</b>"]
+        for a in alerts[:MAX_LINES]:
+            lab = a["labels"]
+            extra = ", ".join(f"{esc(k)}={esc(v)[:40]}" for k, v in sorted(lab.items()) if k not in ("alertname", "severity"))[:200]
+            out.append(f"{esc(lab.get('severity', '?'))} <b>{esc(lab.get('alertname', '?'))[:80]}</b> {extra} · "
+                       f"{esc(a.get('annotations', {}).get('summary', ''))[:150]}")
+        if len(alerts) > MAX_LINES:
+            out.append(f"… {len(alerts) - MAX_LINES} more")
+        return "\n".join(out)
+
+    async def silences(self) -> str:
+        active = [s for s in await self.am.silences() if s["status"]["state"] == "active"]
+        if not active:
+            return "No active silence."
+        out = [f"🔕 <b>{len(active)} active silence(s)</b>"]
+        for s in sorted(active, key=lambda s: s["endsAt"])[:MAX_LINES]:
+            ms = ", ".join(f"{esc(m['name'])}{'=' if m.get('isEqual', True) else '!='}{'~' if m['isRegex'] else ''}{esc(m['value'])[:40]}"
+                           for m in s["matchers"])[:300]
+            ends = datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00"))
+            out.append(f"<code>{esc(s['id'])}</code> until {fmt_time(ends, self.zone)} by {esc(s['createdBy'])[:60]}: {ms}")
+        return "\n".join(out)
+
+    def day_start(self, now: float) -> float:
+        local = datetime.fromtimestamp(now, self.zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    async def _range(self, exprs: dict[str, str], start: float, end: float) -> tuple[dict, float]:
+        step = max(1.0, math.ceil((end - start) / 300))
+        results = await asyncio.gather(*(self.prom.query_range(e, start, end, step) for e in exprs.values()))
+        return dict(zip(exprs, results)), step
+
+    async def pnl_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
+        end = end or time.time()
+        start = start or self.day_start(end)
+        r, step = await self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end)
+        cur = self.limits.currency
+        panels = [charts.Panel(f"Daily P&L per account ({cur})", charts.series_of(r["acct"], "account"),
+                               [(f"loss limit {money(self.limits.daily_loss_limit)}", self.limits.daily_loss_limit)], cur),
+                  charts.Panel(f"P&L per strategy ({cur})", charts.series_of(r["strat"], "strategy"), [], cur)]
+        png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, timezone.utc), self.zone)}",
+                                      panels, self.zone, {"start": start, "end": end, "step": step})
+        caption = "; ".join(f"{esc(n)} {money(pts[-1][1])}" for p in panels for n, pts in sorted(p.series.items()) if pts)
+        return png, (caption or "no P&amp;L data in Prometheus")[:1000]
+
+    async def exposure_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
+        end = end or time.time()
+        start = start or self.day_start(end)
+        r, step = await self._range({"exp": M["risk_gross_exposure"], "lim": M["risk_gross_exposure_limit"]}, start, end)
+        lims = charts.series_of(r["lim"], "account")
+        panel = charts.Panel("Gross exposure per account", charts.series_of(r["exp"], "account"),
+                             [(f"limit {a}", pts[-1][1]) for a, pts in sorted(lims.items()) if pts])
+        png = await asyncio.to_thread(charts.chart, f"Exposure {fmt_time(datetime.fromtimestamp(end, timezone.utc), self.zone)}",
+                                      [panel], self.zone, {"start": start, "end": end, "step": step})
+        caption = "; ".join(f"{esc(a)} {money(pts[-1][1])}" for a, pts in sorted(panel.series.items()) if pts)
+        return png, (caption or "no exposure data in Prometheus")[:1000]

@@ -1,0 +1,101 @@
+"""The Telegram Bot API client: JSON in, ``result`` out, Telegram's errors as exceptions.
+
+The URL holds the token, so no URL is ever logged or put in an exception message (httpx's
+own request log is turned down in ``cli``, and the token is registered with ``logs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import httpx
+
+log = logging.getLogger("trademon.bot.telegram")
+
+
+class TelegramError(Exception):
+    def __init__(self, method: str, code: int, description: str, retry_after: float | None = None):
+        super().__init__(f"Telegram {method}: {code} {description}")
+        self.method, self.code, self.description, self.retry_after = method, code, description, retry_after
+
+
+class Conflict(TelegramError):
+    """409: another process polls getUpdates with the same token (or a webhook is set)."""
+
+
+class Unreachable(TelegramError):
+    pass
+
+
+GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}  # what a 429 holds back
+
+
+class TelegramClient:
+    def __init__(self, api_url: str, token: str, timeout: float = 10.0):
+        self._base = f"{api_url.rstrip('/')}/bot{token}"
+        self._http = httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
+        self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes
+
+    async def call(self, method: str, payload: dict | None = None, *, files: dict | None = None, timeout: float | None = None):
+        url = f"{self._base}/{method}"
+        try:
+            if files:
+                data = {k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in (payload or {}).items()}
+                r = await self._http.post(url, data=data, files=files, timeout=timeout or self._timeout)
+            else:
+                r = await self._http.post(url, json=payload or {}, timeout=timeout or self._timeout)
+        except httpx.HTTPError as e:  # the message of some httpx errors names the URL: keep only the kind
+            raise Unreachable(method, 0, f"cannot reach the Bot API ({type(e).__name__})") from None
+        try:
+            doc = r.json()
+        except ValueError:
+            raise TelegramError(method, r.status_code, f"non-JSON answer (HTTP {r.status_code})") from None
+        if doc.get("ok"):
+            return doc.get("result")
+        code = int(doc.get("error_code") or r.status_code)
+        desc = str(doc.get("description") or "")[:300]
+        retry_after = (doc.get("parameters") or {}).get("retry_after")
+        if code == 429 and retry_after is not None and method in GATED:
+            self.not_before = max(self.not_before, time.monotonic() + float(retry_after))
+        cls = Conflict if code == 409 else TelegramError
+        raise cls(method, code, desc, float(retry_after) if retry_after is not None else None)
+
+    async def call_within(self, deadline: float, method: str, payload: dict | None = None, **kw):
+        """``call``, waiting out 429 retry_after (and retrying 5xx / unreachable with backoff)
+        while the monotonic ``deadline`` allows; the last error otherwise."""
+        backoff = 0.5
+        while True:
+            hold = self.not_before - time.monotonic() if method in GATED else 0
+            if hold > 0:
+                if time.monotonic() + hold > deadline:
+                    raise TelegramError(method, 429, "Too Many Requests (held back by an earlier retry_after)", hold)
+                await asyncio.sleep(hold)
+                continue
+            try:
+                if method not in GATED:
+                    return await self.call(method, payload, **kw)
+                if self._send_lock is None:
+                    self._send_lock = asyncio.Lock()
+                async with self._send_lock:
+                    if self.not_before > time.monotonic():
+                        continue  # a 429 arrived while this one waited for its turn
+                    return await self.call(method, payload, **kw)
+            except TelegramError as e:
+                if e.code == 429 and e.retry_after is not None:
+                    wait = e.retry_after
+                elif e.code >= 500 or isinstance(e, Unreachable):
+                    wait, backoff = backoff, min(backoff * 2, 10)
+                else:
+                    raise
+                if time.monotonic() + wait > deadline:
+                    raise
+                log.warning("Telegram asks to wait", extra={"method": method, "code": e.code, "wait_s": wait})
+                await asyncio.sleep(wait)
+
+    async def close(self) -> None:
+        await self._http.aclose()

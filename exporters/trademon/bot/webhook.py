@@ -1,0 +1,139 @@
+"""Alertmanager -> bot: ``POST /alerts`` (webhook payload version 4, bearer token), and the
+outbox that makes delivery to Telegram survive a Telegram outage or a bot restart.
+
+Pager safety: a notification is answered 2xx only once it is in the outbox on disk
+(SQLite, synchronous=FULL); it is then delivered at once if Telegram allows within
+``deliver_within_s``, else by the outbox loop, which a restart resumes. Until the bot has
+answered, Alertmanager keeps retrying (its backoff, then the next group_interval flush),
+so a dead bot delays a page, never loses it. A bot killed after Telegram took a message
+but before it answered sends that message again on the retry: at least once, never zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..alertsink import Rejected, parse
+from . import render
+from .auth import Signer
+from .config import BotConfig
+from .store import Store
+from .telegram import TelegramClient, TelegramError
+
+log = logging.getLogger("trademon.bot.webhook")
+
+
+def keyboard(signer: Signer, ref: str, chat_id: int) -> dict:
+    return {"inline_keyboard": [
+        [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
+         {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
+        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}]]}
+
+
+class Delivery:
+    def __init__(self, cfg: BotConfig, store: Store, tg: TelegramClient, signer: Signer, metrics=None):
+        self.cfg, self.store, self.tg, self.signer = cfg, store, tg, signer
+        self.metrics = metrics
+        self._busy: set[str] = set()  # outbox items being sent now (the webhook and the loop never both send one)
+        self.links = render.Links(cfg.grafana_url, cfg.alertmanager_external_url)
+
+    def accept(self, payload: dict) -> tuple[str, dict]:
+        """Render, and put in the outbox (on disk when this returns)."""
+        parts = render.render(payload, self.links)
+        firing = [a["labels"] for a in payload["alerts"] if a["status"] == "firing"]
+        silent = render.severity_of(payload) != "critical"  # warnings arrive quietly, critical pages with sound
+        item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": parts, "sent": 0, "ref": None}
+        if firing:
+            item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
+        return self.store.put(item), item
+
+    async def deliver(self, oid: str, item: dict, deadline: float) -> bool:
+        """Send the parts not yet sent; True once all are. Progress is saved part by part."""
+        if oid in self._busy:
+            return False
+        self._busy.add(oid)
+        try:
+            while item["sent"] < len(item["parts"]):
+                i = item["sent"]
+                text = item["parts"][i]
+                last = i == len(item["parts"]) - 1
+                msg = {"chat_id": item["chat_id"], "text": text, "parse_mode": "HTML",
+                       "disable_notification": item["silent"], "link_preview_options": {"is_disabled": True}}
+                if last and item.get("ref"):
+                    msg["reply_markup"] = keyboard(self.signer, item["ref"], item["chat_id"])
+                try:
+                    result = await self.tg.call_within(deadline, "sendMessage", msg)
+                except TelegramError as e:
+                    if e.code == 400 and "parse" in e.description:  # never expected; the page must still go out
+                        log.error("Telegram refused the markup; sending as plain text", extra={"error": e.description})
+                        msg.pop("parse_mode")
+                        msg["text"] = re.sub(r"<[^>]+>", "", text)
+                        result = await self.tg.call_within(deadline, "sendMessage", msg)
+                    else:
+                        raise
+                if last and item.get("ref"):
+                    self.store.set_message(item["ref"], result["message_id"], text)
+                item["sent"] = i + 1
+                self.store.update(oid, item)
+            self.store.done(oid)
+            self._count("delivered")
+            return True
+        except TelegramError as e:
+            wait = e.retry_after if e.retry_after else 5.0
+            self.store.retry_later(oid, time.time() + wait)
+            log.warning("notification kept in the outbox", extra={"error": str(e), "retry_in_s": wait})
+            self._count("deferred")
+            return False
+        finally:
+            self._busy.discard(oid)
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.notifications.labels(outcome=outcome).inc()
+
+    async def run_outbox(self, stop: asyncio.Event | None = None, every: float = 1.0) -> None:
+        turns = 0
+        while stop is None or not stop.is_set():
+            turns += 1
+            if turns % 3600 == 1:  # hourly: buttons older than their lifetime go
+                self.store.prune(time.time())
+            for oid, item in self.store.due(time.time()):
+                await self.deliver(oid, item, time.monotonic() + 30)
+            if self.metrics is not None:
+                self.metrics.outbox.set(self.store.pending())
+            await asyncio.sleep(every)
+
+
+def build_app(delivery: Delivery, token: str) -> FastAPI:
+    app = FastAPI(title="trademon bot", docs_url=None, redoc_url=None, openapi_url=None)
+    expected = f"Bearer {token}".encode()
+
+    @app.post("/alerts")
+    async def alerts(request: Request):
+        got = request.headers.get("authorization", "").encode()
+        if not token or not hmac.compare_digest(got, expected):
+            log.warning("webhook call without the right token refused", extra={"client": request.client.host if request.client else None})
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            payload = parse(await request.body())
+        except Rejected as e:
+            log.warning("payload rejected", extra={"reason": e.reason, "detail": e.detail[:300]})
+            return JSONResponse({"error": e.reason, "detail": e.detail}, status_code=e.status)
+        try:
+            oid, item = delivery.accept(payload)
+        except Exception:  # noqa: BLE001 - not on disk: 500, so Alertmanager retries
+            log.exception("cannot store the notification; Alertmanager will retry")
+            return JSONResponse({"error": "store_failed"}, status_code=500)
+        sent = await delivery.deliver(oid, item, time.monotonic() + delivery.cfg.deliver_within_s)
+        log.info("notification accepted", extra={"receiver": payload["receiver"], "status": payload["status"],
+                                                 "alerts": len(payload["alerts"]), "delivered": sent})
+        return {"status": "delivered" if sent else "queued"}
+
+    return app
