@@ -13,7 +13,7 @@ import asyncio
 import io
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 import requests
@@ -128,7 +128,7 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
         wait(e2e, lambda: actions(e2e, "silence"), 10, "the action on record")
         act = actions(e2e, "silence")[-1]["action"]
         assert sorted(act["silence_ids"]) == sorted(s["id"] for s in made) and act["by"] == f"telegram:trader ({USER})"
-        assert {a["alertname"]: a for a in act["matchers"]} == {n: l for n, l in by_name.items()}
+        assert {a["alertname"]: a for a in act["matchers"]} == dict(by_name)
 
         # The next repeat does not notify: nothing about the loss for longer than repeat_interval.
         time.sleep(REPEAT + 6)
@@ -217,7 +217,7 @@ def test_silence_and_unsilence_commands_capped(e2e):
     sid = re.search(r"id ([0-9a-f-]{36})", visible_text(reply["text"])).group(1)
     s = next(s for s in silences(e2e) if s["id"] == sid)
     assert matchers_of(s) == {"alertname": "UnusualSlippage"}
-    hours = (datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds() / 3600
+    hours = (datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00")) - datetime.now(UTC)).total_seconds() / 3600
     assert 23.9 < hours <= 24
     last = newest_id(e2e)
     tg(e2e).command(f"/unsilence {sid}", GROUP, USER)

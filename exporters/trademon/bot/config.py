@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import time as dtime
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import contract
@@ -130,7 +130,7 @@ class BotConfig:
     config_root: Path = Path("/etc/trademon")  # holds prometheus/thresholds.yml and alertmanager/alertmanager.yml
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "BotConfig":
+    def from_env(cls, env: Mapping[str, str]) -> BotConfig:
         token = bot_token(env)
         chat_raw = env_str("TELEGRAM_CHAT_ID", env=env)
         if chat_raw is None:

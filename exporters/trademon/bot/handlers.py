@@ -8,8 +8,8 @@ import html
 import logging
 import re
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import datetime, timedelta, UTC
+from collections.abc import Callable
 
 from . import render
 from .auth import Signer, may_act
@@ -131,7 +131,7 @@ class Handlers:
             return "Usage: /silence &lt;alertname&gt; &lt;duration&gt;, e.g. /silence UnusualSlippage 2h"
         want = parse_duration(args[1])
         dur = min(want, self.cfg.max_silence_s)
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         ends = now + timedelta(seconds=dur)
         sid = await self.am.silence({"alertname": args[0]}, ends, who(user), "from Telegram: /silence", starts=now)
         await self.record.action("silence", [{"alertname": args[0]}], {"by": who(user), "silence_ids": [sid], "ends_at": ends.isoformat(),
@@ -177,7 +177,7 @@ class Handlers:
     async def _silence(self, ref: dict, action: str, user: dict | None) -> str:
         if ref["silences"]:
             return "Already silenced."
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         cap = now + timedelta(seconds=self.cfg.max_silence_s)
         ends = {"s1h": now + timedelta(hours=1), "s4h": now + timedelta(hours=4)}.get(action) or next_session_open(now, self.hours)
         ends = min(ends, cap)
@@ -202,7 +202,7 @@ class Handlers:
             await self.am.expire(i)
         self.store.set_silences(ref["ref"], [])
         by = who(user)
-        note = f"\n\n🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), timezone.utc), self.cfg.summary_zone)}"
+        note = f"\n\n🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)}"
         await self._edit(ref, ref["text"] + note, keyboard(self.signer, ref["ref"], ref["chat_id"]))
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
         return "Unsilenced."

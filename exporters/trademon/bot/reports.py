@@ -8,7 +8,7 @@ import html
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
 from .. import contract
@@ -56,7 +56,7 @@ class Reports:
             self._q(M["ib_farm_connected"]), self._q(M["daily_pnl"]), self._q(M["circuit_breaker_open"]),
             self._q(M["risk_gross_exposure"]), self._q(M["risk_gross_exposure_limit"]), self._q("up == 0"),
             return_exceptions=True)
-        out = [f"📊 <b>Status</b> · {fmt_time(datetime.now(timezone.utc), self.zone)}"]
+        out = [f"📊 <b>Status</b> · {fmt_time(datetime.now(UTC), self.zone)}"]
         if isinstance(alerts, BaseException):
             out.append("Alerts: unknown (Alertmanager unreachable)")
         else:
@@ -141,7 +141,7 @@ class Reports:
         panels = [charts.Panel(f"Daily P&L per account ({cur})", charts.series_of(r["acct"], "account"),
                                [(f"loss limit {money(self.limits.daily_loss_limit)}", self.limits.daily_loss_limit)], cur),
                   charts.Panel(f"P&L per strategy ({cur})", charts.series_of(r["strat"], "strategy"), [], cur)]
-        png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, timezone.utc), self.zone)}",
+        png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, UTC), self.zone)}",
                                       panels, self.zone, {"start": start, "end": end, "step": step})
         caption = "; ".join(f"{esc(n)} {money(pts[-1][1])}" for p in panels for n, pts in sorted(p.series.items()) if pts)
         return png, (caption or "no P&amp;L data in Prometheus")[:1000]
@@ -153,7 +153,7 @@ class Reports:
         lims = charts.series_of(r["lim"], "account")
         panel = charts.Panel("Gross exposure per account", charts.series_of(r["exp"], "account"),
                              [(f"limit {a}", pts[-1][1]) for a, pts in sorted(lims.items()) if pts])
-        png = await asyncio.to_thread(charts.chart, f"Exposure {fmt_time(datetime.fromtimestamp(end, timezone.utc), self.zone)}",
+        png = await asyncio.to_thread(charts.chart, f"Exposure {fmt_time(datetime.fromtimestamp(end, UTC), self.zone)}",
                                       [panel], self.zone, {"start": start, "end": end, "step": step})
         caption = "; ".join(f"{esc(a)} {money(pts[-1][1])}" for a, pts in sorted(panel.series.items()) if pts)
         return png, (caption or "no exposure data in Prometheus")[:1000]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Callable
+from collections.abc import Callable
 
 from .config import BotConfig
 from .reports import M, Reports, esc, money
@@ -77,9 +77,11 @@ class Summary:
         cur = r.limits.currency
         day = datetime.fromtimestamp(at, self.cfg.summary_zone)
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
-        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)}" for lab, v in sorted(pnl, key=lambda s: s[0].get('account', '')))
-                              or "unknown (no data)"))
-        out.append("Strategies: " + ("; ".join(f"{esc(lab.get('strategy', '?'))} {money(v)}" for lab, v in sorted(strat, key=lambda s: s[0].get('strategy', '')))
+        accounts = sorted(pnl, key=lambda s: s[0].get("account", ""))
+        strategies = sorted(strat, key=lambda s: s[0].get("strategy", ""))
+        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)}" for lab, v in accounts)
+                                  or "unknown (no data)"))
+        out.append("Strategies: " + ("; ".join(f"{esc(lab.get('strategy', '?'))} {money(v)}" for lab, v in strategies)
                                      or "unknown (no data)"))
 
         def one(res):

@@ -4,7 +4,7 @@ notification record (the alert-sink)."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import httpx
 
@@ -13,7 +13,7 @@ MAX_SERIES = 50  # labels come from outside: a chart or list shows at most this 
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class UpstreamError(Exception):
@@ -42,7 +42,7 @@ class Alertmanager:
 
     async def silence(self, matchers: dict[str, str], ends: datetime, by: str, comment: str, starts: datetime | None = None) -> str:
         body = {"matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in sorted(matchers.items())],
-                "startsAt": iso(starts or datetime.now(timezone.utc)), "endsAt": iso(ends), "createdBy": by, "comment": comment}
+                "startsAt": iso(starts or datetime.now(UTC)), "endsAt": iso(ends), "createdBy": by, "comment": comment}
         return (await self._req("POST", "/silences", json=body))["silenceID"]
 
     async def expire(self, silence_id: str) -> None:
@@ -90,7 +90,7 @@ class Record:
     async def action(self, kind: str, alerts: list[dict], detail: dict) -> bool:
         if not self.url:
             return False
-        now = iso(datetime.now(timezone.utc))
+        now = iso(datetime.now(UTC))
         body = {"version": "4", "status": "firing", "receiver": "telegram-bot", "groupKey": f"telegram-bot/{kind}",
                 "alerts": [{"status": "firing", "labels": a, "annotations": {}, "startsAt": now} for a in alerts],
                 "action": {"kind": kind, "at": now, **detail}}
