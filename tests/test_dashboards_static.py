@@ -21,7 +21,7 @@ import yaml
 from trademon import contract, grafana_uids, thresholds
 from trademon.gen import dashboard_queries as dq
 from trademon.gen import dashboards as gen
-from trademon.gen.grafana_panels import EXTERNAL_EXPORTERS, PROMETHEUS_BUILTIN_SERIES
+from trademon.gen.grafana_panels import EXTERNAL_EXPORTERS, PROMETHEUS_BUILTIN_SERIES, STACK_ENGINE_SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
 PARSER_DIR = ROOT / "tools" / "logql"
@@ -342,7 +342,7 @@ def test_the_parser_catches_a_broken_query():
 
 
 def allowed_series() -> set[str]:
-    return contract.all_series_names() | recording_rules() | PROMETHEUS_BUILTIN_SERIES
+    return contract.all_series_names() | recording_rules() | PROMETHEUS_BUILTIN_SERIES | STACK_ENGINE_SERIES
 
 
 def test_every_metric_of_the_dashboards_is_in_the_contract_or_a_recording_rule(parsed):

@@ -237,7 +237,9 @@ def test_metric_names_parser():
 
 def test_every_metric_in_the_rules_is_in_the_contract_or_recorded_here():
     alerts, records = load_rules()
-    known = contract.all_series_names() | set(records) | {"up"}
+    from trademon.gen.grafana_panels import STACK_ENGINE_SERIES
+
+    known = contract.all_series_names() | set(records) | {"up"} | STACK_ENGINE_SERIES
     for kind, rules in (("alert", alerts), ("record", records)):
         for name, rule in rules.items():
             unknown = metric_names(rule["expr"]) - known
@@ -290,7 +292,7 @@ TUNED = {
     "ratio_min_events": 10, "api_p99_seconds": 1, "api_latency_for": "2m", "exposure_ratio": 0.8,
     "exposure_for": "1m", "pnl_anomaly_sigmas": 3, "pnl_anomaly_min_change": 250, "pnl_anomaly_for": "2m",
     "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
-    "exporter_down_for": "5m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
+    "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "6h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
 }

@@ -721,6 +721,29 @@ def health_tests(c: Ctx) -> list[Test]:
     test.expect(c.next_eval(t_up), "MarketDataStale")  # ticks again
     out.append(test)
 
+    # Alertmanager's failed deliveries: a burst of failures for longer than `for`, then none.
+    F = c.for_("AlertDeliveryFailing")
+    n_ok, n_fail = 10, math.ceil((F + 300) / 60)
+    am = {"job": "alertmanager", "instance": target("alertmanager")}
+    failing = Test("AlertDeliveryFailing: deliveries failing past `for` page; a healthy integration stays quiet", 60)
+    failing.add(sel("alertmanager_notifications_failed_total", integration="webhook", reason="other", **am),
+                f"0x{n_ok - 1} 1+1x{n_fail - 1} {n_fail}x20")
+    failing.add(sel("alertmanager_notifications_failed_total", integration="email", reason="other", **am),
+                f"0x{n_ok + n_fail + 20 - 1}")
+    t_fail = (n_ok - 1) * 60 + 60  # the first failed attempt; one more each minute
+    failing.expect(t_fail - 60, "AlertDeliveryFailing")
+    first = c.next_eval(t_fail)
+    failing.expect(first + F - c.eval, "AlertDeliveryFailing")  # failing, but not yet for `for`
+    fire = c.next_eval(first + F)
+    attempts = min(5, (fire - t_fail) // 60 + 1)  # one a minute since t_fail, within the 5-minute window
+    failing.expect(fire, "AlertDeliveryFailing", Fired(
+        {"integration": "webhook"}, "Alertmanager cannot deliver notifications to webhook",
+        f"Alertmanager's deliveries to webhook have failed for more than {c['delivery_failing_for']} ({attempts} failed attempts "
+        "in 5 minutes): pages sent that way are not arriving. With the Telegram companion down (integration webhook), "
+        "pages reach only Slack and email."))
+    failing.expect((n_ok + n_fail) * 60 + 6 * 60, "AlertDeliveryFailing")  # no failure in the last 5 minutes: resolved
+    out.append(failing)
+
     wd = Test("Watchdog: always firing", 60)
     wd.add("up{job=\"prometheus\"}", gauge((1, 10)))
     for t in (0, 5 * 60):

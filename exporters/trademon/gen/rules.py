@@ -339,6 +339,15 @@ ALERTS: list[Alert] = [
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${exporter_down_for}: the metrics and alerts that depend on it are blind.",
           "health", for_="exporter_down_for"),
+    # A page path that loses its way says so: the Telegram companion (a webhook) down, a wrong
+    # Slack URL or SMTP password. Critical, so Slack and email carry it when the bot is the one down.
+    Alert("AlertDeliveryFailing", "critical",
+          'sum by (integration) (increase(alertmanager_notifications_failed_total{job="alertmanager"}[5m])) > 0',
+          "Alertmanager cannot deliver notifications to {{ $labels.integration }}",
+          "Alertmanager's deliveries to {{ $labels.integration }} have failed for more than ${delivery_failing_for} "
+          '({{ printf "%.0f" $value }} failed attempts in 5 minutes): pages sent that way are not arriving. With the '
+          "Telegram companion down (integration webhook), pages reach only Slack and email.",
+          "health", for_="delivery_failing_for"),
     Alert("MarketCalendarExpiring", "warning",
           "(min by (job) (trademon_market_calendar_end_timestamp_seconds) - time()) / 86400 < ${market_calendar_min_days}",
           'Market calendar runs out in {{ printf "%.0f" $value }} days',
