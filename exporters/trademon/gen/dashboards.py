@@ -423,7 +423,7 @@ def system_health(t: dict) -> Board:
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
-         "SyntheticCheckFailed", "MarketCalendarExpiring"],
+         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
