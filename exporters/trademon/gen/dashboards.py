@@ -498,6 +498,12 @@ def system_health(t: dict) -> Board:
                 stat_panel("Config render failures", [Q(f"sum(increase({m('trademon_am_config_render_failures_total')}[1d]))")], unit="short", w=4,
                            description="Failed renders or Alertmanager reloads in the last day (the last good config stays in use).",
                            thresholds=above(1), links=[runbook("MarketCalendarExpiring")]),
+                timeseries_panel("Alertmanager: failed deliveries",
+                                 [Q('sum by (integration) (increase(alertmanager_notifications_failed_total{job="alertmanager"}[5m]))',
+                                    "{{integration}}")],
+                                 unit="short", bars=True, thresholds=above(1), needs="alertmanager",
+                                 description="Notifications Alertmanager failed to deliver per 5 minutes, by integration (webhook: "
+                                 "the Telegram companion, the alert sink, the heartbeat).", links=[runbook("AlertDeliveryFailing")]),
             ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],

@@ -70,6 +70,10 @@ STACK_ENGINE_SERIES = frozenset({"alertmanager_notifications_failed_total"})
 # queries them says so (Panel needs=...), and the live test, which cannot run them here,
 # skips exactly those panels and lists them.
 EXTERNAL_EXPORTERS: dict[str, dict] = {
+    "alertmanager": {
+        "what": "Alertmanager's own metrics (Prometheus job `alertmanager`)",
+        "metrics": STACK_ENGINE_SERIES,
+    },
     "cadvisor": {
         "what": "cAdvisor (compose service `cadvisor`, Prometheus job `cadvisor`)",
         "metrics": frozenset({"container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
