@@ -96,6 +96,8 @@ def test_bad_strategy_pattern_exits_2_with_a_clear_message(pattern, fragment):
                        timeout=60, env={**os.environ, "TRADEMON_IB_STRATEGY_PATTERN": pattern})
     assert r.returncode == 2, r.stderr
     assert fragment in r.stderr
+    # Given as the flag, the message names the flag as typed, then the variable it sets.
     r = subprocess.run([sys.executable, "-m", "trademon", "ib-exporter", "--strategy-pattern", pattern],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and fragment in r.stderr, r.stderr
+    as_flag = fragment.replace(f"TRADEMON_IB_STRATEGY_PATTERN={pattern!r}", f"--strategy-pattern {pattern!r}")
+    assert r.returncode == 2 and as_flag in r.stderr and "(the flag sets TRADEMON_IB_STRATEGY_PATTERN)" in r.stderr, r.stderr

@@ -269,7 +269,7 @@ def test_flag_overrides_variable_and_names_it():
     r = subprocess.run([sys.executable, "-m", "trademon", "ib-exporter", "--ib-port", "0"],
                        env=dict(os.environ), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
-    assert "TRADEMON_IB_PORT='0': out of range" in r.stderr
+    assert "--ib-port '0': out of range" in r.stderr and "(the flag sets TRADEMON_IB_PORT)" in r.stderr, r.stderr
 
 
 def test_many_symbols_paced_by_ib_async_do_not_trip_the_heartbeat(tws, exporter):
