@@ -324,3 +324,9 @@ def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
     problems = check(tmp_path, set(generated))  # only these: other generators need more of a checkout
     assert sorted(p.split()[0] for p in problems) == sorted(set(generated) - {gen_rules.RULES_FILE})
     assert all("run `trademon gen`" in p for p in problems)
+
+
+def test_readme_counts_the_alerts():
+    alerts, _ = load_rules()
+    readme = (ROOT / "README.md").read_text()
+    assert f"{len(alerts)} alerts (" in readme, f"README's overview should say {len(alerts)} alerts"
