@@ -128,15 +128,19 @@ class Reports:
         local = datetime.fromtimestamp(now, self.zone)
         return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
-    async def _range(self, exprs: dict[str, str], start: float, end: float) -> tuple[dict, float]:
+    async def _range(self, exprs: dict[str, str], start: float, end: float) -> tuple[dict, float, float]:
+        """The results, the step and the (aligned) start of the window asked for."""
         step = max(1.0, math.ceil((end - start) / 300))
+        # Prometheus evaluates at start, start + step, ...: align the grid on `end`, so the last
+        # point is now (a chart late in the day, with a coarse step, would miss the last minutes).
+        start = end - math.ceil((end - start) / step) * step
         results = await asyncio.gather(*(self.prom.query_range(e, start, end, step) for e in exprs.values()))
-        return dict(zip(exprs, results)), step
+        return dict(zip(exprs, results)), step, start
 
     async def pnl_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
         end = end or time.time()
         start = start or self.day_start(end)
-        r, step = await self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end)
+        r, step, start = await self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end)
         cur = self.limits.currency
         panels = [charts.Panel(f"Daily P&L per account ({cur})", charts.series_of(r["acct"], "account"),
                                [(f"loss limit {money(self.limits.daily_loss_limit)}", self.limits.daily_loss_limit)], cur),
@@ -149,7 +153,7 @@ class Reports:
     async def exposure_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
         end = end or time.time()
         start = start or self.day_start(end)
-        r, step = await self._range({"exp": M["risk_gross_exposure"], "lim": M["risk_gross_exposure_limit"]}, start, end)
+        r, step, start = await self._range({"exp": M["risk_gross_exposure"], "lim": M["risk_gross_exposure_limit"]}, start, end)
         lims = charts.series_of(r["lim"], "account")
         panel = charts.Panel("Gross exposure per account", charts.series_of(r["exp"], "account"),
                              [(f"limit {a}", pts[-1][1]) for a, pts in sorted(lims.items()) if pts])
