@@ -298,8 +298,6 @@ def test_a_failed_alertmanager_reload_is_counted_and_retried(tmp_path):
     """Alertmanager down at a refresh: the failure is counted, and the next refresh reloads
     although the file did not change again. At the stack's start (Alertmanager not up yet) it
     is no failure: Alertmanager reads the file when it starts."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from trademon import amwatch
 
@@ -315,18 +313,7 @@ def test_a_failed_alertmanager_reload_is_counted_and_retried(tmp_path):
     w.env = {"TRADEMON_EXCHANGES": "XNYS"}
     assert w.render_once() and collector.failures == 1 and w.reload_pending  # running: Alertmanager down
 
-    class Reload(BaseHTTPRequestHandler):
-        def do_POST(self):
-            posts.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", port), Reload)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
+    server = reload_recorder(port, posts)
     try:
         assert not w.render_once()  # nothing new, but the pending reload goes out
         assert posts == ["/-/reload"] and not w.reload_pending and collector.failures == 1
@@ -353,8 +340,6 @@ def test_a_template_only_change_reloads_alertmanager(tmp_path):
     """Editing only a message template and rendering again must reload Alertmanager too (the
     README's re-render command promises it), not only a change of alertmanager.yml."""
     import shutil
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from trademon import amwatch
 
@@ -364,17 +349,7 @@ def test_a_template_only_change_reloads_alertmanager(tmp_path):
     shutil.copytree(ROOT / "alertmanager", source)
     port, posts = free_port(), []
 
-    class Reload(BaseHTTPRequestHandler):
-        def do_POST(self):
-            posts.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", port), Reload)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = reload_recorder(port, posts)
     try:
         out = tmp_path / "out"
         env = {"TRADEMON_EXCHANGES": "XNYS"}
@@ -387,3 +362,22 @@ def test_a_template_only_change_reloads_alertmanager(tmp_path):
         assert w.render_once() and posts == ["/-/reload"]
     finally:
         server.shutdown()
+
+
+def reload_recorder(port: int, posts: list):
+    """A loopback stand-in for Alertmanager's /-/reload that records each POST's path."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Reload(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posts.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", port), Reload)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
