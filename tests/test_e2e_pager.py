@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.support.e2estack import E2EStack
-from tests.support.procs import HangingServer, free_port
+from tests.support.procs import ClosedPort, HangingServer
 from tests.support.standins import visible_text
 
 pytestmark = pytest.mark.e2e  # real Prometheus, Alertmanager and trademon processes
@@ -51,8 +51,8 @@ def resolved(e2e: E2EStack, name: str) -> list[str]:
 
 @pytest.mark.parametrize("how", ["port closed", "scrape hangs"])
 def test_ib_exporter_not_scraped_pages_within_5_minutes_saying_what_is_blind(tmp_path, how):
-    hang = HangingServer() if how == "scrape hangs" else None
-    dead = f"127.0.0.1:{hang.port if hang else free_port()}"
+    hang = HangingServer() if how == "scrape hangs" else ClosedPort()
+    dead = f"127.0.0.1:{hang.port}"
     e2e = stack(tmp_path, targets={"ib-exporter": dead})
     try:
         t0 = time.time()
@@ -71,8 +71,7 @@ def test_ib_exporter_not_scraped_pages_within_5_minutes_saying_what_is_blind(tmp
         assert not any("ExporterDown" in visible_text(m["text"]) for m in e2e.telegram.sent())
     finally:
         e2e.close()
-        if hang:
-            hang.close()
+        hang.close()
 
 
 class StandInExposition:

@@ -23,7 +23,7 @@ from trademon.synthetic import config as syn_config
 from trademon.synthetic.runner import CheckRunner
 
 from tests.support.amstack import AlertingStack
-from tests.support.procs import HangingServer, free_port, start, wait_for, wait_http
+from tests.support.procs import ClosedPort, HangingServer, free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,22 +321,23 @@ def test_cold_start_a_target_not_up_yet_is_not_run_then_checked_once_it_is(sim):
 
 
 def test_cold_start_a_target_never_up_fails_after_the_grace(sim):
-    port = free_port()
-    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health", TRADEMON_SYNTHETIC_HEALTH_TARGETS=f"never=http://127.0.0.1:{port}/",
-                  TRADEMON_SYNTHETIC_HEALTH_INTERVAL="0.5", TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="0.5",
-                  TRADEMON_SYNTHETIC_STARTUP_GRACE="1")
+    with ClosedPort() as closed:
+        env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="health", TRADEMON_SYNTHETIC_HEALTH_TARGETS=f"never=http://127.0.0.1:{closed.port}/",
+                      TRADEMON_SYNTHETIC_HEALTH_INTERVAL="0.5", TRADEMON_SYNTHETIC_HEALTH_TIMEOUT="0.5",
+                      TRADEMON_SYNTHETIC_STARTUP_GRACE="1")
 
-    async def steps(metrics):
-        await until(lambda: success(metrics, "health:never") == 0, 5, "a failure after the grace")
+        async def steps(metrics):
+            await until(lambda: success(metrics, "health:never") == 0, 5, "a failure after the grace")
 
-    run_service_for(env, steps)
+        run_service_for(env, steps)
 
 
 def test_once_mode_counts_a_refused_connection_as_a_failure():
     """`--once` (synthetic-tests.yml) runs against a stack that should be up: no grace."""
-    env = {"TRADEMON_SYNTHETIC_CHECKS": "health", "TRADEMON_SYNTHETIC_HEALTH_TARGETS": f"down=http://127.0.0.1:{free_port()}/",
-           "TRADEMON_SYNTHETIC_PROMETHEUS_URL": "off", "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off"}
-    results, metrics = run_once(env)
+    with ClosedPort() as closed:
+        env = {"TRADEMON_SYNTHETIC_CHECKS": "health", "TRADEMON_SYNTHETIC_HEALTH_TARGETS": f"down=http://127.0.0.1:{closed.port}/",
+               "TRADEMON_SYNTHETIC_PROMETHEUS_URL": "off", "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "off"}
+        results, metrics = run_once(env)
     assert not results["health:down"].success and "ConnectError" in results["health:down"].detail
     assert success(metrics, "health:down") == 0
 

@@ -145,7 +145,23 @@ class AlertingStack:
         return [json.loads(line) for line in self.sink_file.read_text().splitlines() if line.strip()]
 
     def wait(self, predicate, timeout: float = 30, what: str = "condition"):
-        return wait_for(predicate, timeout, 0.1, what)
+        try:
+            return wait_for(predicate, timeout, 0.1, what)
+        except TimeoutError as e:
+            # Say what did arrive, so a failure in CI can be read without a rerun.
+            raise TimeoutError(f"{e}; alerts in Alertmanager: {self._names()}; sent to the stand-ins: {self._sent()}") from None
+
+    def _names(self) -> list[str]:
+        try:
+            return sorted(f"{a['labels']['alertname']}({a['status']['state']})" for a in self.alerts())
+        except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the timeout
+            return [f"unreadable: {e!r}"]
+
+    def _sent(self) -> list[str]:
+        try:
+            return [str(m.get("text", m))[:200] for m in self.standins.telegram.sent()][-10:]
+        except Exception as e:  # noqa: BLE001
+            return [f"unreadable: {e!r}"]
 
     def logs(self) -> str:
         return "\n".join(p.log_text() for p in [*self.procs, *getattr(self, "dead_bots", [])])

@@ -99,6 +99,27 @@ def start(name: str, cmd: list[str], env: dict | None, log_path: Path, cwd: str 
     return Proc(name, cmd, env, log_path, cwd)
 
 
+class ClosedPort:
+    """A port that refuses connections and stays reserved while open: bound, never listening.
+
+    ``free_port()`` for a dead target races: once its socket closes, another process of the
+    parallel suite may bind the port, and the "dead" target answers (a page that never came)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self) -> ClosedPort:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class HangingServer:
     """Accepts connections and never answers: a target that hangs."""
 
