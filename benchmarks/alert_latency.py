@@ -52,6 +52,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), 
 from tests.support.amstack import alert  # noqa: E402
 from tests.support.e2estack import E2EStack, duration, seconds  # noqa: E402
 from tests.support.standins import visible_text  # noqa: E402
+from trademon import thresholds  # noqa: E402
 
 TARGET = 10.0
 MONEY = ("DailyLossLimitBreach", "CircuitBreakerTripped")
@@ -61,7 +62,7 @@ def shipped() -> dict:
     """The shipped intervals the bound is made of."""
     prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
-    th = yaml.safe_load((ROOT / "prometheus" / "thresholds.yml").read_text())
+    th = thresholds.load(ROOT)
     jobs = {sc["job_name"]: sc for sc in prom["scrape_configs"]}
     money_route = next(r for r in am["route"]["routes"] if r["matchers"][0].startswith('alertname=~"DailyLossLimitBreach'))
     return {"scrape": jobs["ib-exporter"].get("scrape_interval", prom["global"]["scrape_interval"]),

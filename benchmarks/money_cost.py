@@ -49,7 +49,7 @@ def prometheus(work: Path, sim: SimProcess, money: bool):
     targets = {job: f"127.0.0.1:{sim.ports[job]}" for job in SIM_JOBS}
     cfg = native.render_prometheus_config(ROOT, targets, None)
     rules = []
-    for src in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
+    for src in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         doc = yaml.safe_load(src.read_text())
         if not money:
             for g in doc["groups"]:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AM = ROOT / "alertmanager"
 SOURCE = AM / "alertmanager.yml"
 CASES = yaml.safe_load((AM / "tests" / "routes.yml").read_text())
-RULES = [r for f in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+RULES = [r for f in sorted((ROOT / "monitoring" / "rules").glob("*.yml"))
          for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
 ALERT_NAMES = {r["alert"] for r in RULES if "alert" in r}
 
@@ -91,7 +91,7 @@ def test_alert_names_in_the_config_are_alerts_of_the_rules():
     for m in re.findall(r'alertname=~?"([^"]+)"', text):
         named |= set(m.split("|"))
     named |= {c["labels"]["alertname"] for c in CASES if c["labels"]["alertname"] not in ("SomethingNew", "SomethingInfo")}
-    assert named - ALERT_NAMES == set(), f"not an alert of prometheus/rules: {named - ALERT_NAMES}"
+    assert named - ALERT_NAMES == set(), f"not an alert of monitoring/rules: {named - ALERT_NAMES}"
     assert cfg["inhibit_rules"]
 
 
@@ -171,7 +171,7 @@ def _data(alerts, status="firing", severity="critical"):
 def _alert(name, summary, description, status="firing", **labels):
     return {"status": status, "labels": {"alertname": name, **labels},
             "annotations": {"summary": summary, "description": description, "dashboard": "/d/trademon-pnl",
-                            "runbook_url": f"https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{name.lower()}"},
+                            "runbook_url": f"https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md#{name.lower()}"},
             "startsAt": "2026-03-02T14:31:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": name}
 
 

@@ -77,7 +77,7 @@ def test_gen_check_fails_on_drift(tmp_path):
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "metrics.md").write_text("# Metrics\nhand edited\n")
-    (tmp_path / "prometheus").mkdir()  # generators of rules and dashboards read the thresholds
-    (tmp_path / "prometheus" / "thresholds.yml").write_text((ROOT / "prometheus" / "thresholds.yml").read_text())
+    (tmp_path / "monitoring").mkdir()  # generators of rules and dashboards read the config
+    (tmp_path / "monitoring" / "config.yml").write_text((ROOT / "monitoring" / "config.yml").read_text())
     problems = check(tmp_path, only={"docs/metrics.md"})
     assert problems and "run `trademon gen`" in problems[0]

@@ -3,7 +3,7 @@
 Every PromQL and LogQL expression is parsed by the grammars Grafana's own query editors
 use (tools/logql: @prometheus-io/lezer-promql, @grafana/lezer-logql); every metric a query
 names must be in the contract, a recording rule, or Prometheus' own series; every uid a
-panel names must be provisioned; thresholds must come from prometheus/thresholds.yml.
+panel names must be provisioned; thresholds must come from monitoring/config.yml.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ def parseable(q: dq.Query) -> str:
 
 
 def recording_rules() -> set[str]:
-    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "trademon.rules.yml").read_text())
+    rules = yaml.safe_load((ROOT / "monitoring" / "rules" / "trademon.rules.yml").read_text())
     return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
 
 
 def rule_exprs() -> list[str]:
     out = []
-    for f in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
+    for f in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         for g in yaml.safe_load(f.read_text())["groups"]:
             out += [r["expr"] for r in g["rules"]]
     return out
@@ -96,8 +96,9 @@ def test_uids_are_stable_file_names_and_folders_follow_the_layout():
 
 def test_a_generated_dashboard_is_deterministic():
     t = thresholds.load(ROOT)
-    a = gen.render_dashboard(gen.BOARDS["overview"][1](t))
-    b = gen.render_dashboard(gen.BOARDS["overview"][1](t))
+    pattern = thresholds.load_config(ROOT)["runbook_url_pattern"]
+    a = gen.render_dashboard(gen.BOARDS["overview"][1](t), pattern)
+    b = gen.render_dashboard(gen.BOARDS["overview"][1](t), pattern)
     assert a == b
 
 
@@ -255,10 +256,9 @@ def all_links(doc):
 def test_links_point_at_existing_dashboards_and_runbook_sections():
     uids = set(grafana_uids.DASHBOARDS.values())
     alerts = {a.name for a in gen.rules.ALERTS}
-    runbooks = ROOT / "docs" / "runbooks.md"
-    headings = set()
-    if runbooks.exists():
-        headings = {h.strip().lower() for h in re.findall(r"^##\s+(.+)$", runbooks.read_text(), re.M)}
+    runbooks = ROOT / "monitoring" / "runbooks.md"
+    headings = {h.strip().lower() for h in re.findall(r"^##\s+(.+)$", runbooks.read_text(), re.M)}
+    pattern = thresholds.load_config(ROOT)["runbook_url_pattern"]
     runbook_links = 0
     for doc in DOCS:
         for ln in all_links(doc):
@@ -269,9 +269,8 @@ def test_links_point_at_existing_dashboards_and_runbook_sections():
                 runbook_links += 1
                 anchor = url.split("#", 1)[1]
                 assert anchor in {a.lower() for a in alerts}, f"{doc['uid']}: runbook anchor #{anchor} is no alert"
-                assert url.split("#")[0] == gen.RUNBOOK_BASE
-                if runbooks.exists():
-                    assert anchor in headings, f"docs/runbooks.md has no section for #{anchor}"
+                assert url == pattern.replace("{alert}", anchor), f"{doc['uid']}: {url} is not of the config's runbook_url_pattern"
+                assert anchor in headings, f"monitoring/runbooks.md has no section for #{anchor}"
     assert runbook_links >= 20
 
 
@@ -295,7 +294,7 @@ def test_alerts_are_annotations_from_the_alerts_series():
                 assert set(named[1].split("|")) <= alerts, (doc["uid"], a["expr"])
 
 
-# --- thresholds come from prometheus/thresholds.yml ------------------------------------
+# --- thresholds come from monitoring/config.yml ------------------------------------
 
 
 def threshold_values(doc) -> set[float]:
@@ -368,7 +367,7 @@ def test_every_metric_of_the_dashboards_is_in_the_contract_or_a_recording_rule(p
 
 
 def _via_rule(metric: str, shown: set[str]) -> bool:
-    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "trademon.rules.yml").read_text())
+    rules = yaml.safe_load((ROOT / "monitoring" / "rules" / "trademon.rules.yml").read_text())
     return any(r["record"] in shown and metric in r["expr"] for g in rules["groups"] for r in g["rules"])
 
 

@@ -88,7 +88,7 @@ def prometheus(tmp_path):
     def run(target: str) -> str:
         port = free_port()
         cfg = native.render_prometheus_config(ROOT, {"ib-exporter": target}, None, "1s", "1s")
-        cfg["rule_files"] = [str(ROOT / "prometheus" / "rules" / "trademon.alerts.yml")]
+        cfg["rule_files"] = [str(ROOT / "monitoring" / "rules" / "trademon.alerts.yml")]
         path = tmp_path / "prometheus.yml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         proc = start("prometheus", native.prometheus_cmd(path, tmp_path / "prom-data", port), {},

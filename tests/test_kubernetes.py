@@ -122,7 +122,7 @@ def test_service_monitors_and_services_follow_the_contract():
 
 def test_every_dashboard_is_a_configmap_for_the_grafana_sidecar():
     maps = [d for _, d in manifests() if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
-    files = sorted((ROOT / "grafana" / "dashboards").rglob("*.json"))
+    files = sorted((ROOT / "monitoring" / "dashboards").rglob("*.json"))
     assert len(maps) == len(files)
     by_uid = {json.loads(p.read_text())["uid"]: p for p in files}
     for cm in maps:

@@ -147,7 +147,7 @@ def promtail_labels() -> set[str]:
 
 
 def test_the_logs_dashboard_selects_only_labels_promtail_sets():
-    dash = json.loads((ROOT / "grafana/dashboards/Operations/logs.json").read_text())
+    dash = json.loads((ROOT / "monitoring/dashboards/Operations/logs.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert exprs
     for e in exprs:

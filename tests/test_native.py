@@ -69,7 +69,7 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
         health = wait_for(all_up, timeout=60, interval=1, what="every native target up")
         assert set(health) == set(NATIVE_JOBS)
         rules = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        assert rules, "Prometheus loaded no rule groups from prometheus/rules"
+        assert rules, "Prometheus loaded no rule groups from monitoring/rules"
         # trademon bot runs too, and comes back after kill -9 (the restart policy, natively)
         bot = f"http://127.0.0.1:{ports['TRADEMON_BOT_PORT']}/healthz"
         assert requests.get(bot, timeout=5).ok

@@ -22,7 +22,7 @@ PROM = ROOT / "prometheus"
 
 def rule_exprs() -> list[tuple[str, str]]:
     out = []
-    for f in sorted((PROM / "rules").glob("*.yml")):
+    for f in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         for group in yaml.safe_load(f.read_text())["groups"]:
             for r in group["rules"]:
                 out.append((f"{f.name}: {r.get('alert') or r.get('record')}", r["expr"]))

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import contract, grafana_uids, tools
+from trademon import contract, grafana_uids, thresholds, tools
 from trademon.gen import rules as gen_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
+MON = ROOT / "monitoring"  # the config, rules, their tests, dashboards and runbooks
 
 # The alerts and their severities: the project's own definitions (exporters/trademon/gen/rules.py)
 # are the source. ../shared/DESIGN.md's table was the starting set and is not kept in line.
@@ -29,11 +30,11 @@ def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def rule_files() -> list[Path]:
-    return sorted((PROM / "rules").glob("*.yml"))
+    return sorted((MON / "rules").glob("*.yml"))
 
 
 def promtool_test_files() -> list[Path]:
-    return sorted((PROM / "tests").glob("*.yml"))
+    return sorted((MON / "tests").glob("*.yml"))
 
 
 def load_rules() -> tuple[dict[str, dict], dict[str, dict]]:
@@ -68,7 +69,7 @@ def test_promtool_check_rules():
 
 def test_promtool_unit_tests():
     files = promtool_test_files()
-    assert files, "no promtool tests in prometheus/tests"
+    assert files, "no promtool tests in monitoring/tests"
     r = promtool("test", "rules", *map(str, files))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("SUCCESS") == len(files), r.stdout
@@ -86,8 +87,8 @@ def test_promtool_unit_tests_catch_a_broken_rule(tmp_path, alert, old, new):
     """The unit tests are able to fail: a money alert with a loosened threshold, a longer
     `for` or that never fires is reported, by name (money.yml holds the money alerts,
     schedule.yml the IB maintenance hold)."""
-    shutil.copytree(PROM / "rules", tmp_path / "rules")
-    shutil.copytree(PROM / "tests", tmp_path / "tests")
+    shutil.copytree(MON / "rules", tmp_path / "rules")
+    shutil.copytree(MON / "tests", tmp_path / "tests")
     path = tmp_path / "rules" / "trademon.alerts.yml"
     text = path.read_text()
     block_start = text.index(f"- alert: {alert}\n")
@@ -107,7 +108,7 @@ def test_prometheus_yml_scrapes_every_job_of_the_contract():
     cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert cfg["global"]["scrape_interval"] == "15s"
     assert cfg["global"]["evaluation_interval"] == "30s"
-    assert cfg["rule_files"] == ["rules/*.yml"]
+    assert cfg["rule_files"] == ["../monitoring/rules/*.yml"]
     am = contract.JOBS["alertmanager"]
     assert cfg["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [f"alertmanager:{am.port}"]}]}]
     jobs = {}
@@ -124,7 +125,7 @@ def test_money_series_are_scraped_as_often_as_the_money_alerts_are_evaluated():
     """The money alerts' group runs every money_evaluation_interval; the jobs of their series
     must be scraped as often, or the faster evaluation only re-reads old samples."""
     cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
-    interval = str(yaml.safe_load((PROM / "thresholds.yml").read_text())["money_evaluation_interval"])
+    interval = str(thresholds.load(ROOT)["money_evaluation_interval"])
     by_job = {sc["job_name"]: sc for sc in cfg["scrape_configs"]}
     for job in gen_rules.MONEY_JOBS:
         assert by_job[job].get("scrape_interval") == interval, job
@@ -144,7 +145,7 @@ def test_money_series_are_scraped_as_often_as_the_money_alerts_are_evaluated():
 def test_every_contract_alert_is_defined_with_its_severity_and_texts():
     alerts, _ = load_rules()
     assert set(alerts) == set(CONTRACT_ALERTS)
-    runbook_anchors = markdown_anchors(ROOT / "docs" / "runbooks.md")
+    runbook_anchors = markdown_anchors(ROOT / "monitoring" / "runbooks.md")
     dashboards = {grafana_uids.path(k) for k in grafana_uids.DASHBOARDS}
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] == CONTRACT_ALERTS[name], name
@@ -152,8 +153,8 @@ def test_every_contract_alert_is_defined_with_its_severity_and_texts():
         assert set(ann) == {"summary", "description", "runbook_url", "dashboard"}, name
         assert all(v.strip() for v in ann.values()), name
         base, _, anchor = ann["runbook_url"].partition("#")
-        assert base == "https://github.com/trademon/trademon/blob/main/docs/runbooks.md", name
-        assert anchor in runbook_anchors, f"{name}: docs/runbooks.md has no section #{anchor}"
+        assert base == "https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md", name
+        assert anchor in runbook_anchors, f"{name}: monitoring/runbooks.md has no section #{anchor}"
         assert ann["dashboard"] in dashboards, f"{name}: {ann['dashboard']} is not a dashboard of grafana_uids"
 
 
@@ -169,7 +170,7 @@ def markdown_anchors(path: Path) -> set[str]:
 
 
 def test_runbooks_have_one_section_per_alert_and_no_other():
-    sections = re.findall(r"^## (.+)$", (ROOT / "docs" / "runbooks.md").read_text(), re.M)
+    sections = re.findall(r"^## (.+)$", (ROOT / "monitoring" / "runbooks.md").read_text(), re.M)
     assert sorted(sections) == sorted(CONTRACT_ALERTS)
 
 
@@ -182,7 +183,7 @@ def test_warnings_caused_by_a_service_keep_its_job_label():
             for check in t.get("alert_rule_test", []):
                 for exp in check["exp_alerts"]:
                     labels.setdefault(check["alertname"], set()).update(exp["exp_labels"])
-    assert set(labels) == set(CONTRACT_ALERTS), "an alert has no firing case in prometheus/tests"
+    assert set(labels) == set(CONTRACT_ALERTS), "an alert has no firing case in monitoring/tests"
     for name, sev in CONTRACT_ALERTS.items():
         if sev == "warning" and name not in NOT_FROM_A_SERVICE:
             assert "job" in labels[name], name
@@ -273,12 +274,12 @@ def test_rules_avoid_what_prometheus_2_or_3_lack():
 
 def test_every_threshold_is_used():
     used, keys = gen_rules.used_thresholds(ROOT)
-    assert keys - used == set(), f"prometheus/thresholds.yml keys no rule uses: {sorted(keys - used)}"
+    assert keys - used == set(), f"monitoring/config.yml keys no rule uses: {sorted(keys - used)}"
 
 
 def test_unknown_threshold_in_a_template_is_a_clear_error():
     fill = gen_rules.Filler(ROOT)
-    with pytest.raises(KeyError, match="no such key in prometheus/thresholds.yml"):
+    with pytest.raises(KeyError, match="no such key in monitoring/config.yml"):
         fill("x > ${no_such_threshold}")
 
 
@@ -298,27 +299,41 @@ TUNED = {
 }
 
 
+def tuned_config(values: dict) -> dict:
+    """The shipped config with ``values`` put in the sections their keys are in."""
+    config = thresholds.load_config(ROOT)
+    sections = thresholds.section_of(ROOT)
+    for key, value in values.items():
+        if key in sections:
+            config[sections[key]][key] = value
+        else:
+            config[key] = value
+    return config
+
+
 def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
     """Every threshold changed at once: the regenerated rules pass the regenerated tests, and
     the committed files are reported out of date (so CI fails until `trademon gen` is run)."""
     from trademon.gen import check, rule_tests, schedule_tests
 
-    assert set(TUNED) == set(yaml.safe_load((PROM / "thresholds.yml").read_text())), "update TUNED"
+    assert set(TUNED) == set(thresholds.load(ROOT)), "update TUNED"
     (tmp_path / "prometheus").mkdir()
-    (tmp_path / "prometheus" / "thresholds.yml").write_text(yaml.safe_dump(TUNED))
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "config.yml").write_text(yaml.safe_dump(tuned_config(TUNED)))
     shutil.copy(PROM / "prometheus.yml", tmp_path / "prometheus" / "prometheus.yml")
     for rel, fn in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED:
-        if rel.startswith("prometheus/"):
+        if rel.startswith("monitoring/") and rel.endswith(".yml"):
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_text(fn(tmp_path))
     alerts = (tmp_path / gen_rules.ALERTS_FILE).read_text()
     assert "daily_pnl) < -800" in alerts and "limit -800." in alerts and "EUR" in alerts
-    r = promtool("test", "rules", *map(str, sorted((tmp_path / "prometheus" / "tests").glob("*.yml"))), cwd=tmp_path)
+    r = promtool("test", "rules", *map(str, sorted((tmp_path / "monitoring" / "tests").glob("*.yml"))), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
 
     # The committed copies against the tuned thresholds: stale (all but the recording rules,
     # which take no threshold), with the fix in the message.
-    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED if rel.startswith("prometheus/")]
+    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED
+                 if rel.startswith("monitoring/") and rel.endswith(".yml")]
     for rel in generated:
         shutil.copy(ROOT / rel, tmp_path / rel)
     problems = check(tmp_path, set(generated))  # only these: other generators need more of a checkout

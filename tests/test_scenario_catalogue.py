@@ -41,7 +41,7 @@ def test_times_come_from_the_shipped_intervals():
 
 
 def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
-    files = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+    files = sorted((ROOT / "monitoring" / "rules").glob("*.yml"))
     out = timescale.scale_rule_files(files, tmp_path, 30)
     r = subprocess.run([tools.find("promtool"), "check", "rules", *out], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

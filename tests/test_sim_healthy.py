@@ -1,5 +1,5 @@
 """Left alone, the running simulator is healthy: every figure an alert rule looks at stays
-on the right side of its threshold (prometheus/thresholds.yml), read from the scrapes."""
+on the right side of its threshold (monitoring/config.yml), read from the scrapes."""
 
 from __future__ import annotations
 

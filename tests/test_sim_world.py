@@ -2,7 +2,7 @@
 
 A healthy day must not trip any alert of the contract: the strategies' own intents are fed
 straight to the broker for many simulated hours, and the figures the alert rules use are
-checked against prometheus/thresholds.yml."""
+checked against monitoring/config.yml."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def test_without_alertmanager_the_alert_step_and_watchdog_are_left_out_and_said_
 
 def test_the_alerts_the_checks_look_for_are_rules_of_the_project():
     names = set()
-    for path in (ROOT / "prometheus" / "rules").glob("*.yml"):
+    for path in (ROOT / "monitoring" / "rules").glob("*.yml"):
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
             names |= {r["alert"] for r in group.get("rules", []) if "alert" in r}
     assert {syn_config.CIRCUIT_BREAKER_ALERT, syn_config.WATCHDOG_ALERT} <= names

@@ -1,16 +1,98 @@
-"""The alert thresholds (prometheus/thresholds.yml), for the rule and dashboard generators."""
+"""The monitoring config (monitoring/config.yml): thresholds by severity, per-account limits,
+job selectors, the runbook URL pattern and the currency, read and checked for the rule,
+dashboard and Kubernetes generators, the bot and the simulator."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+CONFIG_FILE = "monitoring/config.yml"
+SECTIONS = ("critical", "warning", "shared")  # thresholds, by the severity of the alerts that use them
+TOP_KEYS = {"currency", "runbook_url_pattern", "selectors", "accounts", *SECTIONS}
+SELECTOR_KINDS = ("broker", "trading", "trademon", "alertmanager")
+ACCOUNT_KEYS = ("daily_loss_limit", "exposure_ratio")  # what may differ per account
+# An account id goes into PromQL strings and Go templates: IB's are letters and digits.
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 
-def load(root: Path) -> dict:
-    path = root / "prometheus" / "thresholds.yml"
-    with open(path, encoding="utf-8") as f:
+
+class ConfigError(ValueError):
+    """monitoring/config.yml is not usable; the message names the key and the fix."""
+
+
+def path(root: Path) -> Path:
+    return root / CONFIG_FILE
+
+
+def exists(root: Path) -> bool:
+    return path(root).is_file()
+
+
+def load_config(root: Path) -> dict[str, Any]:
+    """The whole config, checked: known sections only, each threshold once, per-account
+    overrides of known keys for well-formed account ids."""
+    p = path(root)
+    with open(p, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of threshold names to values")
+        raise ConfigError(f"{p}: expected a mapping with the sections {', '.join(sorted(TOP_KEYS))}")
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)}: thresholds go under critical:, warning: or shared: "
+                          f"(the severity of the alerts that use them); top-level keys are {', '.join(sorted(TOP_KEYS))}")
+    seen: dict[str, str] = {}
+    for section in SECTIONS:
+        values = data.get(section) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{p}: {section}: expected a mapping of threshold names to values")
+        for key in values:
+            if key in seen:
+                raise ConfigError(f"{p}: {key} is under both {seen[key]}: and {section}:; keep it in one")
+            seen[key] = section
+    pattern = data.get("runbook_url_pattern", "")
+    if "{alert}" not in str(pattern):
+        raise ConfigError(f"{p}: runbook_url_pattern {pattern!r} has no {{alert}} placeholder; "
+                          "e.g. https://example.org/runbooks.md#{alert}")
+    selectors = data.get("selectors") or {}
+    if not isinstance(selectors, dict) or set(selectors) - set(SELECTOR_KINDS):
+        raise ConfigError(f"{p}: selectors: expected a mapping with some of {', '.join(SELECTOR_KINDS)} "
+                          f"(got {sorted(selectors) if isinstance(selectors, dict) else selectors!r})")
+    accounts = data.get("accounts") or {}
+    if not isinstance(accounts, dict):
+        raise ConfigError(f"{p}: accounts: expected a mapping of account ids to their thresholds")
+    for account, over in accounts.items():
+        if not ACCOUNT_ID.match(str(account)):
+            raise ConfigError(f"{p}: accounts: {account!r} is not an account id (letters, digits, '.', '_', '-'; as IB shows it)")
+        if not isinstance(over, dict) or not over or set(over) - set(ACCOUNT_KEYS):
+            raise ConfigError(f"{p}: accounts: {account}: expected some of {', '.join(ACCOUNT_KEYS)} "
+                              f"(got {over!r}); other thresholds are the same for every account")
+        for key, value in over.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{p}: accounts: {account}: {key} must be a number, not {value!r}")
     return data
+
+
+def load(root: Path) -> dict[str, Any]:
+    """The thresholds of every section and the currency, as one mapping of name to value
+    (the names are unique across sections)."""
+    data = load_config(root)
+    flat: dict[str, Any] = {}
+    for section in SECTIONS:
+        flat.update(data.get(section) or {})
+    if "currency" in data:
+        flat["currency"] = data["currency"]
+    return flat
+
+
+def accounts(root: Path) -> dict[str, dict[str, float]]:
+    """Per-account overrides: account id -> {threshold: value}."""
+    return {str(a): dict(v) for a, v in (load_config(root).get("accounts") or {}).items()}
+
+
+def section_of(root: Path) -> dict[str, str]:
+    """threshold name -> the section (severity) it is under."""
+    data = load_config(root)
+    return {key: s for s in SECTIONS for key in (data.get(s) or {})}

@@ -179,5 +179,5 @@ class AlertingStack:
 def alert(name: str, severity: str, summary: str = "", description: str = "", **labels: str) -> dict:
     return {"labels": {"alertname": name, "severity": severity, **labels},
             "annotations": {"summary": summary or f"{name} summary", "description": description or f"{name} description",
-                            "runbook_url": f"https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{name.lower()}",
+                            "runbook_url": f"https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md#{name.lower()}",
                             "dashboard": "/d/trademon-health"}}

@@ -35,11 +35,11 @@ def duration(s: float) -> str:
 
 
 def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None) -> list[str]:
-    """Copies of prometheus/rules/*.yml with every ``for`` divided by ``for_scale``, and the
+    """Copies of monitoring/rules/*.yml with every ``for`` divided by ``for_scale``, and the
     groups with an interval of their own (the money alerts) evaluated every ``evaluation``
     like the rest when the evaluation interval is shortened."""
     files = []
-    for src in sorted((ROOT / "prometheus" / "rules").glob("*.yml")):
+    for src in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         if for_scale is None and evaluation is None:
             files.append(str(src))
             continue

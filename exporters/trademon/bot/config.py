@@ -101,7 +101,7 @@ def _zone(name: str, value: str) -> ZoneInfo:
 def default_config_root() -> Path:
     """The checkout, when run from one; the image mounts the same files under /etc/trademon."""
     here = Path(__file__).resolve().parents[3]
-    return here if (here / "prometheus" / "thresholds.yml").is_file() else Path("/etc/trademon")
+    return here if (here / "monitoring" / "config.yml").is_file() else Path("/etc/trademon")
 
 
 @dataclass
@@ -127,7 +127,7 @@ class BotConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     poll_timeout_s: int = 25
     deliver_within_s: float = 8.0   # try Telegram this long before answering from the outbox
-    config_root: Path = Path("/etc/trademon")  # holds prometheus/thresholds.yml and alertmanager/alertmanager.yml
+    config_root: Path = Path("/etc/trademon")  # holds monitoring/config.yml and alertmanager/alertmanager.yml
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:

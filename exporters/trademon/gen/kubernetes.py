@@ -1,7 +1,7 @@
 """deploy/kubernetes/base: trademon for a Kubernetes cluster with the Prometheus Operator,
 as a kustomize base generated from the same sources as everything else.
 
-- prometheusrule.yaml: the recording rules and alerts (prometheus/rules, as `trademon gen`
+- prometheusrule.yaml: the recording rules and alerts (monitoring/rules, as `trademon gen`
   writes them) as one PrometheusRule;
 - servicemonitors.yaml: a ServiceMonitor per trading and trademon job of the contract,
   selecting the Service labelled ``app.kubernetes.io/name: <job>`` on its port ``metrics``
@@ -189,7 +189,7 @@ def render_dashboards(root: Path) -> str:
         meta = _meta(f"dashboard-{uid}", grafana_dashboard="1")
         meta["annotations"] = {"grafana_folder": Path(rel).parent.name}  # the sidecar's folderAnnotation
         docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {f"{uid}.json": text}})
-    return _dump(docs, "grafana/dashboards (exporters/trademon/gen/dashboards.py)")
+    return _dump(docs, "monitoring/dashboards (exporters/trademon/gen/dashboards.py)")
 
 
 def render_datasources(root: Path) -> str:

@@ -1,10 +1,11 @@
-"""prometheus/rules/trademon.{rules,alerts}.yml from prometheus/thresholds.yml and the
+"""monitoring/rules/trademon.{rules,alerts}.yml from monitoring/config.yml and the
 definitions below.
 
 The definitions are data: each recording rule is a name and a PromQL expression; each
 alert is a name, severity, PromQL template, ``for``, texts and a dashboard. Templates
-take ``${key}`` from prometheus/thresholds.yml (``${key|pct}`` writes a ratio as a
-percentage) and the job lists of the contract (``${trading_jobs}``, ``${trademon_jobs}``),
+take ``${key}`` from monitoring/config.yml (``${key|pct}`` writes a ratio as a
+percentage) and the job selectors (``${trading}``, ``${trademon}``, ``${broker}``,
+``${alertmanager}``: the config's ``selectors``, by default the contract's job names),
 so no threshold, job or port is typed twice. ``{{ ... }}`` is Prometheus's own alert
 templating (Go text/template), left as is; it only uses functions that Prometheus 2.x
 and 3.x both have (printf, humanize, humanizeDuration, humanizePercentage).
@@ -26,10 +27,9 @@ import yaml
 from .. import grafana_uids, thresholds
 from ..contract import IB_DOWN_REASONS, jobs_of_kind
 
-RULES_FILE = "prometheus/rules/trademon.rules.yml"
-ALERTS_FILE = "prometheus/rules/trademon.alerts.yml"
+RULES_FILE = "monitoring/rules/trademon.rules.yml"
+ALERTS_FILE = "monitoring/rules/trademon.alerts.yml"
 BROKER_JOB = "ib-exporter"  # the job of the broker's truth (contract JOBS)
-RUNBOOK_URL = "https://github.com/trademon/trademon/blob/main/docs/runbooks.md#{anchor}"
 SEVERITIES = ("critical", "warning", "info")
 
 
@@ -47,7 +47,7 @@ class Alert:
     summary: str
     description: str
     dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
-    for_: str | None = None  # a key of thresholds.yml holding the duration; None fires at once
+    for_: str | None = None  # a key of the config holding the duration; None fires at once
     fast: bool = False  # evaluated in the money group, every ${money_evaluation_interval}
 
 
@@ -185,7 +185,7 @@ def down_reason_text() -> str:
 ALERTS: list[Alert] = [
     # --- Critical: page ---
     Alert("APIHealthCheckFailed", "critical",
-          'up{job=~"${trading_jobs}"} == 0',
+          'up{${trading}} == 0',
           "{{ $labels.job }} is down",
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${api_down_for}: the service is down, hung or unreachable, and trading through it may have stopped.",
@@ -224,7 +224,7 @@ ALERTS: list[Alert] = [
     # Blind spots: without the ib-exporter's data no loss, exposure or TWS alert can fire, so
     # losing it pages as loudly as the alerts it silences.
     Alert("BrokerViewLost", "critical",
-          'up{job="${broker_job}"} == 0',
+          'up{${broker}} == 0',
           "Broker view lost: {{ $labels.job }} is not scraped",
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${broker_view_lost_for}. Blind: daily P&L, positions, exposure and the TWS session, so "
@@ -334,7 +334,7 @@ ALERTS: list[Alert] = [
           "The synthetic check {{ $labels.check }} has failed on every run for more than ${synthetic_failing_for}.",
           "health", for_="synthetic_failing_for"),
     Alert("ExporterDown", "warning",
-          'up{job=~"${trademon_jobs}"} == 0',
+          'up{${trademon}} == 0',
           "{{ $labels.job }} is down",
           "Prometheus has not been able to scrape {{ $labels.job }} ({{ $labels.instance }}) for more than "
           "${exporter_down_for}: the metrics and alerts that depend on it are blind.",
@@ -342,7 +342,7 @@ ALERTS: list[Alert] = [
     # A page path that loses its way says so: the Telegram companion (a webhook) down, a wrong
     # Slack URL or SMTP password. Critical, so Slack and email carry it when the bot is the one down.
     Alert("AlertDeliveryFailing", "critical",
-          'sum by (integration) (increase(alertmanager_notifications_failed_total{job="alertmanager"}[5m])) > 0',
+          'sum by (integration) (increase(alertmanager_notifications_failed_total{${alertmanager}}[5m])) > 0',
           "Alertmanager cannot deliver notifications to {{ $labels.integration }}",
           "Alertmanager's deliveries to {{ $labels.integration }} have failed for more than ${delivery_failing_for} "
           '({{ printf "%.0f" $value }} failed attempts in 5 minutes): pages sent that way are not arriving. With the '
@@ -383,22 +383,33 @@ def _fmt(value) -> str:
 _FILTERS = {"pct": lambda v: f"{float(v) * 100:g}%"}
 
 
+def default_selectors() -> dict[str, str]:
+    """The job matchers of the stack's own scrape jobs (the contract), for each selector kind."""
+    return {
+        "broker": f'job="{BROKER_JOB}"',
+        "trading": 'job=~"' + "|".join(jobs_of_kind("trading")) + '"',
+        "trademon": 'job=~"' + "|".join(jobs_of_kind("trademon")) + '"',
+        "alertmanager": 'job="alertmanager"',
+    }
+
+
 class Filler:
     """Fills ``${key}`` placeholders and remembers which thresholds were used."""
 
     def __init__(self, root: Path):
         self.thresholds = thresholds.load(root)
         self.values = dict(self.thresholds)
-        self.values["trading_jobs"] = "|".join(jobs_of_kind("trading"))
-        self.values["trademon_jobs"] = "|".join(jobs_of_kind("trademon"))
-        self.values["broker_job"] = BROKER_JOB
+        config = thresholds.load_config(root)
+        self.values.update(default_selectors())
+        self.values.update(config.get("selectors") or {})
+        self.runbook_url_pattern = str(config["runbook_url_pattern"])
         self.used: set[str] = set()
 
     def __call__(self, text: str) -> str:
         def sub(m: re.Match) -> str:
             key, filt = m.group(1), m.group(2)
             if key not in self.values:
-                raise KeyError(f"${{{key}}} in an alert definition: no such key in prometheus/thresholds.yml")
+                raise KeyError(f"${{{key}}} in an alert definition: no such key in monitoring/config.yml")
             self.used.add(key)
             v = self.values[key]
             if filt:
@@ -429,7 +440,7 @@ def alert_rule(a: Alert, fill: Filler) -> dict:
     rule["annotations"] = {
         "summary": fill(a.summary),
         "description": fill(a.description),
-        "runbook_url": RUNBOOK_URL.format(anchor=a.name.lower()),
+        "runbook_url": fill.runbook_url_pattern.replace("{alert}", a.name.lower()),
         "dashboard": grafana_uids.path(a.dashboard),
     }
     return rule
@@ -446,8 +457,8 @@ def _str(dumper, s: str):
 _Dumper.add_representer(str, _str)
 
 HEADER = """\
-# Generated by `trademon gen` from prometheus/thresholds.yml and
-# exporters/trademon/gen/rules.py. Do not edit by hand: tune thresholds.yml, run
+# Generated by `trademon gen` from monitoring/config.yml and
+# exporters/trademon/gen/rules.py. Do not edit by hand: tune monitoring/config.yml, run
 # `trademon gen`, then reload Prometheus (curl -X POST http://localhost:9090/-/reload).
 """
 
@@ -469,11 +480,11 @@ def render_alerts(root: Path, fill: Filler | None = None) -> str:
          "rules": [alert_rule(a, fill) for a in ALERTS if a.fast]},
         {"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS if not a.fast]},
     ]}
-    return _dump(doc, "Alerts of the trademon alert contract (docs/runbooks.md has one section per alert).")
+    return _dump(doc, "Alerts of the trademon alert contract (monitoring/runbooks.md has one section per alert).")
 
 
 def used_thresholds(root: Path) -> tuple[set[str], set[str]]:
-    """(keys of thresholds.yml the alerts use, all keys of thresholds.yml)."""
+    """(keys of the config the alerts use, all threshold keys of the config)."""
     fill = Filler(root)
     render_alerts(root, fill)
     return fill.used, set(fill.thresholds)
@@ -487,14 +498,14 @@ GENERATED = [(RULES_FILE, render_rules), (ALERTS_FILE, render_alerts)]
 
 
 def render_doc(root: Path) -> str:
-    """docs/alerts.md: the alerts and recording rules as they are generated."""
+    """monitoring/alerts.md: the alerts and recording rules as they are generated."""
     fill = Filler(root)
     lines = [
         "# Alerts",
         "",
-        "<!-- Generated by `trademon gen` from prometheus/thresholds.yml and exporters/trademon/gen/rules.py. Do not edit by hand. -->",
+        "<!-- Generated by `trademon gen` from monitoring/config.yml and exporters/trademon/gen/rules.py. Do not edit by hand. -->",
         "",
-        "Thresholds and durations come from `prometheus/thresholds.yml`; what to do about each alert is in",
+        "Thresholds and durations come from `monitoring/config.yml`; what to do about each alert is in",
         "[runbooks.md](runbooks.md). Severities: `critical` pages, `warning` arrives silently, `info` only",
         "reaches the file webhook. The `dashboard` annotation is a Grafana path.",
         "",
@@ -515,4 +526,4 @@ def render_doc(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-GENERATED.append(("docs/alerts.md", render_doc))
+GENERATED.append(("monitoring/alerts.md", render_doc))

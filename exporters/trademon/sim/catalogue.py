@@ -61,7 +61,7 @@ class Pipeline:
     def load(cls, root: Path) -> Pipeline:
         prom = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())["global"]
         rules = {}
-        for f in sorted((root / "prometheus" / "rules").glob("*.yml")):
+        for f in sorted((root / "monitoring" / "rules").glob("*.yml")):
             for g in yaml.safe_load(f.read_text())["groups"]:
                 for r in g["rules"]:
                     if "alert" in r:

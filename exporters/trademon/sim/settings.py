@@ -18,7 +18,7 @@ SIM_JOBS = (API, MD, PM, IB)
 DEFAULT_HOST = LOOPBACK
 DEFAULT_SPEED = 1.0
 CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
-# Used only where prometheus/thresholds.yml is not around (an image holding just the
+# Used only where monitoring/config.yml is not around (an image holding just the
 # package); a test keeps it equal to the file's daily_loss_limit.
 DEFAULT_DAILY_LOSS_LIMIT = -500.0
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -52,7 +52,7 @@ def _names(variable: str, default: list[str], env: Mapping[str, str], what: str,
 def _thresholds_file_limit() -> float | None:
     here = Path(__file__).resolve()
     for root in (Path.cwd(), *here.parents):
-        if (root / "prometheus" / "thresholds.yml").is_file():
+        if (root / "monitoring" / "config.yml").is_file():
             value = thresholds.load(root).get("daily_loss_limit")
             return float(value) if value is not None else None
     return None
@@ -65,8 +65,8 @@ def daily_loss_limit(env: Mapping[str, str]) -> tuple[float, str]:
         return v, "TRADEMON_SIM_DAILY_LOSS_LIMIT"
     from_file = _thresholds_file_limit()
     if from_file is not None:
-        return from_file, "prometheus/thresholds.yml"
-    return DEFAULT_DAILY_LOSS_LIMIT, "default (no prometheus/thresholds.yml here; set TRADEMON_SIM_DAILY_LOSS_LIMIT)"
+        return from_file, "monitoring/config.yml"
+    return DEFAULT_DAILY_LOSS_LIMIT, "default (no monitoring/config.yml here; set TRADEMON_SIM_DAILY_LOSS_LIMIT)"
 
 
 def load(env: Mapping[str, str] | None = None) -> SimConfig:

@@ -34,7 +34,7 @@ HEALTH_PATHS = {
 # run in Docker only; docker-compose.yml lists them in TRADEMON_SYNTHETIC_HEALTH_TARGETS).
 DEFAULT_HEALTH_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
                        "alert-sink", "prometheus", "alertmanager")
-# The alerts the checks look for in Alertmanager (prometheus/rules; a test keeps them in line).
+# The alerts the checks look for in Alertmanager (monitoring/rules; a test keeps them in line).
 CIRCUIT_BREAKER_ALERT = "CircuitBreakerTripped"
 WATCHDOG_ALERT = "Watchdog"
 SYNTHETIC_PREFIX = "synthetic"  # the API's test hooks and dry-run strategies start with this
