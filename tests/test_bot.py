@@ -23,7 +23,7 @@ from trademon.bot.telegram import TelegramClient, TelegramError
 from trademon.config import ConfigError
 
 from tests.support.procs import free_port
-from tests.support.standins import TelegramStandIn, telegram_visible_length
+from tests.support.standins import TelegramStandIn, telegram_visible_length, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456:AAbotTOKENforTESTS_x"
@@ -156,3 +156,219 @@ def test_client_honours_retry_after_and_says_409():
     assert waited >= 2  # no second try before retry_after
     assert err.code == 429 and err.retry_after == 30
     assert conflict.code == 409 and type(conflict).__name__ == "Conflict"
+
+
+# --- runbooks: the sections of monitoring/runbooks.md, shown in the chat --------------------
+
+RUNBOOK_MD = """# Runbooks
+
+Intro text, not a section.
+
+## FirstAlert
+
+**Critical.** When `x < 5 && y > 3` the
+trader loses & cries.
+
+First checks
+- The `job` label names
+  the service.
+  - a nested bullet
+1. numbered stays
+
+| reason | do |
+| --- | --- |
+| `a<b>` | restart **now** |
+
+```sh
+curl -X POST localhost:9090/-/reload   # <not a tag>
+## not a heading inside a fence
+```
+
+### Sub heading `code`
+
+See [the docs](https://example.org/a?b=1&c=2) and [a file](docs/x.md).
+
+## second_alert
+
+Line <script>alert(1)</script>
+"""
+
+
+def test_runbook_sections_parsed_by_heading():
+    from trademon.bot import runbooks
+
+    sections = runbooks.parse(RUNBOOK_MD)
+    assert list(sections) == ["FirstAlert", "second_alert"]
+    assert "## not a heading inside a fence" in sections["FirstAlert"]
+    assert "Intro text" not in sections["FirstAlert"] and sections["second_alert"].strip() == "Line <script>alert(1)</script>"
+    rb = runbooks.Runbooks(sections)
+    assert rb.find("firstalert")[0] == "FirstAlert" and rb.find("SECOND_ALERT")[0] == "second_alert"
+    assert rb.find("Nope") is None
+
+
+def test_runbook_html_escapes_and_keeps_the_structure():
+    from trademon.bot import runbooks
+
+    out = runbooks.to_html(runbooks.parse(RUNBOOK_MD)["FirstAlert"])
+    telegram_visible_length(out)  # Telegram's HTML parse mode accepts it (raises where Telegram would refuse)
+    lines = out.split("\n")
+    assert "<b>Critical.</b> When <code>x &lt; 5 &amp;&amp; y &gt; 3</code> the trader loses &amp; cries." in lines
+    assert "• The <code>job</code> label names the service." in lines          # wrapped lines joined, bullet kept
+    assert "  • a nested bullet" in lines and "1. numbered stays" in lines
+    assert "<b>reason — do</b>" in lines and "• <code>a&lt;b&gt;</code> — restart <b>now</b>" in lines
+    assert "<code>curl -X POST localhost:9090/-/reload   # &lt;not a tag&gt;</code>" in lines
+    assert "<code>## not a heading inside a fence</code>" in lines
+    assert "<b>Sub heading <code>code</code></b>" in lines
+    assert 'See <a href="https://example.org/a?b=1&amp;c=2">the docs</a> and a file.' in lines
+    assert "```" not in out and "| ---" not in out
+    assert "&lt;script&gt;" in runbooks.to_html(runbooks.parse(RUNBOOK_MD)["second_alert"])
+
+
+def test_every_shipped_runbook_fits_telegram():
+    """Each section of monitoring/runbooks.md, as the bot sends it: markup Telegram accepts,
+    each message under 4096 characters, nothing lost but the markup."""
+    from trademon.bot import runbooks
+
+    rb = runbooks.load(ROOT)
+    assert rb.source == ROOT / "monitoring" / "runbooks.md" and "DailyLossLimitBreach" in rb.names() and len(rb.names()) >= 20
+    for name in rb.names():
+        parts = rb.messages(name)
+        assert parts and f"Runbook: {name}" in visible_text(parts[0])
+        for p in parts:
+            assert 0 < telegram_visible_length(p) <= 4096, name
+    long_one = max(rb.names(), key=lambda n: len(rb.find(n)[1]))
+    assert len(rb.messages(long_one)) >= 1 and "First checks" in visible_text("\n".join(rb.messages("TWSConnectionLost")))
+
+
+def test_missing_runbooks_file_logs_once_and_leaves_links_only(tmp_path, caplog):
+    from trademon.bot import runbooks
+
+    with caplog.at_level("WARNING", logger="trademon.bot.runbooks"):
+        rb = runbooks.load(tmp_path)
+    assert rb.names() == [] and rb.for_alerts([{"alertname": "DailyLossLimitBreach"}]) == []
+    warned = [r for r in caplog.records if r.name == "trademon.bot.runbooks"]
+    assert len(warned) == 1 and "runbooks.md" in warned[0].getMessage() and "links only" in warned[0].getMessage()
+
+
+def _page(*alerts: tuple[str, str]) -> dict:
+    return {"version": "4", "status": "firing", "receiver": "critical", "groupKey": "{}", "groupLabels": {"severity": "critical"},
+            "commonLabels": {"severity": "critical"}, "commonAnnotations": {}, "externalURL": "http://am:9093",
+            "alerts": [{"status": status, "labels": {"alertname": name, "severity": "critical", "account": f"DU{i}"},
+                        "annotations": {"summary": name, "runbook_url": f"https://example.org/runbooks.md#{name.lower()}"},
+                        "startsAt": "2026-01-01T00:00:00Z", "fingerprint": str(i)} for i, (name, status) in enumerate(alerts)]}
+
+
+def test_page_has_a_signed_runbook_button_per_firing_alert(tmp_path):
+    from trademon.bot import runbooks
+    from trademon.bot.webhook import Delivery
+
+    stand = TelegramStandIn(TOKEN)
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+    rb = runbooks.load(ROOT)
+    payload = _page(("DailyLossLimitBreach", "firing"), ("DailyLossLimitBreach", "firing"), ("TWSConnectionLost", "firing"),
+                    ("NoSuchRunbook", "firing"), ("CircuitBreakerTripped", "resolved"))
+
+    async def run():
+        tg = TelegramClient(stand.url, TOKEN)
+        try:
+            d = Delivery(cfg, Store(tmp_path / "bot.sqlite3"), tg, Signer(TOKEN), runbooks=rb)
+            oid, item = d.accept(payload)
+            assert await d.deliver(oid, item, time.monotonic() + 10)
+        finally:
+            await tg.close()
+            stand.close()
+
+    asyncio.run(run())
+    page = stand.snapshot()[-1]
+    assert stand.buttons(page["message_id"]) == ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
+                                                 "📖 DailyLossLimitBreach", "📖 TWSConnectionLost"]
+    assert 'href="https://example.org/runbooks.md#dailylosslimitbreach">runbook</a>' in page["text"]  # the link stays
+    data = [b["callback_data"] for row in page["reply_markup"]["inline_keyboard"] for b in row if b["text"].startswith("📖")]
+    for d, name in zip(data, ["DailyLossLimitBreach", "TWSConnectionLost"]):
+        assert len(d.encode()) <= 64
+        action, key = Signer(TOKEN).verify(d, -100777)
+        assert action == "rbk" and rb.by_key(key) == name
+        assert Signer(TOKEN).verify(d, 42) is None  # copied to another chat
+
+
+class _Telegram:
+    """A TelegramClient on the stand-in, and the Handlers of a bot with the shipped runbooks."""
+
+    GROUP = {"id": -100777, "type": "supergroup"}
+
+    def __init__(self, tmp_path, runbooks_root=ROOT):
+        from trademon.bot import runbooks
+        from trademon.bot.handlers import Handlers
+
+        self.stand = TelegramStandIn(TOKEN)
+        self.cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": self.stand.url, "TRADEMON_BOT_ALLOWED_USER_IDS": "55"})
+        self.tg = TelegramClient(self.stand.url, TOKEN)
+        self.signer = Signer(TOKEN)
+        self.rb = runbooks.load(runbooks_root)
+        self.h = Handlers(self.cfg, self.tg, None, None, Store(tmp_path / "bot.sqlite3"), self.signer, None, None, runbooks=self.rb)
+
+    def run(self, *updates: dict) -> list[dict]:
+        async def go():
+            try:
+                for u in updates:
+                    await self.h.dispatch(u)
+            finally:
+                await self.tg.close()
+                self.stand.close()
+        asyncio.run(go())
+        return self.stand.sent()
+
+    def command(self, text: str, chat: dict | None = None, user: int = 55) -> dict:
+        return {"message": {"message_id": 1, "chat": chat or self.GROUP, "from": {"id": user}, "text": text}}
+
+    def press(self, data: str, chat: dict | None = None, user: int = 55) -> dict:
+        return {"callback_query": {"id": "q1", "from": {"id": user}, "data": data,
+                                   "message": {"message_id": 7, "chat": chat or self.GROUP}}}
+
+
+def test_runbook_command_for_an_allowed_chat(tmp_path):
+    t = _Telegram(tmp_path)
+    sent = t.run(t.command("/runbook dailylosslimitbreach"), t.command("/runbook@trademon_bot NoSuchAlert"), t.command("/runbook"),
+                 t.command("/help"))
+    assert all(m["chat_id"] == -100777 and m["parse_mode"] == "HTML" for m in sent)
+    shown = [visible_text(m["text"]) for m in sent]
+    runbook = t.rb.messages("DailyLossLimitBreach")
+    assert [m["text"] for m in sent[:len(runbook)]] == runbook and shown[0].startswith("📖 Runbook: DailyLossLimitBreach")
+    assert "First checks" in "\n".join(shown[:len(runbook)])
+    unknown = next(s for s in shown if "NoSuchAlert" in s)
+    assert "No runbook for NoSuchAlert" in unknown and "DailyLossLimitBreach" in unknown
+    usage = next(s for s in shown if s.startswith("Usage: /runbook"))
+    assert all(n in usage for n in ("TWSConnectionLost", "Watchdog"))
+    assert any("/runbook <alertname>" in s for s in shown)  # /help lists it
+
+
+def test_runbook_command_refused_for_a_chat_not_allowed(tmp_path):
+    t = _Telegram(tmp_path)
+    sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),
+                 t.command("/runbook DailyLossLimitBreach", user=56))  # a group member not allowed
+    assert [m["text"] for m in sent] == ["Not allowed.", "Not allowed."] and t.h.refused == 2
+
+
+def test_runbook_button_sends_the_runbook_to_the_chat(tmp_path):
+    t = _Telegram(tmp_path)
+    data = t.signer.sign("rbk", t.rb.key("TWSConnectionLost"), -100777)
+    sent = t.run(t.press(data), t.press(data, user=56), t.press(data, chat={"id": 55, "type": "private"}),
+                 t.press(data[:-1] + ("A" if data[-1] != "A" else "B")))
+    assert [m["text"] for m in sent] == t.rb.messages("TWSConnectionLost")  # once: the refused presses send nothing
+    assert all(m["chat_id"] == -100777 for m in sent) and visible_text(sent[0]["text"]).startswith("📖 Runbook: TWSConnectionLost")
+    answers = [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")]
+    assert answers == ["📖 TWSConnectionLost", "Not allowed.", "This button is no longer valid.", "This button is no longer valid."]
+
+
+def test_runbook_command_without_runbooks_says_why(tmp_path):
+    t = _Telegram(tmp_path, runbooks_root=tmp_path)
+    sent = t.run(t.command("/runbook DailyLossLimitBreach"))
+    assert len(sent) == 1 and "runbooks.md" in visible_text(sent[0]["text"]) and "not found" in visible_text(sent[0]["text"])
+
+
+def test_native_runs_the_bot_with_the_checkout_as_config_root(tmp_path):
+    from trademon import native
+
+    svc = native.bot_service("127.0.0.1", 9114, tmp_path, {"alertmanager": 9093, "prometheus": 9090, "alert-sink": 9112})
+    root = Path(svc.env["TRADEMON_BOT_CONFIG_ROOT"])
+    assert (root / "monitoring" / "runbooks.md").is_file() and (root / "monitoring" / "config.yml").is_file()

@@ -14,6 +14,7 @@ import io
 import re
 import time
 from datetime import datetime, UTC
+from pathlib import Path
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ from trademon.bot.charts import png_series
 from tests.support.e2estack import E2EStack
 from tests.support.standins import StandIns, visible_text
 
+ROOT = Path(__file__).resolve().parents[1]
 SPEED = 30
 REPEAT = 10
 AM_INTERVALS = {"group_wait": "3s", "group_interval": "3s", "repeat_interval": f"{REPEAT}s"}
@@ -89,7 +91,8 @@ def test_help_lists_every_command(e2e):
     last = newest_id(e2e)
     tg(e2e).command("/help@trademon_bot", GROUP, USER)
     shown = visible_text(wait(e2e, lambda: last_reply(e2e, last, has="trademon bot"), 15, "/help")["text"])
-    for cmd in ("/status", "/alerts", "/silences", "/silence <alertname> <duration>", "/unsilence <id>", "/pnl", "/exposure", "/help"):
+    for cmd in ("/status", "/alerts", "/silences", "/silence <alertname> <duration>", "/unsilence <id>", "/pnl", "/exposure",
+                "/runbook <alertname>", "/help"):
         assert cmd in shown, cmd
 
 
@@ -97,7 +100,8 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
     e2e.sim.on("loss-breach")
     try:
         page = wait(e2e, lambda: page_with(e2e, "DailyLossLimitBreach"), 40, "the loss page with buttons")[0]
-        assert tg(e2e).buttons(page["message_id"]) == BUTTONS
+        assert tg(e2e).buttons(page["message_id"])[:3] == BUTTONS
+        assert "📖 DailyLossLimitBreach" in tg(e2e).buttons(page["message_id"])
         mid = page["message_id"]
         # The control: unsilenced, the group repeats (repeat_interval) or updates within REPEAT + margin.
         wait(e2e, lambda: page_with(e2e, "DailyLossLimitBreach", mid), REPEAT + 15, "a repeat of the page before any silence")
@@ -124,7 +128,8 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
             assert s["createdBy"] == f"telegram:trader ({USER})"
         edited = next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)
         assert "Silenced by telegram:trader" in visible_text(edited["text"]) and "edit_date" in edited
-        assert tg(e2e).buttons(mid) == ["🔔 Unsilence"]
+        runbook_buttons = [b for b in tg(e2e).buttons(mid) if b.startswith("📖")]
+        assert tg(e2e).buttons(mid) == ["🔔 Unsilence", *runbook_buttons] and "📖 DailyLossLimitBreach" in runbook_buttons
         wait(e2e, lambda: actions(e2e, "silence"), 10, "the action on record")
         act = actions(e2e, "silence")[-1]["action"]
         assert sorted(act["silence_ids"]) == sorted(s["id"] for s in made) and act["by"] == f"telegram:trader ({USER})"
@@ -140,7 +145,7 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
         wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the unsilence answer")
         states = {s["id"]: s["status"]["state"] for s in silences(e2e)}
         assert all(states[s["id"]] == "expired" for s in made)
-        assert tg(e2e).buttons(mid) == BUTTONS
+        assert tg(e2e).buttons(mid) == BUTTONS + runbook_buttons
         wait(e2e, lambda: actions(e2e, "unsilence"), 10, "the unsilence on record")
         wait(e2e, lambda: page_with(e2e, "DailyLossLimitBreach", mid), REPEAT + 15, "the page again once unsilenced")
     finally:
@@ -163,13 +168,34 @@ def test_refused_user_forged_and_copied_buttons_change_nothing(e2e):
     assert answers == ["Not allowed.", "This button is no longer valid.", "This button is no longer valid.",
                        "This button is no longer valid.", "Not allowed."]
     assert len(silences(e2e)) == before
-    assert tg(e2e).buttons(mid) == BUTTONS
+    assert tg(e2e).buttons(mid)[:3] == BUTTONS
     # A stranger's command gets nothing useful either.
     last = newest_id(e2e)
     tg(e2e).command("/status", 555, 999999, "stranger")
     reply = wait(e2e, lambda: last_reply(e2e, last, 555), 15, "the refusal")
     assert reply["text"] == "Not allowed."
     assert "refused: not an allowed chat/user" in e2e.alerting.bot.log_text()
+
+
+def test_runbook_button_shows_the_shipped_runbook_in_the_chat(e2e):
+    """The page's 📖 button, pressed on the phone: the runbook section of monitoring/runbooks.md
+    arrives in the chat (no browser, no link to follow)."""
+    from trademon.bot import runbooks
+
+    labels = {"alertname": "PnLAnomaly", "severity": "warning", "account": "DU1234567", "job": "ib-exporter", "case": "runbook"}
+    e2e.alerting.post({"labels": labels, "annotations": {"summary": "P&L moved 900 USD in 5 minutes", "description": "x"}})
+    try:
+        page = wait(e2e, lambda: page_with(e2e, "PnLAnomaly"), 30, "the PnLAnomaly page")[-1]
+        assert "📖 PnLAnomaly" in tg(e2e).buttons(page["message_id"])
+        last = newest_id(e2e)
+        qid = tg(e2e).press(page["message_id"], "📖 PnLAnomaly", USER)
+        reply = wait(e2e, lambda: last_reply(e2e, last, has="Runbook: PnLAnomaly"), 15, "the runbook in the chat")
+        want = runbooks.load(ROOT).messages("PnLAnomaly")  # the bot runs from this checkout: config root = ROOT
+        assert reply["text"] == want[0] and "First checks" in visible_text(reply["text"])
+        wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the button's answer")
+        assert tg(e2e).callback_answers[qid]["text"] == "📖 PnLAnomaly"
+    finally:
+        e2e.alerting.post({"labels": labels}, resolved=True)
 
 
 def test_status_answers_with_what_prometheus_holds(e2e):
