@@ -301,7 +301,8 @@ class _Telegram:
         from trademon.bot.handlers import Handlers
 
         self.stand = TelegramStandIn(TOKEN)
-        self.cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": self.stand.url, "TRADEMON_BOT_ALLOWED_USER_IDS": "55"})
+        self.cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": self.stand.url, "TRADEMON_BOT_ALLOWED_USER_IDS": "55",
+                                        "TRADEMON_BOT_ALLOWED_CHAT_IDS": "55"})
         self.tg = TelegramClient(self.stand.url, TOKEN)
         self.signer = Signer(TOKEN)
         self.rb = runbooks.load(runbooks_root)
@@ -344,14 +345,16 @@ def test_runbook_command_for_an_allowed_chat(tmp_path):
 
 def test_runbook_command_refused_for_a_chat_not_allowed(tmp_path):
     t = _Telegram(tmp_path)
-    sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),
+    sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),  # a chat not allowed
                  t.command("/runbook DailyLossLimitBreach", user=56))  # a group member not allowed
     assert [m["text"] for m in sent] == ["Not allowed.", "Not allowed."] and t.h.refused == 2
 
 
 def test_runbook_button_sends_the_runbook_to_the_chat(tmp_path):
+    from trademon.bot import runbooks
+
     t = _Telegram(tmp_path)
-    data = t.signer.sign("rbk", t.rb.key("TWSConnectionLost"), -100777)
+    data = t.signer.sign("rbk", runbooks.key("TWSConnectionLost"), -100777)
     sent = t.run(t.press(data), t.press(data, user=56), t.press(data, chat={"id": 55, "type": "private"}),
                  t.press(data[:-1] + ("A" if data[-1] != "A" else "B")))
     assert [m["text"] for m in sent] == t.rb.messages("TWSConnectionLost")  # once: the refused presses send nothing
@@ -372,3 +375,14 @@ def test_native_runs_the_bot_with_the_checkout_as_config_root(tmp_path):
     svc = native.bot_service("127.0.0.1", 9114, tmp_path, {"alertmanager": 9093, "prometheus": 9090, "alert-sink": 9112})
     root = Path(svc.env["TRADEMON_BOT_CONFIG_ROOT"])
     assert (root / "monitoring" / "runbooks.md").is_file() and (root / "monitoring" / "config.yml").is_file()
+
+
+def test_compose_mounts_the_runbooks_where_the_bot_reads_them():
+    import yaml
+
+    from trademon.bot import runbooks
+
+    bot = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["trademon-bot"]
+    root = Path(bot["environment"]["TRADEMON_BOT_CONFIG_ROOT"])
+    mounts = {v.split(":")[1]: v for v in bot["volumes"] if v.startswith("./")}
+    assert mounts[str(root / runbooks.RELATIVE_PATH)] == f"./monitoring/runbooks.md:{root / runbooks.RELATIVE_PATH}:ro"

@@ -198,6 +198,8 @@ def bot_service(host: str, bot_port: int, data: Path, port: Mapping[str, int]) -
     restarted when it exits, as compose's restart policy would."""
     return Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
                    {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_PORT": str(bot_port), "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
+                    # the checkout's monitoring/config.yml, runbooks.md and alertmanager/alertmanager.yml, as compose mounts them
+                    "TRADEMON_BOT_CONFIG_ROOT": str(repo_root()),
                     "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
                     "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
                     "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True)

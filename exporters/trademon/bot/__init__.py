@@ -2,7 +2,7 @@
 
 Alertmanager posts the critical and warning notifications to the bot's webhook; the bot
 renders them (HTML, escaped, split on line boundaries), delivers them to Telegram with
-silence buttons, and answers the trader's commands (status, alerts, silences, P&L charts)
+silence and runbook buttons, and answers the trader's commands (status, alerts, silences, P&L charts)
 by long polling. Modules, one job each:
 
     config     .env -> BotConfig, errors naming the variable
@@ -13,6 +13,7 @@ by long polling. Modules, one job each:
     webhook    the HTTP endpoint Alertmanager posts to, and the outbox sender
     poller     getUpdates long polling, one poller per token
     handlers   commands and button presses
+    runbooks   monitoring/runbooks.md's sections, as Telegram HTML (the 📖 button, /runbook)
     upstream   Alertmanager API v2 (silences, alerts), Prometheus queries, the alert record
     charts     PNG charts (matplotlib, Agg)
     summary    the daily summary, with an injectable clock

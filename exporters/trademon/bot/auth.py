@@ -2,7 +2,7 @@
 
 Only the configured chats may run commands or press buttons; in a group or channel only
 the configured users. Callback data (64 bytes at most) is ``action|ref|mac``: ``ref`` names a
-notification the bot stored, ``mac`` is an HMAC of action, ref and chat, so data copied to
+notification the bot stored (for ``rbk``, a runbook's key), ``mac`` is an HMAC of action, ref and chat, so data copied to
 another chat, edited, or made up does nothing.
 """
 
@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import re
 
-ACTIONS = {"s1h", "s4h", "sns", "uns"}  # silence 1h, 4h, until the next session; unsilence
-_DATA = re.compile(r"(s1h|s4h|sns|uns)\|([A-Za-z0-9]{1,16})\|([A-Za-z0-9_-]{16})")
+ACTIONS = {"s1h", "s4h", "sns", "uns", "rbk"}  # silence 1h, 4h, until the next session; unsilence; runbook (ref: its key)
+_DATA = re.compile(r"(s1h|s4h|sns|uns|rbk)\|([A-Za-z0-9]{1,16})\|([A-Za-z0-9_-]{16})")
 
 
 class Signer:

@@ -36,7 +36,7 @@ class Bot:
     """Everything, built from a BotConfig; ``clock`` is injectable (the daily summary's tests)."""
 
     def __init__(self, cfg, clock=time.time, env=None):
-        from . import sessions
+        from . import runbooks, sessions
         from .auth import Signer
         from .handlers import Handlers
         from .poller import Poller
@@ -62,9 +62,10 @@ class Bot:
         self.prom = Prometheus(cfg.prometheus_url)
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
+        self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
         self.reports = Reports(self.prom, self.am, Limits(float(th["daily_loss_limit"]), str(th.get("currency", ""))), cfg.summary_zone)
-        self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics)
-        self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock)
+        self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics, runbooks=self.runbooks)
+        self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock, runbooks=self.runbooks)
         self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)
         self.summary = Summary(cfg, self.reports, self.tg, self.store, clock)
 

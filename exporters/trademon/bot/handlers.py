@@ -4,6 +4,7 @@ does nothing but say the button is not valid."""
 
 from __future__ import annotations
 
+import difflib
 import html
 import logging
 import re
@@ -15,11 +16,12 @@ from . import render
 from .auth import Signer, may_act
 from .config import BotConfig
 from .reports import Reports, esc, fmt_time
+from .runbooks import Runbooks
 from .sessions import MarketHours, next_session_open
 from .store import Store
 from .telegram import TelegramClient, TelegramError
 from .upstream import Alertmanager, Record, UpstreamError
-from .webhook import keyboard
+from .webhook import keyboard, runbook_rows
 
 log = logging.getLogger("trademon.bot.handlers")
 
@@ -31,8 +33,9 @@ HELP = """<b>trademon bot</b>
 /unsilence &lt;id&gt; – expire a silence (ids in /silences)
 /pnl [range] – chart of today's P&amp;L per account and strategy, loss limit drawn (or the last range, e.g. /pnl 2h)
 /exposure [range] – chart of gross exposure per account against its limit
+/runbook &lt;alertname&gt; – what to do when it fires (the runbook shipped with the stack), e.g. /runbook TWSConnectionLost
 /help – this
-Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it."""
+Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it; 📖 shows the alert's runbook here."""
 
 _DURATION = re.compile(r"(\d{1,5})([smhd])")
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -62,9 +65,10 @@ def who(user: dict | None) -> str:
 
 class Handlers:
     def __init__(self, cfg: BotConfig, tg: TelegramClient, am: Alertmanager, record: Record, store: Store, signer: Signer,
-                 reports: Reports, hours: MarketHours, clock: Callable[[], float] = time.time):
+                 reports: Reports, hours: MarketHours, clock: Callable[[], float] = time.time, runbooks: Runbooks | None = None):
         self.cfg, self.tg, self.am, self.record, self.store, self.signer = cfg, tg, am, record, store, signer
         self.reports, self.hours, self.clock = reports, hours, clock
+        self.runbooks = runbooks or Runbooks({})
         self.refused = 0
 
     # --- dispatch --------------------------------------------------------------------------
@@ -83,9 +87,7 @@ class Handlers:
         return False
 
     async def reply(self, chat_id: int, text: str) -> None:
-        for part in render.split_lines(text):
-            await self.tg.call_within(time.monotonic() + 20, "sendMessage",
-                                      {"chat_id": chat_id, "text": part, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}})
+        await self.send_parts(chat_id, render.split_lines(text))
 
     async def command(self, msg: dict) -> None:
         chat, user = msg["chat"], msg.get("from")
@@ -110,6 +112,8 @@ class Handlers:
                 await self.reply(chat["id"], await self.unsilence_cmd(args, user))
             elif name in ("pnl", "exposure"):
                 await self.chart_cmd(chat["id"], name, args)
+            elif name == "runbook":
+                await self.runbook_cmd(chat["id"], args)
             else:
                 await self.reply(chat["id"], "Unknown command. /help lists them.")
         except UpstreamError as e:
@@ -125,6 +129,26 @@ class Handlers:
         png, caption = await fn(start, end)
         await self.tg.call_within(time.monotonic() + 20, "sendPhoto", {"chat_id": chat_id, "caption": caption, "parse_mode": "HTML"},
                                   files={"photo": (f"{name}.png", png, "image/png")})
+
+    async def runbook_cmd(self, chat_id: int, args: list[str]) -> None:
+        names = self.runbooks.names()
+        if not names:
+            where = self.cfg.config_root / "monitoring" / "runbooks.md"
+            return await self.reply(chat_id, f"No runbooks: {esc(where)} was not found when the bot started. The links on each page still work.")
+        if len(args) != 1:
+            return await self.reply(chat_id, "Usage: /runbook &lt;alertname&gt;, e.g. /runbook TWSConnectionLost\nRunbooks: " + esc(", ".join(names)))
+        parts = self.runbooks.messages(args[0][:100])
+        if not parts:
+            close = difflib.get_close_matches(args[0].lower(), [n.lower() for n in names], n=3, cutoff=0.5)
+            shown = [n for n in names if n.lower() in close] or names[:5]
+            return await self.reply(chat_id, f"No runbook for {esc(args[0][:100])}. Some that exist: {esc(', '.join(shown))} "
+                                             "(/runbook alone lists them all)")
+        await self.send_parts(chat_id, parts)
+
+    async def send_parts(self, chat_id: int, parts: list[str]) -> None:
+        for part in parts:
+            await self.tg.call_within(time.monotonic() + 20, "sendMessage",
+                                      {"chat_id": chat_id, "text": part, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}})
 
     async def silence_cmd(self, args: list[str], user: dict | None) -> str:
         if len(args) != 2 or not _ALERTNAME.fullmatch(args[0]) or parse_duration(args[1]) is None:
@@ -154,6 +178,8 @@ class Handlers:
         if not self._allowed(chat, user, "button"):
             return await self._answer(cq, "Not allowed.")
         checked = self.signer.verify(cq.get("data", ""), int(chat.get("id", 0)))
+        if checked and checked[0] == "rbk":  # no stored reference: the signature binds the runbook to this chat
+            return await self._runbook(cq, int(chat["id"]), checked[1])
         ref = self.store.ref(checked[1], self.clock()) if checked else None
         if not checked or ref is None or ref["chat_id"] != chat.get("id") or ref["message_id"] != msg.get("message_id"):
             log.warning("button refused: forged, stale or from another message", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id")})
@@ -167,6 +193,13 @@ class Handlers:
         except UpstreamError as e:
             return await self._answer(cq, f"Failed: {e}"[:190])
         await self._answer(cq, note)
+
+    async def _runbook(self, cq: dict, chat_id: int, k: str) -> None:
+        name = self.runbooks.by_key(k)
+        if name is None:  # the runbooks changed since the page, or none were found at start
+            return await self._answer(cq, "No runbook for this alert in the bot's runbooks.md.")
+        await self._answer(cq, f"📖 {name}")
+        await self.send_parts(chat_id, self.runbooks.messages(name))
 
     async def _answer(self, cq: dict, text: str) -> None:
         try:
@@ -188,8 +221,9 @@ class Handlers:
         names = sorted({lab.get("alertname", "?")[:80] for lab in ref["alerts"]})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}"
-        await self._edit(ref, ref["text"] + note, {"inline_keyboard": [[
-            {"text": "🔔 Unsilence", "callback_data": self.signer.sign("uns", ref["ref"], ref["chat_id"])}]]})
+        await self._edit(ref, ref["text"] + note, {"inline_keyboard": [
+            [{"text": "🔔 Unsilence", "callback_data": self.signer.sign("uns", ref["ref"], ref["chat_id"])}],
+            *runbook_rows(self.signer, self.runbooks.for_alerts(ref["alerts"]), ref["chat_id"])]})
         await self.record.action("silence", ref["alerts"], {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": ref["alerts"],
                                                             "message_id": ref["message_id"], "button": action})
         return f"Silenced until {fmt_time(ends, self.cfg.summary_zone)}"
@@ -203,7 +237,7 @@ class Handlers:
         self.store.set_silences(ref["ref"], [])
         by = who(user)
         note = f"\n\n🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)}"
-        await self._edit(ref, ref["text"] + note, keyboard(self.signer, ref["ref"], ref["chat_id"]))
+        await self._edit(ref, ref["text"] + note, keyboard(self.signer, ref["ref"], ref["chat_id"], self.runbooks.for_alerts(ref["alerts"])))
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
         return "Unsilenced."
 

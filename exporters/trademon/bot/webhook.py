@@ -16,6 +16,7 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from ..alertsink import Rejected, parse
 from . import render
 from .auth import Signer
+from .runbooks import Runbooks, key
 from .config import BotConfig
 from .store import Store
 from .telegram import TelegramClient, TelegramError
@@ -30,16 +32,23 @@ from .telegram import TelegramClient, TelegramError
 log = logging.getLogger("trademon.bot.webhook")
 
 
-def keyboard(signer: Signer, ref: str, chat_id: int) -> dict:
+def runbook_rows(signer: Signer, names: list[str], chat_id: int) -> list[list[dict]]:
+    """One 📖 button per runbook, a row each (alert names are long on a phone's width)."""
+    return [[{"text": f"📖 {n}", "callback_data": signer.sign("rbk", key(n), chat_id)}] for n in names]
+
+
+def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = ()) -> dict:
     return {"inline_keyboard": [
         [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
          {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
-        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}]]}
+        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
+        *runbook_rows(signer, list(runbooks), chat_id)]}
 
 
 class Delivery:
-    def __init__(self, cfg: BotConfig, store: Store, tg: TelegramClient, signer: Signer, metrics=None):
+    def __init__(self, cfg: BotConfig, store: Store, tg: TelegramClient, signer: Signer, metrics=None, runbooks: Runbooks | None = None):
         self.cfg, self.store, self.tg, self.signer = cfg, store, tg, signer
+        self.runbooks = runbooks or Runbooks({})
         self.metrics = metrics
         self._busy: set[str] = set()  # outbox items being sent now (the webhook and the loop never both send one)
         self.links = render.Links(cfg.grafana_url, cfg.alertmanager_external_url)
@@ -49,7 +58,8 @@ class Delivery:
         parts = render.render(payload, self.links)
         firing = [a["labels"] for a in payload["alerts"] if a["status"] == "firing"]
         silent = render.severity_of(payload) != "critical"  # warnings arrive quietly, critical pages with sound
-        item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": parts, "sent": 0, "ref": None}
+        item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": parts, "sent": 0, "ref": None,
+                "runbooks": self.runbooks.for_alerts(firing)}
         if firing:
             item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
         return self.store.put(item), item
@@ -67,7 +77,7 @@ class Delivery:
                 msg = {"chat_id": item["chat_id"], "text": text, "parse_mode": "HTML",
                        "disable_notification": item["silent"], "link_preview_options": {"is_disabled": True}}
                 if last and item.get("ref"):
-                    msg["reply_markup"] = keyboard(self.signer, item["ref"], item["chat_id"])
+                    msg["reply_markup"] = keyboard(self.signer, item["ref"], item["chat_id"], item.get("runbooks", []))
                 try:
                     result = await self.tg.call_within(deadline, "sendMessage", msg)
                 except TelegramError as e:
