@@ -16,7 +16,7 @@ from . import render
 from .auth import Signer, may_act
 from .config import BotConfig
 from .reports import Reports, esc, fmt_time
-from .runbooks import Runbooks
+from .runbooks import RELATIVE_PATH, Runbooks
 from .sessions import MarketHours, next_session_open
 from .store import Store
 from .telegram import TelegramClient, TelegramError
@@ -133,7 +133,7 @@ class Handlers:
     async def runbook_cmd(self, chat_id: int, args: list[str]) -> None:
         names = self.runbooks.names()
         if not names:
-            where = self.cfg.config_root / "monitoring" / "runbooks.md"
+            where = self.cfg.config_root / RELATIVE_PATH
             return await self.reply(chat_id, f"No runbooks: {esc(where)} was not found when the bot started. The links on each page still work.")
         if len(args) != 1:
             return await self.reply(chat_id, "Usage: /runbook &lt;alertname&gt;, e.g. /runbook TWSConnectionLost\nRunbooks: " + esc(", ".join(names)))

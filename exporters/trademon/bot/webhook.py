@@ -32,7 +32,7 @@ from .telegram import TelegramClient, TelegramError
 log = logging.getLogger("trademon.bot.webhook")
 
 
-def runbook_rows(signer: Signer, names: list[str], chat_id: int) -> list[list[dict]]:
+def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[list[dict]]:
     """One 📖 button per runbook, a row each (alert names are long on a phone's width)."""
     return [[{"text": f"📖 {n}", "callback_data": signer.sign("rbk", key(n), chat_id)}] for n in names]
 
@@ -42,7 +42,7 @@ def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = (
         [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
          {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
         [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
-        *runbook_rows(signer, list(runbooks), chat_id)]}
+        *runbook_rows(signer, runbooks, chat_id)]}
 
 
 class Delivery:
