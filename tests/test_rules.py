@@ -336,46 +336,46 @@ def pnl_move(move: float, wiggle: float) -> str:
 
 API = 'job="automatictrader-api", instance="api:8080"'
 IB = 'job="ib-exporter", instance="ib:9110"'
+AT, AT_PNL = "35m", "1h18m"  # past every window (30m at most) and `for`; 3 minutes into the P&L drop
 
-# Each numeric threshold, checked by evaluation at 35m (1-minute samples, 1-minute evaluations;
-# for the P&L moves at 1h18m): the input series at TUNED[key] + step must fire the alert, at
-# TUNED[key] - step it must not. step's sign says which side fires. Whatever value a broken rule
+# Each numeric threshold, checked by evaluation (1-minute samples and evaluations): the input
+# series at TUNED[key] + step must fire the alert, at TUNED[key] - step it must not. step's sign says which side fires. Whatever value a broken rule
 # kept instead of the tuned one, one of the two cases catches it.
 # key: (alert, step, series as a function of the value, eval time)
 NUMERIC = {
-    "daily_loss_limit": ("DailyLossLimitBreach", -1, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': flat(v)}, "35m"),
-    "intents_pending_max": ("OrderIntentsPendingTooMany", 1, lambda v: {f"order_intents_pending{{{API}}}": flat(v)}, "35m"),
-    "worker_lag_seconds": ("WorkerProcessingLag", 1, lambda v: {f'worker_lag_seconds{{worker="w", {API}}}': flat(v)}, "35m"),
-    "slippage_pct": ("UnusualSlippage", 0.01, lambda v: {f'avg_slippage_pct{{strategy="s", {IB}}}': flat(v)}, "35m"),
+    "daily_loss_limit": ("DailyLossLimitBreach", -1, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': flat(v)}, AT),
+    "intents_pending_max": ("OrderIntentsPendingTooMany", 1, lambda v: {f"order_intents_pending{{{API}}}": flat(v)}, AT),
+    "worker_lag_seconds": ("WorkerProcessingLag", 1, lambda v: {f'worker_lag_seconds{{worker="w", {API}}}': flat(v)}, AT),
+    "slippage_pct": ("UnusualSlippage", 0.01, lambda v: {f'avg_slippage_pct{{strategy="s", {IB}}}': flat(v)}, AT),
     "exposure_ratio": ("HighRiskExposure", 0.01, lambda v: {f'risk_gross_exposure{{account="DU1", {IB}}}': flat(v * 1000),
-                                                           f'risk_gross_exposure_limit{{account="DU1", {IB}}}': flat(1000)}, "35m"),
+                                                           f'risk_gross_exposure_limit{{account="DU1", {IB}}}': flat(1000)}, AT),
     # 100 intents a minute, a share v of them refused
     "intent_error_ratio": ("OrderIntentErrorRateHigh", 0.01, lambda v: {
         f'order_intents_created_total{{strategy="s", {API}}}': per_min(100 * (1 - v)),
-        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(100 * v)}, "35m"),
+        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(100 * v)}, AT),
     "rejection_ratio": ("HighOrderRejectionRate", 0.01, lambda v: {
         f'orders_submitted_total{{strategy="s", {IB}}}': per_min(100),
-        f'orders_rejected_total{{strategy="s", code="201", {IB}}}': per_min(100 * v)}, "35m"),
+        f'orders_rejected_total{{strategy="s", code="201", {IB}}}': per_min(100 * v)}, AT),
     "fill_ratio_min": ("LowOrderFillRate", -0.01, lambda v: {
         f'orders_submitted_total{{strategy="s", {IB}}}': per_min(100),
-        f'orders_filled_total{{strategy="s", {IB}}}': per_min(100 * v)}, "35m"),
+        f'orders_filled_total{{strategy="s", {IB}}}': per_min(100 * v)}, AT),
     # v intents in 5 minutes, every one refused
     "ratio_min_events": ("OrderIntentErrorRateHigh", 2, lambda v: {
-        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(v / 5)}, "35m"),
+        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(v / 5)}, AT),
     # every request slower than the bucket le=v: histogram_quantile gives v for p99
     "api_p99_seconds": ("APILatencyHigh", 0.1, lambda v: {
         f'api_request_duration_seconds_bucket{{endpoint="/e", le="{n(v)}", {API}}}': per_min(0),
         f'api_request_duration_seconds_bucket{{endpoint="/e", le="+Inf", {API}}}': per_min(100),
-        f'api_request_duration_seconds_count{{endpoint="/e", {API}}}': per_min(100)}, "35m"),
-    "pnl_anomaly_sigmas": ("PnLAnomaly", 0.4, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v * 100, 100)}, "1h18m"),
-    "pnl_anomaly_min_change": ("PnLAnomaly", 10, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v, 10)}, "1h18m"),
+        f'api_request_duration_seconds_count{{endpoint="/e", {API}}}': per_min(100)}, AT),
+    "pnl_anomaly_sigmas": ("PnLAnomaly", 0.4, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v * 100, 100)}, AT_PNL),
+    "pnl_anomaly_min_change": ("PnLAnomaly", 10, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v, 10)}, AT_PNL),
     # the last tick v seconds old, all along, while the feed is connected
     "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
         f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
-        f"marketdata_connected{{{IB}}}": flat(1)}, "35m"),
+        f"marketdata_connected{{{IB}}}": flat(1)}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
-        f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, "35m"),
+        f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),
 }
 
 # Durations that are windows, checked where the tuned and the default value disagree:
@@ -428,16 +428,17 @@ def tuned_cases() -> list[dict]:
         f = 10 + minutes(TUNED[key])
         out.append(case(f"{key} {TUNED[key]}: {alert}", alert, series, [f"{f}m"], [f"{f - 1}m"]))
     # The loss page's text: the tuned limit and currency.
-    loss = case("daily_loss_limit and currency: the page's text", "DailyLossLimitBreach",
-                {f'daily_pnl{{account="DU1", {IB}}}': flat(-801)}, [], [])
-    loss["alert_rule_test"] = [{"eval_time": "1m", "alertname": "DailyLossLimitBreach", "exp_alerts": [{
-        "exp_labels": {"severity": "critical", "account": "DU1"},
-        "exp_annotations": {"summary": "Daily loss limit breached on DU1",
-                            "description": "Account DU1: daily P&L -801.00 EUR, limit -800.",
-                            "runbook_url": "https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md#dailylosslimitbreach",
-                            "dashboard": "/d/trademon-pnl"}}]}]
-    del loss["promql_expr_test"]
-    return out + [loss]
+    limit, currency = TUNED["daily_loss_limit"], TUNED["currency"]
+    out.append({"name": "daily_loss_limit and currency: the page's text", "interval": "1m",
+                "input_series": [{"series": f'daily_pnl{{account="DU1", {IB}}}', "values": flat(limit - 1)}],
+                "alert_rule_test": [{"eval_time": "1m", "alertname": "DailyLossLimitBreach", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical", "account": "DU1"},
+                    "exp_annotations": {
+                        "summary": "Daily loss limit breached on DU1",
+                        "description": f"Account DU1: daily P&L {limit - 1:.2f} {currency}, limit {limit}.",
+                        "runbook_url": "https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md#dailylosslimitbreach",
+                        "dashboard": "/d/trademon-pnl"}}]}]})
+    return out
 
 
 def test_tuned_thresholds_move_the_rules_along(tmp_path):
