@@ -67,6 +67,7 @@ def test_promtool_check_rules():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.promtool  # promtool evaluates every test file: tens of seconds
 def test_promtool_unit_tests():
     files = promtool_test_files()
     assert files, "no promtool tests in monitoring/tests"
@@ -75,6 +76,7 @@ def test_promtool_unit_tests():
     assert r.stdout.count("SUCCESS") == len(files), r.stdout
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("alert, old, new", [
     ("DailyLossLimitBreach", "min by (account) (daily_pnl) < -500", "min by (account) (daily_pnl) < -700"),
     ("TWSConnectionLost", "for: 1m\n", "for: 1m30s\n"),
@@ -441,6 +443,7 @@ def tuned_cases() -> list[dict]:
     return out
 
 
+@pytest.mark.promtool  # promtool evaluates every test file: tens of seconds
 def test_tuned_thresholds_move_the_rules_along(tmp_path):
     """Every threshold changed at once: the regenerated rules load, each numeric threshold and
     window fires at its tuned value (and not at the other side of it), each `for` is the tuned
