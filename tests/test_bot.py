@@ -386,3 +386,17 @@ def test_compose_mounts_the_runbooks_where_the_bot_reads_them():
     root = Path(bot["environment"]["TRADEMON_BOT_CONFIG_ROOT"])
     mounts = {v.split(":")[1]: v for v in bot["volumes"] if v.startswith("./")}
     assert mounts[str(root / runbooks.RELATIVE_PATH)] == f"./monitoring/runbooks.md:{root / runbooks.RELATIVE_PATH}:ro"
+
+
+def test_a_huge_runbook_paragraph_still_goes_out_as_valid_messages():
+    """split_lines cuts an over-long line anywhere (inside a tag): such a line goes as plain text in pieces."""
+    from trademon.bot import runbooks
+
+    md = "## Huge\n\n" + " ".join(f"`code{i}` **b** & <x>" for i in range(300)) + "\n\n- after"
+    rb = runbooks.Runbooks(runbooks.parse(md))
+    parts = rb.messages("Huge")
+    assert len(parts) > 1
+    for p in parts:
+        assert 0 < telegram_visible_length(p) <= 4096
+    shown = visible_text("\n".join(parts))
+    assert "code299 b & <x>" in shown and shown.endswith("• after")

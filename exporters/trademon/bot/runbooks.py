@@ -16,6 +16,7 @@ import hashlib
 import html
 import logging
 import re
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ RELATIVE_PATH = Path("monitoring") / "runbooks.md"
 MAX_BUTTONS = 5      # runbook buttons under one page (distinct alert names); the rest: /runbook
 MAX_MESSAGES = 5     # one runbook answer, at most this many messages
 MAX_SECTION_CHARS = 16000
+LINE_UNITS = 3000    # a longer line (one huge paragraph) goes as plain text in pieces: split_lines would cut inside a tag
 
 _HEADING = re.compile(r"(#{1,6})\s+(.+?)\s*#*\s*")
 _FENCE = re.compile(r"\s*(```|~~~)")
@@ -74,6 +76,15 @@ def _inline(text: str) -> str:
     out = _LINK.sub(lambda m: f'<a href="{html.escape(html.unescape(m.group(2)))}">{m.group(1)}</a>'
                     if m.group(2).startswith(("http://", "https://")) else m.group(1), out)
     return re.sub(r"\x00(\d+)\x00", lambda m: codes[int(m.group(1))], out)
+
+
+def _fit(line: str) -> list[str]:
+    """A line too long for one message: as plain text, in pieces no cut can break (700
+    characters escape to at most 3500, under split_lines' budget)."""
+    if render.units(line) <= LINE_UNITS:
+        return [line]
+    plain = html.unescape(re.sub(r"<[^>]+>", "", line))
+    return [html.escape(p, quote=False) for p in textwrap.wrap(plain, 700)]
 
 
 def _cells(row: str) -> list[str]:
@@ -135,7 +146,7 @@ def to_html(markdown: str) -> str:
     flush()
     while out and out[-1] == "":
         out.pop()
-    return "\n".join(out)
+    return "\n".join(piece for line in out for piece in _fit(line))
 
 
 class Runbooks:
