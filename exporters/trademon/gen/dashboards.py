@@ -136,12 +136,12 @@ class Board:
             panel["id"] = i
         return doc
 
-    def needs(self) -> dict[str, str]:
+    def needs(self) -> dict[str | None, str]:
         """Panel title -> external exporter, for the panels that need one."""
         return {_title(p): p.needs for _, ps in self.rows for p in ps if p.needs}
 
 
-def _title(p: Panel) -> str:
+def _title(p: Panel) -> str | None:
     return p.builder.build().title
 
 

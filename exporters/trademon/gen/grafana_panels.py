@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import heatmap, logs, loki, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
@@ -185,7 +186,7 @@ def _refs(n: int) -> list[str]:
 class Panel:
     """A panel of a dashboard: the SDK builder plus what the generator knows about it."""
 
-    builder: object
+    builder: Builder[dm.Panel]
     needs: str | None = None  # an EXTERNAL_EXPORTERS key when the panel queries that exporter
 
 

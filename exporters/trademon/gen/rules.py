@@ -432,7 +432,7 @@ def _expr(text: str) -> str:
 
 
 def alert_rule(a: Alert, fill: Filler) -> dict:
-    rule = {"alert": a.name, "expr": fill(_expr(a.expr))}
+    rule: dict[str, object] = {"alert": a.name, "expr": fill(_expr(a.expr))}
     for_ = fill.duration(a.for_)
     if for_:
         rule["for"] = for_
