@@ -1,0 +1,124 @@
+"""Per-account thresholds (monitoring/config.yml ``accounts:``): DailyLossLimitBreach and
+HighRiskExposure compare each overridden account with its own limit and the others with the
+default, checked by real promtool against hand-written tests (tests/data/account_thresholds/);
+without overrides the rules are the shipped ones; a bad override is refused by ``trademon gen``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trademon import thresholds, tools
+from trademon.gen import rules as gen_rules
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data" / "account_thresholds"
+
+# What the hand-written tests were written for (their header says the same): pinned here, so
+# tuning the shipped config does not break them.
+PINNED = {"daily_loss_limit": -500, "exposure_ratio": 0.9, "exposure_for": "5m", "money_hold": "12h"}
+ACCOUNTS = {
+    "DU1111111": {"daily_loss_limit": -2000, "exposure_ratio": 0.95},  # looser than the default
+    "DU2222222": {"daily_loss_limit": -250, "exposure_ratio": 0.5},  # stricter
+    "U4444444": {"exposure_ratio": 0.8},  # its loss limit is the default
+}
+
+
+def config_with(accounts: dict, **top) -> dict:
+    """The shipped config with the pinned thresholds, ``accounts`` and top-level ``top``."""
+    config = thresholds.load_config(ROOT)
+    sections = thresholds.section_of(ROOT)
+    for key, value in PINNED.items():
+        config[sections[key]][key] = value
+    config.update(currency="USD", runbook_url_pattern="https://runbooks.example/{alert}", accounts=accounts, **top)
+    return config
+
+
+def write_root(root: Path, config: dict) -> Path:
+    (root / "monitoring").mkdir(parents=True, exist_ok=True)
+    (root / thresholds.CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def generate_rules(root: Path) -> None:
+    for rel, fn in gen_rules.GENERATED:
+        if rel.endswith(".yml"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(fn(root))
+
+
+def test_each_account_fires_at_its_own_limit(tmp_path):
+    """The looser account is quiet past the default and fires past its own; the stricter fires
+    before the default; the others use the default; the description names the account's own
+    limit; an overridden account whose data goes away is held at its own limit."""
+    root = write_root(tmp_path, config_with(ACCOUNTS))
+    generate_rules(root)
+    (root / "monitoring" / "tests").mkdir()
+    shutil.copy(DATA / "accounts.yml", root / "monitoring" / "tests" / "accounts.yml")
+    r = subprocess.run([tools.find("promtool"), "test", "rules", "monitoring/tests/accounts.yml"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_hand_written_tests_fail_with_one_limit_for_all(tmp_path):
+    """The same tests against rules without the overrides fail: they can tell."""
+    root = write_root(tmp_path, config_with({}))
+    generate_rules(root)
+    (root / "monitoring" / "tests").mkdir()
+    shutil.copy(DATA / "accounts.yml", root / "monitoring" / "tests" / "accounts.yml")
+    r = subprocess.run([tools.find("promtool"), "test", "rules", "monitoring/tests/accounts.yml"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    for test in ("each account against its own limit", "held at its own limit",
+                 "each account against its own share", "held at its own share"):
+        assert test in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_without_overrides_the_rules_are_the_shipped_ones(tmp_path):
+    """``accounts: {}`` (shipped) gives the committed rules byte for byte; overrides change the
+    two per-account alerts and nothing else."""
+    shipped = thresholds.load_config(ROOT)
+    assert shipped["accounts"] in ({}, None), "the shipped config has no account overrides"
+    assert gen_rules.render_alerts(ROOT) == (ROOT / gen_rules.ALERTS_FILE).read_text()
+
+    plain = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "plain", config_with({}))))
+    tuned = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "tuned", config_with(ACCOUNTS))))
+
+    def by_name(doc):
+        return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+
+    plain, tuned = by_name(plain), by_name(tuned)
+    assert {n for n in plain if plain[n] != tuned[n]} == {"DailyLossLimitBreach", "HighRiskExposure"}
+
+
+def test_every_per_account_key_has_a_per_account_alert():
+    """An override of a key no alert takes per account would silently do nothing."""
+    keys = {a.expr.key for a in gen_rules.ALERTS if isinstance(a.expr, gen_rules.ByAccount)}
+    assert keys == set(thresholds.ACCOUNT_KEYS)
+
+
+@pytest.mark.parametrize("accounts, says", [
+    ({"DU1": {"max_position": 5}}, "accounts: DU1: expected some of daily_loss_limit, exposure_ratio"),
+    ({"DU1": {"daily_loss_limit": "-2000 USD"}}, "accounts: DU1: daily_loss_limit must be a number"),
+    ({'DU1"}) or vector(1': {"daily_loss_limit": -1}}, "is not an account id"),
+    ({"DU1": -2000}, "accounts: DU1: expected some of daily_loss_limit, exposure_ratio"),
+])
+def test_a_bad_override_is_a_clear_error_at_gen(tmp_path, accounts, says):
+    """``trademon gen`` refuses it before writing anything: one line naming the key and the
+    fix, exit 2, no traceback."""
+    root = write_root(tmp_path, config_with(accounts))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "exporters")}
+    r = subprocess.run([sys.executable, "-m", "trademon", "gen", "--root", str(root)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("trademon gen: configuration error: ") and says in r.stderr, r.stderr
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [thresholds.CONFIG_FILE]
