@@ -122,3 +122,25 @@ def test_a_bad_override_is_a_clear_error_at_gen(tmp_path, accounts, says):
     assert "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("trademon gen: configuration error: ") and says in r.stderr, r.stderr
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [thresholds.CONFIG_FILE]
+
+
+# ------------------------------------------------------------------ the bot shows each account's own limit
+
+def test_the_bot_knows_each_accounts_own_loss_limit(tmp_path):
+    from trademon.bot.reports import Limits, pnl_lines
+
+    limits = Limits.from_config(write_root(tmp_path, config_with(ACCOUNTS)))
+    assert (limits.daily_loss_limit, limits.currency) == (-500, "USD")
+    assert {a: limits.loss_limit(a) for a in ("DU1111111", "DU2222222", "DU3333333", "U4444444")} == {
+        "DU1111111": -2000, "DU2222222": -250, "DU3333333": -500, "U4444444": -500}
+    # /status: the looser account at -1000 is within its limit; the stricter at -300 is below its own.
+    lines = pnl_lines([({"account": "DU1111111"}, -1000.0), ({"account": "DU2222222"}, -300.0), ({"account": "DU3333333"}, -100.0)], limits)
+    assert lines == ["P&amp;L DU1111111: -1,000.00 USD (limit -2,000.00)",
+                     "P&amp;L DU2222222: -300.00 USD (limit -250.00) ⛔ below the limit",
+                     "P&amp;L DU3333333: -100.00 USD (limit -500.00)"]
+    # /pnl and the daily chart: each charted account's own line, the default once if an account uses it.
+    assert limits.loss_lines(["DU1111111", "DU3333333"]) == [("loss limit -500.00", -500), ("loss limit DU1111111 -2,000.00", -2000)]
+    assert limits.loss_lines(["DU2222222"]) == [("loss limit DU2222222 -250.00", -250)]
+    assert limits.loss_lines([]) == [("loss limit -500.00", -500)]
+    shipped = Limits.from_config(ROOT)
+    assert shipped.per_account == {} and shipped.loss_lines(["DU1234567"]) == [(f"loss limit {shipped.daily_loss_limit:,.2f}", shipped.daily_loss_limit)]
