@@ -5,6 +5,7 @@ without overrides the rules are the shipped ones; a bad override is refused by `
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -144,3 +145,79 @@ def test_the_bot_knows_each_accounts_own_loss_limit(tmp_path):
     assert limits.loss_lines([]) == [("loss limit -500.00", -500)]
     shipped = Limits.from_config(ROOT)
     assert shipped.per_account == {} and shipped.loss_lines(["DU1234567"]) == [(f"loss limit {shipped.daily_loss_limit:,.2f}", shipped.daily_loss_limit)]
+
+
+# ------------------------------------------------------------------ dashboards: own limits and the currency
+
+def dashboard_docs(root: Path) -> dict[str, dict]:
+    from trademon.gen import dashboards
+
+    t = dashboards.values(root)
+    return {key: json.loads(dashboards.render_dashboard(factory(t), "https://runbooks.example/{alert}"))
+            for key, (_, factory) in dashboards.BOARDS.items()}
+
+
+def panels(doc: dict):
+    for p in doc["panels"]:
+        yield p
+        yield from p.get("panels", [])
+
+
+def test_dashboards_say_which_accounts_have_their_own_limit(tmp_path):
+    """A Grafana threshold is one per panel: the line stays the default's, and the description
+    says so and names each account's own limit, not the default alone."""
+    docs = dashboard_docs(write_root(tmp_path, config_with(ACCOUNTS)))
+    loss = [p for key in ("overview", "pnl") for p in panels(docs[key]) if "daily loss limit" in p.get("description", "")]
+    assert len(loss) == 4
+    for p in loss:
+        assert "Accounts with their own daily_loss_limit (monitoring/config.yml accounts:): DU1111111 -2000, DU2222222 -250; " \
+               "the colours and lines here are the default's (-500)." in p["description"], p["title"]
+    share = next(p for p in panels(docs["risk"]) if p["title"] == "Gross exposure / limit")
+    assert "DU1111111 95%, DU2222222 50%, U4444444 80%; the colours and lines here are the default's (90%)" in share["description"]
+    # The shipped config has no override: no note.
+    shipped = dashboard_docs(ROOT)
+    assert not any("Accounts with their own" in p.get("description", "") for d in shipped.values() for p in panels(d))
+
+
+def test_the_alert_at_line_is_each_accounts_own_share(tmp_path):
+    """The risk board's "alert at" line, evaluated by real promtool: each account's own share
+    of its limit (where HighRiskExposure fires), the default for the others."""
+    docs = dashboard_docs(write_root(tmp_path, config_with(ACCOUNTS)))
+    expr = next(t["expr"] for p in panels(docs["risk"]) for t in p.get("targets", []) if t.get("legendFormat") == "alert at {{account}}")
+    expr = expr.replace("$host", ".*").replace("$account", ".*")  # the variables at "All"
+    accounts = ("DU1111111", "DU2222222", "DU3333333", "U4444444")
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'risk_gross_exposure_limit{{account="{a}", job="ib-exporter"}}', "values": "100000x3"} for a in accounts],
+        "promql_expr_test": [{"expr": expr, "eval_time": "1m", "exp_samples": [
+            {"labels": f'{{account="{a}"}}', "value": v} for a, v in zip(accounts, (95000, 50000, 90000, 80000), strict=True)]}],
+    }]}
+    (tmp_path / "alert_at.yml").write_text(yaml.safe_dump(test))
+    r = subprocess.run([tools.find("promtool"), "test", "rules", "alert_at.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, expr + "\n" + r.stdout + r.stderr
+
+
+def money_units(docs: dict[str, dict]) -> set[str]:
+    """The units of the panels that show money (their titles say P&L, exposure or liquidation)."""
+    return {p["fieldConfig"]["defaults"]["unit"] for d in docs.values() for p in panels(d)
+            if "fieldConfig" in p and any(w in p["title"] for w in ("P&L", "exposure against", "Net liquidation"))}
+
+
+@pytest.mark.parametrize("currency, unit", [("USD", "currencyUSD"), ("EUR", "currencyEUR"), ("CHF", "currencyCHF"),
+                                            ("JPY", "currencyJPY"), ("CAD", "suffix: CAD"), ("HKD", "suffix: HKD")])
+def test_the_config_currency_is_the_dashboards_money_unit(tmp_path, currency, unit):
+    config = config_with({})
+    config["currency"] = currency
+    assert money_units(dashboard_docs(write_root(tmp_path, config))) == {unit}
+
+
+def test_the_shipped_dashboards_show_the_shipped_currency():
+    assert money_units(dashboard_docs(ROOT)) == {f"currency{thresholds.load(ROOT)['currency']}"}
+
+
+@pytest.mark.parametrize("currency", ["usd", "US$", "EURO", 840, ""])
+def test_a_currency_that_is_not_a_code_is_a_clear_error(tmp_path, currency):
+    config = config_with({})
+    config["currency"] = currency
+    with pytest.raises(thresholds.ConfigError, match="is not a currency code.*three capital letters"):
+        thresholds.load_config(write_root(tmp_path, config))
