@@ -482,7 +482,7 @@ def alert_expr(a: Alert, fill: Filler) -> str:
 
 
 def alert_rule(a: Alert, fill: Filler) -> dict:
-    rule = {"alert": a.name, "expr": alert_expr(a, fill)}
+    rule: dict[str, object] = {"alert": a.name, "expr": alert_expr(a, fill)}
     for_ = fill.duration(a.for_)
     if for_:
         rule["for"] = for_
