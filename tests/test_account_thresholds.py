@@ -221,3 +221,11 @@ def test_a_currency_that_is_not_a_code_is_a_clear_error(tmp_path, currency):
     config["currency"] = currency
     with pytest.raises(thresholds.ConfigError, match="is not a currency code.*three capital letters"):
         thresholds.load_config(write_root(tmp_path, config))
+
+
+def test_alerts_md_keeps_one_table_row_per_alert(tmp_path):
+    """The per-account expressions span lines: alerts.md's table still has one row per alert."""
+    for root in (ROOT, write_root(tmp_path, config_with(ACCOUNTS))):
+        table = [line for line in gen_rules.render_doc(root).splitlines() if line.startswith("| [")]
+        assert [line.split("]")[0][3:] for line in table] == [a.name for a in gen_rules.ALERTS]
+        assert all(line.endswith("` |") for line in table)

@@ -564,7 +564,7 @@ def render_doc(root: Path) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for a in ALERTS:
-        expr = alert_expr(a, fill).replace("|", "\\|")
+        expr = " ".join(alert_expr(a, fill).split()).replace("|", "\\|")  # one table row each, as for the recording rules
         lines.append(f"| [{a.name}](runbooks.md#{a.name.lower()}) | {a.severity} | `{expr}` | "
                      f"{fill.duration(a.for_) or '-'} | `{grafana_uids.path(a.dashboard)}` |")
     lines += ["", "## Recording rules", "",
