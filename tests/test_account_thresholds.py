@@ -179,22 +179,36 @@ def test_dashboards_say_which_accounts_have_their_own_limit(tmp_path):
     assert not any("Accounts with their own" in p.get("description", "") for d in shipped.values() for p in panels(d))
 
 
-def test_the_alert_at_line_is_each_accounts_own_share(tmp_path):
-    """The risk board's "alert at" line, evaluated by real promtool: each account's own share
-    of its limit (where HighRiskExposure fires), the default for the others."""
+def target(doc: dict, legend: str) -> str:
+    """The query of the target with this legend, with the board's variables at "All"."""
+    expr = next(t["expr"] for p in panels(doc) for t in p.get("targets", []) if t.get("legendFormat") == legend)
+    return expr.replace("$host", ".*").replace("$account", ".*")
+
+
+def test_the_limit_lines_are_each_accounts_own(tmp_path):
+    """The P&L board's "limit" lines and the risk board's "alert at" line, evaluated by real
+    promtool: each account's own loss limit and share of its exposure limit (where its alert
+    fires), the default for the others."""
     docs = dashboard_docs(write_root(tmp_path, config_with(ACCOUNTS)))
-    expr = next(t["expr"] for p in panels(docs["risk"]) for t in p.get("targets", []) if t.get("legendFormat") == "alert at {{account}}")
-    expr = expr.replace("$host", ".*").replace("$account", ".*")  # the variables at "All"
     accounts = ("DU1111111", "DU2222222", "DU3333333", "U4444444")
+    series = [f'{metric}{{account="{a}", job="ib-exporter"}}' for a in accounts for metric in ("daily_pnl", "risk_gross_exposure_limit")]
+
+    def expect(expr: str, values) -> dict:
+        return {"expr": expr, "eval_time": "1m",
+                "exp_samples": [{"labels": f'{{account="{a}"}}', "value": v} for a, v in zip(accounts, values, strict=True)]}
+
     test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
         "interval": "1m",
-        "input_series": [{"series": f'risk_gross_exposure_limit{{account="{a}", job="ib-exporter"}}', "values": "100000x3"} for a in accounts],
-        "promql_expr_test": [{"expr": expr, "eval_time": "1m", "exp_samples": [
-            {"labels": f'{{account="{a}"}}', "value": v} for a, v in zip(accounts, (95000, 50000, 90000, 80000), strict=True)]}],
+        "input_series": [{"series": s, "values": ("-123x3" if s.startswith("daily_pnl") else "100000x3")} for s in series],
+        "promql_expr_test": [expect(target(docs["pnl"], "limit {{account}}"), (-2000, -250, -500, -500)),
+                             expect(target(docs["risk"], "alert at {{account}}"), (95000, 50000, 90000, 80000))],
     }]}
-    (tmp_path / "alert_at.yml").write_text(yaml.safe_dump(test))
-    r = subprocess.run([tools.find("promtool"), "test", "rules", "alert_at.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, expr + "\n" + r.stdout + r.stderr
+    (tmp_path / "lines.yml").write_text(yaml.safe_dump(test))
+    r = subprocess.run([tools.find("promtool"), "test", "rules", "lines.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Without overrides there is no per-account line: the dashed default is the limit of all.
+    shipped = dashboard_docs(ROOT)
+    assert not [t for p in panels(shipped["pnl"]) for t in p.get("targets", []) if t.get("legendFormat") == "limit {{account}}"]
 
 
 def money_units(docs: dict[str, dict]) -> set[str]:

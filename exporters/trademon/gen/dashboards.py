@@ -282,9 +282,11 @@ def realtime_pnl(t: dict) -> Board:
                            description="Unrealized P&L of the open positions.", thresholds=steps(RED, (0, GREEN))),
                 stat_panel("Realized P&L", [Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
                            description="P&L realized by closed trades today.", thresholds=steps(RED, (0, GREEN))),
-                timeseries_panel("Daily P&L against the loss limit", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")],
+                timeseries_panel("Daily P&L against the loss limit", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}"),
+                                                                       *loss_limits(t)],
                                  unit=money, w=24, h=9, description="Today's P&L per account; the dashed line is the daily loss limit "
-                                 f"({loss}, monitoring/config.yml daily_loss_limit)." + own_note(t, "daily_loss_limit"),
+                                 f"({loss}, monitoring/config.yml daily_loss_limit)." + own_note(t, "daily_loss_limit")
+                                 + (" The 'limit' lines are each account's own." if loss_limits(t) else ""),
                                  thresholds=below(loss), draw_thresholds=True, links=[runbook("DailyLossLimitBreach")]),
                 timeseries_panel("Unrealized and realized", [
                     Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "unrealized {{account}}"),
@@ -367,15 +369,32 @@ def pct(v: float) -> str:
     return f"{v:.0%}"
 
 
+def each_accounts_own(t: dict, key: str, metric: str, shape: str) -> str:
+    """PromQL giving, for each account of ``metric`` (summed by account, under the account
+    variable), ``shape`` with ``{v}`` its own value of ``key`` (the default for the accounts
+    without one) and ``{s}`` its series: a line per account where its alert fires."""
+    def series(extra: str = "") -> str:
+        return f"sum by (account) ({metric}{{{A}{extra}}})"
+
+    own = own_limits(t, key)
+    if not own:
+        return shape.format(v=t[key], s=series())
+    others = ", ".join(f'account!="{a}"' for a in own)
+    return " or ".join([shape.format(v=v, s=series(f', account="{a}"')) for a, v in own.items()]
+                       + [shape.format(v=t[key], s=series(", " + others))])
+
+
 def alert_at(t: dict) -> str:
     """Where HighRiskExposure fires for each account, in money: its own share of its limit."""
-    limit = m("risk_gross_exposure_limit")
-    own = own_limits(t, "exposure_ratio")
-    if not own:
-        return f"{t['exposure_ratio']} * sum by (account) ({limit}{{{A}}})"
-    others = ",".join(f'account!="{a}"' for a in own)
-    return " or ".join([f'{v} * sum by (account) ({limit}{{{A}, account="{a}"}})' for a, v in own.items()]
-                       + [f"{t['exposure_ratio']} * sum by (account) ({limit}{{{A}, {others}}})"])
+    return each_accounts_own(t, "exposure_ratio", m("risk_gross_exposure_limit"), "{v} * {s}")
+
+
+def loss_limits(t: dict) -> list[Q]:
+    """With per-account loss limits: a "limit" line for each account at its own (the dashed
+    threshold line can only be the default)."""
+    if not own_limits(t, "daily_loss_limit"):
+        return []
+    return [Q(each_accounts_own(t, "daily_loss_limit", m("daily_pnl"), "{v} + 0 * {s}"), "limit {{account}}")]
 
 
 def risk_exposure(t: dict) -> Board:
