@@ -33,7 +33,7 @@ E2E_MODULES = {
     "test_ib_bounds", "test_ib_unknown", "test_ib_down_reason",
     "test_security", "test_demo_tour", "test_markets_alertmanager", "test_bot_e2e",
 }
-_NOT_UNIT = {"e2e", "containers", "slow"}
+_NOT_UNIT = {"e2e", "containers", "slow", "promtool"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,8 +18,6 @@ GENERATOR_MODULES = [
     "trademon.scaleout",
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
-    "trademon.gen.rule_tests",
-    "trademon.gen.schedule_tests",
     "trademon.gen.dashboards",
     "trademon.gen.scenario_catalogue",
     "trademon.gen.kubernetes",  # last: it reads the rules and dashboards written above
