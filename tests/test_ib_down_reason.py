@@ -130,18 +130,22 @@ def test_the_page_names_the_reason_and_the_fix(tws, exporter, prometheus, setup,
 
 def test_the_reason_survives_the_telegram_cut():
     """The Telegram message (`trademon bot`, trademon/bot/render.py) cuts a description at a
-    fixed length: the reason and its fix come before that, for every reason."""
+    fixed length: the reason and its fix come before that, for every reason (the pages of
+    monitoring/tests/ib_down.yml, one per reason of the contract and one without)."""
     import html
     import re
 
+    from trademon import contract
     from trademon.bot import render
-    from trademon.gen import rule_tests
 
     cut = render.DESCRIPTION_CHARS
-    (test,) = rule_tests.ib_down_tests(rule_tests.Ctx(ROOT))
-    fired = [f for _, _, fs in test.checks for f in fs]
-    assert len(fired) == len(rule_tests.contract.IB_DOWN_REASONS) + 1
-    for f in fired:
-        why = f.description[:f.description.index(". No order reaches the broker") + 1]
+    (test,) = yaml.safe_load((ROOT / "monitoring" / "tests" / "ib_down.yml").read_text())["tests"]
+    reasons = {m.group(1) for s in test["input_series"] for m in [re.search(r'ib_session_down_reason\{reason="(\w+)"', s["series"])]
+               if m and s["values"].startswith("1")}
+    assert reasons == set(contract.IB_DOWN_REASONS), "ib_down.yml: one ib-exporter per reason of contract.IB_DOWN_REASONS"
+    fired = [a["exp_annotations"]["description"] for check in test["alert_rule_test"] for a in check["exp_alerts"]]
+    assert len(fired) == len(contract.IB_DOWN_REASONS) + 1
+    for description in fired:
+        why = description[:description.index(". No order reaches the broker") + 1]
         long = re.sub(r"ib-gateway-\d+", "ib-exporter.trading.svc.cluster.local", why)  # a long instance
         assert len(html.escape(long)) <= cut, why

@@ -67,6 +67,7 @@ def test_promtool_check_rules():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.promtool  # promtool evaluates every test file: tens of seconds
 def test_promtool_unit_tests():
     files = promtool_test_files()
     assert files, "no promtool tests in monitoring/tests"
@@ -75,6 +76,7 @@ def test_promtool_unit_tests():
     assert r.stdout.count("SUCCESS") == len(files), r.stdout
 
 
+@pytest.mark.promtool
 @pytest.mark.parametrize("alert, old, new", [
     ("DailyLossLimitBreach", "min by (account) (daily_pnl) < -500", "min by (account) (daily_pnl) < -700"),
     ("TWSConnectionLost", "for: 1m\n", "for: 1m30s\n"),
@@ -285,6 +287,8 @@ def test_unknown_threshold_in_a_template_is_a_clear_error():
 
 # ------------------------------------------------------------------ tuned thresholds
 
+# Every threshold of monitoring/config.yml changed at once. A new threshold must be added here
+# and given a check below (the test says which).
 TUNED = {
     "api_down_for": "3m", "tws_lost_for": "2m", "daily_loss_limit": -800, "reconciliation_for": "10m",
     "intent_error_ratio": 0.1, "intent_error_for": "3m", "intents_pending_max": 80, "intents_pending_for": "5m",
@@ -294,7 +298,7 @@ TUNED = {
     "exposure_for": "1m", "pnl_anomaly_sigmas": 3, "pnl_anomaly_min_change": 250, "pnl_anomaly_for": "2m",
     "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
-    "broker_data_missing_for": "3m", "money_hold": "6h", "money_evaluation_interval": "5s",
+    "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
 }
 
@@ -311,33 +315,176 @@ def tuned_config(values: dict) -> dict:
     return config
 
 
-def test_tuned_thresholds_move_the_rules_and_their_tests_along(tmp_path):
-    """Every threshold changed at once: the regenerated rules pass the regenerated tests, and
-    the committed files are reported out of date (so CI fails until `trademon gen` is run)."""
-    from trademon.gen import check, rule_tests, schedule_tests
+def n(x: float) -> str:
+    return f"{x:.10g}"
 
-    assert set(TUNED) == set(thresholds.load(ROOT)), "update TUNED"
-    (tmp_path / "prometheus").mkdir()
+
+def flat(v: float) -> str:
+    """A gauge held at v for 40 minutes of 1-minute samples."""
+    return f"{n(v)}x40"
+
+
+def per_min(r: float) -> str:
+    """A counter growing by r a minute for 40 minutes (from 1000: rate() never extrapolates to 0)."""
+    return f"1000+{n(r)}x40"
+
+
+def pnl_move(move: float, wiggle: float) -> str:
+    """75 minutes of P&L wiggling so that its 5-minute moves are +-wiggle (a standard deviation
+    of wiggle), then a drop of ``move`` that stays: 5-minute moves of exactly -move until 1h20m."""
+    xs = [(i % 2) * wiggle for i in range(75)] + [-move + ((i + 1) % 2) * wiggle for i in range(75, 90)]
+    return " ".join(n(x) for x in xs)
+
+
+API = 'job="automatictrader-api", instance="api:8080"'
+IB = 'job="ib-exporter", instance="ib:9110"'
+AT, AT_PNL = "35m", "1h18m"  # past every window (30m at most) and `for`; 3 minutes into the P&L drop
+
+# Each numeric threshold, checked by evaluation (1-minute samples and evaluations): the input
+# series at TUNED[key] + step must fire the alert, at TUNED[key] - step it must not. step's sign says which side fires. Whatever value a broken rule
+# kept instead of the tuned one, one of the two cases catches it.
+# key: (alert, step, series as a function of the value, eval time)
+NUMERIC = {
+    "daily_loss_limit": ("DailyLossLimitBreach", -1, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': flat(v)}, AT),
+    "intents_pending_max": ("OrderIntentsPendingTooMany", 1, lambda v: {f"order_intents_pending{{{API}}}": flat(v)}, AT),
+    "worker_lag_seconds": ("WorkerProcessingLag", 1, lambda v: {f'worker_lag_seconds{{worker="w", {API}}}': flat(v)}, AT),
+    "slippage_pct": ("UnusualSlippage", 0.01, lambda v: {f'avg_slippage_pct{{strategy="s", {IB}}}': flat(v)}, AT),
+    "exposure_ratio": ("HighRiskExposure", 0.01, lambda v: {f'risk_gross_exposure{{account="DU1", {IB}}}': flat(v * 1000),
+                                                           f'risk_gross_exposure_limit{{account="DU1", {IB}}}': flat(1000)}, AT),
+    # 100 intents a minute, a share v of them refused
+    "intent_error_ratio": ("OrderIntentErrorRateHigh", 0.01, lambda v: {
+        f'order_intents_created_total{{strategy="s", {API}}}': per_min(100 * (1 - v)),
+        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(100 * v)}, AT),
+    "rejection_ratio": ("HighOrderRejectionRate", 0.01, lambda v: {
+        f'orders_submitted_total{{strategy="s", {IB}}}': per_min(100),
+        f'orders_rejected_total{{strategy="s", code="201", {IB}}}': per_min(100 * v)}, AT),
+    "fill_ratio_min": ("LowOrderFillRate", -0.01, lambda v: {
+        f'orders_submitted_total{{strategy="s", {IB}}}': per_min(100),
+        f'orders_filled_total{{strategy="s", {IB}}}': per_min(100 * v)}, AT),
+    # v intents in 5 minutes, every one refused
+    "ratio_min_events": ("OrderIntentErrorRateHigh", 2, lambda v: {
+        f'order_intents_error_total{{strategy="s", reason="validation", {API}}}': per_min(v / 5)}, AT),
+    # every request slower than the bucket le=v: histogram_quantile gives v for p99
+    "api_p99_seconds": ("APILatencyHigh", 0.1, lambda v: {
+        f'api_request_duration_seconds_bucket{{endpoint="/e", le="{n(v)}", {API}}}': per_min(0),
+        f'api_request_duration_seconds_bucket{{endpoint="/e", le="+Inf", {API}}}': per_min(100),
+        f'api_request_duration_seconds_count{{endpoint="/e", {API}}}': per_min(100)}, AT),
+    "pnl_anomaly_sigmas": ("PnLAnomaly", 0.4, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v * 100, 100)}, AT_PNL),
+    "pnl_anomaly_min_change": ("PnLAnomaly", 10, lambda v: {f'daily_pnl{{account="DU1", {IB}}}': pnl_move(v, 10)}, AT_PNL),
+    # the last tick v seconds old, all along, while the feed is connected
+    "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
+        f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
+        f"marketdata_connected{{{IB}}}": flat(1)}, AT),
+    # market hours rendered until v days from now, all along
+    "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
+        f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),
+}
+
+# Durations that are windows, checked where the tuned and the default value disagree:
+# key: (alert, series, fires at, quiet at)
+WINDOWS = {
+    # a loss seen last at 10m stands for money_hold (3h, default 12h)
+    "money_hold": ("DailyLossLimitBreach", {f'daily_pnl{{account="DU1", {IB}}}': "-900x10 stale"}, "3h", "3h15m"),
+    # an account seen last at 10m is missed for broker_data_memory (2h, default 1h)
+    "broker_data_memory": ("BrokerDataMissing", {f'daily_pnl{{account="DU1", {IB}}}': "1x10 stale",
+                                                 f"ib_connected{{{IB}}}": "1x160"}, "1h30m", "2h20m"),
+    # in a maintenance window, the session lost at 11m waits the hold (20m, default 15m), then tws_lost_for (2m)
+    "ib_maintenance_hold": ("TWSConnectionLost", {f'trademon_ib_maintenance_window{{window="w", {API}}}': "1x60",
+                                                  f"ib_connected{{{IB}}}": "1x10 0x50"}, "33m", "29m"),
+}
+
+# The money alerts' `for`, checked by evaluation too: the condition from 10m on fires at 10m + for
+# (TUNED), not one evaluation earlier (where the default, shorter, would have fired).
+FOR_BY_EVALUATION = {
+    "tws_lost_for": ("TWSConnectionLost", {f"ib_connected{{{IB}}}": "1x9 0x50"}),
+    "reconciliation_for": ("PositionReconciliationMismatch",
+                           {f'position_reconciliation_discrepancy{{account="DU1", symbol="AAPL", {IB}}}': "0x9 5x50"}),
+    "broker_view_lost_for": ("BrokerViewLost", {f"up{{{IB}}}": "1x9 0x50"}),
+    "broker_data_missing_for": ("BrokerDataMissing", {f'daily_pnl{{account="DU1", {IB}}}': "1x9 stale",
+                                                      f"ib_connected{{{IB}}}": "1x60"}),
+}
+
+
+def minutes(d: str) -> int:
+    return int(d.removesuffix("m"))
+
+
+def case(name: str, alert: str, series: dict[str, str], fires: list[str], quiet: list[str]) -> dict:
+    """A promtool test: ``alert`` firing at the ``fires`` times, not at the ``quiet`` ones."""
+    firing = f'count(ALERTS{{alertname="{alert}", alertstate="firing"}})  # {name}'  # promtool names the expr, not the test
+    return {"name": name, "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series.items()],
+            "promql_expr_test": [{"expr": firing, "eval_time": t, "exp_samples": [{"labels": "{}", "value": 1}]} for t in fires]
+                                + [{"expr": firing, "eval_time": t, "exp_samples": []} for t in quiet]}
+
+
+def tuned_cases() -> list[dict]:
+    out = []
+    for key, (alert, step, series, at) in NUMERIC.items():
+        v = TUNED[key]
+        out.append(case(f"{key} {v}: {alert} at {n(v + step)}", alert, series(v + step), [at], []))
+        out.append(case(f"{key} {v}: no {alert} at {n(v - step)}", alert, series(v - step), [], [at]))
+    for key, (alert, series, fires, quiet) in WINDOWS.items():
+        out.append(case(f"{key} {TUNED[key]}: {alert}", alert, series, [fires], [quiet]))
+    for key, (alert, series) in FOR_BY_EVALUATION.items():
+        f = 10 + minutes(TUNED[key])
+        out.append(case(f"{key} {TUNED[key]}: {alert}", alert, series, [f"{f}m"], [f"{f - 1}m"]))
+    # The loss page's text: the tuned limit and currency.
+    limit, currency = TUNED["daily_loss_limit"], TUNED["currency"]
+    out.append({"name": "daily_loss_limit and currency: the page's text", "interval": "1m",
+                "input_series": [{"series": f'daily_pnl{{account="DU1", {IB}}}', "values": flat(limit - 1)}],
+                "alert_rule_test": [{"eval_time": "1m", "alertname": "DailyLossLimitBreach", "exp_alerts": [{
+                    "exp_labels": {"severity": "critical", "account": "DU1"},
+                    "exp_annotations": {
+                        "summary": "Daily loss limit breached on DU1",
+                        "description": f"Account DU1: daily P&L {limit - 1:.2f} {currency}, limit {limit}.",
+                        "runbook_url": "https://github.com/trademon/trademon/blob/main/monitoring/runbooks.md#dailylosslimitbreach",
+                        "dashboard": "/d/trademon-pnl"}}]}]})
+    return out
+
+
+@pytest.mark.promtool  # promtool evaluates every test file: tens of seconds
+def test_tuned_thresholds_move_the_rules_along(tmp_path):
+    """Every threshold changed at once: the regenerated rules load, each numeric threshold and
+    window fires at its tuned value (and not at the other side of it), each `for` is the tuned
+    one, and the committed rules are reported out of date (CI fails until `trademon gen`)."""
+    from trademon.gen import check
+
+    assert set(TUNED) == set(thresholds.load(ROOT)), "update TUNED: every threshold of monitoring/config.yml, tuned"
+    for_keys = {a.for_ for a in gen_rules.ALERTS if a.for_}
+    checked = set(NUMERIC) | set(WINDOWS) | for_keys | {"currency", "money_evaluation_interval"}
+    assert checked == set(TUNED), f"give these thresholds a check: {sorted(set(TUNED) - checked)}"
+
     (tmp_path / "monitoring").mkdir()
-    (tmp_path / "monitoring" / "config.yml").write_text(yaml.safe_dump(tuned_config(TUNED)))
-    shutil.copy(PROM / "prometheus.yml", tmp_path / "prometheus" / "prometheus.yml")
-    for rel, fn in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED:
-        if rel.startswith("monitoring/") and rel.endswith(".yml"):
-            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / rel).write_text(fn(tmp_path))
-    alerts = (tmp_path / gen_rules.ALERTS_FILE).read_text()
-    assert "daily_pnl) < -800" in alerts and "limit -800." in alerts and "EUR" in alerts
-    r = promtool("test", "rules", *map(str, sorted((tmp_path / "monitoring" / "tests").glob("*.yml"))), cwd=tmp_path)
+    (tmp_path / thresholds.CONFIG_FILE).write_text(yaml.safe_dump(tuned_config(TUNED)))
+    for rel, render in gen_rules.GENERATED:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(render(tmp_path))
+    rule_paths = [tmp_path / gen_rules.RULES_FILE, tmp_path / gen_rules.ALERTS_FILE]
+    r = promtool("check", "rules", *map(str, rule_paths))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    groups = yaml.safe_load((tmp_path / gen_rules.ALERTS_FILE).read_text())["groups"]
+    assert {g["name"]: g.get("interval") for g in groups}[gen_rules.MONEY_GROUP] == TUNED["money_evaluation_interval"]
+    rendered = {r["alert"]: r for g in groups for r in g["rules"]}
+    for a in gen_rules.ALERTS:
+        if a.for_:
+            want = None if TUNED[a.for_] == "0s" else TUNED[a.for_]
+            assert rendered[a.name].get("for") == want, f"{a.name}: for {rendered[a.name].get('for')}, tuned {want}"
+
+    tests = {"rule_files": [str(p) for p in rule_paths], "evaluation_interval": "1m",
+             "group_eval_order": [*gen_rules.RECORDING_GROUPS, gen_rules.MONEY_GROUP, gen_rules.ALERTS_GROUP],
+             "tests": tuned_cases()}
+    (tmp_path / "tuned_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False, width=1000))
+    r = promtool("test", "rules", str(tmp_path / "tuned_test.yml"))
     assert r.returncode == 0, r.stdout + r.stderr
 
     # The committed copies against the tuned thresholds: stale (all but the recording rules,
     # which take no threshold), with the fix in the message.
-    generated = [rel for rel, _ in gen_rules.GENERATED + rule_tests.GENERATED + schedule_tests.GENERATED
-                 if rel.startswith("monitoring/") and rel.endswith(".yml")]
-    for rel in generated:
+    for rel, _ in gen_rules.GENERATED:
         shutil.copy(ROOT / rel, tmp_path / rel)
-    problems = check(tmp_path, set(generated))  # only these: other generators need more of a checkout
-    assert sorted(p.split()[0] for p in problems) == sorted(set(generated) - {gen_rules.RULES_FILE})
+    problems = check(tmp_path, {rel for rel, _ in gen_rules.GENERATED})  # only these: the others need more of a checkout
+    assert sorted(p.split()[0] for p in problems) == sorted(rel for rel, _ in gen_rules.GENERATED if rel != gen_rules.RULES_FILE)
     assert all("run `trademon gen`" in p for p in problems)
 
 

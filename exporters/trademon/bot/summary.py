@@ -79,7 +79,8 @@ class Summary:
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
         accounts = sorted(pnl, key=lambda s: s[0].get("account", ""))
         strategies = sorted(strat, key=lambda s: s[0].get("strategy", ""))
-        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)}" for lab, v in accounts)
+        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)} (limit {money(r.limits.loss_limit(lab.get('account', '')))})"
+                                            for lab, v in accounts)
                                   or "unknown (no data)"))
         out.append("Strategies: " + ("; ".join(f"{esc(lab.get('strategy', '?'))} {money(v)}" for lab, v in strategies)
                                      or "unknown (no data)"))
