@@ -147,3 +147,16 @@ def test_cli_writes_into_the_volume(tmp_path):
     assert (tmp_path / "vol" / "alertmanager.yml").is_file()
     assert TOKEN not in r.stdout + r.stderr
     assert '"integration": "telegram"' in r.stdout
+
+
+@pytest.mark.parametrize("name, integration", [
+    ("SMTP_SMARTHOST", "email_configs"),  # a plain setting: read from NAME only, never from NAME_FILE
+    ("SLACK_WEBHOOK_URL", "slack_configs"),  # a secret whose file is empty
+])
+def test_a_setting_require_accepts_but_that_has_no_value_is_left_out_not_a_crash(tmp_path, log_lines, name, integration):
+    f = tmp_path / "value"
+    f.write_text("smtp.example.com:587" if name == "SMTP_SMARTHOST" else "\n")
+    env = {k: v for k, v in FULL.items() if k != name} | {f"{name}_FILE": str(f)}
+    path = amconfig.render(AM, tmp_path / "out", env)
+    assert integration not in receivers(path)["critical"]
+    assert any(f"{name} not set" in line.get("reason", "") for line in log_lines()), log_lines()

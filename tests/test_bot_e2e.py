@@ -293,6 +293,7 @@ def test_daily_summary_fires_at_its_time(e2e, tmp_path):
     text = next(m for m in tg(e2e).snapshot() if m["message_id"] > last and "Daily summary" in m.get("text", ""))
     shown = visible_text(text["text"])
     assert "P&L: DU1234567" in shown and "Orders:" in shown and "submitted" in shown and "Alerts today:" in shown
+    assert re.search(r"P&L: DU1234567 -?[\d,]+\.\d\d USD \(limit -500\.00\)", shown), shown  # the account's loss limit
     assert "DailyLossLimitBreach (critical) fired" in shown  # the first test's breach
     weekly = shown.split("Weekly summary")[1]
     assert re.search(r"Week P&L: DU1234567 -?[\d,]+\.\d\d USD", weekly) and "DailyLossLimitBreach" in weekly

@@ -22,6 +22,7 @@ H = MATCHER
     ('{__name__="up"}', f'{{{H}, __name__="up"}}'),
     ('a{b="{c} d"}', f'a{{{H}, b="{{c}} d"}}'),
     ("sum without (instance) (rate(a[5m:1m]))", f"sum without (instance) (rate(a{{{H}}}[5m:1m]))"),
+    ("a $ b", f"a{{{H}}} $ b{{{H}}}"),  # a $ that starts no variable is kept as it is, not a crash
 ])
 def test_every_selector_gets_the_matcher_and_nothing_else(expr, want):
     assert with_host(expr) == want

@@ -179,6 +179,18 @@ def test_without_the_library_the_weekday_fallback_stays(tmp_path, caplog):
     assert any("trademon[calendars]" in getattr(r, "reason", "") for r in caplog.records)  # says what to install
 
 
+def test_without_the_library_the_real_path_falls_back_too(tmp_path, caplog, monkeypatch):
+    """Not only the test hook: reading TRADEMON_EXCHANGES already needs the library."""
+    def missing():
+        raise markets.CalendarUnavailable("exchange-calendars is not installed: pip install 'trademon[calendars]'")
+
+    monkeypatch.setattr(markets, "_xcals", missing)
+    path = amconfig.render(ROOT / "alertmanager", tmp_path, {}, now=NOW)
+    (interval,) = [i for i in yaml.safe_load(path.read_text())["time_intervals"] if i["name"] == "market-open"]
+    assert interval["time_intervals"][0]["weekdays"] == ["monday:friday"]
+    assert any("trademon[calendars]" in getattr(r, "reason", "") for r in caplog.records)
+
+
 @pytest.mark.parametrize("value, problem", [("XNYSS", "not an exchange calendar code"), ("", None),
                                             (",".join(["XNYS", "XLON", "XETR", "XPAR", "XAMS", "XTKS", "XHKG", "XASX", "XTSE"]), "1 to 8")])
 def test_bad_exchange_list_is_a_clear_error(value, problem):

@@ -95,6 +95,21 @@ class Settings:
         if missing:
             raise Skip(f"{', '.join(missing)} not set (in .env, or NAME_FILE naming a file)")
 
+    # After require(): NAME_FILE satisfies it, but only secrets are read from a file, and a
+    # secret's file may be empty. These two say so instead of passing None on.
+    def value(self, name: str) -> str:
+        """A required plain setting."""
+        v = self.get(name)
+        if v is None:
+            raise Skip(f"{name} not set (in .env; NAME_FILE is read for secrets only)")
+        return v
+
+    def required_secret(self, name: str) -> str:
+        v = self.secret(name)
+        if v is None:
+            raise Skip(f"{name} not set (in .env, or {name}_FILE naming a file that is not empty)")
+        return v
+
 
 class SecretFiles:
     """Writes each secret once into OUT/secrets with mode 0600.
@@ -133,8 +148,8 @@ class SecretFiles:
 def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
     s.require("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
     token = s.secret("TELEGRAM_BOT_TOKEN")
-    chat = s.get("TELEGRAM_CHAT_ID")
-    if not re.fullmatch(r"-?\d{1,20}", chat or "") or int(chat) == 0:
+    chat = s.value("TELEGRAM_CHAT_ID")
+    if not re.fullmatch(r"-?\d{1,20}", chat) or int(chat) == 0:
         raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id",
                                "a non-zero whole number such as 123456789 or -1001234567890")), logging.ERROR)
     if not token or not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
@@ -149,7 +164,7 @@ def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
 
 def _slack(cfg: dict, s: Settings, files: SecretFiles) -> None:
     s.require("SLACK_WEBHOOK_URL")
-    url = s.secret("SLACK_WEBHOOK_URL")
+    url = s.required_secret("SLACK_WEBHOOK_URL")
     _checked_url("SLACK_WEBHOOK_URL", url, show=False)
     cfg.pop("api_url", None)
     cfg["api_url_file"] = files.write("slack_webhook_url", url)
@@ -157,10 +172,10 @@ def _slack(cfg: dict, s: Settings, files: SecretFiles) -> None:
 
 def _email(cfg: dict, s: Settings, files: SecretFiles) -> None:
     s.require("SMTP_SMARTHOST", "SMTP_FROM", "SMTP_TO")
-    smarthost = s.get("SMTP_SMARTHOST")
+    smarthost = s.value("SMTP_SMARTHOST")
     if not re.fullmatch(r"[^\s:]+:\d{1,5}", smarthost):
         raise Skip(str(ConfigError("SMTP_SMARTHOST", smarthost, "not host:port", "e.g. smtp.gmail.com:587")), logging.ERROR)
-    cfg.update(smarthost=smarthost, **{"from": s.get("SMTP_FROM")}, to=s.get("SMTP_TO"))
+    cfg.update(smarthost=smarthost, **{"from": s.value("SMTP_FROM")}, to=s.value("SMTP_TO"))
     user = s.get("SMTP_USERNAME")
     password = s.secret("SMTP_PASSWORD")
     cfg.pop("auth_password", None)
@@ -207,7 +222,7 @@ def _heartbeat(cfg: dict, s: Settings, files: SecretFiles) -> None:
     """The external heartbeat's ping URL (a Healthchecks.io check, Dead Man's Snitch...): its
     path is the check's secret, so it goes into a 0600 file like the other secrets."""
     s.require("HEARTBEAT_URL")
-    url = s.secret("HEARTBEAT_URL")
+    url = s.required_secret("HEARTBEAT_URL")
     _checked_url("HEARTBEAT_URL", url, show=False, example="https://hc-ping.com/<uuid>")
     cfg.pop("url", None)
     cfg["url_file"] = files.write("heartbeat_url", url)
@@ -235,6 +250,7 @@ def _bot_webhook(cfg: dict, s: Settings, files: SecretFiles, bot_url: str | None
         logs.register_secret(bot_token(s.env))
         chat_id("TELEGRAM_CHAT_ID", s.get("TELEGRAM_CHAT_ID") or "")
         token = webhook_token(s.env)
+        assert token is not None  # bot_token() above raised without a bot token to derive it from
     except ConfigError as e:
         raise Skip(f"{e.variable}: {e.problem}; allowed: {e.allowed}" if e.variable == "TELEGRAM_BOT_TOKEN" else str(e), logging.ERROR) from None
     api = s.get("TELEGRAM_API_URL")  # the bot's setting, checked here too: a bot that cannot start gets no webhook
@@ -343,10 +359,12 @@ def _zone_file(name: str) -> Path:
 
 
 SCHEDULE_FILE = "market_schedule.json"
+# A test's market calendar: (exchanges, now, horizon_days) -> Schedule; it gets exchanges None.
+MakeSchedule = Callable[[list[str] | None, datetime, int], "markets.Schedule"]
 
 
 def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: datetime,
-                          make_schedule: Callable | None = None) -> markets.Schedule | None:
+                          make_schedule: MakeSchedule | None = None) -> markets.Schedule | None:
     """Replace the source's fallback ``market-open`` interval (weekdays, no holidays) with the
     exchange calendar's sessions up to the horizon, and write OUT/market_schedule.json.
     Without exchange-calendars the fallback stays, with a warning saying what to install."""
@@ -355,9 +373,11 @@ def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: dat
     names = [t["name"] for t in cfg.get("time_intervals", [])]
     if markets.INTERVAL_NAME not in names:
         return None
-    exchanges = markets.exchanges_from_env(env) if make_schedule is None else None
     try:
-        sched = (make_schedule or markets.schedule)(exchanges, now, markets.horizon_days_from_env(env))
+        if make_schedule is None:
+            sched = markets.schedule(markets.exchanges_from_env(env), now, markets.horizon_days_from_env(env))
+        else:  # a test's calendar: it picks its own exchanges
+            sched = make_schedule(None, now, markets.horizon_days_from_env(env))
     except markets.CalendarUnavailable as e:
         log.warning("market calendar unavailable: weekday market hours without holidays", extra={"reason": str(e)})
         (out / SCHEDULE_FILE).unlink(missing_ok=True)
@@ -373,7 +393,7 @@ def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: dat
 
 
 def render(source_dir: Path, out: Path, env: Mapping[str, str] | None = None, alert_sink_url: str | None = None,
-           now: datetime | None = None, make_schedule: Callable | None = None, bot_url: str | None = None) -> Path:
+           now: datetime | None = None, make_schedule: MakeSchedule | None = None, bot_url: str | None = None) -> Path:
     """Write OUT/alertmanager.yml (and templates, secrets, zoneinfo, market schedule); return
     its path. ``now`` and ``make_schedule`` (exchanges, now, horizon_days) -> Schedule are for tests."""
     env = os.environ if env is None else env

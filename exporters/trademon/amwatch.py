@@ -122,7 +122,7 @@ class Watcher:
         """Ask each Alertmanager (comma-separated URLs: an HA pair) to read the file again;
         False if that must be retried."""
         ok = True
-        for url in (u.strip() for u in self.reload_url.split(",") if u.strip()):
+        for url in (u.strip() for u in (self.reload_url or "").split(",") if u.strip()):
             try:
                 r = requests.post(url, timeout=10)
                 r.raise_for_status()

@@ -52,17 +52,28 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
     return parser, parser.parse_args(argv)
 
 
+def _config_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean "fix your configuration": shown as one line, exit 2. Looked up
+    when one is raised, because their modules are imported only by the subcommands that use
+    them: a port in use (service.py, the subcommands that serve) and a refused
+    monitoring/config.yml (thresholds.py: gen, bot, sim)."""
+    errors: tuple[type[Exception], ...] = (ConfigError,)
+    if service := sys.modules.get("trademon.service"):
+        errors += (service.PortInUse,)
+    if monitoring_config := sys.modules.get("trademon.thresholds"):
+        errors += (monitoring_config.ConfigError,)
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _, args = build_parser(argv)
     mod = _load(args.command, args._module)
-    # A port in use is a configuration error too; service.py (uvicorn) is only there for the
-    # subcommands that serve.
-    service = sys.modules.get("trademon.service")
-    errors = (ConfigError, service.PortInUse) if service else (ConfigError,)
     try:
         return mod.main(args) or 0
-    except errors as e:
+    except Exception as e:
+        if not isinstance(e, _config_errors()):
+            raise
         from .logs import redact  # a value in the message may be a secret
 
         shown = as_typed(e, args) if isinstance(e, ConfigError) else e

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from typing import TypeVar, overload
 from collections.abc import Callable, Iterable, Mapping
 
 T = TypeVar("T")
@@ -26,6 +26,11 @@ def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
     return None if v is None or v.strip() == "" else v.strip()
 
 
+# With a str default the result is a str; only a variable without a default can be absent.
+@overload
+def env_str(name: str, default: str, env: Mapping[str, str] | None = None) -> str: ...
+@overload
+def env_str(name: str, default: None = None, env: Mapping[str, str] | None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
     v = _raw(name, env)
     return default if v is None else v

@@ -15,13 +15,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import resource
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .webconfig import WebConfig
@@ -48,7 +51,7 @@ def max_connections(listeners: int, soft_limit: int | None = None) -> int:
     return max(8, min(Limits.max_connections, (soft_limit - 64) // (2 * max(1, listeners))))
 
 
-async def _answer(send, status: int, text: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _answer(send, status: int, text: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
@@ -163,16 +166,25 @@ class CappedSocket(socket.socket):
         return conn, addr
 
 
+class GuardedConfig(uvicorn.Config):
+    """uvicorn's Config plus the limits and the connection cap GuardedH11Protocol reads."""
+
+    def __init__(self, app, limits: Limits, cap: ConnectionCap, **kwargs):
+        super().__init__(app, **kwargs)
+        self.trademon_limits = limits
+        self.trademon_cap = cap
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a whole-request deadline and a connection cap (module doc).
 
-    The limits come from ``config.trademon_limits`` and ``config.trademon_cap`` (set by service.Runner)."""
+    The limits come from ``config.trademon_limits`` and ``config.trademon_cap`` (a GuardedConfig)."""
 
-    def __init__(self, config, server_state, app_state, _loop=None):
+    def __init__(self, config: GuardedConfig, server_state, app_state, _loop=None):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: Limits = config.trademon_limits
         self.cap: ConnectionCap = config.trademon_cap
-        self._deadline = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport):
         super().connection_made(transport)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
+from typing import BinaryIO
 
 import requests
 import yaml
@@ -131,7 +132,7 @@ class Supervisor:
     def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None):
         self.log_dir = log_dir
         self.env = dict(os.environ if env is None else env)
-        self.procs: list[tuple[Service, subprocess.Popen, object]] = []
+        self.procs: list[tuple[Service, subprocess.Popen, BinaryIO]] = []
         self._backoff: dict[str, tuple[int, float]] = {}  # restart: name -> (failures in a row, not before)
 
     def start(self, svc: Service, timeout: float = 30.0) -> None:
@@ -250,17 +251,16 @@ def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
 
     path = Path(args.env_file) if args.env_file else root / ".env"
     env = dict(os.environ)
-    if path.is_file():
+    found = path.is_file()
+    if found:
         env = environ_with_env_file(path, env)
     elif args.env_file:
         raise ConfigError("--env-file", args.env_file, "no such file", "a file of KEY=VALUE lines, like .env.example")
-    else:
-        path = None
     for variable, _ in SIM_FLAGS.values():
         value = getattr(args, variable, None)
         if value is not None:
             env[variable] = str(value)
-    return env, path
+    return env, path if found else None
 
 
 def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int]]:

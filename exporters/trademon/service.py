@@ -5,12 +5,14 @@ httpguard) authentication when configured and bounded work per request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
 import socket
 from dataclasses import dataclass, field
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -29,7 +31,7 @@ class PortInUse(Exception):
         super().__init__(f"cannot listen on {host}:{port}: the port is already in use; stop the other process or {hint}")
 
 
-def bind(host: str, port: int, variable: str | None = None) -> socket.socket:
+def bind(host: str, port: int, variable: str | None = None) -> httpguard.CappedSocket:
     """Bind now, so a port in use is one clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = httpguard.CappedSocket(family, socket.SOCK_STREAM)
@@ -104,11 +106,20 @@ class Listener:
     max_body: int = httpguard.Limits.max_body
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the Runner: it handles them once, for all servers
+    (uvicorn's own capture would hand SIGTERM to one server, which re-raises it to the next)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Runner:
     """Serves several ASGI apps on their own ports in one event loop, with background
     tasks, and stops all of it cleanly on SIGTERM/SIGINT."""
 
-    def __init__(self, listeners: list[Listener], tasks: list[Callable[[], Awaitable[None]]] = (),
+    def __init__(self, listeners: list[Listener], tasks: Iterable[Callable[[], Coroutine[Any, Any, None]]] = (),
                  web: webconfig.WebConfig | None = None):
         self.listeners = listeners
         self.tasks = list(tasks)
@@ -119,7 +130,7 @@ class Runner:
         self.max_connections = env_int("TRADEMON_HTTP_MAX_CONNECTIONS", httpguard.max_connections(len(listeners)), 1, 1_000_000)
         self.stopping: asyncio.Event | None = None
         self._servers: dict[str, uvicorn.Server] = {}
-        self._sockets: dict[str, socket.socket] = {}
+        self._sockets: dict[str, httpguard.CappedSocket] = {}
 
     def bind_all(self) -> None:
         """Bind every port first: one clear error, nothing half started."""
@@ -133,20 +144,18 @@ class Runner:
 
     def _server(self, ls: Listener) -> uvicorn.Server:
         limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
-        tls = {"ssl_certfile": self.web.cert_file, "ssl_keyfile": self.web.key_file} if self.web.tls else {}
-        cfg = uvicorn.Config(httpguard.guard(ls.app, self.web, limits, ls.token_paths), log_config=None, access_log=False,
+        cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
+        cfg = httpguard.GuardedConfig(httpguard.guard(ls.app, self.web, limits, ls.token_paths), limits, cap,
+                             ssl_certfile=self.web.cert_file, ssl_keyfile=self.web.key_file,  # None without TLS
+                             log_config=None, access_log=False,
                              lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
                              timeout_keep_alive=limits.keep_alive, h11_max_incomplete_event_size=limits.max_header_bytes,
                              # a backstop on requests in progress; the protocol caps the connections themselves
                              limit_concurrency=4 * limits.max_connections,
                              # asyncio accepts up to `backlog` connections per wake-up before any is
                              # seen by the protocol: keep that burst inside the file-descriptor headroom
-                             backlog=min(64, max(8, limits.max_connections // 8)), **tls)
-        cfg.trademon_limits = limits
-        cfg.trademon_cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
-        server = uvicorn.Server(cfg)
-        server.install_signal_handlers = lambda: None  # we handle signals once, for all servers
-        return server
+                             backlog=min(64, max(8, limits.max_connections // 8)))
+        return _Server(cfg)
 
     async def serve(self) -> None:
         if not self._sockets:

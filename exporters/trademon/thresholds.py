@@ -17,6 +17,7 @@ SELECTOR_KINDS = ("broker", "trading", "trademon", "alertmanager")
 ACCOUNT_KEYS = ("daily_loss_limit", "exposure_ratio")  # what may differ per account
 # An account id goes into PromQL strings and Go templates: IB's are letters and digits.
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217: goes into alert texts and the dashboards' unit
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,10 @@ def load_config(root: Path) -> dict[str, Any]:
     if not isinstance(selectors, dict) or set(selectors) - set(SELECTOR_KINDS):
         raise ConfigError(f"{p}: selectors: expected a mapping with some of {', '.join(SELECTOR_KINDS)} "
                           f"(got {sorted(selectors) if isinstance(selectors, dict) else selectors!r})")
+    currency = data.get("currency", "USD")
+    if not isinstance(currency, str) or not CURRENCY.match(currency):
+        raise ConfigError(f"{p}: currency {currency!r} is not a currency code: the accounts' base currency as IB reports it, "
+                          "three capital letters (ISO 4217), e.g. USD, EUR, CHF")
     accounts = data.get("accounts") or {}
     if not isinstance(accounts, dict):
         raise ConfigError(f"{p}: accounts: expected a mapping of account ids to their thresholds")

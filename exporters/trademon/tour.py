@@ -49,7 +49,7 @@ class Watch:
         only the groups endpoint says it is suppressed and by which interval.)"""
         r = requests.get(f"{self.am}/api/v2/alerts/groups", timeout=5)
         r.raise_for_status()
-        out = {}
+        out: dict[str, dict] = {}
         for g in r.json():
             for a in g["alerts"]:
                 if a["labels"].get("breaker", "").startswith("synthetic"):
@@ -126,11 +126,12 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
             break
         time.sleep(POLL_S)
     for e in expects:
+        why = seen.get(e.alert)
         if e.alert not in seen:
             problems.append(f"{name}: {e.alert} did not fire within {page_deadline:.0f} s")
-        elif seen[e.alert] and not seen[e.alert].startswith("muted"):
-            problems.append(f"{name}: {e.alert} fired but was {seen[e.alert]}")
-        elif not seen[e.alert] and watch.record is not None and e.alert not in notified:
+        elif why and not why.startswith("muted"):
+            problems.append(f"{name}: {e.alert} fired but was {why}")
+        elif not why and watch.record is not None and e.alert not in notified:
             problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
     requests.delete(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
     t1 = time.monotonic()

@@ -15,7 +15,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .. import logs, thresholds
+from .. import logs
 from ..config import ConfigError, env_choice
 from ..service import Listener, Probes, Runner, basics_app
 
@@ -49,7 +49,6 @@ class Bot:
 
         self.cfg = cfg
         env = os.environ if env is None else env
-        th = thresholds.load(cfg.config_root)
         am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
         from .. import markets
 
@@ -63,7 +62,7 @@ class Bot:
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
-        self.reports = Reports(self.prom, self.am, Limits(float(th["daily_loss_limit"]), str(th.get("currency", ""))), cfg.summary_zone)
+        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.summary_zone)
         self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics, runbooks=self.runbooks)
         self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock, runbooks=self.runbooks)
         self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)

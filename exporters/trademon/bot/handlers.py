@@ -151,9 +151,9 @@ class Handlers:
                                       {"chat_id": chat_id, "text": part, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}})
 
     async def silence_cmd(self, args: list[str], user: dict | None) -> str:
-        if len(args) != 2 or not _ALERTNAME.fullmatch(args[0]) or parse_duration(args[1]) is None:
+        want = parse_duration(args[1]) if len(args) == 2 else None
+        if want is None or not _ALERTNAME.fullmatch(args[0]):
             return "Usage: /silence &lt;alertname&gt; &lt;duration&gt;, e.g. /silence UnusualSlippage 2h"
-        want = parse_duration(args[1])
         dur = min(want, self.cfg.max_silence_s)
         now = datetime.fromtimestamp(self.clock(), UTC)
         ends = now + timedelta(seconds=dur)

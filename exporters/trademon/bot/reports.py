@@ -7,11 +7,11 @@ import asyncio
 import html
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
-from .. import contract
+from .. import contract, thresholds
 from . import charts
 from .upstream import Alertmanager, Prometheus, UpstreamError
 
@@ -36,8 +36,38 @@ def fmt_time(t: datetime, zone: ZoneInfo) -> str:
 
 @dataclass
 class Limits:
-    daily_loss_limit: float
+    daily_loss_limit: float  # the default, for the accounts without their own
     currency: str
+    per_account: dict[str, float] = field(default_factory=dict)  # account -> its own daily loss limit
+
+    @classmethod
+    def from_config(cls, root) -> Limits:
+        """From monitoring/config.yml: the default and the accounts: overrides, as the alert uses them."""
+        th = thresholds.load(root)
+        own = {a: float(o["daily_loss_limit"]) for a, o in thresholds.accounts(root).items() if "daily_loss_limit" in o}
+        return cls(float(th["daily_loss_limit"]), str(th.get("currency", "")), own)
+
+    def loss_limit(self, account: str) -> float:
+        return self.per_account.get(account, self.daily_loss_limit)
+
+    def loss_lines(self, accounts) -> list[tuple[str, float]]:
+        """The limit lines of a chart of ``accounts``: the default once (if an account of the
+        chart has it, or no account has its own), and each charted account's own."""
+        own = sorted(a for a in set(accounts) if a in self.per_account)
+        lines = [(f"loss limit {a} {money(self.per_account[a])}", self.per_account[a]) for a in own]
+        if not own or set(accounts) - set(own):
+            lines.insert(0, (f"loss limit {money(self.daily_loss_limit)}", self.daily_loss_limit))
+        return lines
+
+
+def pnl_lines(pnl: list[tuple[dict, float]], limits: Limits) -> list[str]:
+    """/status: each account's daily P&L against its own loss limit."""
+    out = []
+    for lab, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
+        lim_v = limits.loss_limit(lab.get("account", ""))
+        flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
+        out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(limits.currency)} (limit {money(lim_v)}) {flag}".rstrip())
+    return out
 
 
 class Reports:
@@ -72,13 +102,10 @@ class Reports:
         if farms and not isinstance(farms, BaseException):
             out.append("Data farms: " + ", ".join(f"{esc(lab.get('farm', '?'))} ({esc(lab.get('kind', '?'))}) {'✅' if v == 1 else '❌'}"
                                                   for lab, v in sorted(farms, key=lambda s: (s[0].get('kind', ''), s[0].get('farm', '')))))
-        lim_v, cur = self.limits.daily_loss_limit, self.limits.currency
         if not pnl or isinstance(pnl, BaseException):
             out.append("P&amp;L: unknown (no daily_pnl in Prometheus)")
         else:
-            for lab, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
-                flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
-                out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(cur)} (limit {money(lim_v)}) {flag}".rstrip())
+            out += pnl_lines(pnl, self.limits)
         if breakers and not isinstance(breakers, BaseException):
             opened = [esc(lab.get("breaker", "?")) for lab, v in breakers if v == 1]
             out.append("Breakers: " + ("OPEN: " + ", ".join(opened) if opened else "all closed"))
@@ -142,8 +169,8 @@ class Reports:
         start = start or self.day_start(end)
         r, step, start = await self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end)
         cur = self.limits.currency
-        panels = [charts.Panel(f"Daily P&L per account ({cur})", charts.series_of(r["acct"], "account"),
-                               [(f"loss limit {money(self.limits.daily_loss_limit)}", self.limits.daily_loss_limit)], cur),
+        accounts = charts.series_of(r["acct"], "account")
+        panels = [charts.Panel(f"Daily P&L per account ({cur})", accounts, self.limits.loss_lines(accounts), cur),
                   charts.Panel(f"P&L per strategy ({cur})", charts.series_of(r["strat"], "strategy"), [], cur)]
         png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, UTC), self.zone)}",
                                       panels, self.zone, {"start": start, "end": end, "step": step})

@@ -62,10 +62,17 @@ def check(root: Path, only: set[str] | None = None) -> list[str]:
 
 def configure(parser):
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if a generated file is out of date")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the checkout whose monitoring/config.yml is read and whose files are written (default: the one this package is in)")
 
 
 def main(args) -> int:
-    root = repo_root()
+    from .. import thresholds
+
+    root = args.root or repo_root()
+    # A bad config is refused before anything is written, with the key and the fix (the
+    # trademon command prints a thresholds.ConfigError without a traceback).
+    thresholds.load_config(root)
     if args.check:
         problems = check(root)
         for p in problems:

@@ -75,7 +75,8 @@ def queries(doc: dict) -> Iterator[Query]:
         if v.get("type") == "query":
             q = v["query"]
             expr = q.get("query") if isinstance(q, dict) and "query" in q else q.get("stream") if isinstance(q, dict) else q
-            yield Query(uid, f"variable {v['name']}", v["datasource"]["uid"], expr, "variable")
+            # No query at all: an empty one, which the checks then report, rather than None.
+            yield Query(uid, f"variable {v['name']}", v["datasource"]["uid"], expr or "", "variable")
     for a in doc.get("annotations", {}).get("list", []):
         if a.get("expr"):
             yield Query(uid, f"annotation {a['name']!r}", a["datasource"]["uid"], a["expr"], "annotation")

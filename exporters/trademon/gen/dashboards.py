@@ -22,10 +22,10 @@ from grafana_foundation_sdk.models import dashboard as dm
 from .. import grafana_uids, thresholds
 from . import hostfilter, rules
 from .grafana_panels import (
-    ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, MONEY, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES,
+    ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES,
     UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link,
     loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel,
-    steps, table_panel, timeseries_panel,
+    money_unit, steps, table_panel, timeseries_panel,
 )
 
 DASHBOARD_DIR = "monitoring/dashboards"
@@ -136,12 +136,12 @@ class Board:
             panel["id"] = i
         return doc
 
-    def needs(self) -> dict[str, str]:
+    def needs(self) -> dict[str | None, str]:
         """Panel title -> external exporter, for the panels that need one."""
         return {_title(p): p.needs for _, ps in self.rows for p in ps if p.needs}
 
 
-def _title(p: Panel) -> str:
+def _title(p: Panel) -> str | None:
     return p.builder.build().title
 
 
@@ -186,8 +186,24 @@ def intent_error_ratio(t: dict, *more_links) -> Panel:
         min_value=0, links=[runbook("OrderIntentErrorRateHigh"), *more_links])
 
 
+def own_limits(t: dict, key: str) -> dict[str, float]:
+    """account -> its own value of ``key``, for the accounts monitoring/config.yml ``accounts:``
+    gives one (``t["accounts"]``, as :func:`values` puts it)."""
+    return {a: o[key] for a, o in (t.get("accounts") or {}).items() if key in o}
+
+
+def own_note(t: dict, key: str, fmt: Callable[[float], str] = str) -> str:
+    """A description's note on the accounts with their own ``key``: the colours and lines a
+    panel draws from ``t[key]`` are the default's (a Grafana threshold is one per panel)."""
+    own = own_limits(t, key)
+    if not own:
+        return ""
+    return (f" Accounts with their own {key} (monitoring/config.yml accounts:): "
+            + ", ".join(f"{a} {fmt(v)}" for a, v in own.items()) + f"; the colours and lines here are the default's ({fmt(t[key])}).")
+
+
 def trading_overview(t: dict) -> Board:
-    loss = t["daily_loss_limit"]
+    loss, money = t["daily_loss_limit"], money_unit(t["currency"])
     return Board(
         "overview", "Trading Overview",
         "Order flow from intent to fill, and today's P&L, at a glance.",
@@ -196,8 +212,9 @@ def trading_overview(t: dict) -> Board:
         [strategy_var(), account_var()],
         [
             ("Now", [
-                stat_panel("Daily P&L", [Q(f"sum({m('daily_pnl')}{{{A}}})")], unit=MONEY,
-                           description="Today's P&L of the selected accounts (IB dailyPnL). Red below the daily loss limit.",
+                stat_panel("Daily P&L", [Q(f"sum({m('daily_pnl')}{{{A}}})")], unit=money,
+                           description="Today's P&L of the selected accounts (IB dailyPnL). Red below the daily loss limit."
+                           + own_note(t, "daily_loss_limit"),
                            thresholds=below(loss), links=[to_dashboard("pnl", "Real-time P&L"), runbook("DailyLossLimitBreach")]),
                 stat_panel("Intents / min", [Q(f"sum({rate(m('order_intents_created_total'), S)}) * 60")], unit="short",
                            description="Order intents accepted per minute.", decimals=1),
@@ -237,10 +254,10 @@ def trading_overview(t: dict) -> Board:
                                  thresholds=below(t["fill_ratio_min"]), draw_thresholds=True, min_value=0, links=[runbook("LowOrderFillRate")]),
             ]),
             ("P&L", [
-                timeseries_panel("Daily P&L by account", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=MONEY,
-                                 description="Today's P&L per account; the dashed line is the daily loss limit.",
+                timeseries_panel("Daily P&L by account", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=money,
+                                 description="Today's P&L per account; the dashed line is the daily loss limit." + own_note(t, "daily_loss_limit"),
                                  thresholds=below(loss), draw_thresholds=True, links=[runbook("DailyLossLimitBreach")]),
-                timeseries_panel("P&L by strategy", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})", "{{strategy}}")], unit=MONEY,
+                timeseries_panel("P&L by strategy", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})", "{{strategy}}")], unit=money,
                                  description="Cumulative P&L of the day per strategy (position-manager).",
                                  links=[to_dashboard("pnl", "Real-time P&L")]),
             ]),
@@ -249,7 +266,7 @@ def trading_overview(t: dict) -> Board:
 
 
 def realtime_pnl(t: dict) -> Board:
-    loss = t["daily_loss_limit"]
+    loss, money = t["daily_loss_limit"], money_unit(t["currency"])
     return Board(
         "pnl", "Real-time P&L",
         "Cumulative and hourly P&L by strategy; daily P&L against the loss limit.",
@@ -257,36 +274,39 @@ def realtime_pnl(t: dict) -> Board:
         [account_var(), strategy_var()],
         [
             ("Accounts", [
-                stat_panel("Daily P&L", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
-                           description="Today's P&L per account; red below the daily loss limit.", thresholds=below(loss),
+                stat_panel("Daily P&L", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
+                           description="Today's P&L per account; red below the daily loss limit." + own_note(t, "daily_loss_limit"),
+                           thresholds=below(loss),
                            links=[runbook("DailyLossLimitBreach"), runbook("BrokerDataMissing")]),
-                stat_panel("Unrealized P&L", [Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
+                stat_panel("Unrealized P&L", [Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
                            description="Unrealized P&L of the open positions.", thresholds=steps(RED, (0, GREEN))),
-                stat_panel("Realized P&L", [Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "{{account}}")], unit=MONEY, w=8,
+                stat_panel("Realized P&L", [Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
                            description="P&L realized by closed trades today.", thresholds=steps(RED, (0, GREEN))),
-                timeseries_panel("Daily P&L against the loss limit", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")],
-                                 unit=MONEY, w=24, h=9, description="Today's P&L per account; the dashed line is the daily loss limit "
-                                 f"({loss}, monitoring/config.yml daily_loss_limit).",
+                timeseries_panel("Daily P&L against the loss limit", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}"),
+                                                                       *loss_limits(t)],
+                                 unit=money, w=24, h=9, description="Today's P&L per account; the dashed line is the daily loss limit "
+                                 f"({loss}, monitoring/config.yml daily_loss_limit)." + own_note(t, "daily_loss_limit")
+                                 + (" The 'limit' lines are each account's own." if loss_limits(t) else ""),
                                  thresholds=below(loss), draw_thresholds=True, links=[runbook("DailyLossLimitBreach")]),
                 timeseries_panel("Unrealized and realized", [
                     Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "unrealized {{account}}"),
                     Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "realized {{account}}"),
-                ], unit=MONEY, description="The two parts of today's P&L."),
+                ], unit=money, description="The two parts of today's P&L."),
                 # delta() rather than the account:daily_pnl:delta5m rule (an `offset 5m` difference) so the
                 # panel draws from the first minutes of a fresh stack, not only after five.
                 timeseries_panel("P&L change over 5 minutes", [Q(f"sum by (account) (delta({m('daily_pnl')}{{{A}}}[5m]))", "{{account}}")],
-                                 unit=MONEY, description="How fast P&L moves; PnLAnomaly fires when this leaves its recent range "
+                                 unit=money, description="How fast P&L moves; PnLAnomaly fires when this leaves its recent range "
                                  "(several standard deviations of the last hour).",
                                  links=[runbook("PnLAnomaly")]),
             ]),
             ("Strategies", [
                 timeseries_panel("Cumulative P&L by strategy", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})", "{{strategy}}")],
-                                 unit=MONEY, description="Cumulative P&L of the day per strategy.",
+                                 unit=money, description="Cumulative P&L of the day per strategy.",
                                  thresholds=steps(RED, (0, GREEN))),
                 timeseries_panel("Hourly P&L by strategy", [Q(f"sum by (strategy) (delta({m('strategy_pnl')}{{{S}}}[1h]))", "{{strategy}}")],
-                                 unit=MONEY, description="P&L each strategy made over the last hour (change of its cumulative P&L).",
+                                 unit=money, description="P&L each strategy made over the last hour (change of its cumulative P&L).",
                                  bars=True, thresholds=steps(RED, (0, GREEN))),
-                table_panel("Strategy P&L now", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})")], unit=MONEY,
+                table_panel("Strategy P&L now", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})")], unit=money,
                             description="Cumulative P&L of the day per strategy, now.", thresholds=steps(RED, (0, GREEN))),
                 timeseries_panel("Average slippage", [Q(f"max by (strategy) ({m('avg_slippage_pct')}{{{S}}})", "{{strategy}}")],
                                  unit="percent", description="Mean slippage of the last 15 minutes' fills, in percent; the dashed line is the UnusualSlippage threshold.",
@@ -345,8 +365,40 @@ def latency_heatmaps(t: dict) -> Board:
     )
 
 
+def pct(v: float) -> str:
+    return f"{v:.0%}"
+
+
+def each_accounts_own(t: dict, key: str, metric: str, shape: str) -> str:
+    """PromQL giving, for each account of ``metric`` (summed by account, under the account
+    variable), ``shape`` with ``{v}`` its own value of ``key`` (the default for the accounts
+    without one) and ``{s}`` its series: a line per account where its alert fires."""
+    def series(extra: str = "") -> str:
+        return f"sum by (account) ({metric}{{{A}{extra}}})"
+
+    own = own_limits(t, key)
+    if not own:
+        return shape.format(v=t[key], s=series())
+    others = ", ".join(f'account!="{a}"' for a in own)
+    return " or ".join([shape.format(v=v, s=series(f', account="{a}"')) for a, v in own.items()]
+                       + [shape.format(v=t[key], s=series(", " + others))])
+
+
+def alert_at(t: dict) -> str:
+    """Where HighRiskExposure fires for each account, in money: its own share of its limit."""
+    return each_accounts_own(t, "exposure_ratio", m("risk_gross_exposure_limit"), "{v} * {s}")
+
+
+def loss_limits(t: dict) -> list[Q]:
+    """With per-account loss limits: a "limit" line for each account at its own (the dashed
+    threshold line can only be the default)."""
+    if not own_limits(t, "daily_loss_limit"):
+        return []
+    return [Q(each_accounts_own(t, "daily_loss_limit", m("daily_pnl"), "{v} + 0 * {s}"), "limit {{account}}")]
+
+
 def risk_exposure(t: dict) -> Board:
-    ratio = t["exposure_ratio"]
+    ratio, money = t["exposure_ratio"], money_unit(t["currency"])
     return Board(
         "risk", "Risk Exposure",
         "Exposure against its limit, leverage, margin cushion, positions, reconciliation and circuit breakers.",
@@ -355,21 +407,23 @@ def risk_exposure(t: dict) -> Board:
         [
             ("Exposure", [
                 stat_panel("Gross exposure / limit", [Q(f"max by (account) ({rec('account:risk_gross_exposure:ratio_limit', A)})", "{{account}}")],
-                           unit="percentunit", w=6, description="Gross exposure as a share of its configured limit; HighRiskExposure fires above the red step.",
+                           unit="percentunit", w=6, description="Gross exposure as a share of its configured limit; HighRiskExposure fires above the red step."
+                           + own_note(t, "exposure_ratio", pct),
                            thresholds=above(ratio, ratio * 0.8), links=[runbook("HighRiskExposure")]),
                 stat_panel("Leverage", [Q(f"max by (account) ({m('risk_leverage')}{{{A}}})", "{{account}}")], unit=TIMES, w=6, decimals=2,
                            description="Gross exposure / net liquidation.", thresholds=above(4, 2)),
                 stat_panel("Cushion", [Q(f"min by (account) ({m('account_cushion')}{{{A}}})", "{{account}}")], unit="percentunit", w=6,
                            description="Excess liquidity / net liquidation; near 0 the broker liquidates.",
                            thresholds=steps(RED, (0.1, YELLOW), (0.25, GREEN))),
-                stat_panel("Net liquidation", [Q(f"sum by (account) ({m('account_net_liquidation')}{{{A}}})", "{{account}}")], unit=MONEY, w=6,
+                stat_panel("Net liquidation", [Q(f"sum by (account) ({m('account_net_liquidation')}{{{A}}})", "{{account}}")], unit=money, w=6,
                            description="Net liquidation value of the account.", thresholds=steps(GREEN)),
                 timeseries_panel("Gross and net exposure against the limit", [
                     Q(f"sum by (account) ({m('risk_gross_exposure')}{{{A}}})", "gross {{account}}"),
                     Q(f"sum by (account) ({m('risk_net_exposure')}{{{A}}})", "net {{account}}"),
                     Q(f"sum by (account) ({m('risk_gross_exposure_limit')}{{{A}}})", "limit {{account}}"),
-                    Q(f"{ratio} * sum by (account) ({m('risk_gross_exposure_limit')}{{{A}}})", "alert at {{account}}"),
-                ], unit=MONEY, w=24, h=9, description=f"Gross (sum of |market value|) and net (signed) exposure; HighRiskExposure fires above {ratio:.0%} of the limit.",
+                    Q(alert_at(t), "alert at {{account}}"),
+                ], unit=money, w=24, h=9, description=f"Gross (sum of |market value|) and net (signed) exposure; HighRiskExposure fires above {ratio:.0%} of the limit"
+                  + (" (each account's own share: the 'alert at' lines)." if own_limits(t, "exposure_ratio") else "."),
                     links=[runbook("HighRiskExposure")]),
                 timeseries_panel("Leverage over time", [Q(f"max by (account) ({m('risk_leverage')}{{{A}}})", "{{account}}")], unit=TIMES,
                                  description="Gross exposure / net liquidation.", thresholds=above(4, 2), draw_thresholds=True),
@@ -378,13 +432,13 @@ def risk_exposure(t: dict) -> Board:
                     Q(f"sum by (account) ({m('account_excess_liquidity')}{{{A}}})", "excess liquidity {{account}}"),
                     Q(f"sum by (account) ({m('account_buying_power')}{{{A}}})", "buying power {{account}}"),
                     Q(f"sum by (account) ({m('account_gross_position_value')}{{{A}}})", "gross position value {{account}}"),
-                ], unit=MONEY, description="Margin requirement, excess liquidity and buying power (IB account values)."),
+                ], unit=money, description="Margin requirement, excess liquidity and buying power (IB account values)."),
             ]),
             ("Positions", [
                 table_panel("Positions", [Q(f"sum by (account, symbol) ({m('ib_position_quantity')}{{{A}, {SYM}}})")], unit="short",
                             description="Broker positions per symbol, signed (short is negative)."),
                 timeseries_panel("Market value by symbol", [Q(f"sum by (symbol) ({m('ib_position_market_value')}{{{A}, {SYM}}})", "{{symbol}}")],
-                                 unit=MONEY, description="Signed market value of each broker position."),
+                                 unit=money, description="Signed market value of each broker position."),
                 timeseries_panel("Reconciliation discrepancy", [Q(f"sum by (account, symbol) ({m('position_reconciliation_discrepancy')}{{{A}, {SYM}}})", "{{account}} {{symbol}}")],
                                  unit="short", description="Internal book minus broker quantity; anything but 0 for "
                                  f"{t['reconciliation_for']} fires PositionReconciliationMismatch.",
@@ -607,8 +661,14 @@ def dashboard_path(key: str) -> str:
     return f"{DASHBOARD_DIR}/{FOLDERS[key]}/{key}.json"
 
 
+def values(root: Path) -> dict:
+    """What the boards draw from monitoring/config.yml: the thresholds and the currency, and
+    the per-account overrides under "accounts"."""
+    return {**thresholds.load(root), "accounts": thresholds.accounts(root)}
+
+
 def boards(root: Path) -> list[Board]:
-    t = thresholds.load(root)
+    t = values(root)
     return [factory(t) for _, factory in BOARDS.values()]
 
 
@@ -644,7 +704,7 @@ def render_provider(root: Path) -> str:
 
 
 def _dashboard_generator(factory: Callable[[dict], Board]) -> Callable[[Path], str]:
-    return lambda root: render_dashboard(factory(thresholds.load(root)), thresholds.load_config(root)["runbook_url_pattern"])
+    return lambda root: render_dashboard(factory(values(root)), thresholds.load_config(root)["runbook_url_pattern"])
 
 
 GENERATED = [

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import heatmap, logs, loki, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
@@ -52,9 +53,18 @@ LOKI = Datasource("trademon-loki", "loki", "Loki", _url("loki"), "loki_datasourc
 ALERTMANAGER = Datasource("trademon-alertmanager", "alertmanager", "Alertmanager", _url("alertmanager"), "alertmanager_datasource")
 DATASOURCES = (PROMETHEUS, LOKI, ALERTMANAGER)
 
-# Money is in the account's base currency; IB paper and most retail accounts are USD.
-# A trader with another base currency changes this one line and runs `trademon gen`.
-MONEY = "currencyUSD"
+# Money is in the accounts' base currency, `currency` of monitoring/config.yml. Grafana
+# 12's currency units (@grafana/data valueFormats/categories.ts), by ISO code; another
+# currency (CAD, AUD, HKD, SGD...) is shown as a plain suffix.
+GRAFANA_CURRENCIES = frozenset({"USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF",
+                                "PLN", "ZAR", "INR", "KRW", "IDR", "PHP", "VND", "TRY", "MYR", "XPF", "BGN", "PYG", "UYU", "ILS"})
+
+
+def money_unit(currency: str) -> str:
+    """The Grafana unit of an amount in ``currency`` (an ISO 4217 code, checked by thresholds)."""
+    return f"currency{currency}" if currency in GRAFANA_CURRENCIES else f"suffix: {currency}"
+
+
 BPS = "suffix: bp"  # basis points (Grafana's "bps" unit means bits per second)
 TIMES = "suffix:×"  # leverage, a plain ratio shown as "1.4×"
 
@@ -185,7 +195,7 @@ def _refs(n: int) -> list[str]:
 class Panel:
     """A panel of a dashboard: the SDK builder plus what the generator knows about it."""
 
-    builder: object
+    builder: Builder[dm.Panel]
     needs: str | None = None  # an EXTERNAL_EXPORTERS key when the panel queries that exporter
 
 

@@ -27,6 +27,7 @@ _KEYWORDS |= {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", 
               "quantile", "limitk", "limit_ratio"}
 _LABEL_LIST = {"by", "without", "on", "ignoring", "group_left", "group_right"}
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_VARIABLE = re.compile(r"\$\{?\w+\}?")
 
 
 def _skip_string(s: str, i: int) -> int:
@@ -74,12 +75,10 @@ def with_host(expr: str, matcher: str = MATCHER) -> str:
             j = _block_end(expr, i)
             out.append(_selector(matcher, expr[i:j]))
             i = j
-        elif c == "$":  # a Grafana variable ($__interval): not an identifier
-            m = re.compile(r"\$\{?\w+\}?").match(expr, i)
+        elif c == "$" and (m := _VARIABLE.match(expr, i)):  # a Grafana variable ($__interval): not an identifier
             out.append(m.group(0))
             i = m.end()
-        elif _IDENT.match(expr, i) and not (i and (expr[i - 1].isalnum() or expr[i - 1] in "._")):
-            m = _IDENT.match(expr, i)
+        elif (m := _IDENT.match(expr, i)) and not (i and (expr[i - 1].isalnum() or expr[i - 1] in "._")):
             word, j = m.group(0), m.end()
             nxt = _next_char(expr, j)
             if word.lower() in _KEYWORDS or nxt == "(":

@@ -104,7 +104,7 @@ def _endpoint(root: Path, job: str) -> dict:
     """The job's scrape interval (and timeout) as prometheus.yml sets them: the money jobs
     are scraped faster than the global interval."""
     cfg = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())
-    sc = next((sc for sc in cfg["scrape_configs"] if sc["job_name"] == job), {})
+    sc: dict = next((sc for sc in cfg["scrape_configs"] if sc["job_name"] == job), {})
     ep = {"port": "metrics", "path": "/metrics", "interval": sc.get("scrape_interval", _scrape_interval(root))}
     if "scrape_timeout" in sc:
         ep["scrapeTimeout"] = sc["scrape_timeout"]

@@ -40,10 +40,39 @@ class Record:
 
 
 @dataclass(frozen=True)
+class ByAccount:
+    """A money alert whose threshold ``${key}`` may differ per account (monitoring/config.yml
+    ``accounts:``), held on the last value like :func:`held_on_last_value`.
+
+    ``live`` and ``last`` are the current and the held value by account, with ``{sel}`` where
+    the account matcher goes. Without overrides of ``key`` the rule is the plain one, the same
+    for every account. With some, each overridden account gets the same rule at its own
+    threshold (``daily_pnl{account="DU1"} < -2000``) and the default rule excludes them
+    (``account!="DU1"``): one alert per account throughout, ``$value`` the account's own."""
+    key: str
+    live: str
+    last: str
+    op: str  # "<" or ">"
+    present: str
+
+    def render(self, overrides: dict[str, float]) -> str:
+        def block(sel: str, threshold: str) -> str:
+            return held_on_last_value(self.live.replace("{sel}", sel), self.last.replace("{sel}", sel),
+                                      f"{self.op} {threshold}", "account", self.present)
+
+        default = f"${{{self.key}}}"
+        if not overrides:
+            return block("", default)
+        others = ",".join(f'account!="{a}"' for a in overrides)
+        blocks = [block(f'{{account="{a}"}}', _fmt(v)) for a, v in overrides.items()] + [block(f"{{{others}}}", default)]
+        return "\nor ".join(f"({b})" for b in blocks)
+
+
+@dataclass(frozen=True)
 class Alert:
     name: str
     severity: str
-    expr: str
+    expr: str | ByAccount
     summary: str
     description: str
     dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
@@ -199,8 +228,8 @@ ALERTS: list[Alert] = [
           "are not current.",
           "health", for_="tws_lost_for", fast=True),
     Alert("DailyLossLimitBreach", "critical",
-          held_on_last_value("min by (account) (daily_pnl)", "min by (account) (last_over_time(daily_pnl[${money_hold}]))",
-               "< ${daily_loss_limit}", "account", "daily_pnl"),
+          ByAccount("daily_loss_limit", "min by (account) (daily_pnl{sel})",
+                    "min by (account) (last_over_time(daily_pnl{sel}[${money_hold}]))", "<", "daily_pnl"),
           "Daily loss limit breached on {{ $labels.account }}",
           "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}."
           + held_note("daily_pnl", "account"),
@@ -296,8 +325,9 @@ ALERTS: list[Alert] = [
           "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
           "latency", for_="api_latency_for"),
     Alert("HighRiskExposure", "warning",
-          held_on_last_value("account:risk_gross_exposure:ratio_limit", "last_over_time(account:risk_gross_exposure:ratio_limit[${money_hold}])",
-               "> ${exposure_ratio}", "account", "account:risk_gross_exposure:ratio_limit"),
+          ByAccount("exposure_ratio", "account:risk_gross_exposure:ratio_limit{sel}",
+                    "last_over_time(account:risk_gross_exposure:ratio_limit{sel}[${money_hold}])", ">",
+                    "account:risk_gross_exposure:ratio_limit"),
           "Gross exposure of {{ $labels.account }} near its limit",
           "Gross exposure of account {{ $labels.account }} is {{ $value | humanizePercentage }} of its limit "
           "(alert above ${exposure_ratio|pct}), for more than ${exposure_for}."
@@ -403,20 +433,34 @@ class Filler:
         self.values.update(default_selectors())
         self.values.update(config.get("selectors") or {})
         self.runbook_url_pattern = str(config["runbook_url_pattern"])
+        self.accounts = thresholds.accounts(root)
         self.used: set[str] = set()
 
-    def __call__(self, text: str) -> str:
-        def sub(m: re.Match) -> str:
-            key, filt = m.group(1), m.group(2)
-            if key not in self.values:
-                raise KeyError(f"${{{key}}} in an alert definition: no such key in monitoring/config.yml")
-            self.used.add(key)
-            v = self.values[key]
+    def overrides(self, key: str) -> dict[str, float]:
+        """account -> its own value of ``key``, for the accounts that override it."""
+        return {a: over[key] for a, over in self.accounts.items() if key in over}
+
+    def __call__(self, text: str, by_account: str | None = None) -> str:
+        """``text`` with its placeholders filled; ``${by_account}`` (an alert's per-account
+        threshold) becomes a Go-template choice of the alert's account's own value."""
+        def value(key: str, v, filt: str | None) -> str:
             if filt:
                 if filt not in _FILTERS:
                     raise KeyError(f"unknown filter |{filt} (known: {', '.join(_FILTERS)})")
                 return _FILTERS[filt](v)
             return _fmt(v)
+
+        def sub(m: re.Match) -> str:
+            key, filt = m.group(1), m.group(2)
+            if key not in self.values:
+                raise KeyError(f"${{{key}}} in an alert definition: no such key in monitoring/config.yml")
+            self.used.add(key)
+            default = value(key, self.values[key], filt)
+            overrides = self.overrides(key) if key == by_account else {}
+            if not overrides:
+                return default
+            return ("{{ " + "{{ else ".join(f'if eq $labels.account "{a}" }}}}{value(key, v, filt)}' for a, v in overrides.items())
+                    + "{{ else }}" + default + "{{ end }}")
 
         return _PLACEHOLDER.sub(sub, text)
 
@@ -431,15 +475,22 @@ def _expr(text: str) -> str:
     return textwrap.dedent(text).strip()
 
 
+def alert_expr(a: Alert, fill: Filler) -> str:
+    """The alert's PromQL, filled; per account where the config overrides its threshold."""
+    text = a.expr if isinstance(a.expr, str) else a.expr.render(fill.overrides(a.expr.key))
+    return fill(_expr(text))
+
+
 def alert_rule(a: Alert, fill: Filler) -> dict:
-    rule = {"alert": a.name, "expr": fill(_expr(a.expr))}
+    rule: dict[str, object] = {"alert": a.name, "expr": alert_expr(a, fill)}
     for_ = fill.duration(a.for_)
     if for_:
         rule["for"] = for_
     rule["labels"] = {"severity": a.severity}
+    by_account = None if isinstance(a.expr, str) else a.expr.key
     rule["annotations"] = {
-        "summary": fill(a.summary),
-        "description": fill(a.description),
+        "summary": fill(a.summary, by_account),
+        "description": fill(a.description, by_account),
         "runbook_url": fill.runbook_url_pattern.replace("{alert}", a.name.lower()),
         "dashboard": grafana_uids.path(a.dashboard),
     }
@@ -513,7 +564,7 @@ def render_doc(root: Path) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for a in ALERTS:
-        expr = fill(_expr(a.expr)).replace("|", "\\|")
+        expr = " ".join(alert_expr(a, fill).split()).replace("|", "\\|")  # one table row each, as for the recording rules
         lines.append(f"| [{a.name}](runbooks.md#{a.name.lower()}) | {a.severity} | `{expr}` | "
                      f"{fill.duration(a.for_) or '-'} | `{grafana_uids.path(a.dashboard)}` |")
     lines += ["", "## Recording rules", "",

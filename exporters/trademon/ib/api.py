@@ -23,7 +23,7 @@ try:
     CONNECT_OPTIONS: dict = {"fetchFields": StartupFetchNONE}
 except ImportError as first:
     try:
-        from ib_insync import IB, Contract  # type: ignore[no-redef]
+        from ib_insync import IB, Contract  # type: ignore[no-redef]  # the same two names, from the fallback library
     except ImportError:
         raise ImportError("the IB exporter needs ib_async (pip install 'ib_async>=2.1,<3'); "
                           f"ib_insync is not installed either ({first})") from None

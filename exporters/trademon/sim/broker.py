@@ -126,7 +126,7 @@ class Broker:
         mid, half = self.market.mid[o.symbol], self.market.half_spread(o.symbol)
         if self.slippage_spike == o.strategy:
             price = o.arrival_mid * (1 + o.side * SPIKE_SLIPPAGE * self.rng.uniform(0.8, 1.2))
-        elif o.order_type == "limit":
+        elif o.order_type == "limit" and o.limit_price is not None:  # the API refuses a limit order without one
             price = o.limit_price  # a passive order fills at its limit
         else:  # crosses the spread at the mid of the moment, with a little impact
             price = mid + o.side * half * (1 + abs(self.rng.gauss(0.0, 0.5)))

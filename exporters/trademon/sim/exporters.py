@@ -8,7 +8,6 @@ dropped (the real ib-exporter's BROKER_GAUGES): stale broker data is not current
 
 from __future__ import annotations
 
-from collections import Counter
 
 from ..contract import IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
 from ..ib.config import IBConfig
@@ -33,10 +32,10 @@ class _Deltas:
     """Turns the world's cumulative counts into counter increments."""
 
     def __init__(self):
-        self._seen: Counter = Counter()
+        self._seen: dict[tuple[int, object], float] = {}  # (counter, key) -> the total already counted
 
     def inc(self, counter, key, total: float, labels=None) -> None:
-        d = total - self._seen[(id(counter), key)]
+        d = total - self._seen.get((id(counter), key), 0.0)
         if d > 0:
             (counter.labels(*labels) if labels is not None else counter).inc(d)
             self._seen[(id(counter), key)] = total

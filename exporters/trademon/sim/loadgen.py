@@ -54,7 +54,7 @@ class Strategies:
         lot = max(1, round(rng.uniform(*LOT_NOTIONAL) / price))
         side = (1 if diff > 0 else -1) if diff else rng.choice((1, -1))
         qty = min(abs(diff), lot) if diff else lot
-        body = {"strategy": strategy, "symbol": symbol, "side": "buy" if side > 0 else "sell", "quantity": qty}
+        body: dict[str, object] = {"strategy": strategy, "symbol": symbol, "side": "buy" if side > 0 else "sell", "quantity": qty}
         if rng.random() < LIMIT_ORDER_P:
             body.update(order_type="limit", limit_price=round(price - side * m.half_spread(symbol), 2))
         else:

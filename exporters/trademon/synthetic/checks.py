@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -84,12 +85,13 @@ class CircuitBreakerCheck(Check):
         source = "Prometheus" if self.settings.prometheus_url else "position-manager /metrics"
         await self.until(f'{BREAKER_GAUGE}{{breaker="{b}"}} == 1 in {source}', lambda: self._is_one())
         note = f"423 while open, {BREAKER_GAUGE} 1 in {source}"
-        if self.settings.alert_step:
+        am = self.settings.alertmanager_url  # set: Settings.alert_step
+        if am is not None:
             labels = {"alertname": CIRCUIT_BREAKER_ALERT, "breaker": b}
 
             async def fresh_alert():
                 # Only an alert that started after this trip proves this trip's path.
-                alerts = await active_alerts(self.client, self.settings.alertmanager_url, labels)
+                alerts = await active_alerts(self.client, am, labels)
                 return [a for a in alerts if a["startsAt"] >= tripped_at - 1.0]
 
             await self.until(f'{CIRCUIT_BREAKER_ALERT}{{breaker="{b}"}} in Alertmanager', fresh_alert)
@@ -126,7 +128,7 @@ class PipelineCheck(Check):
         if r.status_code != 201:
             raise CheckFailed(f"POST /intents answered {TradingAPI.brief(r)}, expected 201")
         intent_id = r.json()["id"]
-        last = {"state": "unknown"}
+        last: dict[str, Any] = {"state": "unknown"}
 
         async def sent():
             last.update(await self.api.intent(intent_id))
@@ -160,10 +162,14 @@ class WatchdogCheck(Check):
     # Alertmanager: until then, no Watchdog is the stack starting, not a broken path.
     not_ready_errors = (httpx.ConnectError, TimeoutError)
 
+    def __init__(self, client, settings, alertmanager_url: str):
+        super().__init__(client, settings)
+        self.url = alertmanager_url
+
     async def run(self) -> str:
         # Polled rather than read once: just after a start Prometheus may not have sent it yet.
-        await self.until(f"{WATCHDOG_ALERT} in Alertmanager at {self.settings.alertmanager_url}",
-                         lambda: active_alerts(self.client, self.settings.alertmanager_url, {"alertname": WATCHDOG_ALERT}))
+        await self.until(f"{WATCHDOG_ALERT} in Alertmanager at {self.url}",
+                         lambda: active_alerts(self.client, self.url, {"alertname": WATCHDOG_ALERT}))
         return f"{WATCHDOG_ALERT} present"
 
 
@@ -181,7 +187,7 @@ def build(client: httpx.AsyncClient, s: Settings) -> tuple[list[Check], list[str
         checks += [HealthCheck(client, s, t, u) for t, u in s.health_targets.items()]
     if "watchdog" in s.checks:
         if s.alertmanager_url:
-            checks.append(WatchdogCheck(client, s))
+            checks.append(WatchdogCheck(client, s, s.alertmanager_url))
         else:
             notes.append("watchdog: left out, Alertmanager is off")
     return checks, notes

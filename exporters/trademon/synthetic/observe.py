@@ -42,7 +42,7 @@ def _parse_time(text: str) -> float:
 
 async def active_alerts(client: httpx.AsyncClient, base: str, labels: dict[str, str]) -> list[dict]:
     """Active alerts in Alertmanager whose labels match exactly, each with ``startsAt`` as Unix time."""
-    params = [("active", "true")] + [("filter", f'{k}="{v}"') for k, v in labels.items()]
+    params = (("active", "true"), *(("filter", f'{k}="{v}"') for k, v in labels.items()))
     r = await client.get(f"{base}/api/v2/alerts", params=params)
     if not r.is_success:
         raise Unexpected(f"Alertmanager /api/v2/alerts answered HTTP {r.status_code}: {r.text[:200]!r}")

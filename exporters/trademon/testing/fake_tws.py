@@ -166,9 +166,15 @@ class FakeTWS:
             return
         self._call(self._shutdown)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
         self._loop.close()
         self._loop = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the fake TWS is not running: call start() first (or use it as a context manager)")
+        return self._loop
 
     def __enter__(self):
         return self.start()
@@ -196,7 +202,7 @@ class FakeTWS:
             except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
                 fut.set_exception(e)
 
-        self._loop.call_soon_threadsafe(go)
+        self._running_loop().call_soon_threadsafe(go)
         return fut.result(10)
 
     # ---- connection control -----------------------------------------------------------
@@ -224,7 +230,7 @@ class FakeTWS:
         async def up():
             if self._server is None:
                 self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        asyncio.run_coroutine_threadsafe(up(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(up(), self._running_loop()).result(10)
 
     def freeze(self, frozen: bool = True) -> None:
         """Keep the sockets open but neither answer nor send: a silent, half-open connection."""
@@ -312,12 +318,19 @@ class FakeTWS:
     # ---- events -----------------------------------------------------------------------
 
     def error(self, code: int, message: str, req_id: int = -1) -> None:
-        self._call(lambda: [self._send_error(s, req_id, code, message) for s in self._live()])
+        def send() -> None:
+            for s in self._live():
+                self._send_error(s, req_id, code, message)
+        self._call(send)
 
     def errors(self, items) -> None:
         """Many ``(code, message)`` errors in one go (without a round trip to the fake's loop each)."""
         items = list(items)
-        self._call(lambda: [self._send_error(s, -1, code, text) for s in self._live() for code, text in items])
+        def send() -> None:
+            for s in self._live():
+                for code, text in items:
+                    self._send_error(s, -1, code, text)
+        self._call(send)
 
     def send_raw(self, *fields) -> None:
         """Any message, e.g. an id no client knows, or a known id with garbage fields."""
