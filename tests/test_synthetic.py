@@ -436,7 +436,10 @@ def test_alert_step_fails_when_the_alert_never_reaches_alertmanager(sim, alert_p
     try:
         env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker,watchdog",
                       TRADEMON_SYNTHETIC_PROMETHEUS_URL=prom_url, TRADEMON_SYNTHETIC_ALERTMANAGER_URL=lonely.am_url,
-                      TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_TIMEOUT="4", TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT="2")
+                      # the Alertmanager step always runs out: the time before it (trip, 423,
+                      # Prometheus's next scrape) must fit with room on a loaded machine
+                      TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_TIMEOUT="8", TRADEMON_SYNTHETIC_CIRCUIT_BREAKER_INTERVAL="8",
+                      TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT="2")
         results, metrics = run_once(env)
     finally:
         lonely.close()
