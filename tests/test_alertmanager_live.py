@@ -129,7 +129,9 @@ def test_escaped_and_cut_text_still_arrives(stack):
     assert all(f"P&L <jump> on strategy s{i} & more" in shown for i in range(12))
     assert "P&L <fell> & kept falling" in shown and "…" in shown
     assert all("&lt;jump&gt;" in m["text"] and "&amp;" in m["text"] for m in parts)
-    assert [m["buttons"] for m in parts][-1] == ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session"]
+    # the silence buttons on the last part, and one runbook button for the twelve (one alert name)
+    assert [m["buttons"] for m in parts][-1] == ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session", "📖 PnLAnomaly"]
+    assert all(not m["buttons"] for m in parts[:-1])
     assert all(s == 200 for s in tg.statuses()), tg.statuses()  # Telegram (the strict stand-in) never refused one
 
 

@@ -400,3 +400,97 @@ def test_a_huge_runbook_paragraph_still_goes_out_as_valid_messages():
         assert 0 < telegram_visible_length(p) <= 4096
     shown = visible_text("\n".join(parts))
     assert "code299 b & <x>" in shown and shown.endswith("• after")
+
+
+# ------------------------------------------------------------------ Alertmanager's retries
+
+
+def _post_twice(tmp_path, payloads, telegram_down_s: float = 0.0, deliver_within: float = 10.0):
+    """Post each payload to the bot's webhook in turn (the second of a pair as Alertmanager's
+    retry) and let the outbox run; return (answers, texts Telegram received)."""
+    import httpx
+
+    from trademon.bot.webhook import Delivery, build_app
+
+    stand = TelegramStandIn(TOKEN)
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+    cfg.deliver_within_s = deliver_within
+    answers = []
+
+    async def run():
+        tg = TelegramClient(stand.url, TOKEN)
+        d = Delivery(cfg, Store(tmp_path / "bot.sqlite3"), tg, Signer(TOKEN))
+        app = build_app(d, "hook-token")
+        if telegram_down_s:
+            stand.fail_for(telegram_down_s, first_500=0, retry_after=1)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot") as c:
+                for p in payloads:
+                    r = await c.post("/alerts", json=p, headers={"Authorization": "Bearer hook-token"})
+                    answers.append((r.status_code, r.json().get("status")))
+            stop = asyncio.Event()
+            loop = asyncio.create_task(d.run_outbox(stop, every=0.1))
+            deadline = time.monotonic() + telegram_down_s + 10
+            while d.store.pending() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            stop.set()
+            await loop
+        finally:
+            await tg.close()
+            stand.close()
+
+    asyncio.run(run())
+    return answers, [visible_text(m["text"]) for m in stand.snapshot()]
+
+
+def test_a_retry_of_a_delivered_notification_is_not_a_second_message(tmp_path):
+    """Alertmanager timed out waiting for the answer and sends the same notification again:
+    the trader's phone shows it once."""
+    page = _page(("DailyLossLimitBreach", "firing"))
+    answers, texts = _post_twice(tmp_path, [page, page])
+    assert answers == [(200, "delivered"), (200, "delivered")]
+    assert len(texts) == 1 and "DailyLossLimitBreach" in texts[0]
+
+
+def test_a_retry_while_telegram_is_down_finishes_the_one_in_the_outbox(tmp_path):
+    page = _page(("TWSConnectionLost", "firing"))
+    answers, texts = _post_twice(tmp_path, [page, page], telegram_down_s=2.0, deliver_within=0.3)
+    assert [a for _, a in answers] == ["queued", "queued"]
+    assert len(texts) == 1 and "TWSConnectionLost" in texts[0]
+
+
+def test_what_changed_is_a_new_message_and_a_repeat_after_the_window_too(tmp_path, monkeypatch):
+    from trademon.bot import webhook
+
+    firing, resolved = _page(("DailyLossLimitBreach", "firing")), _page(("DailyLossLimitBreach", "resolved"))
+    resolved["status"] = "resolved"
+    other = _page(("DailyLossLimitBreach", "firing"), ("CircuitBreakerTripped", "firing"))
+    _, texts = _post_twice(tmp_path / "a", [firing, other, resolved])
+    assert len(texts) == 3
+    monkeypatch.setattr(webhook, "RETRY_WINDOW_S", -1.0)  # the window over: Alertmanager's repeat_interval reminder
+    _, texts = _post_twice(tmp_path / "b", [firing, firing])
+    assert len(texts) == 2
+
+
+def test_the_retry_window_sits_between_group_interval_and_repeat_interval():
+    """Shorter than every repeat_interval of the routes to the bot (a reminder is sent), longer
+    than every group_interval (when Alertmanager retries a notification it saw fail)."""
+    import yaml
+
+    from trademon.bot.webhook import RETRY_WINDOW_S
+    from trademon.native import _seconds
+
+    am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    to_bot = {r["name"] for r in am["receivers"] if any("trademon-bot" in w.get("url", "") for w in r.get("webhook_configs", []))}
+    assert to_bot, "no receiver sends to the bot"
+
+    def routes(route, inherited):
+        merged = {**inherited, **{k: route[k] for k in ("receiver", "group_interval", "repeat_interval") if k in route}}
+        yield merged
+        for child in route.get("routes", []):
+            yield from routes(child, merged)
+
+    used = [r for r in routes(am["route"], {}) if r["receiver"] in to_bot]
+    assert used
+    assert RETRY_WINDOW_S > max(_seconds(r["group_interval"]) for r in used)
+    assert RETRY_WINDOW_S < min(_seconds(r["repeat_interval"]) for r in used)

@@ -25,7 +25,8 @@ log = logging.getLogger("trademon.bot")
 class BotMetrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.notifications = Counter("trademon_bot_notifications", "Notifications from Alertmanager: delivered, or deferred to the outbox.",
+        self.notifications = Counter("trademon_bot_notifications",
+                                     "Notifications from Alertmanager: delivered, deferred to the outbox, or retried (taken already, not sent twice).",
                                      ["outcome"], registry=self.registry)
         self.outbox = Gauge("trademon_bot_outbox_pending", "Notifications accepted and not yet delivered to Telegram.", registry=self.registry)
         self.conflict = Gauge("trademon_bot_poll_conflict", "1 while Telegram answers getUpdates with 409 Conflict (a second poller).",

@@ -4,6 +4,8 @@ outbox: notifications accepted from Alertmanager and not yet all delivered to Te
         a restart resumes them from the part it stopped at.
 refs:   what each message with buttons is about (the alerts' label sets, the silences made
         from it), so a button press needs only a short reference.
+seen:   the notifications taken lately, by a digest of their content, so Alertmanager's retry
+        of one it did not see answered (its call timed out) is not a second message.
 kv:     small facts (the last daily summary sent).
 """
 
@@ -21,6 +23,7 @@ CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, created REAL, next_at RE
 CREATE TABLE IF NOT EXISTS refs (ref TEXT PRIMARY KEY, chat_id INTEGER, message_id INTEGER, created REAL,
                                  alerts TEXT, text TEXT, silences TEXT);
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS seen (digest TEXT PRIMARY KEY, oid TEXT, at REAL);
 """
 REF_TTL_S = 7 * 86400  # a button older than this is stale
 
@@ -57,6 +60,21 @@ class Store:
     def due(self, now: float, limit: int = 20) -> list[tuple[str, dict]]:
         rows = self._x("SELECT id, item FROM outbox WHERE next_at<=? ORDER BY created LIMIT ?", (now, limit))
         return [(oid, json.loads(item)) for oid, item in rows]
+
+    def in_outbox(self, oid: str) -> dict | None:
+        rows = self._x("SELECT item FROM outbox WHERE id=?", (oid,))
+        return json.loads(rows[0][0]) if rows else None
+
+    # seen: one row per notification taken within the retry window
+    def seen(self, digest: str, since: float) -> str | None:
+        """The outbox id of the notification with this digest taken after ``since``, if any."""
+        rows = self._x("SELECT oid FROM seen WHERE digest=? AND at>=?", (digest, since))
+        return rows[0][0] if rows else None
+
+    def remember(self, digest: str, oid: str, now: float, forget_before: float) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM seen WHERE at<?", (forget_before,))
+            self._db.execute("INSERT OR REPLACE INTO seen VALUES (?,?,?)", (digest, oid, now))
 
     def pending(self) -> int:
         return self._x("SELECT COUNT(*) FROM outbox")[0][0]

@@ -12,7 +12,9 @@ but before it answered sends that message again on the retry: at least once, nev
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import json
 import logging
 import re
 import time
@@ -30,6 +32,22 @@ from .store import Store
 from .telegram import TelegramClient, TelegramError
 
 log = logging.getLogger("trademon.bot.webhook")
+
+# Alertmanager sends a notification again when it did not see the last attempt answered (its
+# call timed out while the bot was still trying Telegram): the same content, at its next
+# flush, one group_interval later (5m at most on the routes to the bot). It sends the same
+# content on purpose only after repeat_interval (1h at least there). Within this window the
+# same content is the retry, not a second page. tests/test_bot.py keeps it between the two.
+RETRY_WINDOW_S = 15 * 60
+
+
+def digest(payload: dict) -> str:
+    """What makes two notifications the same one: receiver, group, status and each alert's
+    identity and times (a firing alert's endsAt is Alertmanager's, not the rule's)."""
+    alerts = sorted((a.get("fingerprint") or json.dumps(a.get("labels", {}), sort_keys=True), a.get("status"), a.get("startsAt"),
+                     a.get("endsAt") if a.get("status") == "resolved" else None) for a in payload["alerts"])
+    doc = [payload.get("receiver"), payload.get("groupKey"), payload.get("status"), alerts]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[list[dict]]:
@@ -62,7 +80,16 @@ class Delivery:
                 "runbooks": self.runbooks.for_alerts(firing)}
         if firing:
             item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
-        return self.store.put(item), item
+        oid = self.store.put(item)
+        now = time.time()
+        self.store.remember(digest(payload), oid, now, forget_before=now - RETRY_WINDOW_S)
+        return oid, item
+
+    def retried(self, payload: dict) -> tuple[str, dict | None] | None:
+        """(outbox id, the item if not all delivered yet) when ``payload`` is Alertmanager's
+        retry of a notification taken within RETRY_WINDOW_S; None for a new one."""
+        oid = self.store.seen(digest(payload), time.time() - RETRY_WINDOW_S)
+        return None if oid is None else (oid, self.store.in_outbox(oid))
 
     async def deliver(self, oid: str, item: dict, deadline: float) -> bool:
         """Send the parts not yet sent; True once all are. Progress is saved part by part."""
@@ -137,7 +164,16 @@ def build_app(delivery: Delivery, token: str) -> FastAPI:
             log.warning("payload rejected", extra={"reason": e.reason, "detail": e.detail[:300]})
             return JSONResponse({"error": e.reason, "detail": e.detail}, status_code=e.status)
         try:
-            oid, item = delivery.accept(payload)
+            prior = delivery.retried(payload)
+            if prior is not None:  # taken already: finish it, never send it twice
+                oid, pending = prior
+                delivery._count("retried")
+                if pending is None:
+                    log.info("Alertmanager's retry of a delivered notification: not sent again", extra={"receiver": payload["receiver"]})
+                    return {"status": "delivered"}
+                item = pending
+            else:
+                oid, item = delivery.accept(payload)
         except Exception:  # noqa: BLE001 - not on disk: 500, so Alertmanager retries
             log.exception("cannot store the notification; Alertmanager will retry")
             return JSONResponse({"error": "store_failed"}, status_code=500)
