@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,11 +14,47 @@ from pathlib import Path
 import requests
 
 
+def _port_block() -> range:
+    """This pytest worker's own ports: below the kernel's ephemeral range, where the suite's
+    outgoing connections take their local ports (bind(0) handed out a port that a connection
+    of another process then held, and a service failed to listen on it), and split between
+    the xdist workers so two never pick the same one."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    low = 20000  # above the stack's own default ports (3000 ... 9114)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (ephemeral_low - low) // max(workers, 1)
+    return range(low + worker * size, low + (worker + 1) * size)
+
+
+# Where in the block this process starts: random, so that two test sessions run side by side
+# (a developer's and another's) do not walk the same ports in step.
+_next_port = [random.randrange(1 << 16)]
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A port the OS says is free now (bind to 0, read it back)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, from this worker's block, never the same one twice in a row (a port
+    handed out is taken by a process started later)."""
+    block = _port_block()
+    if len(block) < 100:  # an unusual port range: let the OS choose
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(len(block)):
+        with _port_lock:
+            port = block[_next_port[0] % len(block)]
+            _next_port[0] += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block}")
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: Proc | None = None) -> requests.Response:
