@@ -405,7 +405,7 @@ def test_a_huge_runbook_paragraph_still_goes_out_as_valid_messages():
 # ------------------------------------------------------------------ Alertmanager's retries
 
 
-def _post_twice(tmp_path, payloads, telegram_down_s: float = 0.0, deliver_within: float = 10.0):
+def _post_twice(tmp_path, payloads, telegram_down_s: float = 0.0, deliver_within: float = 10.0, env: dict | None = None):
     """Post each payload to the bot's webhook in turn (the second of a pair as Alertmanager's
     retry) and let the outbox run; return (answers, texts Telegram received)."""
     import httpx
@@ -413,7 +413,7 @@ def _post_twice(tmp_path, payloads, telegram_down_s: float = 0.0, deliver_within
     from trademon.bot.webhook import Delivery, build_app
 
     stand = TelegramStandIn(TOKEN)
-    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url, **(env or {})})
     cfg.deliver_within_s = deliver_within
     answers = []
 
@@ -459,16 +459,14 @@ def test_a_retry_while_telegram_is_down_finishes_the_one_in_the_outbox(tmp_path)
     assert len(texts) == 1 and "TWSConnectionLost" in texts[0]
 
 
-def test_what_changed_is_a_new_message_and_a_repeat_after_the_window_too(tmp_path, monkeypatch):
-    from trademon.bot import webhook
-
+def test_what_changed_is_a_new_message_and_a_repeat_after_the_window_too(tmp_path):
     firing, resolved = _page(("DailyLossLimitBreach", "firing")), _page(("DailyLossLimitBreach", "resolved"))
     resolved["status"] = "resolved"
     other = _page(("DailyLossLimitBreach", "firing"), ("CircuitBreakerTripped", "firing"))
     _, texts = _post_twice(tmp_path / "a", [firing, other, resolved])
     assert len(texts) == 3
-    monkeypatch.setattr(webhook, "RETRY_WINDOW_S", -1.0)  # the window over: Alertmanager's repeat_interval reminder
-    _, texts = _post_twice(tmp_path / "b", [firing, firing])
+    # the window over: Alertmanager's repeat_interval reminder
+    _, texts = _post_twice(tmp_path / "b", [firing, firing], env={"TRADEMON_BOT_RETRY_WINDOW": "0s"})
     assert len(texts) == 2
 
 
@@ -477,8 +475,9 @@ def test_the_retry_window_sits_between_group_interval_and_repeat_interval():
     than every group_interval (when Alertmanager retries a notification it saw fail)."""
     import yaml
 
-    from trademon.bot.webhook import RETRY_WINDOW_S
     from trademon.native import _seconds
+
+    window = BotConfig.from_env(BASE).retry_window_s
 
     am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     to_bot = {r["name"] for r in am["receivers"] if any("trademon-bot" in w.get("url", "") for w in r.get("webhook_configs", []))}
@@ -492,5 +491,5 @@ def test_the_retry_window_sits_between_group_interval_and_repeat_interval():
 
     used = [r for r in routes(am["route"], {}) if r["receiver"] in to_bot]
     assert used
-    assert RETRY_WINDOW_S > max(_seconds(r["group_interval"]) for r in used)
-    assert RETRY_WINDOW_S < min(_seconds(r["repeat_interval"]) for r in used)
+    assert window > max(_seconds(r["group_interval"]) for r in used)
+    assert window < min(_seconds(r["repeat_interval"]) for r in used)

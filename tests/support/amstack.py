@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from trademon import amconfig, tools
+from trademon import amconfig, native, tools
 
 from .procs import Proc, free_port, start, wait_for, wait_http
 from .standins import StandIns
@@ -103,7 +103,16 @@ class AlertingStack:
                 "TRADEMON_BOT_ALERTMANAGER_URL": self.am_url, "TRADEMON_BOT_PROMETHEUS_URL": self.prometheus_url,
                 "TRADEMON_BOT_ALERT_SINK_URL": f"http://127.0.0.1:{self.sink_port}/alerts",
                 "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"), "TRADEMON_BOT_ALLOWED_USER_IDS": str(self.standins.USER_ID),
-                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.bot_env}
+                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.retry_window(), **self.bot_env}
+
+    def retry_window(self) -> dict[str, str]:
+        """With repeat_interval shortened, the bot's retry window goes between it and
+        group_interval, as the shipped one is between the shipped intervals."""
+        if "repeat_interval" not in self.intervals:
+            return {}
+        group = native._seconds(self.intervals.get("group_interval", "5m"))
+        repeat = native._seconds(self.intervals["repeat_interval"])
+        return {"TRADEMON_BOT_RETRY_WINDOW": f"{max(int((group + repeat) / 2), 1)}s"}
 
     def start_bot(self) -> None:
         """`trademon bot` as a process (again after kill_bot: same port, same state directory)."""

@@ -127,6 +127,10 @@ class BotConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     poll_timeout_s: int = 25
     deliver_within_s: float = 8.0   # try Telegram this long before answering from the outbox
+    # Alertmanager's retry of a notification already taken comes within a group_interval (5m at
+    # most on the shipped routes to the bot); the same content on purpose only after its
+    # repeat_interval (1h at least): within this window the same content is not sent twice.
+    retry_window_s: float = 15 * 60
     config_root: Path = Path("/etc/trademon")  # holds monitoring/config.yml and alertmanager/alertmanager.yml
 
     @classmethod
@@ -160,4 +164,5 @@ class BotConfig:
             config_root=Path(env_str("TRADEMON_BOT_CONFIG_ROOT", str(default_config_root()), env)),
             poll_timeout_s=env_int("TRADEMON_BOT_POLL_TIMEOUT", 25, 1, 50, env),
             deliver_within_s=env_float("TRADEMON_BOT_DELIVER_WITHIN", 8.0, 0.5, 60, env),
+            retry_window_s=_duration("TRADEMON_BOT_RETRY_WINDOW", env_str("TRADEMON_BOT_RETRY_WINDOW", "15m", env)),
         )

@@ -33,12 +33,6 @@ from .telegram import TelegramClient, TelegramError
 
 log = logging.getLogger("trademon.bot.webhook")
 
-# Alertmanager sends a notification again when it did not see the last attempt answered (its
-# call timed out while the bot was still trying Telegram): the same content, at its next
-# flush, one group_interval later (5m at most on the routes to the bot). It sends the same
-# content on purpose only after repeat_interval (1h at least there). Within this window the
-# same content is the retry, not a second page. tests/test_bot.py keeps it between the two.
-RETRY_WINDOW_S = 15 * 60
 
 
 def digest(payload: dict) -> str:
@@ -82,13 +76,15 @@ class Delivery:
             item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
         oid = self.store.put(item)
         now = time.time()
-        self.store.remember(digest(payload), oid, now, forget_before=now - RETRY_WINDOW_S)
+        self.store.remember(digest(payload), oid, now, forget_before=now - self.cfg.retry_window_s)
         return oid, item
 
     def retried(self, payload: dict) -> tuple[str, dict | None] | None:
         """(outbox id, the item if not all delivered yet) when ``payload`` is Alertmanager's
-        retry of a notification taken within RETRY_WINDOW_S; None for a new one."""
-        oid = self.store.seen(digest(payload), time.time() - RETRY_WINDOW_S)
+        retry of a notification taken within the retry window (BotConfig.retry_window_s):
+        it sends one again when its call timed out while the bot was still trying Telegram.
+        None for a new one."""
+        oid = self.store.seen(digest(payload), time.time() - self.cfg.retry_window_s)
         return None if oid is None else (oid, self.store.in_outbox(oid))
 
     async def deliver(self, oid: str, item: dict, deadline: float) -> bool:
