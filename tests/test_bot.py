@@ -475,21 +475,33 @@ def test_the_retry_window_sits_between_group_interval_and_repeat_interval():
     than every group_interval (when Alertmanager retries a notification it saw fail)."""
     import yaml
 
-    from trademon.native import _seconds
-
-    window = BotConfig.from_env(BASE).retry_window_s
+    from trademon.bot.retrywindow import bot_routes, problem
 
     am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
-    to_bot = {r["name"] for r in am["receivers"] if any("trademon-bot" in w.get("url", "") for w in r.get("webhook_configs", []))}
-    assert to_bot, "no receiver sends to the bot"
+    assert {r["receiver"] for r in bot_routes(am)} >= {"critical", "warning"}
+    assert problem(am, BotConfig.from_env(BASE).retry_window_s) is None
+    # a window that would swallow the hourly reminder, or let a retry after 5m through
+    assert "not shorter than the shortest repeat_interval" in problem(am, 3600)
+    assert "not longer than the longest group_interval" in problem(am, 60)
 
-    def routes(route, inherited):
-        merged = {**inherited, **{k: route[k] for k in ("receiver", "group_interval", "repeat_interval") if k in route}}
-        yield merged
-        for child in route.get("routes", []):
-            yield from routes(child, merged)
 
-    used = [r for r in routes(am["route"], {}) if r["receiver"] in to_bot]
-    assert used
-    assert window > max(_seconds(r["group_interval"]) for r in used)
-    assert window < min(_seconds(r["repeat_interval"]) for r in used)
+
+def test_the_bot_says_at_start_when_its_retry_window_does_not_fit_the_routes(tmp_path, caplog):
+    import logging
+
+    import yaml
+
+    from trademon.bot.cli import Bot
+
+    am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    warning = next(r for r in am["route"]["routes"] if r.get("receiver") == "warning")
+    warning["repeat_interval"] = "10m"  # a trader's own, shorter than the 15m window
+    (tmp_path / "alertmanager").mkdir()
+    (tmp_path / "alertmanager" / "alertmanager.yml").write_text(yaml.safe_dump(am))
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "config.yml").write_text((ROOT / "monitoring" / "config.yml").read_text())
+    cfg = BotConfig.from_env({**BASE, "TRADEMON_BOT_CONFIG_ROOT": str(tmp_path), "TRADEMON_BOT_STATE_DIR": str(tmp_path / "state")})
+    with caplog.at_level(logging.WARNING, logger="trademon.bot"):
+        Bot(cfg, env={})
+    assert any("TRADEMON_BOT_RETRY_WINDOW (900s) is not shorter than the shortest repeat_interval" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]

@@ -55,6 +55,14 @@ class Bot:
 
         exchange = markets.exchanges_from_env(env)[0]
         hours = sessions.load(am_yml, exchange) if am_yml.is_file() else dataclasses.replace(sessions.DEFAULT, exchange=exchange)
+        if am_yml.is_file():  # a retry window that would swallow reminders or let a retry through: say so
+            import yaml
+
+            from .retrywindow import problem
+
+            wrong = problem(yaml.safe_load(am_yml.read_text(encoding="utf-8")) or {}, cfg.retry_window_s)
+            if wrong:
+                log.warning(wrong)
         self.metrics = BotMetrics()
         self.store = Store(cfg.state_dir / "bot.sqlite3")
         self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
