@@ -184,3 +184,41 @@ def test_first_run_fetches_the_binaries_once(tmp_path, monkeypatch):
     native.ensure_tools(root)
     assert (tmp_path / "runs").read_text() == "run\n"
     assert tools.find("alertmanager") == str(bin_dir / "alertmanager")
+
+
+_SERVES_THEN_EXITS = """
+import sys, threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a):
+        pass
+threading.Thread(target=HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever, daemon=True).start()
+time.sleep(float(sys.argv[2]))
+sys.exit(3)
+"""
+
+
+def test_the_supervisor_watches_until_a_service_exits_or_a_stop(tmp_path):
+    """native's and native-ha's loop: a service that exits ends it, named; one with restart
+    is started again instead; a stop ends it with nothing failed."""
+    from trademon.native import Service, Supervisor
+
+    def svc(name, lives, restart=False):
+        port = free_port()
+        return Service(name, [sys.executable, "-c", _SERVES_THEN_EXITS, str(port), str(lives)], f"http://127.0.0.1:{port}/", restart=restart)
+
+    sup = Supervisor(tmp_path / "logs")
+    try:
+        sup.start(svc("keeps-restarting", 1.0, restart=True))
+        sup.start(svc("dies", 2.5))
+        assert sup.watch([]) == ["dies"]
+    finally:
+        sup.stop()
+    sup = Supervisor(tmp_path / "logs2")
+    try:
+        sup.start(svc("lives", 30))
+        assert sup.watch([1]) == []  # SIGTERM already came
+    finally:
+        sup.stop()

@@ -173,6 +173,14 @@ class Supervisor:
     def failed(self) -> list[str]:
         return [svc.name for svc, p, _ in self.procs if p.poll() is not None and not svc.restart]
 
+    def watch(self, stopping: list) -> list[str]:
+        """Keep the services up (restarting those with ``restart``) until ``stopping`` gets an
+        item (SIGTERM) or one without ``restart`` exits; the names of those that exited."""
+        while not stopping and not self.failed():
+            self.restart_exited()
+            time.sleep(0.5)
+        return self.failed()
+
     def restart_exited(self) -> None:
         """Start again the services with ``restart`` that exited (crash, kill -9), backing off
         (1 s doubling to 60 s) while one keeps exiting, as Docker's restart policy does."""
@@ -456,11 +464,9 @@ def main(args) -> int:
                               (("TRADEMON_SYNTHETIC_API_URL", contract.API), ("TRADEMON_SYNTHETIC_POSITION_MANAGER_URL", contract.PM))
                               if not (env.get(var) or "").strip()}}))
         print(where(data, env_file, host, port, args.mode, speed, control), file=sys.stderr, flush=True)
-        while not stopping and not sup.failed():
-            sup.restart_exited()
-            time.sleep(0.5)
-        if sup.failed():
-            for name in sup.failed():
+        failed = sup.watch(stopping)
+        if failed:
+            for name in failed:
                 print(f"trademon native: {name} exited; see {data / 'logs' / (name + '.log')}"
                       + _last_words(data / "logs" / f"{name}.log"), file=sys.stderr)
             return 1

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -120,11 +119,9 @@ def run(services: list[Service], log_dir: Path, banner: str, name: str = "tradem
         for svc in services:
             sup.start(svc)
         print(banner, file=sys.stderr)
-        while not stopping and not sup.failed():
-            sup.restart_exited()
-            time.sleep(0.5)
-        if sup.failed():
-            print(f"{name}: {', '.join(sup.failed())} exited; see {log_dir}", file=sys.stderr)
+        failed = sup.watch(stopping)
+        if failed:
+            print(f"{name}: {', '.join(failed)} exited; see {log_dir}", file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
