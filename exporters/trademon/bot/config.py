@@ -11,7 +11,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .. import contract
+from .. import contract, thresholds
 from ..config import ConfigError, env_float, env_int, env_port, env_str, secret
 
 DEFAULT_STATE_DIR = "/var/lib/trademon-bot"
@@ -101,7 +101,7 @@ def _zone(name: str, value: str) -> ZoneInfo:
 def default_config_root() -> Path:
     """The checkout, when run from one; the image mounts the same files under /etc/trademon."""
     here = Path(__file__).resolve().parents[3]
-    return here if (here / "monitoring" / "config.yml").is_file() else Path("/etc/trademon")
+    return here if thresholds.exists(here) else Path("/etc/trademon")
 
 
 @dataclass

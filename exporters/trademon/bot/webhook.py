@@ -85,7 +85,10 @@ class Delivery:
         it sends one again when its call timed out while the bot was still trying Telegram.
         None for a new one."""
         oid = self.store.seen(digest(payload), time.time() - self.cfg.retry_window_s)
-        return None if oid is None else (oid, self.store.in_outbox(oid))
+        if oid is None:
+            return None
+        self._count("retried")
+        return oid, self.store.in_outbox(oid)
 
     async def deliver(self, oid: str, item: dict, deadline: float) -> bool:
         """Send the parts not yet sent; True once all are. Progress is saved part by part."""
@@ -163,7 +166,6 @@ def build_app(delivery: Delivery, token: str) -> FastAPI:
             prior = delivery.retried(payload)
             if prior is not None:  # taken already: finish it, never send it twice
                 oid, pending = prior
-                delivery._count("retried")
                 if pending is None:
                     log.info("Alertmanager's retry of a delivered notification: not sent again", extra={"receiver": payload["receiver"]})
                     return {"status": "delivered"}

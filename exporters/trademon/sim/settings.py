@@ -52,7 +52,7 @@ def _names(variable: str, default: list[str], env: Mapping[str, str], what: str,
 def _thresholds_file_limit() -> float | None:
     here = Path(__file__).resolve()
     for root in (Path.cwd(), *here.parents):
-        if (root / "monitoring" / "config.yml").is_file():
+        if thresholds.exists(root):
             value = thresholds.load(root).get("daily_loss_limit")
             return float(value) if value is not None else None
     return None
