@@ -52,7 +52,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), 
 from tests.support.amstack import alert  # noqa: E402
 from tests.support.e2estack import E2EStack, duration, seconds  # noqa: E402
 from tests.support.standins import visible_text  # noqa: E402
-from trademon import thresholds  # noqa: E402
+from trademon.settings import thresholds  # noqa: E402
 
 TARGET = 10.0
 MONEY = ("DailyLossLimitBreach", "CircuitBreakerTripped")

@@ -34,7 +34,7 @@ from prometheus_client import generate_latest
 from trademon.ib.cli import scrape_app
 from trademon.ib.config import load
 from trademon.ib.state import BrokerState
-from trademon.service import Probes
+from trademon.runtime.service import Probes
 from trademon.testing.fake_tws import FakeContract, encode
 
 SYMBOLS = 500

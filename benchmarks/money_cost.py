@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "exporters"))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), os.environ.get("PYTHONPATH", "")) if p)
 
-from trademon import native  # noqa: E402
+from trademon.stack import native  # noqa: E402
 from trademon.gen import rules as gen_rules  # noqa: E402
 
 from tests.support.procs import free_port, start, wait_for, wait_http  # noqa: E402

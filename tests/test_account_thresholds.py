@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import thresholds, tools
+from trademon.settings import thresholds
+from trademon.stack import tools
 from trademon.gen import rules as gen_rules
 
 pytestmark = pytest.mark.unit

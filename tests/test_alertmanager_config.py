@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import amconfig, contract, tools
+from trademon.alertmanager import amconfig
+from trademon import contract
+from trademon.stack import tools
 
 from trademon.bot.render import MAX_PARTS, Links
 from trademon.bot.render import render as render_message

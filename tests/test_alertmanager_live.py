@@ -11,7 +11,7 @@ from datetime import datetime, UTC
 
 import pytest
 
-from trademon import markets
+from trademon.alertmanager import markets
 
 from tests.support.amstack import AlertingStack, alert
 from tests.support.standins import TELEGRAM_MAX_CHARS, telegram_visible_length, visible_text

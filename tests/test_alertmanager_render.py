@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import amconfig, logs
+from trademon.alertmanager import amconfig
+from trademon.runtime import logs
 from trademon.bot.config import derived_webhook_token
 
 ROOT = Path(__file__).resolve().parents[1]

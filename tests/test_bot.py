@@ -20,7 +20,7 @@ from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
-from trademon.config import ConfigError
+from trademon.settings.env import ConfigError
 
 from tests.support.procs import free_port
 from tests.support.standins import TelegramStandIn, telegram_visible_length, visible_text
@@ -370,7 +370,7 @@ def test_runbook_command_without_runbooks_says_why(tmp_path):
 
 
 def test_native_runs_the_bot_with_the_checkout_as_config_root(tmp_path):
-    from trademon import native
+    from trademon.stack import native
 
     svc = native.bot_service("127.0.0.1", 9114, tmp_path, {"alertmanager": 9093, "prometheus": 9090, "alert-sink": 9112})
     root = Path(svc.env["TRADEMON_BOT_CONFIG_ROOT"])

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import contract, tools
+from trademon import contract
+from trademon.stack import tools
 from trademon.synthetic import config as syn_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trademon import tools
+from trademon.stack import tools
 
 ROOT = Path(__file__).resolve().parents[1]
 

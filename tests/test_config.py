@@ -1,6 +1,6 @@
 import pytest
 
-from trademon.config import ConfigError, env_bool, env_choice, env_float, env_int, env_list, env_port, secret
+from trademon.settings.env import ConfigError, env_bool, env_choice, env_float, env_int, env_list, env_port, secret
 
 
 def test_defaults_and_values():
@@ -41,7 +41,7 @@ def test_secret_from_env_or_file(tmp_path):
 def test_flags_override_their_variables(monkeypatch):
     import argparse
 
-    from trademon.config import add_env_flags, environ_with_flags
+    from trademon.settings.env import add_env_flags, environ_with_flags
 
     flags = {"--speed": ("TRADEMON_X_SPEED", "how fast"), "--seed": ("TRADEMON_X_SEED", "")}
     parser = argparse.ArgumentParser()

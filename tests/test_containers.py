@@ -27,7 +27,7 @@ import yaml
 
 from support import containers
 from support.procs import free_port
-from trademon import tools
+from trademon.stack import tools
 
 pytestmark = pytest.mark.containers
 

@@ -1,7 +1,7 @@
 """Every PromQL query of every dashboard, run by a real Prometheus against the simulator.
 
 Prometheus runs with the project's prometheus.yml and rules (only addresses and intervals
-rewritten, by trademon.native's renderer) and scrapes the simulator, the alert sink and the
+rewritten, by trademon.stack.native's renderer) and scrapes the simulator, the alert sink and the
 synthetic checks on loopback. Each panel query, with the dashboard's variables set to "All"
 and Grafana's interval variables given values, must be valid PromQL and return data within
 a bounded wait. A misspelt metric or a label that does not exist returns nothing and fails.
@@ -22,10 +22,10 @@ import requests
 import yaml
 
 from trademon import grafana_uids
-from trademon.config import port_variable
+from trademon.settings.env import port_variable
 from trademon.gen import dashboard_queries as dq
 from trademon.gen import hostfilter
-from trademon.native import prometheus_cmd, render_prometheus_config
+from trademon.stack.native import prometheus_cmd, render_prometheus_config
 
 from tests.support.procs import free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import contract, grafana_uids, thresholds
+from trademon import contract, grafana_uids
+from trademon.settings import thresholds
 from trademon.gen import dashboard_queries as dq
 from trademon.gen import dashboards as gen
 from trademon.gen.grafana_panels import EXTERNAL_EXPORTERS, PROMETHEUS_BUILTIN_SERIES, STACK_ENGINE_SERIES

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trademon import scaleout, tools
+from trademon.stack import scaleout, tools
 
 from tests.test_versions import versions
 

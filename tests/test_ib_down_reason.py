@@ -14,7 +14,7 @@ import yaml
 
 from tests.support.ib import CLIENT_ID
 from tests.support.procs import free_port, start, wait_for, wait_http
-from trademon import native
+from trademon.stack import native
 
 ROOT = Path(__file__).resolve().parents[1]
 

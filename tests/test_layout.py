@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import thresholds
+from trademon.settings import thresholds
 from trademon.gen import rules as gen_rules
 
 pytestmark = pytest.mark.unit

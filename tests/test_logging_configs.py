@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from trademon import contract
-from trademon.logs import JsonFormatter
+from trademon.runtime.logs import JsonFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 LOKI = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text())
@@ -224,7 +224,7 @@ def test_alloy_ships_to_loki_with_the_same_labels_and_files():
 # --- Redaction in the shippers (issue 11: no secret reaches Loki) ---------------------------
 
 from tests.support import shippers  # noqa: E402
-from trademon.redaction import PATTERNS  # noqa: E402
+from trademon.runtime.redaction import PATTERNS  # noqa: E402
 
 # Lines as other processes write them when a delivery fails, each with a secret in it. (The
 # fake token and hook are put together here so no scan of the tree mistakes them for real ones.)
@@ -246,7 +246,7 @@ def test_both_shippers_mask_the_same_expressions_as_trademon_first():
     for job in ("containers", "trading-files"):
         stages = scrape(job)["pipeline_stages"]
         first = [(s["replace"]["expression"], s["replace"]["replace"]) for s in stages[: len(expected)] if "replace" in s]
-        assert first == expected, f"promtail {job}: the replace stages must come first and equal trademon.redaction.PATTERNS"
+        assert first == expected, f"promtail {job}: the replace stages must come first and equal trademon.runtime.redaction.PATTERNS"
     assert shippers.alloy_replace_stages() == expected
     (body,) = [b for b in alloy_blocks("loki.process") if "stage.json" in b and "level" in b]
     assert body.index("stage.replace") < body.index("stage.json"), "Alloy: mask before parsing"

@@ -2,7 +2,7 @@ import io
 import json
 import logging
 
-from trademon import logs
+from trademon.runtime import logs
 
 
 def test_json_lines_with_context_and_redaction():

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from trademon import amconfig, markets, tools
-from trademon.config import ConfigError
+from trademon.alertmanager import amconfig, markets
+from trademon.stack import tools
+from trademon.settings.env import ConfigError
 
 from tests.support import amtime
 
@@ -281,7 +282,7 @@ def exported(out: Path, now: datetime, windows=()) -> dict[str, dict]:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from trademon import amwatch
+    from trademon.alertmanager import amwatch
 
     reg = CollectorRegistry()
     reg.register(amwatch.ScheduleCollector(out, list(windows), lambda: now))
@@ -311,7 +312,7 @@ def test_a_failed_alertmanager_reload_is_counted_and_retried(tmp_path):
     although the file did not change again. At the stack's start (Alertmanager not up yet) it
     is no failure: Alertmanager reads the file when it starts."""
 
-    from trademon import amwatch
+    from trademon.alertmanager import amwatch
 
     from tests.support.procs import free_port
 
@@ -353,7 +354,7 @@ def test_a_template_only_change_reloads_alertmanager(tmp_path):
     README's re-render command promises it), not only a change of alertmanager.yml."""
     import shutil
 
-    from trademon import amwatch
+    from trademon.alertmanager import amwatch
 
     from tests.support.procs import free_port
 

@@ -22,8 +22,8 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from trademon import amconfig, amwatch, markets
-from trademon.config import port_variable
+from trademon.alertmanager import amconfig, amwatch, markets
+from trademon.settings.env import port_variable
 
 from tests.support.amstack import AlertingStack, alert
 from tests.support.procs import free_port, start, wait_for, wait_http
@@ -98,7 +98,7 @@ def test_watch_renders_serves_the_schedule_and_reloads_alertmanager_on_change(tm
     """`trademon am-config --watch`: renders at start (readiness waits for it), exports market
     and IB window state, renders again every TRADEMON_AM_REFRESH_SECONDS and, when the file
     changed, makes the real Alertmanager reload it."""
-    from trademon import tools
+    from trademon.stack import tools
 
     source = tmp_path / "source"
     import shutil

@@ -11,8 +11,8 @@ import yaml
 
 from support.procs import free_port, start, wait_for, wait_http
 from trademon import contract
-from trademon.config import port_variable
-from trademon.native import NATIVE_JOBS, render_prometheus_config
+from trademon.settings.env import port_variable
+from trademon.stack.native import NATIVE_JOBS, render_prometheus_config
 
 import requests
 
@@ -87,7 +87,7 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
 
 from support.native import NativeStack, free_ports_env, write_env_file  # noqa: E402
 from support.standins import StandIns  # noqa: E402
-from trademon.config import ConfigError, read_env_file  # noqa: E402
+from trademon.settings.env import ConfigError, read_env_file  # noqa: E402
 
 
 def test_env_file_is_read_as_compose_reads_it(tmp_path):
@@ -168,7 +168,7 @@ def test_a_bad_value_in_env_file_stops_native_before_anything_starts_and_says_wh
 def test_first_run_fetches_the_binaries_once(tmp_path, monkeypatch):
     """`trademon native` on a fresh clone runs scripts/install-tools.sh when the binaries are
     missing, and not again once they are there (a stand-in script here: no network in tests)."""
-    from trademon import native, tools
+    from trademon.stack import native, tools
 
     bin_dir, root = tmp_path / "bin", tmp_path / "clone"
     (root / "scripts").mkdir(parents=True)
@@ -203,7 +203,7 @@ sys.exit(3)
 def test_the_supervisor_watches_until_a_service_exits_or_a_stop(tmp_path):
     """native's and native-ha's loop: a service that exits ends it, named; one with restart
     is started again instead; a stop ends it with nothing failed."""
-    from trademon.native import Service, Supervisor
+    from trademon.stack.native import Service, Supervisor
 
     def svc(name, lives, restart=False):
         port = free_port()

@@ -7,7 +7,7 @@ import sys
 import requests
 from tests.support.procs import free_port, start, wait_for, wait_http
 from trademon import contract
-from trademon.config import port_variable
+from trademon.settings.env import port_variable
 
 
 def test_native_ha_brings_up_the_pair_the_cluster_and_the_store(tmp_path):

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trademon import contract, grafana_uids, thresholds, tools
+from trademon import contract, grafana_uids
+from trademon.settings import thresholds
+from trademon.stack import tools
 from trademon.gen import rules as gen_rules
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from trademon import timescale, tools
+from trademon.stack import timescale, tools
 from trademon.gen import check
 from trademon.sim import catalogue
 from trademon.sim.scenarios import SCENARIOS

@@ -21,12 +21,12 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from trademon import tools
-from trademon.config import port_variable
+from trademon.stack import tools
+from trademon.settings.env import port_variable
 from trademon.contract import OVERFLOW
-from trademon.logs import RepeatLimiter
+from trademon.runtime.logs import RepeatLimiter
 from trademon.sim.api import MAX_SYNTHETIC_NAMES
-from trademon.alertsink import MAX_BODY, MAX_RECEIVERS
+from trademon.alertsink.app import MAX_BODY, MAX_RECEIVERS
 
 from tests.support import shippers
 from tests.support.amstack import alert

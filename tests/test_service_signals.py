@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from trademon import service, webconfig
+from trademon.runtime import service
+from trademon.settings import webconfig
 
 
 async def _app(scope, receive, send):  # a minimal ASGI app: the servers only need to start

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.procs import wait_for
 from tests.support.sim import SimProcess, samples, total
-from trademon import thresholds
+from trademon.settings import thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 API, MD, PM, IB = "automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter"

@@ -17,7 +17,7 @@ import yaml
 from tests.support.e2estack import scaled_rule_files
 from tests.support.procs import free_port, start, wait_for, wait_http
 from tests.support.sim import SIM_JOBS, SimProcess
-from trademon import native
+from trademon.stack import native
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = 60

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from trademon import thresholds
+from trademon.settings import thresholds
 from trademon.sim.book import COMMISSION_PER_SHARE, Position
 from trademon.sim.clock import SimClock
 from trademon.sim.loadgen import INTENTS_PER_S, Strategies

@@ -1,5 +1,5 @@
 """The long-term store, for real: Prometheus replicas remote_write into the VictoriaMetrics
-binary (.tools/bin/victoria-metrics), as trademon.scaleout configures them.
+binary (.tools/bin/victoria-metrics), as trademon.stack.scaleout configures them.
 
 Layout: trading host ``trading-1`` watched by an HA pair (replicas a and b, the project's
 prometheus.yml and rules, scraping the simulator, the alert-sink and the synthetic checks of
@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from trademon import contract, native, scaleout
+from trademon import contract
+from trademon.stack import native, scaleout
 
 from tests.support.hastack import Node
 from tests.support.procs import free_port, wait_for

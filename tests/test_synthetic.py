@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
-from trademon import native, tools
-from trademon.config import ConfigError
+from trademon.stack import native, tools
+from trademon.settings.env import ConfigError
 from trademon.metrics import JobMetrics
 from trademon.synthetic import checks as checks_mod
 from trademon.synthetic import config as syn_config
@@ -119,7 +119,7 @@ def test_bad_settings_name_the_variable_and_the_fix(env, fragment):
 
 
 def test_passwords_in_urls_never_reach_the_logs():
-    from trademon.logs import redact
+    from trademon.runtime.logs import redact
 
     syn_config.load({"TRADEMON_SYNTHETIC_PROMETHEUS_URL": "http://monitor:pr0m-s3cret@prometheus:9090",
                      "TRADEMON_SYNTHETIC_HEALTH_TARGETS": "api=https://u:h3alth-s3cret@api.example/healthz"})

@@ -4,7 +4,7 @@ count of a /metrics page without bound."""
 
 from __future__ import annotations
 
-from .contract import OVERFLOW  # the one overflow value of every bounded label (ib-exporter's too)
+from trademon.contract import OVERFLOW  # the one overflow value of every bounded label (ib-exporter's too)
 
 
 class BoundedValues:

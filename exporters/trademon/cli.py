@@ -7,18 +7,18 @@ import argparse
 import importlib
 import sys
 
-from .config import ConfigError, as_typed
+from trademon.settings.env import ConfigError, as_typed
 
 SUBCOMMANDS = {
     "sim": ("trademon.sim.cli", "demo simulator: the trader's services and the broker, with scenarios"),
     "ib-exporter": ("trademon.ib.cli", "Prometheus exporter for TWS / IB Gateway (read-only)"),
-    "alert-sink": ("trademon.alertsink", "file-based Alertmanager webhook receiver (JSON lines)"),
-    "am-config": ("trademon.amconfig", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
+    "alert-sink": ("trademon.alertsink.app", "file-based Alertmanager webhook receiver (JSON lines)"),
+    "am-config": ("trademon.alertmanager.cli", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
     "bot": ("trademon.bot.cli", "Telegram companion: delivers alerts with silence buttons, answers /status, /pnl and more"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
-    "native": ("trademon.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
-    "demo": ("trademon.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
-    "check-exposure": ("trademon.exposure", "compose start-up step: refuse wider-than-localhost ports with Grafana's default login"),
+    "native": ("trademon.stack.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),
+    "demo": ("trademon.stack.tour", "guided tour: every scenario on and off against the running demo, the alerts it raises and when"),
+    "check-exposure": ("trademon.stack.exposure", "compose start-up step: refuse wider-than-localhost ports with Grafana's default login"),
     "gen": ("trademon.gen", "regenerate the files derived from the contract (docs, rules, dashboards)"),
 }
 
@@ -58,9 +58,9 @@ def _config_errors() -> tuple[type[Exception], ...]:
     them: a port in use (service.py, the subcommands that serve) and a refused
     monitoring/config.yml (thresholds.py: gen, bot, sim)."""
     errors: tuple[type[Exception], ...] = (ConfigError,)
-    if service := sys.modules.get("trademon.service"):
+    if service := sys.modules.get("trademon.runtime.service"):
         errors += (service.PortInUse,)
-    if monitoring_config := sys.modules.get("trademon.thresholds"):
+    if monitoring_config := sys.modules.get("trademon.settings.thresholds"):
         errors += (monitoring_config.ConfigError,)
     return errors
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if not isinstance(e, _config_errors()):
             raise
-        from .logs import redact  # a value in the message may be a secret
+        from trademon.runtime.logs import redact  # a value in the message may be a secret
 
         shown = as_typed(e, args) if isinstance(e, ConfigError) else e
         print(redact(f"trademon {args.command}: configuration error: {shown}"), file=sys.stderr)

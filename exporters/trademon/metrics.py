@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .contract import COUNTER, GAUGE, HISTOGRAM, Metric, metric, metrics_for_job
+from trademon.contract import COUNTER, GAUGE, HISTOGRAM, Metric, metric, metrics_for_job
 
 
 class Registry(CollectorRegistry):

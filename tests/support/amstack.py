@@ -20,7 +20,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from trademon import amconfig, native, tools
+from trademon.alertmanager import amconfig
+from trademon.stack import native, tools
 
 from .procs import Proc, free_port, start, wait_for, wait_http
 from .standins import StandIns
@@ -63,7 +64,7 @@ class AlertingStack:
         self.render_env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
                            "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093", **(env or {})}
         self.intervals = TEST_INTERVALS if intervals is None else intervals
-        self.make_schedule = make_schedule  # the market calendar to render (trademon.amconfig.render), None: the real one
+        self.make_schedule = make_schedule  # the market calendar to render (trademon.alertmanager.amconfig.render), None: the real one
         try:
             self._start()
         except BaseException:

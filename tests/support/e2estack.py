@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from trademon import native
+from trademon.stack import native
 
 from .amstack import AlertingStack
 from .procs import Proc, free_port, start, wait_for, wait_http

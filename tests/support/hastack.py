@@ -1,5 +1,5 @@
 """The HA alert path, for real: two Prometheus replicas (the project's prometheus.yml and
-rules, as trademon.scaleout makes a replica of them) and two Alertmanagers in a gossip
+rules, as trademon.stack.scaleout makes a replica of them) and two Alertmanagers in a gossip
 cluster (the project's rendered config), every Prometheus sending to every Alertmanager,
 the simulator, one alert-sink and the stand-ins shared by both Alertmanagers (so a
 notification sent by both nodes is seen twice: that is what is counted).
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 import yaml
-from trademon import amconfig, native, scaleout
+from trademon.alertmanager import amconfig
+from trademon.stack import native, scaleout
 
 from .amstack import shorten
 from .e2estack import scaled_rule_files

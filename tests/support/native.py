@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 
 from trademon import contract
-from trademon.config import port_variable
+from trademon.settings.env import port_variable
 
 from .procs import Proc, free_port, start, wait_for, wait_http
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from trademon.redaction import replace_groups
+from trademon.runtime.redaction import replace_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from trademon.config import port_variable
+from trademon.settings.env import port_variable
 
 from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 

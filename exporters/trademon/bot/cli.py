@@ -15,9 +15,9 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .. import logs
-from ..config import ConfigError, env_choice
-from ..service import Listener, Probes, Runner, basics_app
+from trademon.runtime import logs
+from trademon.settings.env import ConfigError, env_choice
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
 
 log = logging.getLogger("trademon.bot")
 
@@ -37,28 +37,28 @@ class Bot:
     """Everything, built from a BotConfig; ``clock`` is injectable (the daily summary's tests)."""
 
     def __init__(self, cfg, clock=time.time, env=None):
-        from . import runbooks, sessions
-        from .auth import Signer
-        from .handlers import Handlers
-        from .poller import Poller
-        from .reports import Limits, Reports
-        from .store import Store
-        from .summary import Summary
-        from .telegram import TelegramClient
-        from .upstream import Alertmanager, Prometheus, Record
-        from .webhook import Delivery
+        from trademon.bot import runbooks, sessions
+        from trademon.bot.auth import Signer
+        from trademon.bot.handlers import Handlers
+        from trademon.bot.poller import Poller
+        from trademon.bot.reports import Limits, Reports
+        from trademon.bot.store import Store
+        from trademon.bot.summary import Summary
+        from trademon.bot.telegram import TelegramClient
+        from trademon.bot.upstream import Alertmanager, Prometheus, Record
+        from trademon.bot.webhook import Delivery
 
         self.cfg = cfg
         env = os.environ if env is None else env
         am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
-        from .. import markets
+        from trademon.alertmanager import markets
 
         exchange = markets.exchanges_from_env(env)[0]
         hours = sessions.load(am_yml, exchange) if am_yml.is_file() else dataclasses.replace(sessions.DEFAULT, exchange=exchange)
         if am_yml.is_file():  # a retry window that would swallow reminders or let a retry through: say so
             import yaml
 
-            from .retrywindow import problem
+            from trademon.bot.retrywindow import problem
 
             wrong = problem(yaml.safe_load(am_yml.read_text(encoding="utf-8")) or {}, cfg.retry_window_s)
             if wrong:
@@ -78,7 +78,7 @@ class Bot:
         self.summary = Summary(cfg, self.reports, self.tg, self.store, clock)
 
     def app(self):
-        from .webhook import build_app
+        from trademon.bot.webhook import build_app
 
         def polling_ok() -> bool:
             self.metrics.conflict.set(1 if self.poller.conflict else 0)
@@ -97,8 +97,8 @@ class Bot:
 def idle() -> int:
     """Telegram not configured at all: say so once and serve /healthz only, so a compose
     stack without Telegram neither crash-loops nor alarms (am-config leaves the webhook out)."""
-    from ..config import env_port, env_str
-    from .. import contract
+    from trademon.settings.env import env_port, env_str
+    from trademon import contract
 
     log.warning("Telegram not configured: set TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID in .env to use the bot; idling")
     metrics = BotMetrics()
@@ -114,7 +114,7 @@ def configure(parser) -> None:
 
 
 def main(args) -> int:
-    from .config import BotConfig
+    from trademon.bot.config import BotConfig
 
     level = env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"])
     logs.setup("bot", level)
@@ -141,14 +141,14 @@ def main(args) -> int:
         await bot.summary.run()
 
     async def warm_up():
-        from . import charts
+        from trademon.bot import charts
 
         try:
             await asyncio.to_thread(charts.warm_up)
         except ImportError:
             log.warning("matplotlib is not installed: /pnl, /exposure and the summary chart will fail (pip install 'trademon[bot]')")
 
-    from ..alertsink import MAX_BODY
+    from trademon.alertmanager.payload import MAX_BODY
 
     # Alertmanager's payloads with every alert of a storm: the alert-sink's body limit, not the
     # default 1 MiB (a 413 is not retried, and the page would be lost).

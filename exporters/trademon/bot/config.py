@@ -11,8 +11,9 @@ from pathlib import Path
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .. import contract, thresholds
-from ..config import ConfigError, env_float, env_int, env_port, env_str, secret
+from trademon import contract
+from trademon.settings import paths
+from trademon.settings.env import ConfigError, env_float, env_int, env_port, env_str, secret
 
 DEFAULT_STATE_DIR = "/var/lib/trademon-bot"
 WEBHOOK_TOKEN_CONTEXT = b"trademon-bot webhook v1"
@@ -100,8 +101,7 @@ def _zone(name: str, value: str) -> ZoneInfo:
 
 def default_config_root() -> Path:
     """The checkout, when run from one; the image mounts the same files under /etc/trademon."""
-    here = Path(__file__).resolve().parents[3]
-    return here if thresholds.exists(here) else Path("/etc/trademon")
+    return paths.config_root()
 
 
 @dataclass

@@ -12,16 +12,16 @@ import time
 from datetime import datetime, timedelta, UTC
 from collections.abc import Callable
 
-from . import render
-from .auth import Signer, may_act
-from .config import BotConfig
-from .reports import Reports, esc, fmt_time
-from .runbooks import RELATIVE_PATH, Runbooks
-from .sessions import MarketHours, next_session_open
-from .store import Store
-from .telegram import TelegramClient, TelegramError
-from .upstream import Alertmanager, Record, UpstreamError
-from .webhook import keyboard, runbook_rows
+from trademon.bot import render
+from trademon.bot.auth import Signer, may_act
+from trademon.bot.config import BotConfig
+from trademon.bot.reports import Reports, esc, fmt_time
+from trademon.bot.runbooks import RELATIVE_PATH, Runbooks
+from trademon.bot.sessions import MarketHours, next_session_open
+from trademon.bot.store import Store
+from trademon.bot.telegram import TelegramClient, TelegramError
+from trademon.bot.upstream import Alertmanager, Record, UpstreamError
+from trademon.bot.webhook import keyboard, runbook_rows
 
 log = logging.getLogger("trademon.bot.handlers")
 

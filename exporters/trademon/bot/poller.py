@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .telegram import Conflict, TelegramClient, TelegramError
+from trademon.bot.telegram import Conflict, TelegramClient, TelegramError
 
 log = logging.getLogger("trademon.bot.poller")
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
-from .. import contract, thresholds
-from . import charts
-from .upstream import Alertmanager, Prometheus, UpstreamError
+from trademon import contract
+from trademon.settings import thresholds
+from trademon.bot import charts
+from trademon.bot.upstream import Alertmanager, Prometheus, UpstreamError
 
 M = {n: contract.metric(n).name for n in ("daily_pnl", "strategy_pnl", "ib_connected", "ib_farm_connected", "circuit_breaker_open",
                                            "risk_gross_exposure", "risk_gross_exposure_limit", "orders_submitted_total",

@@ -20,7 +20,7 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import render
+from trademon.bot import render
 
 log = logging.getLogger("trademon.bot.runbooks")
 

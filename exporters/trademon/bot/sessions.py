@@ -1,6 +1,6 @@
 """When the next trading session opens, for the "Until the next session" button.
 
-From the exchange calendar (trademon.markets, the first exchange of TRADEMON_EXCHANGES:
+From the exchange calendar (trademon.alertmanager.markets, the first exchange of TRADEMON_EXCHANGES:
 holidays and early closes known) when exchange-calendars is installed; otherwise from the
 weekday hours of the ``market-open`` time_interval of alertmanager/alertmanager.yml (the
 same fallback Alertmanager uses), which knows no holidays.
@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from .. import markets
+from trademon.alertmanager import markets
 
 INTERVAL = markets.INTERVAL_NAME
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

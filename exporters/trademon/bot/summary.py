@@ -13,11 +13,11 @@ import time
 from datetime import datetime, timedelta
 from collections.abc import Callable
 
-from .config import BotConfig
-from .reports import M, Reports, esc, money
-from .store import Store
-from .telegram import TelegramClient, TelegramError
-from .upstream import UpstreamError
+from trademon.bot.config import BotConfig
+from trademon.bot.reports import M, Reports, esc, money
+from trademon.bot.store import Store
+from trademon.bot.telegram import TelegramClient, TelegramError
+from trademon.bot.upstream import UpstreamError
 
 log = logging.getLogger("trademon.bot.summary")
 LATE_LIMIT_S = 6 * 3600  # a summary missed by more than this (bot down all evening) is skipped, not sent at night

@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..alertsink import Rejected, parse
-from . import render
-from .auth import Signer
-from .runbooks import Runbooks, key
-from .config import BotConfig
-from .store import Store
-from .telegram import TelegramClient, TelegramError
+from trademon.alertmanager.payload import Rejected, parse
+from trademon.bot import render
+from trademon.bot.auth import Signer
+from trademon.bot.runbooks import Runbooks, key
+from trademon.bot.config import BotConfig
+from trademon.bot.store import Store
+from trademon.bot.telegram import TelegramClient, TelegramError
 
 log = logging.getLogger("trademon.bot.webhook")
 

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from collections.abc import Callable
 
+from trademon.settings import paths
+
 # module: the generator module; it defines GENERATED = [(relative path, callable(root) -> str)].
 GENERATOR_MODULES = [
-    "trademon.scaleout",
+    "trademon.stack.scaleout",
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
     "trademon.gen.dashboards",
@@ -25,11 +27,7 @@ GENERATOR_MODULES = [
 
 
 def repo_root() -> Path:
-    here = Path(__file__).resolve()
-    for p in here.parents:
-        if (p / "pyproject.toml").exists() and (p / "exporters").is_dir():
-            return p
-    raise SystemExit("trademon gen: run from a source checkout (pyproject.toml not found above the package)")
+    return paths.require_checkout("gen")
 
 
 def generated(root: Path) -> list[tuple[str, Callable[[Path], str]]]:
@@ -67,7 +65,7 @@ def configure(parser):
 
 
 def main(args) -> int:
-    from .. import thresholds
+    from trademon.settings import thresholds
 
     root = args.root or repo_root()
     # A bad config is refused before anything is written, with the key and the fix (the

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterator
 
-from .dashboards import DASHBOARD_DIR
-from .grafana_panels import EXTERNAL_EXPORTERS, LOKI, PROMETHEUS, interpolate
+from trademon.gen.dashboards import DASHBOARD_DIR
+from trademon.gen.grafana_panels import EXTERNAL_EXPORTERS, LOKI, PROMETHEUS, interpolate
 
 LANG = {PROMETHEUS.ref.uid: "promql", LOKI.ref.uid: "logql"}
 

@@ -19,14 +19,10 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .. import grafana_uids, thresholds
-from . import hostfilter, rules
-from .grafana_panels import (
-    ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES,
-    UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link,
-    loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel,
-    money_unit, steps, table_panel, timeseries_panel,
-)
+from trademon import grafana_uids
+from trademon.settings import thresholds
+from trademon.gen import hostfilter, rules
+from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel
 
 DASHBOARD_DIR = "monitoring/dashboards"
 PROVISIONING_DIR = "grafana/provisioning"

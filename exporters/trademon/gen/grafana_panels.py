@@ -21,7 +21,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from .. import contract
+from trademon import contract
 
 
 @dataclass(frozen=True)

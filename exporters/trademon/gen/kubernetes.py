@@ -25,10 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from .. import contract
-from ..config import port_variable
-from . import dashboards as dashboards_gen
-from . import rules
+from trademon import contract
+from trademon.settings.env import port_variable
+from trademon.gen import dashboards as dashboards_gen
+from trademon.gen import rules
 
 BASE = "deploy/kubernetes/base"
 NAMESPACE = "trademon"
@@ -72,7 +72,7 @@ def _meta(name: str, job: str | None = None, **extra_labels: str) -> dict:
 
 def _generated(root: Path, rel: str) -> str:
     """What another generator of `trademon gen` writes to ``rel`` (not the file on disk)."""
-    from . import generated
+    from trademon.gen import generated
 
     for path, fn in generated(root):
         if path == rel:

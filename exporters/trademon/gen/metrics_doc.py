@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..contract import JOBS, METRICS, groups
+from trademon.contract import JOBS, METRICS, groups
 
 
 def render(root: Path | None = None) -> str:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from .. import grafana_uids, thresholds
-from ..contract import IB_DOWN_REASONS, jobs_of_kind
+from trademon import grafana_uids
+from trademon.settings import thresholds
+from trademon.contract import IB_DOWN_REASONS, jobs_of_kind
 
 RULES_FILE = "monitoring/rules/trademon.rules.yml"
 ALERTS_FILE = "monitoring/rules/trademon.alerts.yml"

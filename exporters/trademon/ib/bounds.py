@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 
-from ..contract import OVERFLOW
+from trademon.contract import OVERFLOW
 
 # Longer label values are cut: an orderRef is the trader's text, not ours to store in full.
 MAX_LABEL_LENGTH = 100

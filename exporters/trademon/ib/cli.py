@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import logging
 
-from .. import logs
-from ..config import add_env_flags, environ_with_flags
-from ..service import Listener, Probes, Runner, basics_app
-from . import api, config
-from .connection import Connection
-from .state import BrokerState
+from trademon.runtime import logs
+from trademon.settings.env import add_env_flags, environ_with_flags
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.ib import api, config
+from trademon.ib.connection import Connection
+from trademon.ib.state import BrokerState
 
 log = logging.getLogger("trademon.ib")
 

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 
-from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
-from .api import Contract
+from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
+from trademon.ib.api import Contract
 
 JOB = "ib-exporter"
 

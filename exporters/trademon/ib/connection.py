@@ -15,11 +15,10 @@ import logging
 import random
 from collections import deque
 
-from .api import CONNECT_OPTIONS, IB, Contract
-from .config import IBConfig
-from .reasons import connect_failure, sent_greeting
-from .state import (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_CODES, SUMMARY_TAGS, BrokerState,
-                    quote_key)
+from trademon.ib.api import CONNECT_OPTIONS, IB, Contract
+from trademon.ib.config import IBConfig
+from trademon.ib.reasons import connect_failure, sent_greeting
+from trademon.ib.state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_CODES, SUMMARY_TAGS, BrokerState, quote_key
 
 log = logging.getLogger("trademon.ib.connection")
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from ..contract import IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
-from ..metrics import JobMetrics
-from .bounds import Bound, strategy_of
-from .config import JOB, IBConfig
+from trademon.contract import IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
+from trademon.metrics import JobMetrics
+from trademon.ib.bounds import Bound, strategy_of
+from trademon.ib.config import JOB, IBConfig
 
 log = logging.getLogger("trademon.ib.state")
 

@@ -29,12 +29,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.responses import Response
 
-from ..contract import API, metrics_for_job
-from ..metrics import JobMetrics
-from .intents import STATE_METRICS, IntentCounters, IntentStatesCollector, StatesFn
-from .middleware import RequestDurationMiddleware
-from .routes import UNMATCHED, RouteTemplates
-from .workers import WorkerMetrics
+from trademon.contract import API, metrics_for_job
+from trademon.metrics import JobMetrics
+from trademon.instrument.intents import STATE_METRICS, IntentCounters, IntentStatesCollector, StatesFn
+from trademon.instrument.middleware import RequestDurationMiddleware
+from trademon.instrument.routes import UNMATCHED, RouteTemplates
+from trademon.instrument.workers import WorkerMetrics
 
 __all__ = ["instrument", "Instrumentation", "UNMATCHED"]
 

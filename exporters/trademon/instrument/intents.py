@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client.metrics_core import GaugeMetricFamily
 
-from ..contract import metric
+from trademon.contract import metric
 
 log = logging.getLogger("trademon.instrument")
 

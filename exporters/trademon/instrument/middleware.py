@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from time import perf_counter
 
-from .routes import RouteTemplates
+from trademon.instrument.routes import RouteTemplates
 
 # Clients choose the method string; anything else folds into one value so they cannot
 # grow the series count.

@@ -12,11 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..bounded import BoundedValues
-from ..instrument import Instrumentation, instrument
-from ..service import Probes, basics_app
-from .clock import SimClock
-from .world import World
+from trademon.bounded import BoundedValues
+from trademon.instrument import Instrumentation, instrument
+from trademon.runtime.service import Probes, basics_app
+from trademon.sim.clock import SimClock
+from trademon.sim.world import World
 
 log = logging.getLogger("trademon.sim.api")
 

@@ -10,8 +10,8 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from ..ib.state import SLIPPAGE_WINDOW_SECONDS, SlippageWindow  # the real exporter's window, shared
-from .market import Market
+from trademon.ib.state import SLIPPAGE_WINDOW_SECONDS, SlippageWindow  # the real exporter's window, shared
+from trademon.sim.market import Market
 
 # IB error codes that reject orders, with their weight among ordinary rejections.
 REJECT_CODES = {"201": 0.6, "110": 0.25, "203": 0.15}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .. import timescale
-from .scenarios import SCENARIOS
+from trademon.stack import timescale
+from trademon.sim.scenarios import SCENARIOS
 
 DEMO_SPEED = 30.0  # the guided demo's time compression (trademon native --mode demo --speed 30)
 MARKET_HOURS_ROUTE_ALERTS = ("MarketDataStale",)  # muted outside US market hours (see alertmanager.yml)

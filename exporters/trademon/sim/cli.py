@@ -6,14 +6,14 @@ import argparse
 import asyncio
 import logging
 
-from .. import logs
-from ..config import add_env_flags, environ_with_flags
-from ..contract import JOBS, SIM_CONTROL_PORT
-from . import settings as sim_settings
-from .scenarios import SCENARIOS
-from .settings import DEFAULT_HOST, DEFAULT_SPEED, SIM_JOBS, port_env_variable
-from .simulator import Simulator
-from .world import Settings
+from trademon.runtime import logs
+from trademon.settings.env import add_env_flags, environ_with_flags
+from trademon.contract import JOBS, SIM_CONTROL_PORT
+from trademon.sim import settings as sim_settings
+from trademon.sim.scenarios import SCENARIOS
+from trademon.sim.settings import DEFAULT_HOST, DEFAULT_SPEED, SIM_JOBS, port_env_variable
+from trademon.sim.simulator import Simulator
+from trademon.sim.world import Settings
 
 log = logging.getLogger("trademon.sim")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from .clock import SimClock
-from .scenarios import SCENARIOS, switch
-from .workers import WORKERS
-from .world import World
+from trademon.sim.clock import SimClock
+from trademon.sim.scenarios import SCENARIOS, switch
+from trademon.sim.workers import WORKERS
+from trademon.sim.world import World
 
 
 def snapshot(world: World, clock: SimClock) -> dict:

@@ -9,13 +9,13 @@ dropped (the real ib-exporter's BROKER_GAUGES): stale broker data is not current
 from __future__ import annotations
 
 
-from ..contract import IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
-from ..ib.config import IBConfig
-from ..ib.state import BROKER_GAUGES
-from ..metrics import JobMetrics
-from .broker import REJECT_CODES
-from .clock import SimClock
-from .world import FARMS, World
+from trademon.contract import IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
+from trademon.ib.config import IBConfig
+from trademon.ib.state import BROKER_GAUGES
+from trademon.metrics import JobMetrics
+from trademon.sim.broker import REJECT_CODES
+from trademon.sim.clock import SimClock
+from trademon.sim.world import FARMS, World
 
 # ib-exporter gauges that carry broker state, by the account() key that feeds them.
 ACCOUNT_GAUGES = {

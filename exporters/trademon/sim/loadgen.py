@@ -15,8 +15,8 @@ import uuid
 
 import httpx
 
-from .clock import SimClock
-from .world import World
+from trademon.sim.clock import SimClock
+from trademon.sim.world import World
 
 log = logging.getLogger("trademon.sim.loadgen")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .world import World
+from trademon.sim.world import World
 
 log = logging.getLogger("trademon.sim.scenarios")
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
 
-from .. import thresholds
-from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
-from ..contract import IB, MD, PM, API, SIM_CONTROL_PORT
-from .scenarios import SCENARIOS
-from .world import Settings
+from trademon.settings import thresholds
+from trademon.settings import paths
+from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
+from trademon.contract import IB, MD, PM, API, SIM_CONTROL_PORT
+from trademon.sim.scenarios import SCENARIOS
+from trademon.sim.world import Settings
 
 SIM_JOBS = (API, MD, PM, IB)
 DEFAULT_HOST = LOOPBACK
@@ -50,8 +51,7 @@ def _names(variable: str, default: list[str], env: Mapping[str, str], what: str,
 
 
 def _thresholds_file_limit() -> float | None:
-    here = Path(__file__).resolve()
-    for root in (Path.cwd(), *here.parents):
+    for root in (Path.cwd(), paths.config_root()):
         if thresholds.exists(root):
             value = thresholds.load(root).get("daily_loss_limit")
             return float(value) if value is not None else None

@@ -9,17 +9,17 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from ..config import LOOPBACK
-from ..service import Listener, Probes, Runner, basics_app
-from .api import api_port_app
-from .clock import SimClock
-from .control import build_control
-from .exporters import IBExporter, MarketDataExporter, PositionManagerExporter
-from .loadgen import LoadGenerator
-from .scenarios import switch
-from .settings import API, IB, MD, PM, SimConfig, port_env_variable
-from .workers import make_workers
-from .world import World
+from trademon.settings.env import LOOPBACK
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.sim.api import api_port_app
+from trademon.sim.clock import SimClock
+from trademon.sim.control import build_control
+from trademon.sim.exporters import IBExporter, MarketDataExporter, PositionManagerExporter
+from trademon.sim.loadgen import LoadGenerator
+from trademon.sim.scenarios import switch
+from trademon.sim.settings import API, IB, MD, PM, SimConfig, port_env_variable
+from trademon.sim.workers import make_workers
+from trademon.sim.world import World
 
 log = logging.getLogger("trademon.sim")
 

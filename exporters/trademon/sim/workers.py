@@ -9,9 +9,9 @@ import logging
 import math
 import random
 
-from ..instrument import Instrumentation
-from .clock import SimClock
-from .world import World
+from trademon.instrument import Instrumentation
+from trademon.sim.clock import SimClock
+from trademon.sim.world import World
 
 log = logging.getLogger("trademon.sim.workers")
 

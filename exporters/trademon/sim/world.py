@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from collections.abc import Callable
 
-from .book import Position
-from .broker import Broker
-from .intents import IntentStore
-from .market import Market
+from trademon.sim.book import Position
+from trademon.sim.broker import Broker
+from trademon.sim.intents import IntentStore
+from trademon.sim.market import Market
 
 log = logging.getLogger("trademon.sim.world")
 

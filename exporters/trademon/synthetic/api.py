@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from .. import webconfig
+from trademon.settings import webconfig
 
 
 class Unexpected(Exception):

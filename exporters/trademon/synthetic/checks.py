@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
-from .. import contract
-from .api import TradingAPI
-from .config import CIRCUIT_BREAKER_ALERT, WATCHDOG_ALERT, Settings
-from .observe import active_alerts, exposition_value, prometheus_value
+from trademon import contract
+from trademon.synthetic.api import TradingAPI
+from trademon.synthetic.config import CIRCUIT_BREAKER_ALERT, WATCHDOG_ALERT, Settings
+from trademon.synthetic.observe import active_alerts, exposition_value, prometheus_value
 
 BREAKER_GAUGE = contract.metric("circuit_breaker_open").name
 

@@ -10,13 +10,13 @@ import sys
 
 import httpx
 
-from .. import logs
-from ..config import port_variable
-from ..metrics import JobMetrics
-from ..service import Listener, Probes, Runner, basics_app
-from . import checks as checks_mod
-from .config import load
-from .runner import CheckRunner
+from trademon.runtime import logs
+from trademon.settings.env import port_variable
+from trademon.metrics import JobMetrics
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.synthetic import checks as checks_mod
+from trademon.synthetic.config import load
+from trademon.synthetic.runner import CheckRunner
 
 log = logging.getLogger("trademon.synthetic")
 

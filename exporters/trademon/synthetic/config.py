@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from .. import contract
-from ..logs import register_secret
-from ..config import LOOPBACK, ConfigError, env_choice, env_float, env_list, env_str, job_port
+from trademon import contract
+from trademon.runtime.logs import register_secret
+from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_list, env_str, job_port
 
 PREFIX = "TRADEMON_SYNTHETIC_"
 CHECKS = ("circuit_breaker", "pipeline", "health", "watchdog")

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from .api import Unexpected
+from trademon.synthetic.api import Unexpected
 
 
 async def prometheus_value(client: httpx.AsyncClient, base: str, query: str) -> float | None:

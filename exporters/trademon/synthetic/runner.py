@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..metrics import JobMetrics
-from .api import Unexpected
-from .checks import Check, CheckFailed, timing_key
-from .config import Settings
+from trademon.metrics import JobMetrics
+from trademon.synthetic.api import Unexpected
+from trademon.synthetic.checks import Check, CheckFailed, timing_key
+from trademon.synthetic.config import Settings
 
 log = logging.getLogger("trademon.synthetic")
 CLEANUP_TIMEOUT = 10.0  # seconds a cleanup (e.g. the breaker reset) may take after a run

@@ -121,7 +121,7 @@ def port_variable(job: str) -> str:
 
 def job_port(job: str, env: Mapping[str, str] | None = None) -> int:
     """A job's port: its contract default unless TRADEMON_<JOB>_PORT says otherwise."""
-    from .contract import JOBS
+    from trademon.contract import JOBS
 
     return env_port(port_variable(job), JOBS[job].port, env)
 

@@ -17,8 +17,9 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from . import httpguard, webconfig
-from .config import LOOPBACK, env_float, env_int
+from trademon.runtime import httpguard
+from trademon.settings import webconfig
+from trademon.settings.env import LOOPBACK, env_float, env_int
 
 log = logging.getLogger("trademon.service")
 

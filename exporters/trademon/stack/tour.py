@@ -18,10 +18,10 @@ from pathlib import Path
 
 import requests
 
-from . import contract
-from .config import env_port, job_port
-from .sim.catalogue import EXPECTED, Pipeline, human
-from .sim.scenarios import SCENARIOS
+from trademon import contract
+from trademon.settings.env import env_port, job_port
+from trademon.sim.catalogue import EXPECTED, Pipeline, human
+from trademon.sim.scenarios import SCENARIOS
 
 MARGIN_FACTOR, MARGIN_S = 1.5, 15.0  # deadline = worst case * factor + seconds (a loaded machine)
 POLL_S = 0.5
@@ -174,7 +174,7 @@ def main(args) -> int:
               f"(curl -X DELETE {control}/scenarios/<name>)", file=sys.stderr)
         return 2
     speed = float(state.get("speed", 1.0))
-    from .native import repo_root
+    from trademon.stack.native import repo_root
 
     p = Pipeline.load(repo_root())
     record = Path(args.record) if args.record else None

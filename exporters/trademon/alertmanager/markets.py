@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta, UTC
 from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-from .config import ConfigError, env_int, env_str
+from trademon.settings.env import ConfigError, env_int, env_str
 
 DEFAULT_EXCHANGES = ("XNYS",)
 MAX_EXCHANGES = 8  # each is a label value of trademon_market_open: bounded

@@ -34,77 +34,24 @@ import os
 import time
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import contract, logs
-from .bounded import BoundedValues
-from .config import LOOPBACK, env_choice, env_str, job_port, port_variable
-from .metrics import JobMetrics
-from .service import Listener, Probes, Runner, basics_app
+from trademon import contract
+from trademon.alertmanager.payload import MAX_BODY, Rejected, parse
+from trademon.runtime import logs
+from trademon.bounded import BoundedValues
+from trademon.settings.env import LOOPBACK, env_choice, env_str, job_port, port_variable
+from trademon.metrics import JobMetrics
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
 
 log = logging.getLogger("trademon.alertsink")
 
 JOB = "alert-sink"
-MAX_BODY = 16 * 1024 * 1024
 DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
 MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "__overflow__"
 MIN_FREE_BYTES = 256 * 1024  # below this the disk is (nearly) full: not ready
-
-
-class WebhookAlert(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
-    startsAt: str
-    endsAt: str | None = None
-    fingerprint: str | None = None
-
-
-class WebhookPayload(BaseModel):
-    """Alertmanager's webhook body, version 4 (fields beyond these are kept as they come)."""
-
-    model_config = ConfigDict(extra="allow")
-    version: Literal["4"]
-    status: Literal["firing", "resolved"]
-    receiver: str
-    groupKey: str
-    alerts: list[WebhookAlert]
-    groupLabels: dict[str, str] = {}
-    commonLabels: dict[str, str] = {}
-    commonAnnotations: dict[str, str] = {}
-    externalURL: str = ""
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, reason: str, detail: str):
-        super().__init__(detail)
-        self.status, self.reason, self.detail = status, reason, detail
-
-
-def parse(body: bytes) -> dict:
-    """The payload as a dict, or Rejected naming what is wrong with it."""
-    if len(body) > MAX_BODY:
-        raise Rejected(413, "too_large", f"body of {len(body)} bytes is over the {MAX_BODY}-byte limit")
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Rejected(400, "not_json", f"body is not JSON: {e}") from None
-    except RecursionError:
-        raise Rejected(400, "too_deep", "body is JSON nested too deeply to parse (an Alertmanager payload is 4 levels deep)") from None
-    if isinstance(doc, dict) and "version" in doc and doc["version"] != "4":
-        raise Rejected(400, "unsupported_version", f"webhook payload version {doc['version']!r}; this sink reads version \"4\"")
-    try:
-        WebhookPayload.model_validate(doc)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise Rejected(400, "invalid_payload", f"not an Alertmanager webhook payload: {where}: {first['msg']} ({e.error_count()} problem(s))") from None
-    return doc
 
 
 class JsonLinesFile:

@@ -10,9 +10,9 @@ environment (.env) and writes a self-contained directory:
     OUT/zoneinfo/...          the time zones the time_intervals name (Alertmanager's image
                               has no tz database; point ZONEINFO at this directory)
     OUT/market_schedule.json  the exchange sessions behind the ``market-open`` intervals and
-                              their horizon (trademon.markets; `am-config --watch` exports them)
+                              their horizon (trademon.alertmanager.markets; `am-config --watch` exports them)
 
-In compose it runs as ``am-config --watch`` (trademon.amwatch): it renders before
+In compose it runs as ``am-config --watch`` (trademon.alertmanager.amwatch): it renders before
 Alertmanager starts, into a volume that Alertmanager mounts at the same path, then daily. An
 integration (Telegram, Slack, email) whose settings are missing or invalid is
 left out with a JSON log line saying what to set; the file webhook always stays, so
@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +37,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import logs, webconfig
-from .config import ConfigError, env_choice, env_str, secret
-from .redaction import redact_url
+from trademon.runtime import logs
+from trademon.settings import webconfig
+from trademon.settings import paths
+from trademon.settings.env import ConfigError, env_str, secret
+from trademon.runtime.redaction import redact_url
 
 if TYPE_CHECKING:  # only for an annotation: markets needs the calendars extra
-    from . import markets
+    from trademon.alertmanager import markets
 
 log = logging.getLogger("trademon.amconfig")
 
@@ -243,7 +244,7 @@ def _bot_webhook(cfg: dict, s: Settings, files: SecretFiles, bot_url: str | None
     """Telegram goes through `trademon bot`: Alertmanager holds only the webhook's bearer
     token (derived from the bot token unless TRADEMON_BOT_WEBHOOK_TOKEN is set), never the
     bot token itself, whose value Alertmanager's logs print on failed deliveries."""
-    from .bot.config import bot_token, chat_id, webhook_token
+    from trademon.bot.config import bot_token, chat_id, webhook_token
 
     s.require("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
     try:
@@ -368,7 +369,7 @@ def apply_market_calendar(cfg: dict, out: Path, env: Mapping[str, str], now: dat
     """Replace the source's fallback ``market-open`` interval (weekdays, no holidays) with the
     exchange calendar's sessions up to the horizon, and write OUT/market_schedule.json.
     Without exchange-calendars the fallback stays, with a warning saying what to install."""
-    from . import markets
+    from trademon.alertmanager import markets
 
     names = [t["name"] for t in cfg.get("time_intervals", [])]
     if markets.INTERVAL_NAME not in names:
@@ -420,39 +421,5 @@ def render_for_native(root: Path, out: Path, env: Mapping[str, str] | None = Non
     return render(root / "alertmanager", out, env, alert_sink_url, bot_url=bot_url)
 
 
-def _default_source() -> str:
-    here = Path(__file__).resolve().parents[2] / "alertmanager"
-    return str(here) if here.is_dir() else "/etc/trademon/alertmanager"
-
-
-def configure(parser) -> None:
-    parser.add_argument("--source", default=os.environ.get("TRADEMON_AM_SOURCE", _default_source()),
-                        help="the project's alertmanager/ directory (env TRADEMON_AM_SOURCE)")
-    parser.add_argument("--out", default=os.environ.get("TRADEMON_AM_OUT", DEFAULT_OUT),
-                        help=f"directory to write the rendered config into (env TRADEMON_AM_OUT, default {DEFAULT_OUT}); "
-                             "Alertmanager must see it at the same path")
-    parser.add_argument("--alert-sink-url", default=os.environ.get("TRADEMON_AM_ALERT_SINK_URL"),
-                        help="replace the alert-sink webhook URL (default: keep http://alert-sink:9112/alerts)")
-    parser.add_argument("--bot-url", default=os.environ.get("TRADEMON_AM_BOT_URL"),
-                        help="replace `trademon bot`'s webhook URL (default: keep http://trademon-bot:9114/alerts)")
-    parser.add_argument("--watch", action="store_true",
-                        help="keep running: render again every TRADEMON_AM_REFRESH_SECONDS (default 86400) so the market "
-                             "calendar never runs out, reload Alertmanager (TRADEMON_AM_RELOAD_URL) on change, and serve "
-                             "/metrics (market open, calendar horizon, IB maintenance windows) on TRADEMON_ALERTMANAGER_CONFIG_PORT")
-
-
-def main(args) -> int:
-    logs.setup("am-config", env_choice("TRADEMON_LOG_LEVEL", "info", ["debug", "info", "warning", "error"]))
-    if getattr(args, "watch", False):
-        from . import amwatch
-
-        return amwatch.run(args)
-    path = render(Path(args.source), Path(args.out), os.environ, args.alert_sink_url, bot_url=args.bot_url)
-    log.info("alertmanager config rendered", extra={"path": str(path)})
-    if log.isEnabledFor(logging.DEBUG):  # what Alertmanager will run; secrets are *_file paths in it
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for r in cfg.get("receivers", []):
-            log.debug("receiver", extra={"receiver": r["name"], "integrations": {k: len(v) for k, v in r.items() if k.endswith("_configs")}})
-        log.debug("rendered config", extra={"config": cfg})
-    print(path, file=sys.stderr)
-    return 0
+def default_source() -> str:
+    return str(paths.config_root() / "alertmanager")

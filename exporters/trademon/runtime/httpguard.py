@@ -27,7 +27,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .webconfig import WebConfig
+from trademon.settings.webconfig import WebConfig
 
 OPEN_PATHS = ("/healthz",)  # liveness tells nothing and container health checks have no credentials
 

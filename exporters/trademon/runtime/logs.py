@@ -5,7 +5,7 @@ Every line has time, level, logger, message and service; whatever is passed as
 can lift level, logger and service into labels and leave the rest in the line.
 
 Secrets are masked twice: every value registered with ``register_secret`` (what the
-configuration read as a secret), and anything shaped like one (trademon.redaction: bot
+configuration read as a secret), and anything shaped like one (trademon.runtime.redaction: bot
 tokens, webhook paths, passwords in URLs...). The same event repeated fast (a failing accept()
 loop at the file-descriptor limit, a client hammering a bad request) is written at most
 ``RepeatLimiter.burst`` times per window; the next line that gets through says how many were
@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 
-from .redaction import redact_shapes
+from trademon.runtime.redaction import redact_shapes
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _secrets: set[str] = set()

@@ -25,9 +25,10 @@ import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import amconfig, contract, markets
-from .config import env_float, env_int, env_str, job_port, port_variable
-from .service import Listener, Probes, Runner, basics_app
+from trademon.alertmanager import amconfig, markets
+from trademon import contract
+from trademon.settings.env import env_float, env_int, env_str, job_port, port_variable
+from trademon.runtime.service import Listener, Probes, Runner, basics_app
 
 JOB = "alertmanager-config"
 log = logging.getLogger("trademon.amwatch")
@@ -108,7 +109,7 @@ class Watcher:
         # render must keep that, or the demo's alerts would slow down after the first refresh.
         speed = env_float("TRADEMON_AM_TIMESCALE", 1.0, 1.0, None, env=self.env)
         if speed > 1:
-            from . import timescale
+            from trademon.stack import timescale
 
             timescale.scale_alertmanager_config(target, speed)
         # Templates and secret files count too: a new GRAFANA_URL only changes a template.

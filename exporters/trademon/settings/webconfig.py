@@ -23,8 +23,8 @@ from collections.abc import Mapping
 
 import yaml
 
-from . import logs
-from .config import ConfigError, env_str, secret
+from trademon.runtime import logs
+from trademon.settings.env import ConfigError, env_str, secret
 
 WEB_CONFIG_VARIABLE = "TRADEMON_WEB_CONFIG_FILE"
 TOKEN_VARIABLE = "TRADEMON_API_TOKEN"

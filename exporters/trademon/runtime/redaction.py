@@ -1,5 +1,5 @@
 """Secrets recognised by their shape, masked in log lines: one list for trademon's own logs
-(trademon.logs) and for the log shippers' replace stages (promtail/promtail.yml,
+(trademon.runtime.logs) and for the log shippers' replace stages (promtail/promtail.yml,
 alloy/config.alloy), which mask what other processes write (Alertmanager naming a Telegram
 bot URL in a failed delivery, say) before it reaches Loki. tests/test_logging_configs.py
 keeps the shippers' copies equal to this list.

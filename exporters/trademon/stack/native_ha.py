@@ -2,7 +2,7 @@
 hosts with the peers' addresses): two Alertmanagers gossiping, two Prometheus replicas
 sending to both and writing into VictoriaMetrics, plus the services of ``trademon native``.
 
-The same functions (trademon.scaleout) make the tested layout (tests/test_ha_alerting.py,
+The same functions (trademon.stack.scaleout) make the tested layout (tests/test_ha_alerting.py,
 tests/test_store_live.py). Ports of the second nodes and the store move with variables like
 every other port: TRADEMON_PROMETHEUS_B_PORT, TRADEMON_ALERTMANAGER_B_PORT,
 TRADEMON_ALERTMANAGER_CLUSTER_PORT, TRADEMON_ALERTMANAGER_B_CLUSTER_PORT,
@@ -19,20 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from . import amconfig, contract, scaleout, tools
-from .config import env_port, env_str, job_port
-from .native import (
-    NATIVE_JOBS,
-    Service,
-    Supervisor,
-    alertmanager_cmd,
-    bot_service,
-    am_watch_service,
-    prometheus_cmd,
-    render_prometheus_config,
-    repo_root,
-    trademon_cmd,
-)
+from trademon.alertmanager import amconfig
+from trademon import contract
+from trademon.stack import scaleout, tools
+from trademon.settings.env import env_port, env_str, job_port
+from trademon.stack.native import (NATIVE_JOBS, Service, Supervisor, alertmanager_cmd, am_watch_service, bot_service, prometheus_cmd,
+                                   render_prometheus_config, repo_root, trademon_cmd)
 
 # Second nodes: the first node's port + 100, so the pair reads as one (9090/9190, 9093/9193).
 SECOND = 100
@@ -50,7 +42,7 @@ def ports(env=None) -> dict[str, int]:
 
 
 def main(args) -> int:
-    from . import logs
+    from trademon.runtime import logs
 
     logs.setup("native")
     root = repo_root()

@@ -22,8 +22,10 @@ from typing import BinaryIO
 import requests
 import yaml
 
-from . import contract, tools
-from .config import env_port, job_port
+from trademon import contract
+from trademon.settings import paths
+from trademon.stack import tools
+from trademon.settings.env import env_port, job_port
 
 log = logging.getLogger("trademon.native")
 
@@ -34,7 +36,7 @@ NATIVE_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return paths.require_checkout("native")
 
 
 def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanager: str | None,
@@ -238,7 +240,7 @@ def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], 
 
 
 def configure(parser) -> None:
-    from .config import add_env_flags
+    from trademon.settings.env import add_env_flags
 
     parser.add_argument("--mode", choices=["demo", "live"], default="demo",
                         help="demo: the simulator stands in for the trading services and the broker; "
@@ -255,7 +257,7 @@ def configure(parser) -> None:
 
 def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
     """The environment every service gets: the shell, over the .env file, under the flags."""
-    from .config import ConfigError, environ_with_env_file
+    from trademon.settings.env import ConfigError, environ_with_env_file
 
     path = Path(args.env_file) if args.env_file else root / ".env"
     env = dict(os.environ)
@@ -273,7 +275,7 @@ def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
 
 def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int]]:
     """(service, variable that moves it, port) of everything native is about to bind."""
-    from .config import port_variable
+    from trademon.settings.env import port_variable
 
     out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic")]
     out.append(("trademon bot", "TRADEMON_BOT_PORT", env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)))
@@ -353,28 +355,28 @@ def where(data: Path, env_file: Path | None, host: str, port: Mapping[str, int],
 
 def main(args) -> int:
     if args.ha:  # its own module: the single-host path below stays as it is
-        from .native_ha import main as ha_main
+        from trademon.stack.native_ha import main as ha_main
         return ha_main(args)
-    from . import logs
-    from .config import env_float
+    from trademon.runtime import logs
+    from trademon.settings.env import env_float
 
     root = repo_root()
     env, env_file = load_env(args, root)
-    from .config import read_env_file
+    from trademon.settings.env import read_env_file
 
     file_values = read_env_file(env_file) if env_file is not None else {}
     logs.setup("native", env.get("TRADEMON_LOG_LEVEL") or "info")
     speed = env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env)
     if args.mode == "live" and speed != 1:
-        from .config import ConfigError
+        from trademon.settings.env import ConfigError
         raise ConfigError("TRADEMON_SIM_SPEED", str(speed), "time compression is for the demo only",
                           "leave it unset with --mode live")
     host = args.host
     if args.mode == "demo":
         # The simulator's settings, checked here so a bad value stops everything before it
         # starts, and the error says where the value came from.
-        from .config import ConfigError
-        from .sim import settings as sim_settings
+        from trademon.settings.env import ConfigError
+        from trademon.sim import settings as sim_settings
 
         try:
             sim_settings.load(env)
@@ -403,7 +405,7 @@ def main(args) -> int:
     compress = args.mode == "demo" and speed > 1
     prom = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}")
     if compress:
-        from . import timescale
+        from trademon.stack import timescale
 
         g = prom["global"]
         g["scrape_interval"] = timescale.scaled(g.get("scrape_interval", "1m"), speed, timescale.FLOOR_S)
@@ -419,7 +421,7 @@ def main(args) -> int:
     prom_cfg = data / "prometheus.yml"
     prom_cfg.write_text(yaml.safe_dump(prom, sort_keys=False))
 
-    from . import amconfig
+    from trademon.alertmanager import amconfig
 
     bot_port = env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)
     am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", env,

@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from trademon.settings import paths
+
 TOOLS = ("prometheus", "promtool", "alertmanager", "amtool", "docker-compose")
 
 
@@ -17,7 +19,7 @@ def tools_dir() -> Path:
     env = os.environ.get("TRADEMON_TOOLS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / ".tools" / "bin"
+    return (paths.checkout() or Path.cwd()) / ".tools" / "bin"
 
 
 def find(name: str) -> str:

@@ -1,0 +1,1 @@
+"""Alertmanager: its rendered config, the watch that keeps it current, the market clock."""

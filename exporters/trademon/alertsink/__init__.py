@@ -1,0 +1,1 @@
+"""alert-sink: Alertmanager's file-based webhook receiver (``trademon alert-sink``)."""

@@ -1,0 +1,1 @@
+"""What every trademon process runs on: the HTTP service, its guard, JSON logs and redaction."""

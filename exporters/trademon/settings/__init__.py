@@ -1,0 +1,1 @@
+"""Settings: the environment (env), the monitoring config (thresholds), the web config (webconfig)."""
