@@ -117,7 +117,7 @@ def test_native_ha_from_an_env_file_survives_a_dead_alertmanager_and_prometheus_
             def pages():
                 return [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"] and m["at"] >= t0]
             wait_for(pages, 90, 0.5, "the DailyLossLimitBreach page at the Telegram stand-in")
-            time.sleep(20)  # past one --cluster.peer-timeout (15 s): a second node's copy would be in by now
+            time.sleep(12)  # past two --cluster.peer-timeouts (5 s): a second node's copy would be in by now
             assert len(pages()) == 1, [m["text"][:200] for m in pages()]
             assert all(s not in stack.proc.log_text() for s in standins.secrets())
         finally:
