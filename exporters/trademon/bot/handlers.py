@@ -15,13 +15,13 @@ from collections.abc import Callable
 from trademon.bot import render
 from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
+from trademon.bot.keyboards import keyboard, runbook_rows
 from trademon.bot.reports import Reports, esc, fmt_time
 from trademon.bot.runbooks import RELATIVE_PATH, Runbooks
 from trademon.bot.sessions import MarketHours, next_session_open
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
 from trademon.bot.upstream import Alertmanager, Record, UpstreamError
-from trademon.bot.webhook import keyboard, runbook_rows
 
 log = logging.getLogger("trademon.bot.handlers")
 

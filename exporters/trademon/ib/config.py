@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
-from trademon.ib.api import Contract
+
+if TYPE_CHECKING:
+    from trademon.ib.api import Contract
 
 JOB = "ib-exporter"
 
@@ -30,6 +33,10 @@ class WatchedSymbol:
     expiry: str = ""
 
     def contract(self) -> Contract:
+        # The client library only where a contract is made: the simulator reads these settings
+        # (and shares ib.state's windows) without ib_async installed.
+        from trademon.ib.api import Contract
+
         return Contract(symbol=self.symbol, secType=self.sec_type, exchange=self.exchange,
                         currency=self.currency, lastTradeDateOrContractMonth=self.expiry)
 

@@ -13,12 +13,20 @@ T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 
 
-class ConfigError(Exception):
-    """A bad configuration value: names the variable, the problem and what is allowed."""
+class ConfigError(ValueError):
+    """"Fix your configuration", the one error type of every setting: an environment variable
+    (names the variable, the value, the problem and what is allowed) or a config file such as
+    monitoring/config.yml (:meth:`in_file`: the file, the key and the fix). The trademon command
+    prints it as one line and exits 2."""
 
-    def __init__(self, variable: str, value: object, problem: str, allowed: str):
+    def __init__(self, variable: str, value: object, problem: str, allowed: str, *, message: str | None = None):
         self.variable, self.value, self.problem, self.allowed = variable, value, problem, allowed
-        super().__init__(f"{variable}={value!r}: {problem}; allowed: {allowed}")
+        super().__init__(message or f"{variable}={value!r}: {problem}; allowed: {allowed}")
+
+    @classmethod
+    def in_file(cls, path: object, problem: str) -> ConfigError:
+        """A refused config file: ``<path>: <where in it, the problem and the fix>``."""
+        return cls(str(path), None, problem, "", message=f"{path}: {problem}")
 
 
 def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
