@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from trademon.settings.values import seconds
 from trademon.stack import timescale
 from trademon.sim.scenarios import SCENARIOS
 
@@ -65,7 +66,7 @@ class Pipeline:
             for g in yaml.safe_load(f.read_text())["groups"]:
                 for r in g["rules"]:
                     if "alert" in r:
-                        rules[r["alert"]] = (r["labels"]["severity"], timescale.seconds(r["for"]) if "for" in r else 0.0)
+                        rules[r["alert"]] = (r["labels"]["severity"], seconds(r["for"]) if "for" in r else 0.0)
         am = yaml.safe_load((root / "alertmanager" / "alertmanager.yml").read_text())["route"]
         default = (am["group_wait"], am["group_interval"])
         routes = {}
@@ -74,9 +75,9 @@ class Pipeline:
                 if m.startswith("severity="):
                     sev = m.split("=", 1)[1].strip('"')
                     routes[sev] = (child.get("group_wait", default[0]), child.get("group_interval", default[1]))
-        routes = {k: (timescale.seconds(a), timescale.seconds(b)) for k, (a, b) in routes.items()}
-        return cls(timescale.seconds(prom["scrape_interval"]), timescale.seconds(prom["evaluation_interval"]), rules,
-                   {**routes, "_default": (timescale.seconds(default[0]), timescale.seconds(default[1]))})
+        routes = {k: (seconds(a), seconds(b)) for k, (a, b) in routes.items()}
+        return cls(seconds(prom["scrape_interval"]), seconds(prom["evaluation_interval"]), rules,
+                   {**routes, "_default": (seconds(default[0]), seconds(default[1]))})
 
     def _waits(self, alert: str, speed: float) -> tuple[float, float, float, float]:
         sev, for_s = self.rules[alert]
