@@ -113,7 +113,7 @@ class BotConfig:
         token = bot_token(env)
         chat_raw = env_str("TELEGRAM_CHAT_ID", env=env)
         if chat_raw is None:
-            raise ConfigError("TELEGRAM_CHAT_ID", None, "not set", "the chat the alerts go to (see README: Telegram)")
+            raise ConfigError("TELEGRAM_CHAT_ID", None, "not set", "the chat the alerts go to (see docs/telegram.md)")
         chat = chat_id("TELEGRAM_CHAT_ID", chat_raw)
         allowed = id_list("TRADEMON_BOT_ALLOWED_CHAT_IDS", env) | {chat}
         users = id_list("TRADEMON_BOT_ALLOWED_USER_IDS", env)

@@ -5,7 +5,7 @@ The times are derived, not typed: each alert's ``for`` and severity come from th
 rule files, the scrape and evaluation intervals from prometheus/prometheus.yml, the route's
 group_wait/group_interval from alertmanager/alertmanager.yml. What is the simulator's own is
 ``onset_s``/``clear_s``: how long (simulated seconds) after the switch the rule's expression
-turns true or false again. The README's table is generated from here (``trademon gen``) and
+turns true or false again. docs/demo.md's table is generated from here (``trademon gen``) and
 the guided demo uses the same figures as its deadlines, so a wrong figure fails CI.
 """
 
@@ -110,7 +110,7 @@ def human(s: float) -> str:
 
 
 def markdown(root: Path, speed: float = DEMO_SPEED) -> str:
-    """The README table (worst cases; typical times are shorter by up to one interval each)."""
+    """The catalogue table of docs/demo.md (worst cases; typical times are shorter by up to one interval each)."""
     p = Pipeline.load(root)
     rows = ["| scenario | what it simulates | alerts expected (severity) | page / resolve at speed 1 | "
             f"page / resolve in the guided demo (speed {speed:g}) |", "| --- | --- | --- | --- | --- |"]

@@ -217,7 +217,7 @@ def configure(parser) -> None:
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
     parser.add_argument("--ha", action="store_true",
-                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (docs/scaling-out.md)")
     parser.add_argument("--env-file", default=None,
                         help="variables as for docker compose (default: .env in the repository, if there); "
                              "a variable set in the shell wins")
