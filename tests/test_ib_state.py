@@ -7,7 +7,7 @@ from ib_async import IB, Contract, Fill, Order, OrderState, PnL, Position, Ticke
 from ib_async.objects import CommissionReport, Execution
 
 from trademon.ib.config import load
-from trademon.ib.connection import backoff
+from trademon.runtime.retry import backoff
 from trademon.ib.state import BrokerState, position_label
 
 

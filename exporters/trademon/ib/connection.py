@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 
+from trademon.runtime.retry import backoff
 from trademon.ib.api import CONNECT_OPTIONS, IB, Contract
 from trademon.ib.config import IBConfig
 from trademon.ib.reasons import connect_failure, sent_greeting
@@ -43,12 +43,6 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def backoff(failures: int, lo: float, hi: float) -> float:
-    """Capped exponential backoff with jitter: lo, 2lo, 4lo ... hi (each 80-100 %)."""
-    full = min(hi, lo * 2 ** min(max(failures - 1, 0), 30))
-    return full * (0.8 + 0.2 * random.random())
 
 
 class Connection:
