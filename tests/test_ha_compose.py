@@ -57,7 +57,9 @@ def test_ha_prometheus_config_sends_to_every_alertmanager_and_targets_exist(reso
     ams = cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     names = set(resolved["services"])
     assert {a.split(":")[0] for a in ams} == {n for n in names if n.startswith("alertmanager") and n != "alertmanager-config"}
-    assert cfg["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": scaleout.REPLICA_LABEL}]
+    shipped = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["alerting"]["alert_relabel_configs"]
+    # prometheus.yml's relabelling (the synthetic breaker is a self-test), then the replica label dropped
+    assert cfg["alerting"]["alert_relabel_configs"] == [*shipped, {"action": "labeldrop", "regex": scaleout.REPLICA_LABEL}]
     assert cfg["global"]["external_labels"] == {"replica": "${TRADEMON_REPLICA}", "host": "${TRADEMON_HOST}"}
     store = cfg["remote_write"][0]
     assert store["url"].split("/")[2].split(":")[0] in names

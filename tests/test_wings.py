@@ -120,13 +120,9 @@ def circles(graph: dict[str, set[str]]) -> list[set[str]]:
     return out
 
 
-# The last circle, removed by the rewrite of the native stack (its own issue).
-KNOWN_CIRCLES = [{"trademon.stack.native", "trademon.stack.native_ha"}]
-
-
 def test_no_import_circles():
     found = circles(module_imports())
-    assert all(c in KNOWN_CIRCLES for c in found), f"import circles: {[sorted(c) for c in found if c not in KNOWN_CIRCLES]}"
+    assert not found, f"import circles: {[sorted(c) for c in found]}"
 
 
 def test_the_circle_finder_finds_a_circle():

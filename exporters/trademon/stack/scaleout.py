@@ -32,7 +32,7 @@ REMOTE_WRITE_PATH = "/api/v1/write"
 
 def ha_prometheus_config(cfg: dict, *, alertmanagers: list[str], replica: str | None,
                          host: str | None = None, remote_write: str | None = None) -> dict:
-    """``cfg`` (a rendered prometheus.yml) as one replica of an HA pair.
+    """``cfg`` (a rendered prometheus.yml, alerting included or not) as one replica of an HA pair.
 
     - ``external_labels``: ``replica`` (and ``host`` when given; ``${VAR}`` works with
       ``--enable-feature=expand-external-labels``, so one file serves every replica);
@@ -50,8 +50,9 @@ def ha_prometheus_config(cfg: dict, *, alertmanagers: list[str], replica: str | 
         labels[HOST_LABEL] = host
     def drop():
         return [{"action": "labeldrop", "regex": REPLICA_LABEL}]
-    if alertmanagers:
-        out["alerting"] = {"alert_relabel_configs": drop(),
+    if alertmanagers:  # prometheus.yml's alert relabelling stays (the synthetic breaker is a self-test), then the replica goes
+        kept = (out.get("alerting") or {}).get("alert_relabel_configs", [])
+        out["alerting"] = {"alert_relabel_configs": [*kept, *drop()],
                            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     if remote_write:
         out["remote_write"] = [{"url": remote_write, "write_relabel_configs": drop()}]
