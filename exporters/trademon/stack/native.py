@@ -24,6 +24,7 @@ import requests
 import yaml
 
 from trademon.settings import paths
+from trademon.settings.values import seconds
 from trademon.stack import services, tools
 
 log = logging.getLogger("trademon.native")
@@ -46,7 +47,7 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
     g = cfg.setdefault("global", {})
     if scrape_interval:
         g["scrape_interval"] = scrape_interval
-        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=_seconds)
+        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=seconds)
     if evaluation_interval:
         g["evaluation_interval"] = evaluation_interval
     kept = []
@@ -70,14 +71,6 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
     else:
         cfg.pop("alerting", None)
     return cfg
-
-
-def _seconds(d: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for u in ("ms", "s", "m", "h", "d"):
-        if d.endswith(u) and d[: -len(u)].replace(".", "", 1).isdigit():
-            return float(d[: -len(u)]) * units[u]
-    raise ValueError(f"not a duration: {d!r}")
 
 
 def prometheus_cmd(config: Path, data: Path, port: int, host: str = "127.0.0.1", retention: str = "30d") -> list[str]:
@@ -222,7 +215,7 @@ def configure(parser) -> None:
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
     parser.add_argument("--ha", action="store_true",
-                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (docs/scaling-out.md)")
     parser.add_argument("--env-file", default=None,
                         help="variables as for docker compose (default: .env in the repository, if there); "
                              "a variable set in the shell wins")
@@ -337,7 +330,7 @@ def _compress(prom: dict, speed: float, rules_out: Path) -> None:
     g = prom["global"]
     g["scrape_interval"] = timescale.scaled(g.get("scrape_interval", "1m"), speed, timescale.FLOOR_S)
     g["evaluation_interval"] = timescale.scaled(g.get("evaluation_interval", "1m"), speed, timescale.FLOOR_S)
-    g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=_seconds)
+    g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=seconds)
     for sc in prom["scrape_configs"]:
         sc.pop("scrape_interval", None)
         sc.pop("scrape_timeout", None)
