@@ -32,7 +32,7 @@ from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
-from trademon.runtime.retry import backoff
+from trademon.runtime.backoff import Backoff
 
 log = logging.getLogger("trademon.bot.webhook")
 
@@ -133,16 +133,17 @@ class Delivery:
         """Forever: a turn that fails (the state directory full, SQLite busy or broken) is tried
         again after a backoff; nothing is sent while the outbox cannot record it (each turn
         would send the same message again)."""
-        turns = failures = 0
+        turns, waits = 0, Backoff(every, max_wait, jitter=0.2)
         while stop is None or not stop.is_set():
             turns += 1
             try:
                 await self._outbox_turn(prune=turns % 3600 == 1)  # hourly: buttons older than their lifetime go
-                failures = 0
+                waits.reset()
+                wait = every
             except Exception as e:  # noqa: BLE001 - the loop must outlive any one fault
-                failures += 1
-                log.error("the outbox cannot be worked; trying again", extra={"error": str(e), "failures": failures})
-            await asyncio.sleep(backoff(failures, every, max_wait) if failures else every)
+                wait = waits.next()
+                log.error("the outbox cannot be worked; trying again", extra={"error": str(e), "retry_in_s": round(wait, 1)})
+            await asyncio.sleep(wait)
 
     async def _outbox_turn(self, prune: bool) -> None:
         if not self.store.writable():
