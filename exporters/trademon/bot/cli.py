@@ -85,7 +85,10 @@ class Bot:
             return not self.poller.conflict
 
         self.metrics.outbox.set(self.store.pending())
-        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok}),
+        # Not ready exactly while it cannot do its job: a second poller takes the button presses,
+        # a state directory that takes no write takes no notification.
+        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok,
+                                                         "state directory writable": self.store.writable}),
                           inner=build_app(self.delivery, self.cfg.webhook_token))
 
     async def close(self) -> None:
