@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from trademon.runtime import logs
 from trademon.settings.env import ConfigError, env_choice
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 
 log = logging.getLogger("trademon.bot")
 
@@ -158,7 +158,7 @@ def main(args) -> int:
     # The webhook's token is checked before the body is read (a caller without it sends nothing in).
     runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY,
                               token_paths=("/alerts",), token=cfg.webhook_token)],
-                    [outbox, poll, summary, warm_up])
+                    [outbox, poll, summary, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})

@@ -100,7 +100,9 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
-    restart: bool = False  # started again when it exits (compose's restart policy, natively)
+    # started again when it exits, as compose's `restart: unless-stopped` does for every service: a
+    # trademon service whose loop died exits 1 for exactly this (runtime/service.py, Runner)
+    restart: bool = True
 
 
 def _last_words(path: Path) -> str:
