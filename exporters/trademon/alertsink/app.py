@@ -115,7 +115,7 @@ class JsonLinesFile:
             os.close(fd)
 
     async def append(self, doc: dict) -> None:
-        line = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        line = (json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
         async with self._lock:
             try:
                 await asyncio.to_thread(self._append, line)

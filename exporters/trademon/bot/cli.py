@@ -2,7 +2,7 @@
 
 Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9114) for Alertmanager's
 webhook (/alerts) and /healthz, /readyz, /metrics; polls Telegram; sends the outbox and the
-daily summary. Settings: see README.md, "Telegram".
+daily summary. Settings: see docs/telegram.md.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def idle() -> int:
 
 
 def configure(parser) -> None:
-    pass  # everything comes from the environment (.env); see README.md, "Telegram"
+    pass  # everything comes from the environment (.env); see docs/telegram.md
 
 
 def main(args) -> int:

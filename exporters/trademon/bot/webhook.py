@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,7 +25,8 @@ from fastapi.responses import JSONResponse
 from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
-from trademon.bot.runbooks import Runbooks, key
+from trademon.bot.keyboards import keyboard
+from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
@@ -42,19 +42,6 @@ def digest(payload: dict) -> str:
                      a.get("endsAt") if a.get("status") == "resolved" else None) for a in payload["alerts"])
     doc = [payload.get("receiver"), payload.get("groupKey"), payload.get("status"), alerts]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[list[dict]]:
-    """One 📖 button per runbook, a row each (alert names are long on a phone's width)."""
-    return [[{"text": f"📖 {n}", "callback_data": signer.sign("rbk", key(n), chat_id)}] for n in names]
-
-
-def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = ()) -> dict:
-    return {"inline_keyboard": [
-        [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
-         {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
-        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
-        *runbook_rows(signer, runbooks, chat_id)]}
 
 
 class Delivery:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from trademon.contract import IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
+from trademon.contract import BROKER_GAUGES, IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
 from trademon.metrics import JobMetrics
 from trademon.ib.bounds import Bound, strategy_of
 from trademon.ib.config import JOB, IBConfig
@@ -37,10 +37,6 @@ ACCOUNT_TAGS = {
 }
 SUMMARY_TAGS = ",".join(ACCOUNT_TAGS)
 
-BROKER_GAUGES = (
-    "daily_pnl", "unrealized_pnl", "realized_pnl", "ib_position_quantity", "ib_position_market_value",
-    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", "risk_exposure_complete", *ACCOUNT_TAGS.values(),
-)
 
 CONNECTION_LOST, CONNECTION_RESTORED_DATA_LOST, CONNECTION_RESTORED = 1100, 1101, 1102
 # IB codes that say why a session cannot be had (ib_session_down_reason)

@@ -107,6 +107,20 @@ class Listener:
     max_body: int = httpguard.Limits.max_body
 
 
+def exposure(ls: Listener, web: webconfig.WebConfig) -> str | None:
+    """What a listener beyond loopback leaves open to anyone who can reach it, said loudly at
+    start with the variable that closes it; None when nothing is open but the health check."""
+    if ls.host in LOOPBACK_HOSTS or web.users:
+        return None
+    if web.token and ls.token_paths:
+        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind TRADEMON_API_TOKEN: "
+                "every other path (/metrics, /readyz, the API) answers anyone; set TRADEMON_WEB_CONFIG_FILE "
+                "(basic auth, TLS), or listen on 127.0.0.1")
+    return (f"listening on {ls.host} beyond loopback WITHOUT AUTHENTICATION: every path answers anyone; set "
+            "TRADEMON_WEB_CONFIG_FILE (basic auth, TLS)" + (" and TRADEMON_API_TOKEN" if ls.token_paths else "")
+            + ", or listen on 127.0.0.1")
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signals to the Runner: it handles them once, for all servers
     (uvicorn's own capture would hand SIGTERM to one server, which re-raises it to the next)."""
@@ -174,10 +188,8 @@ class Runner:
             serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
             log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}", "tls": self.web.tls,
                                          "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if self.web.token else []})
-            if ls.host not in LOOPBACK_HOSTS and not (self.web.users or (self.web.token and ls.token_paths)):
-                log.warning("listening beyond loopback without authentication; set TRADEMON_WEB_CONFIG_FILE "
-                            "(basic auth, TLS) and TRADEMON_API_TOKEN, or listen on 127.0.0.1",
-                            extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
+            if (open_note := exposure(ls, self.web)) is not None:
+                log.warning(open_note, extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
         background = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.tasks]
         await self.stopping.wait()
         log.info("shutting down")
