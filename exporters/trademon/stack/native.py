@@ -23,6 +23,7 @@ from typing import BinaryIO
 import requests
 import yaml
 
+from trademon.runtime.backoff import delay
 from trademon.settings import paths
 from trademon.settings.values import seconds
 from trademon.stack import services, tools
@@ -99,7 +100,9 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
-    restart: bool = False  # started again when it exits (compose's restart policy, natively)
+    # started again when it exits, as compose's `restart: unless-stopped` does for every service: a
+    # trademon service whose loop died exits 1 for exactly this (runtime/service.py, Runner)
+    restart: bool = True
 
 
 def _last_words(path: Path) -> str:
@@ -192,7 +195,7 @@ class Supervisor:
                 self.start(svc)
                 backoff[svc.name] = (0, 0.0)
             except RuntimeError as e:  # it stays in procs, exited: tried again after the backoff
-                backoff[svc.name] = (failures + 1, time.monotonic() + min(2 ** failures, 60))
+                backoff[svc.name] = (failures + 1, time.monotonic() + delay(failures + 1, 1.0, 60.0))
                 log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
 
 
