@@ -41,6 +41,10 @@ def test_compose_images_are_settings_whose_defaults_are_the_tested_versions():
     assert compose_images()["alert-sink"] == f"${{TRADEMON_IMAGE:-trademon:{version}}}"
 
 
+@pytest.mark.promtool
+@pytest.mark.amtool
+@pytest.mark.compose
+@pytest.mark.e2e  # also runs prometheus and alertmanager (--version)
 def test_installed_binaries_are_the_pinned_versions():
     v = versions()
     for binary, want in (("prometheus", v["PROMETHEUS_VERSION"]), ("promtool", v["PROMETHEUS_VERSION"]),
