@@ -111,3 +111,17 @@ def test_the_exporter_and_the_monitoring_config_take_the_same_account_ids(tmp_pa
         except ConfigError:
             sim_ok = False
         assert config_ok is exporter_ok is sim_ok is values.is_account_id(account), account
+
+
+@pytest.mark.parametrize("text, ok", [("123456789", True), ("-1001234567890", True), ("0", False), ("12a", False),
+                                      ("1" * 21, False), ("", False)])
+def test_telegram_chat_ids(text, ok):
+    if ok:
+        assert values.telegram_chat_id(text) == int(text)
+    else:
+        with pytest.raises(ValueError, match="not a Telegram chat id"):
+            values.telegram_chat_id(text)
+
+
+def test_telegram_bot_tokens():
+    assert values.is_bot_token("123456:ABC-def_1") and not values.is_bot_token("ABC:123") and not values.is_bot_token("123456:")
