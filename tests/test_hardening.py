@@ -4,6 +4,8 @@ the real services on loopback (the Telegram Bot API is a stand-in)."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import bcrypt
@@ -11,7 +13,8 @@ import pytest
 import requests
 import yaml
 
-from tests.support.procs import Proc, free_port, wait_http
+from tests.support.procs import Proc, free_port, wait_for, wait_http
+from tests.test_alertsink import small_filesystem
 from tests.support.standins import TelegramStandIn
 from tests.test_security import PAYLOAD, SIM_JOBS, TOKEN, trademon
 from trademon.bot.config import derived_webhook_token
@@ -196,3 +199,121 @@ def test_unencodable_text_is_4xx_on_the_bot(tmp_path):
     for line in p.log_text().splitlines():
         if line.startswith("{"):
             strict_json(line)
+
+
+# --- 3. loops outlive transient faults; readiness tells the truth ---------------------------
+
+def fill(fs: Path) -> Path:
+    """Fill the file system at ``fs`` to the last byte (a filler file, removed to give space back)."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (65536, 512):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def sent_texts(telegram: TelegramStandIn) -> list[str]:
+    return [m["text"] for m in list(telegram.messages.values())]
+
+
+def test_bot_outbox_outlives_a_full_state_directory_and_readiness_says_so(tmp_path):
+    telegram = TelegramStandIn(BOT_TOKEN)
+    with small_filesystem(tmp_path / "state", 1024) as fs:
+        telegram.fail_for(3600, first_500=0, retry_after=1)  # Telegram refusing: everything waits in the outbox
+        url, p, headers = start_bot(tmp_path, telegram.url, {"TRADEMON_BOT_STATE_DIR": str(fs), "TRADEMON_BOT_DELIVER_WITHIN": "0.5"})
+        try:
+            names = [f"OutboxAlert{n}" for n in range(7)]
+            for name in names:
+                body = {**PAYLOAD, "groupKey": name, "alerts": [{**PAYLOAD["alerts"][0], "labels": {"alertname": name}}]}
+                r = requests.post(f"{url}/alerts", json=body, headers=headers, timeout=15)
+                assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            filler = fill(fs)
+            wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 503, 15, what="/readyz 503 with the state directory full")
+            assert "state directory" in requests.get(f"{url}/readyz", timeout=5).text
+            telegram.fail_for(0)  # Telegram back while the disk is still full: a send can go, its record cannot
+            time.sleep(8)
+            assert p.popen.poll() is None
+            filler.unlink()
+            wait_for(lambda: all(any(n in t for t in sent_texts(telegram)) for n in names), 45,
+                     what="every acknowledged notification delivered once space is back")
+            wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 200, 15, what="/readyz 200 again")
+            wait_for(lambda: "trademon_bot_outbox_pending 0.0" in requests.get(f"{url}/metrics", timeout=5).text, 15, what="outbox empty")
+        finally:
+            p.close()
+            telegram.close()
+
+
+def test_alert_sink_is_ready_again_as_soon_as_space_is_back(tmp_path):
+    with small_filesystem(tmp_path / "small", 1024) as fs:
+        url, p, path = start_sink(tmp_path, {"TRADEMON_ALERT_SINK_FILE": str(fs / "alerts.jsonl")})
+        try:
+            assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
+            filler = fill(fs)
+            big = {**PAYLOAD, "commonAnnotations": {"description": "x" * 20000}}  # more than the last page's slack
+            assert requests.post(f"{url}/alerts", json=big, timeout=5).status_code == 500
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
+            filler.unlink()
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200, "space is back: ready before the next write"
+            assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
+        finally:
+            p.close()
+
+
+# --- 4. memory bounded across concurrent requests -------------------------------------------
+
+def big_notification(n: int, size: int) -> bytes:
+    """A valid notification of about ``size`` bytes (an annotation carries the bulk)."""
+    doc = {**PAYLOAD, "groupKey": f"big-{n}", "commonAnnotations": {"description": ""}}
+    room = size - len(json.dumps(doc)) - 16
+    doc["commonAnnotations"]["description"] = "x" * room
+    return json.dumps(doc).encode()
+
+
+def test_parallel_maximum_bodies_stay_within_the_memory_budget(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_security import pid_of, vmhwm_kb
+    from trademon.alertmanager.payload import MAX_BODY
+
+    url, p, path = start_sink(tmp_path)
+    body = big_notification(0, MAX_BODY - 1024)
+    try:
+        before = vmhwm_kb(pid_of(p))
+
+        def post(_):
+            try:
+                return requests.post(f"{url}/alerts", data=body, headers={"Content-Type": "application/json"}, timeout=60).status_code
+            except requests.ConnectionError:  # refused mid-send: the 503 arrived before the body went out
+                return 503
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(post, range(10)))
+        grown = (vmhwm_kb(pid_of(p)) - before) // 1024
+        assert set(codes) <= {200, 503} and 200 in codes, codes
+        assert grown < 160, f"peak memory grew {grown} MiB for 10 parallel 16 MiB bodies (the shipped limit is 256Mi)"
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    finally:
+        p.close()
+
+
+def test_the_bot_refuses_a_webhook_call_without_its_token_before_reading_the_body(tmp_path):
+    import socket
+
+    telegram = TelegramStandIn(BOT_TOKEN)
+    url, p, _ = start_bot(tmp_path, telegram.url)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(f"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {16 << 20}\r\n\r\n".encode())
+            answer = s.recv(200)  # not one byte of the body sent: the answer must not wait for it
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+    finally:
+        p.close()
+        telegram.close()

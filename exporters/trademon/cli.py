@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return mod.main(args) or 0
     except Exception as e:
+        if (service := sys.modules.get("trademon.runtime.service")) and isinstance(e, service.TaskDied):
+            print(f"trademon {args.command}: {e}", file=sys.stderr)  # the log has the traceback
+            return 1
         if not isinstance(e, _config_errors()):
             raise
         from trademon.runtime.logs import redact  # a value in the message may be a secret

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from trademon.settings.values import ACCOUNT_ID_ALLOWED, is_account_id
 from trademon.settings.env import ConfigError
 
 CONFIG_FILE = "monitoring/config.yml"
@@ -17,8 +18,6 @@ SECTIONS = ("critical", "warning", "shared")  # thresholds, by the severity of t
 TOP_KEYS = {"currency", "runbook_url_pattern", "selectors", "accounts", *SECTIONS}
 SELECTOR_KINDS = ("broker", "trading", "trademon", "alertmanager")
 ACCOUNT_KEYS = ("daily_loss_limit", "exposure_ratio")  # what may differ per account
-# An account id goes into PromQL strings and Go templates: IB's are letters and digits.
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217: goes into alert texts and the dashboards' unit
 
 
@@ -67,8 +66,8 @@ def load_config(root: Path) -> dict[str, Any]:
     if not isinstance(accounts, dict):
         raise ConfigError.in_file(p, "accounts: expected a mapping of account ids to their thresholds")
     for account, over in accounts.items():
-        if not ACCOUNT_ID.match(str(account)):
-            raise ConfigError.in_file(p, f"accounts: {account!r} is not an account id (letters, digits, '.', '_', '-'; as IB shows it)")
+        if not is_account_id(str(account)):
+            raise ConfigError.in_file(p, f"accounts: {account!r} is not an account id ({ACCOUNT_ID_ALLOWED})")
         if not isinstance(over, dict) or not over or set(over) - set(ACCOUNT_KEYS):
             raise ConfigError.in_file(p, f"accounts: {account}: expected some of {', '.join(ACCOUNT_KEYS)} "
                               f"(got {over!r}); other thresholds are the same for every account")

@@ -20,11 +20,12 @@ from pathlib import Path
 from collections.abc import Collection, Mapping
 from typing import BinaryIO
 
-import requests
 import yaml
 
-from trademon.runtime import logs
+from trademon.runtime import http, logs
+from trademon.runtime.backoff import delay
 from trademon.settings import paths
+from trademon.settings.values import seconds
 from trademon.stack import services, tools
 
 log = logging.getLogger("trademon.native")
@@ -47,7 +48,7 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
     g = cfg.setdefault("global", {})
     if scrape_interval:
         g["scrape_interval"] = scrape_interval
-        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=_seconds)
+        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=seconds)
     if evaluation_interval:
         g["evaluation_interval"] = evaluation_interval
     kept = []
@@ -71,14 +72,6 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
     else:
         cfg.pop("alerting", None)
     return cfg
-
-
-def _seconds(d: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for u in ("ms", "s", "m", "h", "d"):
-        if d.endswith(u) and d[: -len(u)].replace(".", "", 1).isdigit():
-            return float(d[: -len(u)]) * units[u]
-    raise ValueError(f"not a duration: {d!r}")
 
 
 def prometheus_cmd(config: Path, data: Path, port: int, host: str = "127.0.0.1", retention: str = "30d") -> list[str]:
@@ -107,7 +100,9 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
-    restart: bool = False  # started again when it exits (compose's restart policy, natively)
+    # started again when it exits, as compose's `restart: unless-stopped` does for every service: a
+    # trademon service whose loop died exits 1 for exactly this (runtime/service.py, Runner)
+    restart: bool = True
     together: bool = False  # may stop at once with the others so marked (nothing waits on it to leave)
 
 
@@ -151,9 +146,9 @@ class Supervisor:
                 raise RuntimeError(f"{svc.name} exited with {p.returncode}; see {self.log_dir / (svc.name + '.log')}"
                                    + _last_words(self.log_dir / f"{svc.name}.log"))
             try:
-                if requests.get(svc.health, timeout=2).ok:
+                if http.request("GET", svc.health, timeout=2).is_success:
                     break
-            except requests.RequestException:
+            except http.Error:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{svc.name} not healthy at {svc.health} after {timeout}s; see {self.log_dir / (svc.name + '.log')}")
@@ -223,7 +218,7 @@ class Supervisor:
                 self.start(svc)
                 backoff[svc.name] = (0, 0.0)
             except RuntimeError as e:  # it stays in procs, exited: tried again after the backoff
-                backoff[svc.name] = (failures + 1, time.monotonic() + min(2 ** failures, 60))
+                backoff[svc.name] = (failures + 1, time.monotonic() + delay(failures + 1, 1.0, 60.0))
                 log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
 
 
@@ -246,7 +241,7 @@ def configure(parser) -> None:
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
     parser.add_argument("--ha", action="store_true",
-                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (docs/scaling-out.md)")
     parser.add_argument("--env-file", default=None,
                         help="variables as for docker compose (default: .env in the repository, if there); "
                              "a variable set in the shell wins")
@@ -292,15 +287,15 @@ def who_answers(host: str, port: int) -> str:
     """A guess at what holds the port, from what it answers over HTTP."""
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     try:
-        r = requests.get(f"{base}/-/ready", timeout=1)
-        if r.ok and "Prometheus" in r.text:
+        r = http.request("GET", f"{base}/-/ready", timeout=1)
+        if r.is_success and "Prometheus" in r.text:
             return "a Prometheus"
-        if r.ok and requests.get(f"{base}/api/v2/status", timeout=1).ok:
+        if r.is_success and http.request("GET", f"{base}/api/v2/status", timeout=1).is_success:
             return "an Alertmanager"
-        if requests.get(f"{base}/healthz", timeout=1).ok:
+        if http.request("GET", f"{base}/healthz", timeout=1).is_success:
             return "a trademon service"
         return "an HTTP server"
-    except requests.RequestException:
+    except http.Error:
         return "a program"
 
 
@@ -361,7 +356,7 @@ def _compress(prom: dict, speed: float, rules_out: Path) -> None:
     g = prom["global"]
     g["scrape_interval"] = timescale.scaled(g.get("scrape_interval", "1m"), speed, timescale.FLOOR_S)
     g["evaluation_interval"] = timescale.scaled(g.get("evaluation_interval", "1m"), speed, timescale.FLOOR_S)
-    g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=_seconds)
+    g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=seconds)
     for sc in prom["scrape_configs"]:
         sc.pop("scrape_interval", None)
         sc.pop("scrape_timeout", None)

@@ -15,10 +15,10 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import requests
+from urllib.parse import quote
 
 from trademon import contract
+from trademon.runtime import http
 from trademon.settings.env import env_port, job_port
 from trademon.sim.catalogue import EXPECTED, Pipeline, human
 from trademon.sim.scenarios import SCENARIOS
@@ -51,7 +51,7 @@ class Watch:
         """alertname -> one of its alerts, as its route's group shows it. (Alertmanager 0.33's
         /api/v2/alerts lists an alert held by a time interval as active with an empty mutedBy;
         only the groups endpoint says it is suppressed and by which interval.)"""
-        r = requests.get(f"{self.am}/api/v2/alerts/groups", timeout=5)
+        r = http.request("GET", f"{self.am}/api/v2/alerts/groups", timeout=5)
         r.raise_for_status()
         out: dict[str, dict] = {}
         for g in r.json():
@@ -115,7 +115,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     say(f"\n== {name}: {SCENARIOS[name]}")
     for e in expects:
         say(f"   expect {e.alert} ({p.severity(e.alert)}) within {human(p.page_s(e, speed))}")
-    requests.post(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("POST", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
     t0 = time.monotonic()
     problems: list[str] = []
     seen: dict[str, str | None] = {}  # alert -> why held (None: delivered path)
@@ -155,7 +155,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
             problems.append(f"{name}: {e.alert} fired but was {why}")
         elif not why and watch.record is not None and e.alert not in notified:
             problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
-    requests.delete(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
     t1 = time.monotonic()
     resolve_deadline = max(p.resolve_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
     say(f"   switched off; expect the resolve within {human(max(p.resolve_s(e, speed) for e in expects))}")
@@ -183,15 +183,15 @@ def wait_for_stack(control: str, am: str, wait_s: float) -> dict | None:
         missing = []
         state = None
         try:
-            state = requests.get(f"{control}/state", timeout=5).json()
-        except (requests.RequestException, ValueError) as e:
+            state = http.request("GET", f"{control}/state", timeout=5).json()
+        except (http.Error, ValueError) as e:
             missing.append(f"the simulator at {control} ({type(e).__name__})")
         try:
-            r = requests.get(f"{am}/api/v2/alerts", params={"filter": f'alertname="{WATCHDOG}"'}, timeout=5)
+            r = http.request("GET", f"{am}/api/v2/alerts?filter=" + quote(f'alertname="{WATCHDOG}"'), timeout=5)
             r.raise_for_status()
             if not r.json():
                 missing.append(f"Prometheus' {WATCHDOG} alert in Alertmanager {am} (Prometheus not evaluating yet)")
-        except (requests.RequestException, ValueError) as e:
+        except (http.Error, ValueError) as e:
             missing.append(f"Alertmanager at {am} ({type(e).__name__})")
         if not missing:
             return state
@@ -244,7 +244,7 @@ def main(args) -> int:
         try:
             problems += run_scenario(n, control, watch, p, speed, say, lateness)
         except KeyboardInterrupt:
-            requests.delete(f"{control}/scenarios/{n}", timeout=5)
+            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5)
             raise
     say(f"\ntrademon demo: {len(names)} scenarios in {human(time.monotonic() - t0)}")
     for pr in problems:
