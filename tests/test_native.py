@@ -85,7 +85,7 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
 
 # ---- first-class: .env, flags, busy ports, where things are ---------------------------------
 
-from support.native import NativeStack, free_ports_env, write_env_file  # noqa: E402
+from support.native import NativeStack, free_ports_env, synthetic_breaker_alerts, write_env_file  # noqa: E402
 from support.standins import StandIns  # noqa: E402
 from trademon.settings.env import ConfigError, read_env_file  # noqa: E402
 
@@ -112,12 +112,9 @@ def test_native_from_env_file_delivers_to_the_telegram_set_there(tmp_path):
             for shown in ("alerts.jsonl", "logs", f"settings from {stack.env_file}"):
                 assert shown in out, (shown, out)
             # The synthetic check's test breaker is in Alertmanager as what it is: a self-test, info.
-            def synthetic_breaker():
-                alerts = requests.get(f"{stack.am_url}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"},
-                                      timeout=5).json()
-                return [a for a in alerts if a["labels"].get("breaker", "").startswith("synthetic")]
-            for a in wait_for(synthetic_breaker, 60, 0.5, "the synthetic breaker's CircuitBreakerTripped in Alertmanager"):
-                assert a["labels"]["severity"] == "info" and a["labels"]["self_test"] == "true", a["labels"]
+            for labels in wait_for(lambda: synthetic_breaker_alerts(stack.am_url, stack.record), 60, 0.5,
+                                   "the synthetic breaker's CircuitBreakerTripped in Alertmanager or its record"):
+                assert labels["severity"] == "info" and labels["self_test"] == "true", labels
             requests.post(f"{stack.control_url}/scenarios/loss-breach", timeout=5).raise_for_status()
             msgs = wait_for(lambda: [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"]], 90, 0.5,
                             "the DailyLossLimitBreach page at the Telegram stand-in")
