@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import httpx
 
+from trademon.runtime import http
 from trademon.runtime.backoff import Backoff
 
 log = logging.getLogger("trademon.bot.telegram")
@@ -43,7 +44,7 @@ class TelegramClient:
         # (method, code, description, parameters) of every answer, for the metrics: 200 for a
         # success, 0 when the Bot API could not be reached
         self._answered = answered or (lambda *_: None)
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = http.async_client(timeout)
         self._timeout = timeout
         self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
         self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes
