@@ -413,3 +413,21 @@ def test_a_stalled_chat_does_not_hold_another_chats_send():
     finally:
         hole.close()
     assert result["chat"]["id"] == 2 and took < 2, took
+
+
+# --- 6. password checks never stall the loop; config errors never print a credential --------
+
+@pytest.mark.parametrize("url", ['http://admin:pa"ss-Secret-9@example.com', "http://admin:pass Secret-9@example.com",
+                                 f"http://{BOT_TOKEN.split(':')[1]}@example.com/x y"], ids=["quote", "space", "token-as-user"])
+@pytest.mark.parametrize("command", [["bot"], ["am-config", "--out", "{out}"]])
+def test_a_config_error_never_prints_the_credential_in_a_url(tmp_path, url, command):
+    import subprocess
+    import sys
+
+    secret = "Secret-9" if "Secret-9" in url else BOT_TOKEN.split(":")[1]
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "42", "TRADEMON_BOT_PROMETHEUS_URL": url, "GRAFANA_URL": url}
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    r = subprocess.run([sys.executable, "-m", "trademon", *args], env=env, capture_output=True, text=True, timeout=60)
+    text = r.stdout + r.stderr
+    assert "not an http(s) URL" in text and (r.returncode != 0 or command[0] == "am-config"), text  # am-config leaves a bad link out
+    assert secret not in text and "pa\"ss" not in text, text
