@@ -431,3 +431,39 @@ def test_a_config_error_never_prints_the_credential_in_a_url(tmp_path, url, comm
     text = r.stdout + r.stderr
     assert "not an http(s) URL" in text and (r.returncode != 0 or command[0] == "am-config"), text  # am-config leaves a bad link out
     assert secret not in text and "pa\"ss" not in text, text
+
+
+def test_a_flood_of_wrong_passwords_does_not_stall_the_health_check(tmp_path):
+    import statistics
+    import threading
+
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()}}))
+    url, p, _ = start_sink(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web)})
+    stop = threading.Event()
+
+    def flood():
+        with requests.Session() as s:
+            while not stop.is_set():
+                s.get(f"{url}/metrics", auth=("prometheus", "wrong-password"), timeout=30)
+    try:
+        assert requests.get(f"{url}/metrics", auth=("prometheus", PASSWORD), timeout=30).status_code == 200  # cached from now on
+        threads = [threading.Thread(target=flood) for _ in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        health, scrape = [], []
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert requests.get(f"{url}/healthz", timeout=30).status_code == 200
+            health.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            assert requests.get(f"{url}/metrics", auth=("prometheus", PASSWORD), timeout=30).status_code == 200
+            scrape.append(time.monotonic() - t0)
+        # bcrypt at cost 12 takes ~250 ms: in the event loop every answer would wait behind it
+        assert statistics.median(health) < 0.1 and statistics.median(scrape) < 0.1, (statistics.median(health), statistics.median(scrape))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        p.close()
