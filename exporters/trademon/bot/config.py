@@ -40,15 +40,16 @@ def bot_token(env: Mapping[str, str]) -> str:
     token = secret("TELEGRAM_BOT_TOKEN", env)
     if token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN", None, "not set", "the token BotFather gave (<digits>:<letters>), in .env or via TELEGRAM_BOT_TOKEN_FILE")
-    if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
-        raise ConfigError("TELEGRAM_BOT_TOKEN", "***", "not a bot token", "<digits>:<letters>, as BotFather gives it")
+    if not values.is_bot_token(token):
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "***", "not a bot token", values.BOT_TOKEN_ALLOWED)
     return token
 
 
 def chat_id(name: str, value: str) -> int:
-    if not re.fullmatch(r"-?\d{1,20}", value) or int(value) == 0:
-        raise ConfigError(name, value, "not a Telegram chat id", "a non-zero whole number such as 123456789 or -1001234567890")
-    return int(value)
+    try:
+        return values.telegram_chat_id(value)
+    except ValueError:
+        raise ConfigError(name, value, "not a Telegram chat id", values.CHAT_ID_ALLOWED) from None
 
 
 def id_list(name: str, env: Mapping[str, str]) -> frozenset[int]:
