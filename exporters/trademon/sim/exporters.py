@@ -176,13 +176,11 @@ class IBExporter:
             active[k] = active.get(k, 0) + 1
             k2 = (o.account, o.symbol)
             in_flight[k2] = in_flight.get(k2, 0) + o.qty
-        shown = set()
-        for k, n in active.items():
-            m["ib_active_orders"].labels(*k).set(n)
-            shown.add(("a", k))
-        for k, q in in_flight.items():
-            m["ib_working_order_quantity"].labels(*k).set(q)
-            shown.add(("q", k))
+        shown: set[tuple] = set()
+        for kind, values, name in (("a", active, "ib_active_orders"), ("q", in_flight, "ib_working_order_quantity")):
+            for k, v in values.items():
+                m[name].labels(*k).set(v)
+                shown.add((kind, k))
         for kind, k in self._working_shown - shown:
             m["ib_active_orders" if kind == "a" else "ib_working_order_quantity"].remove(*k)
         self._working_shown = shown
