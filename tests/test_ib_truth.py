@@ -140,6 +140,7 @@ def test_executions_counted_once_live_or_recovered_and_not_before_the_exporter()
     state.on_executions_snapshot([f1, Fill(AAPL, ex2, CommissionReport(), ex2.time),
                                   Fill(AAPL, old, CommissionReport(), old.time)])
     assert sample(state, "ib_executions_total", strategy="momentum") == 2  # e0 was before the exporter started
+    assert sample(state, "ib_filled_quantity_total", account="DU1", symbol="AAPL") == 10  # e1 and e2, 5 each
 
 
 def test_contracts_are_bounded():

@@ -164,6 +164,7 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_working_orders", GAUGE, "Orders working at IB now (every client the exporter sees); absent while the session is down.", job=IB, group="Broker truth"),
     _m("ib_active_orders", GAUGE, "Working orders at IB per contract and side (IB allows 20); contracts without one have no series.", ["symbol", "side"], job=IB, group="Broker truth"),
     _m("ib_working_order_quantity", GAUGE, "Remaining quantity of the working orders per account and symbol (unsigned): position drift within it may be orders in flight.", ["account", "symbol"], job=IB, group="Broker truth"),
+    _m("ib_filled_quantity_total", COUNTER, "Quantity IB executed per account and symbol (unsigned), counted with ib_executions_total: fills of the last moments may not have reached the trading system's book yet.", ["account", "symbol"], job=IB, group="Broker truth"),
     _m("ib_order_actions_today", GAUGE, "Today's order actions as IB's Order Efficiency Ratio counts them: submission, revision, cancellation, execution (orders with a fill).", ["kind"], job=IB, group="Broker truth"),
     _m("ib_order_efficiency_ratio", GAUGE, "Today's Order Efficiency Ratio: (submissions + revisions + cancellations) / (executions + 1); IB calls above 20 excessive.", job=IB, group="Broker truth"),
     _m("trading_orders_sent_total", COUNTER, "Orders the trading system sent to IB (its own count, by strategy; the strategy as the ib-exporter derives it from orderRef).", ["strategy"], job=API, group="Broker truth"),

@@ -590,7 +590,8 @@ class BrokerState:
         when = ex.time.timestamp() if getattr(ex, "time", None) else None
         strategy = (lambda: self._strategy(rec)) if rec is not None else (
             lambda: self.strategies(strategy_of(ex.orderRef, self.cfg.strategy_pattern)))
-        if self.book.execution(ex.execId, when, strategy) and rec is not None and not rec.executed:
+        if self.book.execution(ex.execId, when, strategy, ex.acctNumber, position_label(fill.contract), ex.shares) \
+                and rec is not None and not rec.executed:
             rec.executed = True
             self.book.day.add("execution")
 

@@ -82,6 +82,7 @@ class OrderBook:
         self.active = m["ib_active_orders"]
         self.in_flight = m["ib_working_order_quantity"]
         self.executions = m["ib_executions_total"]
+        self.filled_qty = m["ib_filled_quantity_total"]
         self.day = DayCounts(m["ib_order_actions_today"], m["ib_order_efficiency_ratio"], tz, now)
         self.working: dict[object, Working] = {}
         self.per_side: dict[tuple[str, str], int] = {}
@@ -165,7 +166,8 @@ class OrderBook:
 
     # ---- executions -------------------------------------------------------------------
 
-    def execution(self, exec_id: str, when: float | None, strategy: Callable[[], str]) -> bool:
+    def execution(self, exec_id: str, when: float | None, strategy: Callable[[], str],
+                  account: str = "", symbol: str = "", shares: float = 0.0) -> bool:
         """Count an execution once; False if seen before or older than the exporter."""
         if not exec_id or exec_id in self.exec_ids:
             return False
@@ -180,6 +182,8 @@ class OrderBook:
         label = strategy()
         self.exec_strategies.add(label)
         self.executions.labels(label).inc()
+        if account and symbol and shares == shares and 0 < abs(shares) < 1e300:
+            self.filled_qty.labels(account, self.contracts(symbol)).inc(abs(shares))
         return True
 
     def forget_strategy(self, strategy: str) -> None:

@@ -59,6 +59,7 @@ class BrokerStats:
     # Broker truth (docs/broker-truth.md): the trading system's own counts beside IB's.
     sent: Counter = field(default_factory=Counter)                # strategy: orders the trading system sent
     executions: Counter = field(default_factory=Counter)          # strategy: executions IB reported
+    filled_qty: Counter = field(default_factory=Counter)          # (account, symbol): quantity IB executed
     recorded: Counter = field(default_factory=Counter)            # strategy: fills the trading system recorded
     revisions: int = 0                                            # order amendments (Order Efficiency Ratio)
     unrecorded: Counter = field(default_factory=Counter)          # (strategy, symbol) -> signed qty IB filled, book missed
@@ -167,6 +168,7 @@ class Broker:
         self.working.pop(o.id, None)
         self.stats.filled[o.strategy] += 1
         self.stats.executions[o.strategy] += 1
+        self.stats.filled_qty[(o.account, o.symbol)] += o.qty
         if self.lose_fills:
             self.stats.unrecorded[(o.strategy, o.symbol)] += o.side * o.qty
         else:

@@ -167,6 +167,8 @@ class IBExporter:
         if w.ib_connected:
             for s, n in st.executions.items():
                 d.inc(m["ib_executions_total"], s, n, (s,))
+            for key, q in st.filled_qty.items():
+                d.inc(m["ib_filled_quantity_total"], ("q", key), q, key)
         working = list(w.broker.working.values())
         m["ib_working_orders"].set(len(working))
         active: dict[tuple, float] = {}
