@@ -509,9 +509,9 @@ def broker_truth(t: dict) -> Board:
                     Q(f"sum by (account, symbol) ({m('trading_position_quantity')}{{{A}, {SYM}}})", "trading {{account}} {{symbol}}"),
                     Q(f"sum by (account, symbol) ({m('ib_position_quantity')}{{{A}, {SYM}}})", "IB {{account}} {{symbol}}"),
                     Q(f"sum by (account, symbol) ({m('ib_working_order_quantity')}{{{A}, {SYM}}})", "in flight {{account}} {{symbol}}"),
-                    Q(f"sum by (account, symbol) (increase({m('ib_filled_quantity_total')}{{{A}, {SYM}}}[30s]))", "filled in 30 s {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) (increase({m('ib_filled_quantity_total')}{{{A}, {SYM}}}[1m]))", "filled in 1 m {{account}} {{symbol}}"),
                 ], unit="short", w=24, description="Signed positions as the trading system's book and IB say; the remaining "
-                   "quantity of the working orders and what IB filled in the last 30 s are the drift allowed for orders in flight."),
+                   "quantity of the working orders and what IB filled in the last minute are the drift allowed for orders in flight."),
             ]),
             ("IB's limits", [
                 stat_panel("Order Efficiency Ratio today", [Q(f"max({m('ib_order_efficiency_ratio')})", "OER")], unit="none", w=6,

@@ -331,11 +331,11 @@ ALERTS: list[Alert] = [
           "reconnect; the ib-exporter recovers them with reqExecutions, the trading system may not.",
           "broker", fast=True),
     Alert("PositionDriftFromBroker", "critical",
-          # allowed for: the working orders, and what IB filled in the last 30 s (two scrapes of
+          # allowed for: the working orders, and what IB filled in the last minute (four scrapes of
           # the trading system: its position is scraped apart from IB's)
           "account_symbol:trading_position_drift:abs\n"
           "  > (sum by (account, symbol) (ib_working_order_quantity) or 0 * account_symbol:trading_position_drift:abs)\n"
-          "    + (sum by (account, symbol) (increase(ib_filled_quantity_total[30s])) or 0 * account_symbol:trading_position_drift:abs)",
+          "    + (sum by (account, symbol) (increase(ib_filled_quantity_total[1m])) or 0 * account_symbol:trading_position_drift:abs)",
           "Position of {{ $labels.symbol }} on {{ $labels.account }} differs from IB's",
           "The trading system's position in {{ $labels.symbol }} on account {{ $labels.account }} differs from IB's by "
           '{{ printf "%g" $value }} (shares or contracts), more than its working orders could explain, for more than '
