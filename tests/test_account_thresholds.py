@@ -19,8 +19,6 @@ from trademon.settings import thresholds
 from trademon.stack import tools
 from trademon.gen import rules as gen_rules
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "account_thresholds"
 
@@ -57,6 +55,7 @@ def generate_rules(root: Path) -> None:
             (root / rel).write_text(fn(root))
 
 
+@pytest.mark.promtool
 def test_each_account_fires_at_its_own_limit(tmp_path):
     """The looser account is quiet past the default and fires past its own; the stricter fires
     before the default; the others use the default; the description names the account's own
@@ -70,6 +69,7 @@ def test_each_account_fires_at_its_own_limit(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.promtool
 def test_the_hand_written_tests_fail_with_one_limit_for_all(tmp_path):
     """The same tests against rules without the overrides fail: they can tell."""
     root = write_root(tmp_path, config_with({}))
@@ -186,6 +186,7 @@ def target(doc: dict, legend: str) -> str:
     return expr.replace("$host", ".*").replace("$account", ".*")
 
 
+@pytest.mark.promtool
 def test_the_limit_lines_are_each_accounts_own(tmp_path):
     """The P&L board's "limit" lines and the risk board's "alert at" line, evaluated by real
     promtool: each account's own loss limit and share of its exposure limit (where its alert

@@ -14,6 +14,7 @@ import yaml
 
 from trademon.alertmanager import amconfig
 from trademon import contract
+from trademon.settings.values import seconds
 from trademon.stack import tools
 
 from trademon.bot.render import MAX_PARTS, Links
@@ -46,6 +47,7 @@ def rendered(tmp_path_factory):
     return amconfig.render(AM, out, env)
 
 
+@pytest.mark.amtool
 @pytest.mark.parametrize("which", ["source", "rendered"])
 def test_amtool_check_config(which, rendered):
     path = SOURCE if which == "source" else rendered
@@ -54,6 +56,7 @@ def test_amtool_check_config(which, rendered):
     assert "4 receivers" in r.stdout
 
 
+@pytest.mark.amtool
 def test_rendered_without_any_secret_still_valid(tmp_path):
     path = amconfig.render(AM, tmp_path, {})
     r = amtool("check-config", str(path))
@@ -62,6 +65,7 @@ def test_rendered_without_any_secret_still_valid(tmp_path):
     assert all(set(rc) <= {"name", "webhook_configs"} for rc in cfg["receivers"]), cfg["receivers"]
 
 
+@pytest.mark.amtool
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_route(case):
     labels = [f"{k}={v}" for k, v in case["labels"].items()]
@@ -73,6 +77,7 @@ def test_route(case):
 _ROUTE_LINE = re.compile(r"[└├]── (.*?)(?:\s+continue: true)?\s+receiver: (\S+)")
 
 
+@pytest.mark.amtool
 def test_every_route_has_a_case():
     """Each line of `amtool config routes` (the tree) is where at least one case ends."""
     tree = amtool("config", "routes", f"--config.file={SOURCE}")
@@ -138,14 +143,10 @@ def test_money_route_is_the_money_rule_group_in_groups_of_their_own():
     assert set(re.fullmatch(r'alertname=~"(.*)"', route["matchers"][0]).group(1).split("|")) == money
     assert route["matchers"][1] == 'severity="critical"'
     assert set(route["group_by"]) == {"alertname", "account", "breaker", "instance"}
-    assert amconfig_seconds(route["group_wait"]) <= 1
+    assert seconds(route["group_wait"]) <= 1
     names = [r["matchers"][0] for r in cfg["route"]["routes"]]
     # After the synthetic breaker's route (the synthetic check's trips never page), before critical.
     assert names.index('alertname="CircuitBreakerTripped"') < names.index(route["matchers"][0]) < names.index('severity="critical"')
-
-
-def amconfig_seconds(d: str) -> float:
-    return {"s": 1, "m": 60}[d[-1]] * float(d[:-1])
 
 
 def test_heartbeat_route_pings_every_minute_never_resolved():
@@ -153,7 +154,7 @@ def test_heartbeat_route_pings_every_minute_never_resolved():
     cfg = yaml.safe_load(SOURCE.read_text())
     (route,) = [r for r in cfg["route"]["routes"] if r["receiver"] == amconfig.HEARTBEAT_RECEIVER]
     assert route["matchers"] == ['alertname="Watchdog"'] and route["continue"] is True
-    assert route["repeat_interval"] == "1m" and amconfig_seconds(route["group_interval"]) <= 10
+    assert route["repeat_interval"] == "1m" and seconds(route["group_interval"]) <= 10
     (rc,) = [r for r in cfg["receivers"] if r["name"] == amconfig.HEARTBEAT_RECEIVER]
     assert [w["send_resolved"] for w in rc["webhook_configs"]] == [False]
     assert "url" not in rc["webhook_configs"][0]  # a file: the URL holds the check's secret
@@ -230,6 +231,7 @@ def render(rendered: Path, name: str, data: dict, tmp_path: Path, kind: str = "t
     return r.stdout.rstrip("\n")
 
 
+@pytest.mark.amtool
 def test_slack_and_email_templates(rendered, tmp_path):
     data = _data([_alert("TWSConnectionLost", "IB API session lost <now>", "no orders & no data", severity="critical")])
     title = render(rendered, "trademon.slack.title", data, tmp_path)

@@ -146,6 +146,7 @@ def test_rendered_intervals_match_the_calendar_at_every_quarter_hour(tmp_path):
     assert not open_in(cfg, at(NY, 2027, 2, 22, 10, 0))
 
 
+@pytest.mark.amtool
 def test_rendered_config_passes_amtool(rendered, tmp_path):
     cfg_path = tmp_path / "alertmanager.yml"
     cfg = dict(rendered)
@@ -351,7 +352,7 @@ def test_a_session_across_local_midnight_is_split_at_midnight():
 
 def test_a_template_only_change_reloads_alertmanager(tmp_path):
     """Editing only a message template and rendering again must reload Alertmanager too (the
-    README's re-render command promises it), not only a change of alertmanager.yml."""
+    re-render command of docs/operations.md promises it), not only a change of alertmanager.yml."""
     import shutil
 
     from trademon.alertmanager import amwatch

@@ -13,6 +13,9 @@ import time
 
 import httpx
 
+from trademon.runtime import http
+from trademon.runtime.backoff import Backoff
+
 log = logging.getLogger("trademon.bot.telegram")
 
 
@@ -36,7 +39,7 @@ GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"
 class TelegramClient:
     def __init__(self, api_url: str, token: str, timeout: float = 10.0):
         self._base = f"{api_url.rstrip('/')}/bot{token}"
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = http.async_client(timeout)
         self._timeout = timeout
         self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
         self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes
@@ -68,7 +71,7 @@ class TelegramClient:
     async def call_within(self, deadline: float, method: str, payload: dict | None = None, **kw):
         """``call``, waiting out 429 retry_after (and retrying 5xx / unreachable with backoff)
         while the monotonic ``deadline`` allows; the last error otherwise."""
-        backoff = 0.5
+        retry = Backoff(0.5, 10)
         while True:
             hold = self.not_before - time.monotonic() if method in GATED else 0
             if hold > 0:
@@ -89,7 +92,7 @@ class TelegramClient:
                 if e.code == 429 and e.retry_after is not None:
                     wait = e.retry_after
                 elif e.code >= 500 or isinstance(e, Unreachable):
-                    wait, backoff = backoff, min(backoff * 2, 10)
+                    wait = retry.next()
                 else:
                     raise
                 if time.monotonic() + wait > deadline:

@@ -4,7 +4,9 @@
   (bearer token on the control/webhook paths, basic auth elsewhere when configured), then
   reads the body itself with a limit: a Content-Length over the limit is refused before one
   byte is read, a chunked body is counted as it arrives and refused when it passes the limit;
-  either way the answer is 413 with ``Connection: close``, so the rest is never read.
+  either way the answer is 413 with ``Connection: close``, so the rest is never read. All
+  bodies in flight together stay within a ``BodyBudget`` shared by the process's ports: past
+  it the answer is 503 with ``Retry-After`` (memory bounded however many clients send at once).
 - ``GuardedH11Protocol``: uvicorn's h11 protocol with what it lacks against slow clients: a
   request (headers and body) must arrive within ``read_timeout`` of its first byte (or of
   the connection opening), and at most ``max_connections`` connections are kept: a new one
@@ -69,30 +71,71 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 
-def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()):
+def is_token_path(path: str, token_paths: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in token_paths)
+
+
+def _basic(web: WebConfig, auth: str) -> bool:
+    scheme, _, encoded = auth.partition(" ")
+    try:
+        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return scheme.lower() == "basic" and web.basic_ok(user, password)
+
+
+def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) -> tuple[str, list] | None:
+    """Why a request may not pass (the 401's text and headers), or None. Every path but the
+    health check needs a credential once any is configured: the control and webhook paths the
+    bearer token (basic auth when only that is configured), every other path basic auth."""
+    if path in OPEN_PATHS:
+        return None
+    if is_token_path(path, token_paths) and web.token is not None:
+        scheme, _, presented = auth.partition(" ")
+        if scheme.lower() == "bearer" and web.token_ok(presented.strip()):
+            return None
+        return "a bearer token is required (TRADEMON_API_TOKEN)\n", [(b"www-authenticate", b'Bearer realm="trademon"'), *CLOSE]
+    if web.users and not _basic(web, auth):
+        return "unauthorized\n", [(b"www-authenticate", b'Basic realm="trademon"')]
+    return None
+
+
+class BodyBudget:
+    """Bytes of request bodies the process holds at once, across its ports. A body the budget
+    cannot take is refused with 503 (one is always let through, so a body within the
+    per-request limit is never refused forever). One event loop: no lock needed."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used and self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+def busy(budget: BodyBudget) -> str:
+    return f"busy: {budget.used} bytes of request bodies in flight, the budget is {budget.limit}; try again\n"
+
+
+def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = (), budget: BodyBudget | None = None):
     """``app`` behind authentication and a body limit (see the module doc)."""
+    budget = budget or BodyBudget(limits.max_body)
 
     async def guarded(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        path = scope["path"]
-        auth = (_header(scope, b"authorization") or b"").decode("latin-1")
-        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in token_paths):
-            if web.token is not None:
-                scheme, _, presented = auth.partition(" ")
-                if scheme.lower() != "bearer" or not web.token_ok(presented.strip()):
-                    return await _answer(send, 401, "a bearer token is required (TRADEMON_API_TOKEN)\n",
-                                         [(b"www-authenticate", b'Bearer realm="trademon"'), *CLOSE])
-        elif web.users and path not in OPEN_PATHS:
-            scheme, _, encoded = auth.partition(" ")
-            try:
-                user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                user, password = "", ""
-            if scheme.lower() != "basic" or not web.basic_ok(user, password):
-                return await _answer(send, 401, "unauthorized\n", [(b"www-authenticate", b'Basic realm="trademon"')])
+        denied = _denied(web, scope["path"], token_paths, (_header(scope, b"authorization") or b"").decode("latin-1"))
+        if denied is not None:
+            return await _answer(send, 401, *denied)
 
         length = _header(scope, b"content-length")
+        declared = None
         if length is not None:
             try:
                 declared = int(length)
@@ -103,31 +146,46 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length is None and _header(scope, b"transfer-encoding") is None:
             return await app(scope, receive, send)
 
-        # Read the body here, counting: memory stays within the limit whatever the client sends.
-        chunks, size = [], 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limits.max_body:
-                return await _answer(send, 413, f"body over the {limits.max_body}-byte limit\n", CLOSE)
-            chunks.append(chunk)
-            if not msg.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        del chunks
-        sent = False
+        # Read the body here, counting: memory stays within the limit whatever the client sends,
+        # and all bodies in flight together within the process's budget (a 503 past it: the
+        # client, Alertmanager too, tries again later).
+        held = 0
+        try:
+            if declared is not None:
+                if not budget.take(declared):
+                    return await _answer(send, 503, busy(budget), [(b"retry-after", b"1"), *CLOSE])
+                held = declared
+            chunks, size = [], 0
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                if size > limits.max_body:
+                    return await _answer(send, 413, f"body over the {limits.max_body}-byte limit\n", CLOSE)
+                if size > held:
+                    if not budget.take(size - held):
+                        return await _answer(send, 503, busy(budget), [(b"retry-after", b"1"), *CLOSE])
+                    held = size
+                chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            del chunks
+            sent = False
 
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            async def replay():
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
-        return await app(scope, replay, send)
+            # held until the app has answered: what it parses from the body is in memory till then
+            return await app(scope, replay, send)
+        finally:
+            budget.give(held)
 
     return guarded
 

@@ -10,10 +10,11 @@ import sys
 
 import httpx
 
+from trademon.runtime import http
 from trademon.runtime import logs
 from trademon.settings.env import port_variable
 from trademon.metrics import JobMetrics
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 from trademon.synthetic import checks as checks_mod
 from trademon.synthetic.config import load
 from trademon.synthetic.runner import CheckRunner
@@ -29,7 +30,7 @@ def configure(parser) -> None:
 def _client(settings) -> httpx.AsyncClient:
     # Each check's own timeout bounds a run; this one only stops a single request hanging longer.
     longest = max(t.timeout for t in settings.timing.values())
-    return httpx.AsyncClient(timeout=httpx.Timeout(longest), follow_redirects=False)
+    return http.async_client(longest)
 
 
 async def _once(settings) -> int:
@@ -55,7 +56,7 @@ async def _serve(settings) -> int:
         # Ready once every check has run at least once.
         probes = Probes({"checks ran": lambda: len(runner.last) == len(checks)})
         server = Runner([Listener("synthetic", basics_app(metrics.registry, probes), settings.host, settings.port,
-                                  port_variable("synthetic"))], tasks=[runner.run_forever])
+                                  port_variable("synthetic"))], tasks=[Task(runner.run_forever, "checks")])
         server.bind_all()
         log.info("synthetic checks", extra={"checks": [c.name for c in checks],
                                              "timing": {k: vars(v) for k, v in settings.timing.items()}})
