@@ -12,8 +12,6 @@ from ib_async.objects import CommissionReport, Execution
 from trademon.ib.config import load
 from trademon.ib.state import BrokerState
 
-pytestmark = pytest.mark.unit
-
 AAPL = Contract(conId=265598, symbol="AAPL", secType="STK", exchange="SMART")
 
 
