@@ -29,7 +29,9 @@ NOT_FROM_A_SERVICE = {"HighRiskExposure", "PnLAnomaly", "OrderAcknowledgementSlo
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([tools.find("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    # every test file evaluates every rule (34 alerts, the money group every 2 s): about 25 s on an
+    # idle machine, past 90 s on a loaded one
+    return subprocess.run([tools.find("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def rule_files() -> list[Path]:
@@ -144,7 +146,6 @@ def test_money_series_are_scraped_as_often_as_the_money_alerts_are_evaluated():
     money = groups[gen_rules.MONEY_GROUP]
     assert money["interval"] == interval
     assert {r["alert"] for r in money["rules"]} == {"DailyLossLimitBreach", "CircuitBreakerTripped", "TWSConnectionLost",
-                                                     "OrderNotAcknowledgedByIB", "ExecutionNotRecorded",
                                                      "PositionDriftFromBroker", "BreakerLeakingOrders"}
 
 

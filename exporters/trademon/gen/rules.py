@@ -320,7 +320,9 @@ ALERTS: list[Alert] = [
           "${order_unacked_critical_after} ago (within the last ${broker_truth_window}) have not appeared at IB: no "
           "openOrder, no status, no fill. IB's paper server has been seen to drop an order with no callback, ever; the "
           "trading system thinks it is working. Orders still count as missing until they leave the window.",
-          "broker", fast=True),
+          # not in the money group: an hour's window every 2 s costs more than it buys, with the
+          # trading system scraped every 15 s
+          "broker"),
     Alert("ExecutionNotRecorded", "critical",
           not_matched("ib_executions_total", "trading_fills_recorded_total", "${execution_unrecorded_after}")
           + "\n  and on () (max(up{${trading}}) == 1)",
@@ -329,7 +331,7 @@ ALERTS: list[Alert] = [
           "${execution_unrecorded_after} ago (within the last ${broker_truth_window}) that the trading system has not "
           "recorded: its book and its position are wrong. Fills during an IB disconnect (1100) are not replayed on "
           "reconnect; the ib-exporter recovers them with reqExecutions, the trading system may not.",
-          "broker", fast=True),
+          "broker"),
     Alert("PositionDriftFromBroker", "critical",
           # allowed for: the working orders, and what IB filled in the last minute (four scrapes of
           # the trading system: its position is scraped apart from IB's)
