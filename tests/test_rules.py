@@ -311,6 +311,7 @@ TUNED = {
     "order_unacked_critical_after": "5m", "order_unacked_warning_after": "2m", "execution_unrecorded_after": "3m",
     "position_drift_for": "3m", "breaker_leak_for": "2m", "master_client_missing_for": "4m", "broker_truth_window": "2h",
     "oer_max": 25, "oer_warning": 12, "oer_min_actions": 30, "active_orders_max": 18, "active_orders_warning": 14,
+    "bot_down_for": "2m", "outbox_stuck_seconds": 300, "page_latency_p95_seconds": 5, "page_latency_for": "5m",
 }
 
 
@@ -399,6 +400,13 @@ NUMERIC = {
         f'ib_active_orders{{symbol="AAPL", side="BUY", {IB}}}': flat(v)}, AT),
     "active_orders_warning": ("ActiveOrdersNearIBLimit", 1, lambda v: {
         f'ib_active_orders{{symbol="AAPL", side="BUY", {IB}}}': flat(v)}, AT),
+    # the oldest page in the bot's outbox v seconds old, all along
+    "outbox_stuck_seconds": ("TelegramOutboxStuck", 1, lambda v: {
+        'trademon_bot_outbox_oldest_age_seconds{job="trademon-bot", instance="b"}': flat(v)}, AT),
+    # every page slower than the bucket le=v: histogram_quantile gives v for p95
+    "page_latency_p95_seconds": ("PageLatencyHigh", 0.1, lambda v: {
+        f'trademon_bot_page_latency_seconds_bucket{{since="webhook", le="{n(v)}", job="trademon-bot"}}': per_min(0),
+        'trademon_bot_page_latency_seconds_bucket{since="webhook", le="+Inf", job="trademon-bot"}': per_min(10)}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
         f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),
