@@ -543,3 +543,21 @@ def test_the_bot_says_at_start_when_its_retry_window_does_not_fit_the_routes(tmp
         Bot(cfg, env={})
     assert any("TRADEMON_BOT_RETRY_WINDOW (900s) is not shorter than the shortest repeat_interval" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
+    from trademon.bot.reports import broker_truth_line
+
+    alerts = [{"labels": {"alertname": "OrderNotAcknowledgedByIB", "strategy": "momentum"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "PositionDriftFromBroker", "symbol": "AAPL"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "DailyLossLimitBreach"}, "annotations": {"dashboard": "/d/trademon-pnl"}}]
+    line = broker_truth_line(alerts, [({}, 0.0)], [({}, 3.0)], [({}, 16.25)])
+    assert line == ("Broker truth: ❌ OrderNotAcknowledgedByIB (momentum), PositionDriftFromBroker (AAPL) · "
+                    "sees other clients' orders: NO (Master API client ID?) · working orders at IB: 3 · "
+                    "order efficiency today: 16.2")
+    quiet = broker_truth_line([], None, [], RuntimeError("down"))
+    assert quiet == ("Broker truth: no check firing ✅ · sees other clients' orders: unknown · "
+                     "working orders at IB: unknown · order efficiency today: unknown")
+    assert broker_truth_line(RuntimeError("am"), None, None, None).startswith("Broker truth: unknown (Alertmanager")
