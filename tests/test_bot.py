@@ -607,3 +607,21 @@ def test_buttons_work_before_telegram_answers_and_on_every_copy(tmp_path):
     answers = [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")]
     assert answers == ["Not silenced.", "Not silenced."]
     assert t.h.store.ref(item["ref"])["message_ids"] == [7, 8]  # both copies known: a later edit reaches each
+
+
+def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
+    from trademon.bot.reports import broker_truth_line
+
+    alerts = [{"labels": {"alertname": "OrderNotAcknowledgedByIB", "strategy": "momentum"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "PositionDriftFromBroker", "symbol": "AAPL"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "DailyLossLimitBreach"}, "annotations": {"dashboard": "/d/trademon-pnl"}}]
+    line = broker_truth_line(alerts, [({}, 0.0)], [({}, 3.0)], [({}, 16.25)])
+    assert line == ("Broker truth: ❌ OrderNotAcknowledgedByIB (momentum), PositionDriftFromBroker (AAPL) · "
+                    "sees other clients' orders: NO (Master API client ID?) · working orders at IB: 3 · "
+                    "order efficiency today: 16.2")
+    quiet = broker_truth_line([], None, [], RuntimeError("down"))
+    assert quiet == ("Broker truth: no check firing ✅ · sees other clients' orders: unknown · "
+                     "working orders at IB: unknown · order efficiency today: unknown")
+    assert broker_truth_line(RuntimeError("am"), None, None, None).startswith("Broker truth: unknown (Alertmanager")

@@ -213,6 +213,9 @@ def test_status_answers_with_what_prometheus_holds(e2e):
         assert abs(float(m.group(1).replace(",", "")) - value) < 50  # the simulator's P&L drifts between the two reads
     assert "IB session: connected ✅" in shown and "Targets down: none" in shown
     assert "Breakers:" in shown and "Exposure DU1234567:" in shown
+    # the simulator's exporter sees every client; its ratio and working orders come from Prometheus
+    assert "Broker truth: no check firing ✅ · sees other clients' orders: yes · working orders at IB: " in shown
+    assert re.search(r"order efficiency today: \d+\.\d", shown), shown
 
 
 def test_pnl_chart_is_a_png_of_what_query_range_returns(e2e):
