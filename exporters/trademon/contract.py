@@ -35,6 +35,7 @@ JOBS: dict[str, Job] = {
         Job("synthetic", 9111, "trademon", "continuous synthetic checks"),
         Job("alert-sink", 9112, "trademon", "file-based Alertmanager webhook receiver"),
         Job("alertmanager-config", 9113, "trademon", "Alertmanager config render kept current: market calendar, IB schedule"),
+        Job("trademon-bot", 9114, "trademon", "the Telegram companion: page delivery (outbox), buttons, commands"),
         Job("prometheus", 9090, "stack", "Prometheus"),
         Job("alertmanager", 9093, "stack", "Alertmanager"),
         Job("grafana", 3000, "stack", "Grafana"),
@@ -49,8 +50,9 @@ JOBS: dict[str, Job] = {
 # The simulator's own control endpoint (scenarios on/off, clock). Not a scrape job.
 SIM_CONTROL_PORT = 9119
 
-# `trademon bot`'s webhook for Alertmanager (and its /healthz, /metrics). Not a scrape job yet.
-BOT_PORT = 9114
+# `trademon bot`'s webhook for Alertmanager, and its /healthz, /readyz, /metrics.
+BOT = "trademon-bot"
+BOT_PORT = JOBS[BOT].port
 
 
 def jobs_of_kind(kind: str) -> list[str]:
@@ -91,6 +93,9 @@ WORKER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 FILL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 # Signed: a negative slippage is price improvement.
+# A page from Alertmanager's send (or the alert's start) to Telegram's acceptance: the money
+# pages' bar is 5 s (MiFID RTS 7's real-time alerts), the pager alert's 10 s (p95).
+PAGE_LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 SLIPPAGE_BPS_BUCKETS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 API = "automatictrader-api"
@@ -100,6 +105,19 @@ IB = "ib-exporter"
 SYN = "synthetic"
 SINK = "alert-sink"
 AMC = "alertmanager-config"
+
+# The reasons Telegram refuses the bot for good (until someone fixes the setting), with the fix;
+# trademon_bot_telegram_refused's label values and TelegramRefusesBot's description.
+TELEGRAM_REFUSALS = {
+    "token_rejected": "Telegram answers 401 Unauthorized: the bot token was revoked or is wrong. Get the current "
+                      "token from @BotFather (/token), set TELEGRAM_BOT_TOKEN in .env and restart trademon-bot",
+    "bot_blocked": "Telegram answers 403 Forbidden: the bot was blocked by the user or removed from the group. "
+                   "Unblock it (or add it back to the group) and send it /start",
+    "chat_not_found": "Telegram answers 400 chat not found: TELEGRAM_CHAT_ID names no chat the bot is in. Send the bot "
+                      "a message, read the chat id from getUpdates, set TELEGRAM_CHAT_ID and restart trademon-bot",
+    "chat_migrated": "Telegram answers 400: the group was upgraded to a supergroup and has a new id. Set "
+                     "TELEGRAM_CHAT_ID to the supergroup's id (-100...) and restart trademon-bot",
+}
 
 
 def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
@@ -159,6 +177,18 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_session_down_reason", GAUGE, "Why the API session is down: 1 for the reason of the current outage (one of IB_DOWN_REASONS), 0 for the others; all 0 while the session is up.", ["reason"], job=IB, group="IB connection"),
     _m("ib_client_id", GAUGE, "The API client id the exporter connects with (TRADEMON_IB_CLIENT_ID), so a page can name it.", job=IB, group="IB connection"),
     _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm or error code was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
+    # Broker truth: what IB says, beside what the trading system says it did (docs/broker-truth.md)
+    _m("ib_master_client", GAUGE, "1 once this session has seen an order of another API client as it happened (the exporter is TWS's Master API client), 0 while it has not (it cannot see other clients' orders, or none was placed since it connected); absent while the session is down.", job=IB, group="Broker truth"),
+    _m("ib_executions_total", COUNTER, "Executions IB reported, once each (by execId), live or recovered with reqExecutions at a (re)connect; executions from before the exporter started are not counted.", ["strategy"], job=IB, group="Broker truth"),
+    _m("ib_working_orders", GAUGE, "Orders working at IB now (every client the exporter sees); absent while the session is down.", job=IB, group="Broker truth"),
+    _m("ib_active_orders", GAUGE, "Working orders at IB per contract and side (IB allows 20); contracts without one have no series.", ["symbol", "side"], job=IB, group="Broker truth"),
+    _m("ib_working_order_quantity", GAUGE, "Remaining quantity of the working orders per account and symbol (unsigned): position drift within it may be orders in flight.", ["account", "symbol"], job=IB, group="Broker truth"),
+    _m("ib_filled_quantity_total", COUNTER, "Quantity IB executed per account and symbol (unsigned), counted with ib_executions_total: fills of the last moments may not have reached the trading system's book yet.", ["account", "symbol"], job=IB, group="Broker truth"),
+    _m("ib_order_actions_today", GAUGE, "Today's order actions as IB's Order Efficiency Ratio counts them: submission, revision, cancellation, execution (orders with a fill).", ["kind"], job=IB, group="Broker truth"),
+    _m("ib_order_efficiency_ratio", GAUGE, "Today's Order Efficiency Ratio: (submissions + revisions + cancellations) / (executions + 1); IB calls above 20 excessive.", job=IB, group="Broker truth"),
+    _m("trading_orders_sent_total", COUNTER, "Orders the trading system sent to IB (its own count, by strategy; the strategy as the ib-exporter derives it from orderRef).", ["strategy"], job=API, group="Broker truth"),
+    _m("trading_fills_recorded_total", COUNTER, "Executions the trading system recorded (its own count, by strategy).", ["strategy"], job=API, group="Broker truth"),
+    _m("trading_position_quantity", GAUGE, "The trading system's own position per account and symbol (signed), as its book says.", ["account", "symbol"], job=API, group="Broker truth"),
     # Market data
     _m("marketdata_connected", GAUGE, "1 while the upstream feed is connected.", job=MD, group="Market data"),
     _m("marketdata_ticks_total", COUNTER, "Ticks received.", ["symbol"], job=MD, group="Market data"),
@@ -172,6 +202,15 @@ METRICS: tuple[Metric, ...] = (
     _m("alert_sink_notifications_total", COUNTER, "Notifications written to the JSON-lines file; status is firing or resolved.", ["receiver", "status"], job=SINK, group="Alert sink"),
     _m("alert_sink_rejected_total", COUNTER, "Payloads refused, by reason.", ["reason"], job=SINK, group="Alert sink"),
     _m("alert_sink_last_notification_timestamp_seconds", GAUGE, "Unix time of the last notification written.", job=SINK, group="Alert sink"),
+    # Telegram bot (trademon bot): the pager's last hop
+    _m("trademon_bot_notifications_total", COUNTER, "Notifications from Alertmanager: delivered, deferred to the outbox, or retried (taken already, not sent twice).", ["outcome"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_outbox_pending", GAUGE, "Notifications accepted and not yet delivered to Telegram; absent while the outbox cannot be read.", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_outbox_oldest_age_seconds", GAUGE, "Age of the oldest notification waiting in the outbox, 0 when it is empty; absent while the outbox cannot be read.", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_telegram_sends_total", COUNTER, "Messages sent to Telegram (sendMessage, sendPhoto), by result (ok, refused, rate_limited, failed) and Telegram's error code (200 when ok, network when unreachable).", ["result", "code"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_telegram_refused", GAUGE, "1 while Telegram refuses the bot for this reason (one of TELEGRAM_REFUSALS), else 0: set by the refusal, cleared by the next success.", ["reason"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_pages_delivered_total", COUNTER, "Firing notifications (pages) delivered to Telegram, by severity.", ["severity"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_page_latency_seconds", HISTOGRAM, "Time to Telegram's acceptance of a page's last message, since Alertmanager's send (since=webhook) and since the newest alert's startsAt (since=alert_start).", ["since"], job=BOT, group="Telegram bot", buckets=PAGE_LATENCY_BUCKETS),
+    _m("trademon_bot_poll_conflict", GAUGE, "1 while Telegram answers getUpdates with 409 Conflict (a second poller with the same token).", job=BOT, group="Telegram bot"),
     # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
     _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
     _m("trademon_market_calendar_end_timestamp_seconds", GAUGE, "Unix time the rendered market-open intervals end (the calendar horizon).", job=AMC, group="Market and IB schedule"),
@@ -193,7 +232,10 @@ IB_ERROR_FARM_CODES = {
 # The value a bounded label takes once its cap of distinct values is reached, and the labels
 # of the ib-exporter that are bounded that way (ib_label_overflow_total's label values).
 OVERFLOW = "__overflow__"
-IB_BOUNDED_LABELS = ("strategy", "farm", "code")
+IB_BOUNDED_LABELS = ("strategy", "farm", "code", "symbol")
+
+# ib_order_actions_today's kinds: the terms of IB's Order Efficiency Ratio
+ORDER_ACTION_KINDS = ("submission", "revision", "cancellation", "execution")
 
 # The broker-state gauges: dropped while the IB session is down or TWS has lost IB (code 1100),
 # because a last value is not a live value. The ib-exporter and the simulator's stand-in for it

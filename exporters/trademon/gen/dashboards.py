@@ -22,7 +22,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from trademon import grafana_uids
 from trademon.settings import thresholds
 from trademon.gen import hostfilter, rules
-from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel
+from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel, two_states
 
 DASHBOARD_DIR = "monitoring/dashboards"
 PROVISIONING_DIR = "grafana/provisioning"
@@ -457,6 +457,82 @@ def risk_exposure(t: dict) -> Board:
     )
 
 
+SEEN_NOT_SEEN = two_states(("NOT SEEN", RED), ("sees every client", GREEN))
+
+
+def broker_truth(t: dict) -> Board:
+    """What the trading system says it did, held against what IB says (docs/broker-truth.md)."""
+    win = t["broker_truth_window"]
+    return Board(
+        "broker", "Broker Truth",
+        "The trading system's own record (orders sent, fills recorded, positions) against IB's, and IB's own limits: "
+        "Order Efficiency Ratio, active orders per contract and side, API pacing.",
+        ["OrderNotAcknowledgedByIB", "OrderAcknowledgementSlow", "ExecutionNotRecorded", "PositionDriftFromBroker",
+         "BreakerLeakingOrders", "OrderEfficiencyRatioExcessive", "OrderEfficiencyRatioHigh", "ActiveOrdersAtIBLimit",
+         "ActiveOrdersNearIBLimit", "IBPacingViolation", "BrokerOrdersNotVisible"],
+        [strategy_var(), account_var(), symbol_var()],
+        [
+            ("Orders and fills: trading system against IB", [
+                stat_panel("Exporter sees other clients' orders", [Q(f"min({m('ib_master_client')})", "master client")], unit="none",
+                           w=6, mappings=SEEN_NOT_SEEN, thresholds=below(1), links=[runbook("BrokerOrdersNotVisible")],
+                           description="1 once the ib-exporter has seen another API client's order as it happened (it is TWS's "
+                                       "Master API client); NOT SEEN means the checks below compare against nothing if orders are sent."),
+                stat_panel("Working orders at IB", [Q(f"sum({m('ib_working_orders')})", "working")], unit="short", w=6,
+                           description="Orders working at IB now; with a circuit breaker open, anything above 0 for "
+                                       f"{t['breaker_leak_for']} fires BreakerLeakingOrders.", thresholds=steps(GREEN),
+                           links=[runbook("BreakerLeakingOrders")]),
+                state_panel("Circuit breakers", [Q(f"max by (breaker) ({m('circuit_breaker_open')})", "{{breaker}}")],
+                            description="Open (red) halts new orders: IB's working orders should go to 0.", mappings=OPEN_CLOSED,
+                            thresholds=above(1), w=12),
+                timeseries_panel("Orders sent against orders IB shows", [
+                    Q(f"sum by (strategy) (increase({m('trading_orders_sent_total')}{{{S}}}[{win}]))", "sent {{strategy}}"),
+                    Q(f"sum by (strategy) (increase({m('orders_submitted_total')}{{{S}}}[{win}]))", "at IB {{strategy}}"),
+                ], unit="short", description=f"Orders over the last {win}: the trading system's count and IB's. A sent order "
+                   f"IB never shows fires OrderAcknowledgementSlow after {t['order_unacked_warning_after']} and "
+                   f"OrderNotAcknowledgedByIB after {t['order_unacked_critical_after']}.", links=[runbook("OrderNotAcknowledgedByIB"), runbook("OrderAcknowledgementSlow")]),
+                timeseries_panel("Executions at IB against fills recorded", [
+                    Q(f"sum by (strategy) (increase({m('ib_executions_total')}{{{S}}}[{win}]))", "IB {{strategy}}"),
+                    Q(f"sum by (strategy) (increase({m('trading_fills_recorded_total')}{{{S}}}[{win}]))", "recorded {{strategy}}"),
+                ], unit="short", description=f"Executions over the last {win}: IB's (with those recovered after a disconnect) and "
+                   f"the trading system's; one IB reported and not recorded within {t['execution_unrecorded_after']} fires "
+                   "ExecutionNotRecorded.", links=[runbook("ExecutionNotRecorded")]),
+            ]),
+            ("Positions: trading system against IB", [
+                table_panel("Position drift", [Q(f"{rec('account_symbol:trading_position_drift:abs', A + ', ' + SYM)}")], unit="short",
+                            description="|trading system's position - IB's| per account and symbol; above the working orders' "
+                                        f"quantity for {t['position_drift_for']} fires PositionDriftFromBroker.",
+                            thresholds=steps(GREEN, (0.5, RED)), links=[runbook("PositionDriftFromBroker")]),
+                timeseries_panel("Positions: trading system and IB", [
+                    Q(f"sum by (account, symbol) ({m('trading_position_quantity')}{{{A}, {SYM}}})", "trading {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) ({m('ib_position_quantity')}{{{A}, {SYM}}})", "IB {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) ({m('ib_working_order_quantity')}{{{A}, {SYM}}})", "in flight {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) (increase({m('ib_filled_quantity_total')}{{{A}, {SYM}}}[1m]))", "filled in 1 m {{account}} {{symbol}}"),
+                ], unit="short", w=24, description="Signed positions as the trading system's book and IB say; the remaining "
+                   "quantity of the working orders and what IB filled in the last minute are the drift allowed for orders in flight."),
+            ]),
+            ("IB's limits", [
+                stat_panel("Order Efficiency Ratio today", [Q(f"max({m('ib_order_efficiency_ratio')})", "OER")], unit="none", w=6,
+                           decimals=1, thresholds=above(t["oer_max"], t["oer_warning"]), links=[runbook("OrderEfficiencyRatioExcessive"), runbook("OrderEfficiencyRatioHigh")],
+                           description="(submissions + revisions + cancellations) / (executions + 1) since midnight; IB calls "
+                                       f"above {t['oer_max']} excessive (warning above {t['oer_warning']})."),
+                timeseries_panel("Order actions today", [Q(f"sum by (kind) ({m('ib_order_actions_today')})", "{{kind}}")], unit="short",
+                                 w=6, description="The terms of the Order Efficiency Ratio, since midnight."),
+                timeseries_panel("Active orders per contract and side", [
+                    Q(f"max by (symbol, side) ({m('ib_active_orders')}{{{SYM}}})", "{{symbol}} {{side}}")],
+                    unit="short", w=6, thresholds=above(t["active_orders_max"], t["active_orders_warning"]), draw_thresholds=True,
+                    description=f"Working orders per contract and side; IB allows {t['active_orders_max']} "
+                                f"(warning at {t['active_orders_warning']}).", links=[runbook("ActiveOrdersAtIBLimit"), runbook("ActiveOrdersNearIBLimit")]),
+                timeseries_panel("API pacing violations (error 100)", [
+                    Q(f"sum(increase({m('ib_errors_total')}{{code=\"100\"}}[5m])) or 0 * max({m('ib_connected')})", "error 100")],
+                    unit="short", w=6, bars=True, thresholds=above(1), links=[runbook("IBPacingViolation")],
+                    description="Error 100 (more than 50 messages a second) in 5 minutes; any fires IBPacingViolation."),
+            ]),
+        ],
+    )
+CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
+REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
+
+
 KNOWN_UNKNOWN = [
     dm.ValueMap(options={"0": dm.ValueMappingResult(text="UNKNOWN", color=RED),
                          "1": dm.ValueMappingResult(text="complete", color=GREEN)}),
@@ -484,7 +560,8 @@ def system_health(t: dict) -> Board:
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
-         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing"],
+         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
+         "TelegramRefusesBot", "PageLatencyHigh"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
@@ -566,6 +643,38 @@ def system_health(t: dict) -> Board:
                                  description="Notifications Alertmanager failed to deliver per 5 minutes, by integration (webhook: "
                                  "the Telegram companion, the alert sink, the heartbeat).", links=[runbook("AlertDeliveryFailing")]),
             ]),
+            ("Pager: the Telegram bot", [
+                state_panel("Telegram refuses the bot", [Q(f"max by (reason) ({m('trademon_bot_telegram_refused')})", "{{reason}}")],
+                            description="1 while Telegram refuses the bot for good for that reason (revoked token, blocked bot, wrong "
+                            "or migrated chat): no page reaches Telegram until the setting is fixed. TelegramRefusesBot names the fix.",
+                            mappings=REFUSED, thresholds=above(1), links=[runbook("TelegramRefusesBot")]),
+                timeseries_panel("Outbox", [Q(f"max({m('trademon_bot_outbox_pending')})", "waiting"),
+                                            Q(f"max({m('trademon_bot_outbox_oldest_age_seconds')})", "oldest, seconds")],
+                                 unit="short", thresholds=above(t["outbox_stuck_seconds"]), draw_thresholds=True,
+                                 description="Notifications accepted and not yet delivered to Telegram, and how long the oldest has waited; "
+                                 "TelegramOutboxStuck fires past the dashed line.", links=[runbook("TelegramOutboxStuck")]),
+                timeseries_panel("Page latency (p50, p95)",
+                                 [Q(quantile(0.5, "trademon_bot_page_latency_seconds", by="since"), "p50 since {{since}}"),
+                                  Q(quantile(0.95, "trademon_bot_page_latency_seconds", by="since"), "p95 since {{since}}")],
+                                 unit="s", thresholds=above(t["page_latency_p95_seconds"]), draw_thresholds=True,
+                                 description="From Alertmanager's send (webhook) and from the alert's start (alert_start, group_wait "
+                                 "included) to Telegram's acceptance of the page. PageLatencyHigh watches the webhook p95.",
+                                 links=[runbook("PageLatencyHigh")]),
+                timeseries_panel("Telegram sends", [Q(f"sum by (result, code) (increase({m('trademon_bot_telegram_sends_total')}[5m]))",
+                                                      "{{result}} {{code}}")],
+                                 unit="short", bars=True, description="Messages sent to Telegram per 5 minutes, by result and Telegram's code."),
+                timeseries_panel("Pages delivered", [Q(f"sum by (severity) (increase({m('trademon_bot_pages_delivered_total')}[1h]))",
+                                                       "{{severity}}")],
+                                 unit="short", bars=True, description="Firing notifications delivered to Telegram in the last hour."),
+                timeseries_panel("Notifications from Alertmanager", [Q(f"sum by (outcome) (increase({m('trademon_bot_notifications_total')}[5m]))",
+                                                                       "{{outcome}}")],
+                                 unit="short", bars=True, links=[runbook("TelegramBotDown")],
+                                 description="Notifications the bot took per 5 minutes: delivered at once, deferred to the outbox, or "
+                                 "Alertmanager's retry of one taken already. None while the bot is down: TelegramBotDown."),
+                state_panel("Second poller (409)", [Q(f"max({m('trademon_bot_poll_conflict')})", "polling")],
+                            description="Another process polls Telegram with the same token: it takes the button presses and "
+                            "commands. The bot reports not ready meanwhile.", mappings=CONFLICT, thresholds=above(1), w=4),
+            ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],
                                  unit="percentunit", description="CPU used by each container, in cores.", needs="cadvisor", thresholds=above(1.5, 1)),
@@ -645,6 +754,7 @@ BOARDS: dict[str, tuple[str, Callable[[dict], Board]]] = {
     "overview": ("Trading", trading_overview),
     "pnl": ("Trading", realtime_pnl),
     "risk": ("Trading", risk_exposure),
+    "broker": ("Trading", broker_truth),
     "latency": ("Performance", latency_heatmaps),
     "workers": ("Performance", worker_performance),
     "health": ("Operations", system_health),
