@@ -18,6 +18,7 @@ import yaml
 from trademon.settings import thresholds
 from trademon.stack import tools
 from trademon.gen import rules as gen_rules
+from trademon.thresholds import render as threshold_rules
 
 pytestmark = pytest.mark.unit
 
@@ -51,10 +52,11 @@ def write_root(root: Path, config: dict) -> Path:
 
 
 def generate_rules(root: Path) -> None:
-    for rel, fn in gen_rules.GENERATED:
-        if rel.endswith(".yml"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text(fn(root))
+    """The generated rules, and the threshold rules as a running stack renders them, in monitoring/rules/."""
+    for rel in (gen_rules.RULES_FILE, gen_rules.ALERTS_FILE):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(dict(gen_rules.GENERATED)[rel](root))
+    (root / "monitoring" / "rules" / threshold_rules.FILE).write_text(threshold_rules.render(root))
 
 
 def test_each_account_fires_at_its_own_limit(tmp_path):
@@ -84,21 +86,25 @@ def test_the_hand_written_tests_fail_with_one_limit_for_all(tmp_path):
         assert test in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_without_overrides_the_rules_are_the_shipped_ones(tmp_path):
-    """``accounts: {}`` (shipped) gives the committed rules byte for byte; overrides change the
-    two per-account alerts and nothing else."""
+def test_overrides_and_values_live_in_the_threshold_rules_only(tmp_path):
+    """The generated alert rules are the same whatever the numbers and the overrides: those
+    reach Prometheus as series (the threshold rules, rendered at run time), so a change needs
+    a reload, never `trademon gen`. The threshold rules have one series per override."""
     shipped = thresholds.load_config(ROOT)
     assert shipped["accounts"] in ({}, None), "the shipped config has no account overrides"
     assert gen_rules.render_alerts(ROOT) == (ROOT / gen_rules.ALERTS_FILE).read_text()
 
-    plain = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "plain", config_with({}))))
-    tuned = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "tuned", config_with(ACCOUNTS))))
-
-    def by_name(doc):
-        return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
-
-    plain, tuned = by_name(plain), by_name(tuned)
-    assert {n for n in plain if plain[n] != tuned[n]} == {"DailyLossLimitBreach", "HighRiskExposure"}
+    plain = write_root(tmp_path / "plain", config_with({}))
+    tuned = config_with(ACCOUNTS)
+    tuned["critical"]["daily_loss_limit"] = -750
+    tuned = write_root(tmp_path / "tuned", tuned)
+    assert gen_rules.render_alerts(plain) == gen_rules.render_alerts(tuned)
+    rules = {(r["record"], r.get("labels", {}).get("account")): r["expr"]
+             for g in yaml.safe_load(threshold_rules.render(tuned))["groups"] for r in g["rules"]}
+    assert rules[("trademon:threshold:daily_loss_limit", None)] == "vector(-750)"
+    assert rules[("trademon:threshold:daily_loss_limit", "DU2222222")] == "vector(-250)"
+    assert rules[("trademon:threshold:exposure_ratio", "U4444444")] == "vector(0.8)"
+    assert ("trademon:threshold:daily_loss_limit", "U4444444") not in rules  # its loss limit is the default
 
 
 def test_every_per_account_key_has_a_per_account_alert():

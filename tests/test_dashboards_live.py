@@ -27,6 +27,8 @@ from trademon.gen import dashboard_queries as dq
 from trademon.gen import hostfilter
 from trademon.stack.native import prometheus_cmd, render_prometheus_config
 
+from tests.support.e2estack import render_thresholds
+
 from tests.support.procs import free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
@@ -65,7 +67,8 @@ class Stack:
         wait_http(f"http://127.0.0.1:{self.amc_port}/readyz", 30, amc)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",
                         "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}"})
-        cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s")
+        cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s",
+                                      thresholds_dir=render_thresholds(workdir / "thresholds"))
         if configure is not None:
             cfg = configure(cfg)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from trademon.stack import native
+from trademon.thresholds import render as threshold_rules
 
 from .amstack import AlertingStack
 from .procs import Proc, free_port, start, wait_for, wait_http
@@ -34,11 +35,20 @@ def duration(s: float) -> str:
     return f"{max(int(round(s * 1000)), 1)}ms"
 
 
+def render_thresholds(out: Path, root: Path = ROOT) -> Path:
+    """The threshold rules of ``root``'s monitoring/config.yml, as the thresholds service of a
+    running stack renders them, in ``out``; the folder (for render_prometheus_config)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / threshold_rules.FILE).write_text(threshold_rules.render(root))
+    return out
+
+
 def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None) -> list[str]:
     """Copies of monitoring/rules/*.yml with every ``for`` divided by ``for_scale``, and the
     groups with an interval of their own (the money alerts) evaluated every ``evaluation``
-    like the rest when the evaluation interval is shortened."""
-    files = []
+    like the rest when the evaluation interval is shortened; and the threshold rules, rendered
+    from monitoring/config.yml into ``out/thresholds``."""
+    files = [str(render_thresholds(out / "thresholds") / threshold_rules.FILE)]
     for src in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         if for_scale is None and evaluation is None:
             files.append(str(src))

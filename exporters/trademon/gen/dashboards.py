@@ -484,7 +484,7 @@ def system_health(t: dict) -> Board:
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
-         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing"],
+         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "ThresholdsNotLive"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
@@ -559,6 +559,14 @@ def system_health(t: dict) -> Board:
                 stat_panel("Config render failures", [Q(f"sum(increase({m('trademon_am_config_render_failures_total')}[1d]))")], unit="short", w=4,
                            description="Failed renders or Alertmanager reloads in the last day (the last good config stays in use).",
                            thresholds=above(1), links=[runbook("MarketCalendarExpiring")]),
+                stat_panel("Thresholds live", [Q(f"min({m('trademon_thresholds_last_reload_successful')})")], unit="none", w=4,
+                           mappings=[{"type": "value", "options": {"0": {"text": "REFUSED", "color": RED}, "1": {"text": "live", "color": GREEN}}}],
+                           description="Whether monitoring/config.yml as it is on disk is what the alerts use (the thresholds service "
+                           "renders it into series on every change); REFUSED: its log names the key and the fix.",
+                           thresholds=below(1), links=[runbook("ThresholdsNotLive")]),
+                stat_panel("Thresholds live since", [Q(f"time() - max({m('trademon_thresholds_last_reload_success_timestamp_seconds')})")],
+                           unit="s", w=4, description="Time since monitoring/config.yml last went live (rendered and reloaded, or "
+                           "found unchanged at the service's start)."),
                 timeseries_panel("Alertmanager: failed deliveries",
                                  [Q('sum by (integration) (increase(alertmanager_notifications_failed_total{job="alertmanager"}[5m]))',
                                     "{{integration}}")],

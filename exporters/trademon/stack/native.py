@@ -32,7 +32,10 @@ log = logging.getLogger("trademon.native")
 # Jobs whose service has no native process here (Grafana, Loki, Promtail, cAdvisor run in
 # Docker only); they are left out of the natively rendered prometheus.yml.
 NATIVE_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
-               "synthetic", "alert-sink", "prometheus", "alertmanager", "alertmanager-config")
+               "synthetic", "alert-sink", "prometheus", "alertmanager", "alertmanager-config", "thresholds")
+# prometheus.yml's folder of the threshold rules the thresholds service renders (a volume in
+# compose); natively, a folder of the data directory.
+THRESHOLDS_RULES = "../monitoring/thresholds/*.yml"
 
 
 def repo_root() -> Path:
@@ -40,9 +43,11 @@ def repo_root() -> Path:
 
 
 def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanager: str | None,
-                             scrape_interval: str | None = None, evaluation_interval: str | None = None) -> dict:
+                             scrape_interval: str | None = None, evaluation_interval: str | None = None,
+                             thresholds_dir: Path | None = None) -> dict:
     """The project's prometheus.yml with job targets replaced by ``targets`` (job -> host:port);
-    jobs not in ``targets`` are dropped. Rule files become absolute paths."""
+    jobs not in ``targets`` are dropped. Rule files become absolute paths; the threshold rules
+    are read from ``thresholds_dir`` (where the thresholds service renders them)."""
     src = root / "prometheus" / "prometheus.yml"
     cfg = yaml.safe_load(src.read_text())
     g = cfg.setdefault("global", {})
@@ -65,7 +70,12 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanage
     if missing:
         raise ValueError(f"prometheus/prometheus.yml has no job named {', '.join(sorted(missing))}")
     cfg["scrape_configs"] = kept
-    cfg["rule_files"] = [str((src.parent / r).resolve()) if not os.path.isabs(r) else r for r in cfg.get("rule_files", [])]
+    rule_files = [r for r in cfg.get("rule_files", []) if r != THRESHOLDS_RULES]
+    if len(rule_files) == len(cfg.get("rule_files", [])):
+        raise ValueError(f"prometheus/prometheus.yml has no rule_files entry {THRESHOLDS_RULES} (the rendered thresholds)")
+    cfg["rule_files"] = [str((src.parent / r).resolve()) if not os.path.isabs(r) else r for r in rule_files]
+    if thresholds_dir is not None:
+        cfg["rule_files"].append(str(thresholds_dir / "*.yml"))
     if alertmanager:  # the address changes; alert relabelling stays as shipped
         cfg.setdefault("alerting", {})["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     else:
@@ -239,6 +249,15 @@ def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], 
                     "TRADEMON_AM_TIMESCALE": str(timescale)})
 
 
+def thresholds_service(root: Path, out: Path, host: str, port: Mapping[str, int]) -> Service:
+    """`thresholds --watch`: the checkout's monitoring/config.yml rendered into ``out`` (which
+    Prometheus loads) on every change, Prometheus reloaded; restarted when it exits."""
+    return Service("thresholds", trademon_cmd("thresholds", "--watch", "--root", str(root), "--out", str(out)),
+                   f"http://{host}:{port['thresholds']}/healthz",
+                   {"TRADEMON_THRESHOLDS_HOST": host, "TRADEMON_THRESHOLDS_PORT": str(port["thresholds"]),
+                    "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://{host}:{port['prometheus']}/-/reload"}, restart=True)
+
+
 def configure(parser) -> None:
     from trademon.settings.env import add_env_flags
 
@@ -277,7 +296,7 @@ def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int
     """(service, variable that moves it, port) of everything native is about to bind."""
     from trademon.settings.env import port_variable
 
-    out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic")]
+    out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic", "thresholds")]
     out.append(("trademon bot", "TRADEMON_BOT_PORT", env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)))
     if mode == "live":
         return out + [("ib-exporter", port_variable("ib-exporter"), job_port("ib-exporter", env))]
@@ -403,7 +422,7 @@ def main(args) -> int:
     port = {name: job_port(name, env) for name in contract.JOBS}
     targets = {job: f"{host}:{port[job]}" for job in NATIVE_JOBS}
     compress = args.mode == "demo" and speed > 1
-    prom = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}")
+    prom = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds")
     if compress:
         from trademon.stack import timescale
 
@@ -416,8 +435,10 @@ def main(args) -> int:
             sc.pop("scrape_timeout", None)
         import glob
 
-        files = [Path(f) for pattern in prom["rule_files"] for f in sorted(glob.glob(pattern))]
-        prom["rule_files"] = timescale.scale_rule_files(files, data / "rules", speed)
+        # the threshold rules change at run time and hold no duration: loaded as rendered
+        generated, rendered = prom["rule_files"][:-1], prom["rule_files"][-1:]
+        files = [Path(f) for pattern in generated for f in sorted(glob.glob(pattern))]
+        prom["rule_files"] = timescale.scale_rule_files(files, data / "rules", speed) + rendered
     prom_cfg = data / "prometheus.yml"
     prom_cfg.write_text(yaml.safe_dump(prom, sort_keys=False))
 
@@ -447,6 +468,7 @@ def main(args) -> int:
                           {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
         sup.start(am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
                                    speed if compress else 1.0, bot_url=f"http://{host}:{bot_port}/alerts"))
+        sup.start(thresholds_service(root, data / "thresholds", host, port))
         if args.mode == "demo":
             control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT, env)
             sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",

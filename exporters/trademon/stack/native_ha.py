@@ -24,7 +24,7 @@ from trademon import contract
 from trademon.stack import scaleout, tools
 from trademon.settings.env import env_port, env_str, job_port
 from trademon.stack.native import (NATIVE_JOBS, Service, Supervisor, alertmanager_cmd, am_watch_service, bot_service, prometheus_cmd,
-                                   render_prometheus_config, repo_root, trademon_cmd)
+                                   render_prometheus_config, repo_root, thresholds_service, trademon_cmd)
 
 # Second nodes: the first node's port + 100, so the pair reads as one (9090/9190, 9093/9193).
 SECOND = 100
@@ -57,7 +57,7 @@ def main(args) -> int:
     targets = {job: f"{host}:{port[job]}" for job in NATIVE_JOBS}
     proms = []
     for replica, pport in (("a", port["prometheus"]), ("b", port["prometheus-b"])):
-        cfg = render_prometheus_config(root, {**targets, "prometheus": f"{host}:{pport}"}, None)
+        cfg = render_prometheus_config(root, {**targets, "prometheus": f"{host}:{pport}"}, None, thresholds_dir=data / "thresholds")
         cfg = scaleout.ha_prometheus_config(cfg, alertmanagers=ams, replica=replica, host=trading_host,
                                             remote_write=f"http://{host}:{port['victoriametrics']}{scaleout.REMOTE_WRITE_PATH}")
         path = data / f"prometheus-{replica}.yml"
@@ -83,6 +83,9 @@ def main(args) -> int:
                              bot_url=f"http://{host}:{bot_port}/alerts")
     watch.env["TRADEMON_AM_RELOAD_URL"] = ",".join(f"http://{a}/-/reload" for a in ams)  # both nodes read the file
     services.append(watch)
+    thresholds = thresholds_service(root, data / "thresholds", host, port)
+    thresholds.env["TRADEMON_THRESHOLDS_RELOAD_URL"] = ",".join(f"http://{host}:{p}/-/reload" for _, p, _ in proms)  # both replicas
+    services.append(thresholds)
     if args.mode == "demo":
         control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT)
         services.append(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz", {"TRADEMON_SIM_HOST": host}))
