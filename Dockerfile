@@ -47,7 +47,7 @@ ENV PATH=/opt/trademon/bin:$PATH \
 # am-config needs the tz database for Alertmanager's time_intervals: fail the build, not the
 # start, if the base image ever drops it.
 RUN python -c "import zoneinfo; zoneinfo.ZoneInfo('America/New_York')" && trademon --help >/dev/null \
- && python -c "from trademon import markets; markets.check_exchange('XNYS')"
+ && python -c "from trademon.alertmanager import markets; markets.check_exchange('XNYS')"
 USER 10001:10001
 WORKDIR /var/lib/trademon
 # 8080-8082, 9110 and 9119: the simulator; 9110: ib-exporter; 9111: synthetic; 9112: alert-sink;

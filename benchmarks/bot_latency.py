@@ -10,7 +10,7 @@ The whole path runs for real (tests/support/e2estack.py): the simulator, Prometh
 Alertmanager, the alert-sink, the bot as its own process, the Telegram stand-in. The
 baseline is /help (no Prometheus or Alertmanager query): the ratio of each command to it
 is what the queries and the chart cost. --save-chart keeps the last daily summary's P&L
-chart (made after --warmup seconds of the simulated market) for the README.
+chart (made after --warmup seconds of the simulated market) for docs/telegram.md.
 """
 
 from __future__ import annotations

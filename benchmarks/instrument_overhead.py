@@ -188,7 +188,7 @@ async def run(rounds: int, n: int) -> dict[str, list[float]]:
 
 
 def helper_costs() -> list[tuple[str, float]]:
-    """The per-call cost of the intent and worker helpers, for the README."""
+    """The per-call cost of the intent and worker helpers, for docs/instrumenting.md."""
     from trademon.instrument import instrument
 
     ins = instrument(FastAPI())

@@ -31,7 +31,7 @@ E2E_MODULES = {
     "test_sim_prometheus", "test_sim_scenarios", "test_synthetic",
     "test_ha_alerting", "test_store_live", "test_native_ha",
     "test_ib_bounds", "test_ib_unknown", "test_ib_down_reason",
-    "test_security", "test_demo_tour", "test_markets_alertmanager", "test_bot_e2e",
+    "test_security", "test_hardening", "test_demo_tour", "test_markets_alertmanager", "test_bot_e2e",
 }
 _NOT_UNIT = {"e2e", "containers", "slow", "promtool"}
 

@@ -14,6 +14,7 @@ import yaml
 
 from trademon.alertmanager import amconfig
 from trademon import contract
+from trademon.settings.values import seconds
 from trademon.stack import tools
 
 from trademon.bot.render import MAX_PARTS, Links
@@ -138,14 +139,10 @@ def test_money_route_is_the_money_rule_group_in_groups_of_their_own():
     assert set(re.fullmatch(r'alertname=~"(.*)"', route["matchers"][0]).group(1).split("|")) == money
     assert route["matchers"][1] == 'severity="critical"'
     assert set(route["group_by"]) == {"alertname", "account", "breaker", "instance"}
-    assert amconfig_seconds(route["group_wait"]) <= 1
+    assert seconds(route["group_wait"]) <= 1
     names = [r["matchers"][0] for r in cfg["route"]["routes"]]
     # After the synthetic breaker's route (the synthetic check's trips never page), before critical.
     assert names.index('alertname="CircuitBreakerTripped"') < names.index(route["matchers"][0]) < names.index('severity="critical"')
-
-
-def amconfig_seconds(d: str) -> float:
-    return {"s": 1, "m": 60}[d[-1]] * float(d[:-1])
 
 
 def test_heartbeat_route_pings_every_minute_never_resolved():
@@ -153,7 +150,7 @@ def test_heartbeat_route_pings_every_minute_never_resolved():
     cfg = yaml.safe_load(SOURCE.read_text())
     (route,) = [r for r in cfg["route"]["routes"] if r["receiver"] == amconfig.HEARTBEAT_RECEIVER]
     assert route["matchers"] == ['alertname="Watchdog"'] and route["continue"] is True
-    assert route["repeat_interval"] == "1m" and amconfig_seconds(route["group_interval"]) <= 10
+    assert route["repeat_interval"] == "1m" and seconds(route["group_interval"]) <= 10
     (rc,) = [r for r in cfg["receivers"] if r["name"] == amconfig.HEARTBEAT_RECEIVER]
     assert [w["send_resolved"] for w in rc["webhook_configs"]] == [False]
     assert "url" not in rc["webhook_configs"][0]  # a file: the URL holds the check's secret

@@ -372,7 +372,11 @@ def test_runbook_command_without_runbooks_says_why(tmp_path):
 def test_native_runs_the_bot_with_the_checkout_as_config_root(tmp_path):
     from trademon.stack import native
 
-    svc = native.bot_service("127.0.0.1", 9114, tmp_path, {"alertmanager": 9093, "prometheus": 9090, "alert-sink": 9112})
+    from trademon.stack import services
+
+    layout = services.Layout("demo", False, "127.0.0.1", {})
+    svc = {s.name: s for s in native.native_services(layout, native.repo_root(), tmp_path, tmp_path / "am" / "alertmanager.yml",
+                                                     {"prometheus": tmp_path / "prometheus.yml"})}["trademon-bot"]
     root = Path(svc.env["TRADEMON_BOT_CONFIG_ROOT"])
     assert (root / "monitoring" / "runbooks.md").is_file() and (root / "monitoring" / "config.yml").is_file()
 

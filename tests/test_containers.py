@@ -3,7 +3,7 @@
 Images are built locally (tests/support/containers.py; tests/images/README.md says what stands
 in for what). The project's own docker-compose.yml runs with one override,
 tests/images/compose.not-run.yml, that leaves out the services whose images cannot be had
-here (NOT_RUN). Commands quoted from README.md are run as written, with only the published
+here (NOT_RUN). Commands quoted from README.md and docs/operations.md are run as written, with only the published
 ports (free ports, since others share this machine) and `<name>` placeholders filled in.
 
 Select with `-m containers`, leave out with `-m "not containers"`. A missing engine fails:
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.containers
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 NOT_RUN = ("grafana", "loki", "promtail", "alloy", "cadvisor")  # no image here: not run, never faked
 TRADEMON_UID, NOBODY = "10001", "65534"
 
@@ -53,10 +54,10 @@ def health_targets_without_not_run() -> str:
     return ",".join(p for p in default.split(",") if p.split("=", 1)[0] not in NOT_RUN)
 
 
-def readme_block(after: str, index: int = 0) -> str:
-    """The index-th ```sh block after the line starting with `after` in README.md."""
-    start = README.index(after)
-    blocks = re.findall(r"```sh\n(.*?)```", README[start:], re.S)
+def readme_block(after: str, index: int = 0, doc: str = README) -> str:
+    """The index-th ```sh block after the line starting with `after` in README.md (or `doc`)."""
+    start = doc.index(after)
+    blocks = re.findall(r"```sh\n(.*?)```", doc[start:], re.S)
     return blocks[index]
 
 
@@ -298,10 +299,11 @@ def metric(url: str, name: str) -> float:
 
 
 def test_readme_reload_and_rerender_commands_work(stack):
-    rows = dict(re.findall(r"^\| `?([^|]+?)`? .*?\| `([^`]+)`", README[README.index("## Reload without restart"):README.index("## Troubleshooting")], re.M))
+    section = OPERATIONS[OPERATIONS.index("## Reload without restart"):OPERATIONS.index("## Troubleshooting")]
+    rows = dict(re.findall(r"^\| `?([^|]+?)`? .*?\| `([^`]+)`", section, re.M))
     prom_reload = next(cmd for cmd in rows.values() if cmd.endswith("localhost:9090/-/reload"))
     am_rerender = next(cmd for cmd in rows.values() if "alertmanager-config" in cmd)
-    check = re.search(r"Check before reloading: `([^`]+)`", README).group(1)
+    check = re.search(r"Check before reloading: `([^`]+)`", OPERATIONS).group(1)
 
     before = (metric(stack.prom, "prometheus_config_last_reload_success_timestamp_seconds"),
               metric(stack.am, "alertmanager_config_last_reload_success_timestamp_seconds"))
@@ -320,7 +322,7 @@ def test_readme_reload_and_rerender_commands_work(stack):
 
 
 def test_readme_snapshot_backup_and_restore_work(stack):
-    backup, restore = readme_block("**Prometheus** (snapshot API"), readme_block("**Prometheus** (snapshot API", 1)
+    backup, restore = readme_block("**Prometheus** (snapshot API", doc=OPERATIONS), readme_block("**Prometheus** (snapshot API", 1, OPERATIONS)
     snapshot_cmd, rest = backup.split("\n", 1)
     out = stack.sh(snapshot_cmd).stdout
     name = json.loads(out)["data"]["name"]
@@ -342,7 +344,7 @@ def test_readme_snapshot_backup_and_restore_work(stack):
 
 
 def test_down_v_leaves_nothing(stack):
-    clean_up = next(line for line in readme_block("## Clean-up").splitlines() if re.search(r"\bdown -v\b", line)).split("#")[0]
+    clean_up = next(line for line in readme_block("## Clean-up", doc=OPERATIONS).splitlines() if re.search(r"\bdown -v\b", line)).split("#")[0]
     stack.sh(clean_up)
     assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
     network = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["networks"]["default"]["name"]

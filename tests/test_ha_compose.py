@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from trademon.gen import ha as gen_ha
 from trademon.stack import scaleout, tools
 
 from tests.test_versions import versions
@@ -55,7 +57,9 @@ def test_ha_prometheus_config_sends_to_every_alertmanager_and_targets_exist(reso
     ams = cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     names = set(resolved["services"])
     assert {a.split(":")[0] for a in ams} == {n for n in names if n.startswith("alertmanager") and n != "alertmanager-config"}
-    assert cfg["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": scaleout.REPLICA_LABEL}]
+    shipped = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())["alerting"]["alert_relabel_configs"]
+    # prometheus.yml's relabelling (the synthetic breaker is a self-test), then the replica label dropped
+    assert cfg["alerting"]["alert_relabel_configs"] == [*shipped, {"action": "labeldrop", "regex": scaleout.REPLICA_LABEL}]
     assert cfg["global"]["external_labels"] == {"replica": "${TRADEMON_REPLICA}", "host": "${TRADEMON_HOST}"}
     store = cfg["remote_write"][0]
     assert store["url"].split("/")[2].split(":")[0] in names
@@ -90,9 +94,9 @@ def test_store_is_the_pinned_victoriametrics_with_a_year_and_dedup_at_the_scrape
 
 def test_grafana_gets_the_store_datasource(resolved):
     mounts = {v["target"]: v["source"] for v in resolved["services"]["grafana"]["volumes"] if v["type"] == "bind"}
-    assert mounts["/etc/grafana/provisioning"].endswith(scaleout.STORE_PROVISIONING)
-    ds = yaml.safe_load((ROOT / scaleout.STORE_PROVISIONING / "datasources" / "trademon.yml").read_text())["datasources"]
-    vm = next(d for d in ds if d["uid"] == scaleout.VICTORIAMETRICS_DATASOURCE["uid"])
+    assert mounts["/etc/grafana/provisioning"].endswith(gen_ha.STORE_PROVISIONING)
+    ds = yaml.safe_load((ROOT / gen_ha.STORE_PROVISIONING / "datasources" / "trademon.yml").read_text())["datasources"]
+    vm = next(d for d in ds if d["uid"] == gen_ha.VICTORIAMETRICS_DATASOURCE["uid"])
     assert vm["type"] == "prometheus" and vm["url"].split("//")[1].split(":")[0] in resolved["services"]
     default = yaml.safe_load((ROOT / "grafana" / "provisioning" / "datasources" / "trademon.yml").read_text())["datasources"]
     assert ds[: len(default)] == default  # the single-host datasources, unchanged

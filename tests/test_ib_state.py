@@ -7,7 +7,8 @@ from ib_async import IB, Contract, Fill, Order, OrderState, PnL, Position, Ticke
 from ib_async.objects import CommissionReport, Execution
 
 from trademon.ib.config import load
-from trademon.ib.connection import backoff
+from trademon.ib.connection import JITTER
+from trademon.runtime.backoff import delay
 from trademon.ib.state import BrokerState, position_label
 
 
@@ -155,10 +156,10 @@ def test_position_label():
 
 
 def test_backoff_is_exponential_capped_and_jittered():
-    delays = [backoff(n, 1.0, 60.0) for n in range(1, 12)]
+    delays = [delay(n, 1.0, 60.0, JITTER) for n in range(1, 12)]
     assert 0.8 <= delays[0] <= 1.0 and 1.6 <= delays[1] <= 2.0 and 3.2 <= delays[2] <= 4.0
     assert all(48.0 <= d <= 60.0 for d in delays[6:])
-    assert backoff(10_000, 1.0, 60.0) <= 60.0
+    assert delay(10_000, 1.0, 60.0, JITTER) <= 60.0
 
 
 def test_error_for_the_exporters_own_request_id_is_not_an_order_rejection():

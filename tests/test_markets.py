@@ -351,7 +351,7 @@ def test_a_session_across_local_midnight_is_split_at_midnight():
 
 def test_a_template_only_change_reloads_alertmanager(tmp_path):
     """Editing only a message template and rendering again must reload Alertmanager too (the
-    README's re-render command promises it), not only a change of alertmanager.yml."""
+    re-render command of docs/operations.md promises it), not only a change of alertmanager.yml."""
     import shutil
 
     from trademon.alertmanager import amwatch

@@ -41,3 +41,85 @@ def test_native_ha_brings_up_the_pair_the_cluster_and_the_store(tmp_path):
     finally:
         rc = proc.close()
     assert rc == 0, proc.tail()
+
+
+# ---- HA is the single host, twice ------------------------------------------------------------
+
+HA_PORTS = ("TRADEMON_PROMETHEUS_B_PORT", "TRADEMON_ALERTMANAGER_B_PORT", "TRADEMON_ALERTMANAGER_CLUSTER_PORT",
+            "TRADEMON_ALERTMANAGER_B_CLUSTER_PORT", "TRADEMON_VICTORIAMETRICS_PORT")
+
+
+def listening_pid(port: int) -> int | None:
+    """The process whose command line says it listens on ``port`` (an engine: --web.listen-address)."""
+    from pathlib import Path
+
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"--web.listen-address=127.0.0.1:{port}".encode() in cmd:
+            return int(d.name)
+    return None
+
+
+def test_native_ha_from_an_env_file_survives_a_dead_alertmanager_and_prometheus_and_pages_once(tmp_path):
+    """`trademon native --ha --env-file`: the file's Telegram settings are used (as without
+    --ha), a node killed -9 is started again, every Prometheus scrapes every node, the
+    synthetic breaker stays a self-test, and after one Alertmanager and then one Prometheus
+    died the next page reaches Telegram exactly once."""
+    import os
+    import signal
+    import time
+
+    from support.native import NativeStack
+    from support.standins import StandIns
+
+    with StandIns() as standins:
+        values = {**{k: v for k, v in standins.env().items() if k.startswith("TELEGRAM_")},
+                  **{name: str(free_port()) for name in HA_PORTS}, "TRADEMON_HOST": "trading-test"}
+        stack = NativeStack(tmp_path, values, "--ha", "--speed", "30")
+        try:
+            stack.wait_ready()
+            v = stack.values
+            proms = [stack.prom_url, f"http://127.0.0.1:{v['TRADEMON_PROMETHEUS_B_PORT']}"]
+            ams = [stack.am_url, f"http://127.0.0.1:{v['TRADEMON_ALERTMANAGER_B_PORT']}"]
+            for p in proms:  # every node scraped by every replica: a dead one is seen
+                def nodes(p=p):
+                    active = requests.get(f"{p}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+                    return sorted(t["labels"]["instance"] for t in active if t["labels"]["job"] in ("prometheus", "alertmanager")
+                                  and t["health"] == "up")
+                want = sorted(u.removeprefix("http://") for u in proms + ams)
+                wait_for(lambda: nodes() == want, 60, 0.5, f"{p} scraping both Prometheus and both Alertmanagers")
+
+            def synthetic_breaker():
+                alerts = requests.get(f"{ams[1]}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"},
+                                      timeout=5).json()
+                return [a for a in alerts if a["labels"].get("breaker", "").startswith("synthetic")]
+            for a in wait_for(synthetic_breaker, 90, 0.5, "the synthetic breaker's CircuitBreakerTripped in Alertmanager"):
+                assert a["labels"]["severity"] == "info" and a["labels"].get("self_test") == "true", a["labels"]
+
+            def cluster_whole():
+                return all(len(requests.get(f"{am}/api/v2/status", timeout=2).json()["cluster"]["peers"]) == 2 for am in ams)
+            for url in (ams[0], proms[0]):  # one Alertmanager, then one Prometheus, killed -9
+                port = int(url.rsplit(":", 1)[1])
+                pid = listening_pid(port)
+                assert pid is not None, url
+                os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: listening_pid(port) not in (None, pid) and requests.get(f"{url}/-/ready", timeout=2).ok,
+                         60, 0.5, f"{url} started again")
+                assert stack.proc.popen.poll() is None, stack.proc.tail()
+                wait_for(cluster_whole, 60, 0.5, "both Alertmanagers in the cluster again")
+
+            t0 = time.time()
+            requests.post(f"{stack.control_url}/scenarios/loss-breach", timeout=5).raise_for_status()
+
+            def pages():
+                return [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"] and m["at"] >= t0]
+            wait_for(pages, 90, 0.5, "the DailyLossLimitBreach page at the Telegram stand-in")
+            time.sleep(20)  # past one --cluster.peer-timeout (15 s): a second node's copy would be in by now
+            assert len(pages()) == 1, [m["text"][:200] for m in pages()]
+            assert all(s not in stack.proc.log_text() for s in standins.secrets())
+        finally:
+            rc = stack.close()
+    assert rc == 0, stack.proc.tail()

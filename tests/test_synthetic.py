@@ -102,7 +102,7 @@ def test_defaults_come_from_the_contract():
 
 
 @pytest.mark.parametrize("env, fragment", [
-    ({"TRADEMON_SYNTHETIC_API_URL": "automatictrader-api:8080"}, "TRADEMON_SYNTHETIC_API_URL='automatictrader-api:8080': not an HTTP URL"),
+    ({"TRADEMON_SYNTHETIC_API_URL": "automatictrader-api:8080"}, "TRADEMON_SYNTHETIC_API_URL='automatictrader-api:8080': not an http(s) URL"),
     ({"TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT": "90"}, "TRADEMON_SYNTHETIC_PIPELINE_TIMEOUT='90': longer than the check's interval"),
     ({"TRADEMON_SYNTHETIC_HEALTH_INTERVAL": "soon"}, "TRADEMON_SYNTHETIC_HEALTH_INTERVAL='soon': not a number"),
     ({"TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT": "0"}, "TRADEMON_SYNTHETIC_WATCHDOG_TIMEOUT='0': out of range"),

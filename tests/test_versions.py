@@ -1,5 +1,5 @@
 """Tested versions are shipped versions: scripts/versions.env names each engine's version once;
-the compose pins, the installed binaries the suite runs and the README follow it."""
+the compose pins, the installed binaries the suite runs and the docs (README, docs/) follow it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,11 +56,13 @@ def test_installer_reads_the_versions_file():
     assert not re.search(r"\b(3\.5\.3|0\.33\.1|2\.53|0\.28)\b", script)
 
 
-def test_readme_names_the_pinned_versions():
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/development.md"])
+def test_readme_names_the_pinned_versions(doc):
+    """The README and the pages that name the shipped versions (upgrade, development)."""
     v = versions()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / doc).read_text()
     for name, key in (("Prometheus", "PROMETHEUS_VERSION"), ("Alertmanager", "ALERTMANAGER_VERSION")):
         mentioned = set(re.findall(rf"{name} v?(\d+\.\d+(?:\.\d+)?)", readme))
-        assert mentioned, f"README names no {name} version"
+        assert mentioned, f"{doc} names no {name} version"
         stale = {m for m in mentioned if not v[key].startswith(m)}
-        assert not stale, f"README names {name} {sorted(stale)}, scripts/versions.env pins {v[key]}"
+        assert not stale, f"{doc} names {name} {sorted(stale)}, scripts/versions.env pins {v[key]}"

@@ -54,15 +54,12 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
 
 
 def _config_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that mean "fix your configuration": shown as one line, exit 2. Looked up
-    when one is raised, because their modules are imported only by the subcommands that use
-    them: a port in use (service.py, the subcommands that serve) and a refused
-    monitoring/config.yml (thresholds.py: gen, bot, sim)."""
+    """The exceptions that mean "fix your configuration": shown as one line, exit 2. A setting
+    or a refused config file raises ConfigError; a port in use is the other (service.py, looked
+    up when raised because only the subcommands that serve import it)."""
     errors: tuple[type[Exception], ...] = (ConfigError,)
     if service := sys.modules.get("trademon.runtime.service"):
         errors += (service.PortInUse,)
-    if monitoring_config := sys.modules.get("trademon.settings.thresholds"):
-        errors += (monitoring_config.ConfigError,)
     return errors
 
 
@@ -73,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return mod.main(args) or 0
     except Exception as e:
+        if (service := sys.modules.get("trademon.runtime.service")) and isinstance(e, service.TaskDied):
+            print(f"trademon {args.command}: {e}", file=sys.stderr)  # the log has the traceback
+            return 1
         if not isinstance(e, _config_errors()):
             raise
         from trademon.runtime.logs import redact  # a value in the message may be a secret

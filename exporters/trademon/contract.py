@@ -199,6 +199,16 @@ IB_ERROR_FARM_CODES = {
 OVERFLOW = "__overflow__"
 IB_BOUNDED_LABELS = ("strategy", "farm", "code")
 
+# The broker-state gauges: dropped while the IB session is down or TWS has lost IB (code 1100),
+# because a last value is not a live value. The ib-exporter and the simulator's stand-in for it
+# drop the same set, so they live here, where neither needs the other's dependencies.
+BROKER_GAUGES = (
+    "daily_pnl", "unrealized_pnl", "realized_pnl", "ib_position_quantity", "ib_position_market_value",
+    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", "risk_exposure_complete",
+    "account_net_liquidation", "account_gross_position_value", "account_maint_margin_req",
+    "account_excess_liquidity", "account_buying_power", "account_cushion",
+)
+
 # ib_session_down_reason's reasons (a fixed set: the label is bounded) and what to do about
 # each; TWSConnectionLost's description says it. {client_id} is the exporter's client id.
 IB_DOWN_REASONS = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from trademon.contract import COUNTER, GAUGE, HISTOGRAM, Metric, metric, metrics_for_job
@@ -21,6 +23,35 @@ class Registry(CollectorRegistry):
             created = family.name + "_created"
             family.samples = [s for s in family.samples if s.name != created]
             yield family
+
+
+class Children:
+    """A labelled metric's children, each looked up once by its label values, so hot paths (every
+    request, every IB event) do no label lookup. With ``method`` (``"inc"``, ``"observe"``, ``"set"``)
+    the child's bound method is what is kept and returned. ``remove`` and ``clear`` drop the
+    series and the cache together: a cached child of a removed series would update nothing."""
+
+    __slots__ = ("metric", "method", "children")
+
+    def __init__(self, metric, method: str | None = None):
+        self.metric, self.method = metric, method
+        self.children: dict[tuple, Any] = {}
+
+    def __call__(self, *labels: str):
+        c = self.children.get(labels)
+        if c is None:
+            child = self.metric.labels(*labels)
+            c = self.children[labels] = child if self.method is None else getattr(child, self.method)
+        return c
+
+    def remove(self, *labels: str) -> None:
+        if self.children.pop(labels, None) is not None:
+            self.metric.remove(*labels)
+
+    def clear(self) -> None:
+        self.children.clear()
+        self.metric.clear()
+
 
 _CLASSES = {COUNTER: Counter, GAUGE: Gauge, HISTOGRAM: Histogram}
 

@@ -21,7 +21,8 @@ import requests
 import yaml
 
 from trademon.alertmanager import amconfig
-from trademon.stack import native, tools
+from trademon.settings.values import seconds
+from trademon.stack import tools
 
 from .procs import Proc, free_port, start, wait_for, wait_http
 from .standins import StandIns
@@ -111,8 +112,8 @@ class AlertingStack:
         group_interval, as the shipped one is between the shipped intervals."""
         if "repeat_interval" not in self.intervals:
             return {}
-        group = native._seconds(self.intervals.get("group_interval", "5m"))
-        repeat = native._seconds(self.intervals["repeat_interval"])
+        group = seconds(self.intervals.get("group_interval", "5m"))
+        repeat = seconds(self.intervals["repeat_interval"])
         return {"TRADEMON_BOT_RETRY_WINDOW": f"{max(int((group + repeat) / 2), 1)}s"}
 
     def start_bot(self) -> None:

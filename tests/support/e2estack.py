@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from trademon.settings.values import seconds
 from trademon.stack import native
 from trademon.thresholds import render as threshold_rules
 
@@ -25,10 +26,6 @@ from .procs import Proc, free_port, start, wait_for, wait_http
 from .sim import SIM_JOBS, SimProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def seconds(d: str) -> float:
-    return native._seconds(d)
 
 
 def duration(s: float) -> str:

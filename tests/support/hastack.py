@@ -113,7 +113,7 @@ class HAStack:
         rules_dir.mkdir(parents=True, exist_ok=True)
         rule_files = scaled_rule_files(rules_dir, speed)
         for i, replica in enumerate(("a", "b")):
-            base = native.render_prometheus_config(ROOT, targets, None, scrape, scrape)
+            base = native.render_prometheus_config(ROOT, targets, self.ams[0].url.removeprefix("http://"), scrape, scrape)
             base["rule_files"] = rule_files
             cfg = scaleout.ha_prometheus_config(base, alertmanagers=[am.url.removeprefix("http://") for am in self.ams],
                                                 replica=replica)

@@ -40,8 +40,7 @@ import yaml
 from trademon.runtime import logs
 from trademon.settings import webconfig
 from trademon.settings import paths
-from trademon.settings.env import ConfigError, env_str, secret
-from trademon.runtime.redaction import redact_url
+from trademon.settings.env import ConfigError, env_str, secret, url
 
 if TYPE_CHECKING:  # only for an annotation: markets needs the calendars extra
     from trademon.alertmanager import markets
@@ -59,19 +58,6 @@ class Skip(Exception):
     def __init__(self, message: str, level: int = logging.WARNING):
         super().__init__(message)
         self.level = level
-
-
-def _url(name: str, value: str, max_len: int | None = None) -> str:
-    # The error shows the value with any credentials in it masked: it goes to the terminal and the logs.
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or re.search(r'[\s"<>{}]', value):
-        raise ConfigError(name, redact_url(value), "not an http(s) URL", "http://host[:port][/path]")
-    if max_len is not None and len(value) > max_len:
-        raise ConfigError(name, redact_url(value), f"longer than {max_len} characters", f"a URL of at most {max_len} characters")
-    return value.rstrip("/")
 
 
 @dataclass
@@ -197,7 +183,7 @@ def _email(cfg: dict, s: Settings, files: SecretFiles) -> None:
 
 def _checked_url(name: str, value: str, show: bool = True, example: str = "https://hooks.slack.com/services/...") -> str:
     try:
-        return _url(name, value)
+        return url(name, value)
     except ConfigError as e:
         msg = str(e) if show else f"{name}: not an http(s) URL; allowed: {example}"
         raise Skip(msg, logging.ERROR) from None
@@ -313,7 +299,7 @@ def render_templates(src_dir: Path, out_dir: Path, env: Mapping[str, str]) -> No
         value = env_str(name, env=env)
         if value is not None:
             try:
-                urls[name] = _url(name, value, MAX_LINK_URL)
+                urls[name] = url(name, value, max_len=MAX_LINK_URL)
             except ConfigError as e:  # a bad link must not stop alerting: keep the default
                 log.error("link URL ignored", extra={"reason": str(e)})
     out_dir.mkdir(parents=True, exist_ok=True)

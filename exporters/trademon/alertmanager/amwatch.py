@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from trademon.alertmanager import amconfig, markets
 from trademon import contract
 from trademon.settings.env import env_float, env_int, env_str, job_port, port_variable
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 
 JOB = "alertmanager-config"
 log = logging.getLogger("trademon.amwatch")
@@ -162,7 +162,7 @@ def run(args) -> int:
     registry.register(collector)
     runner = Runner([Listener(JOB, basics_app(registry, Probes({"rendered": lambda: collector.last_render is not None})),
                               host, port, port_variable(JOB))],
-                    [lambda: watcher.loop(every)])
+                    [Task(lambda: watcher.loop(every), "refresh")])
     runner.bind_all()
     watcher.render_once()  # a bad configuration stops here, before anything serves
     log.info("alertmanager config rendered; refreshing", extra={"path": str(out / "alertmanager.yml"), "every_seconds": every})

@@ -9,6 +9,7 @@ for anything that is not a version-4 notification (Alertmanager does not retry a
 from __future__ import annotations
 
 import json
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -47,16 +48,61 @@ class Rejected(Exception):
         self.status, self.reason, self.detail = status, reason, detail
 
 
+class NotStandard(ValueError):
+    """JSON that Python reads but RFC 8259 does not allow, so no record may hold it."""
+
+
+def _no_constant(name: str):
+    raise NotStandard(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise NotStandard(f"the number {text[:40]} is out of range for a double")
+    return value
+
+
+def unencodable(doc) -> str | None:
+    """Where (a dotted path) a string of ``doc`` cannot be encoded as UTF-8 (a lone surrogate
+    that ``\\ud800`` in JSON makes), or None. Iterative: the depth is json.loads's."""
+    stack: list[tuple[str, object]] = [("body", doc)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str) and not _encodable(v):
+            return where
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if not _encodable(k):
+                    return f"{where}.{k!a}"
+                stack.append((f"{where}.{k}", x))
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in enumerate(v))
+    return None
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse(body: bytes) -> dict:
     """The payload as a dict, or Rejected naming what is wrong with it."""
     if len(body) > MAX_BODY:
         raise Rejected(413, "too_large", f"body of {len(body)} bytes is over the {MAX_BODY}-byte limit")
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Rejected(400, "not_json", f"body is not JSON: {e}") from None
+    except NotStandard as e:
+        raise Rejected(400, "not_json", f"body is not standard JSON: {e}") from None
     except RecursionError:
         raise Rejected(400, "too_deep", "body is JSON nested too deeply to parse (an Alertmanager payload is 4 levels deep)") from None
+    if (where := unencodable(doc)) is not None:
+        raise Rejected(400, "invalid_text", f"{where} holds a lone surrogate (\\ud800-\\udfff escaped alone): not text, cannot be written as UTF-8")
     if isinstance(doc, dict) and "version" in doc and doc["version"] != "4":
         raise Rejected(400, "unsupported_version", f"webhook payload version {doc['version']!r}; this sink reads version \"4\"")
     try:

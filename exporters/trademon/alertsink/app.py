@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse
 
 from trademon import contract
 from trademon.alertmanager.payload import MAX_BODY, Rejected, parse
-from trademon.runtime import logs
+from trademon.runtime import logs, storage
 from trademon.bounded import BoundedValues
 from trademon.settings.env import LOOPBACK, env_choice, env_str, job_port, port_variable
 from trademon.metrics import JobMetrics
@@ -51,7 +51,6 @@ log = logging.getLogger("trademon.alertsink")
 JOB = "alert-sink"
 DEFAULT_FILE = "/var/lib/trademon/alerts.jsonl"
 MAX_RECEIVERS = 32  # Alertmanager configs have a handful; a client inventing names gets "__overflow__"
-MIN_FREE_BYTES = 256 * 1024  # below this the disk is (nearly) full: not ready
 
 
 class JsonLinesFile:
@@ -115,7 +114,7 @@ class JsonLinesFile:
             os.close(fd)
 
     async def append(self, doc: dict) -> None:
-        line = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        line = (json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
         async with self._lock:
             try:
                 await asyncio.to_thread(self._append, line)
@@ -125,20 +124,17 @@ class JsonLinesFile:
             self.failing = None
 
     def writable(self) -> bool:
+        """A write would succeed now. After a failed one, a probe write decides (space may be
+        back before the next notification comes: ready again without waiting for it)."""
         if self.failing is not None or self.torn:
-            return False
-        d = self.path.parent
-        while not d.exists() and d != d.parent:  # created on the first append
-            d = d.parent
-        try:
-            st = os.statvfs(d)
-        except OSError:
-            return False
-        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+            if storage.probe(self.path.parent) is not None:
+                return False
+            self.failing = None  # a torn line is cut by the next append, before it writes
+        if not storage.has_room(self.path.parent):
             return False
         if self.path.exists():
             return self.path.is_file() and os.access(self.path, os.W_OK)
-        return d.is_dir() and os.access(d, os.W_OK)
+        return True
 
 
 def build_app(sink: JsonLinesFile, jm: JobMetrics) -> FastAPI:

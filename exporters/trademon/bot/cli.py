@@ -2,7 +2,7 @@
 
 Listens on TRADEMON_BOT_HOST:TRADEMON_BOT_PORT (default 127.0.0.1:9114) for Alertmanager's
 webhook (/alerts) and /healthz, /readyz, /metrics; polls Telegram; sends the outbox and the
-daily summary. Settings: see README.md, "Telegram".
+daily summary. Settings: see docs/telegram.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from trademon.runtime import logs
 from trademon.settings.env import ConfigError, env_choice
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 
 log = logging.getLogger("trademon.bot")
 
@@ -85,7 +85,10 @@ class Bot:
             return not self.poller.conflict
 
         self.metrics.outbox.set(self.store.pending())
-        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok}),
+        # Not ready exactly while it cannot do its job: a second poller takes the button presses,
+        # a state directory that takes no write takes no notification.
+        return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok,
+                                                         "state directory writable": self.store.writable}),
                           inner=build_app(self.delivery, self.cfg.webhook_token))
 
     async def close(self) -> None:
@@ -110,7 +113,7 @@ def idle() -> int:
 
 
 def configure(parser) -> None:
-    pass  # everything comes from the environment (.env); see README.md, "Telegram"
+    pass  # everything comes from the environment (.env); see docs/telegram.md
 
 
 def main(args) -> int:
@@ -153,7 +156,7 @@ def main(args) -> int:
     # Alertmanager's payloads with every alert of a storm: the alert-sink's body limit, not the
     # default 1 MiB (a 413 is not retried, and the page would be lost).
     runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY)],
-                    [outbox, poll, summary, warm_up])
+                    [outbox, poll, summary, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trademon import contract
-from trademon.settings import paths
-from trademon.settings.env import ConfigError, env_float, env_int, env_port, env_str, secret
+from trademon.settings import paths, values
+from trademon.settings.env import ConfigError, env_duration, env_float, env_int, env_port, env_str, env_url, secret, url
 
 DEFAULT_STATE_DIR = "/var/lib/trademon-bot"
 WEBHOOK_TOKEN_CONTEXT = b"trademon-bot webhook v1"
@@ -58,19 +58,6 @@ def id_list(name: str, env: Mapping[str, str]) -> frozenset[int]:
     return frozenset(chat_id(name, x.strip()) for x in raw.split(",") if x.strip())
 
 
-def _url(name: str, value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s\"<>{}]+", value):
-        raise ConfigError(name, value, "not an http(s) URL", "http://host[:port][/path]")
-    return value.rstrip("/")
-
-
-def _duration(name: str, value: str) -> float:
-    m = re.fullmatch(r"(\d+)([smhd])", value)
-    if not m:
-        raise ConfigError(name, value, "not a duration", "a whole number with s, m, h or d, e.g. 12h")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
 def _clock_time(name: str, value: str) -> dtime:
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
     if not m:
@@ -78,18 +65,11 @@ def _clock_time(name: str, value: str) -> dtime:
     return dtime(int(m.group(1)), int(m.group(2)))
 
 
-_DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
 def _days(name: str, value: str) -> frozenset[int]:
-    days: set[int] = set()
-    for part in value.lower().split(","):
-        a, _, b = part.strip().partition("-")
-        if a not in _DAY_NAMES or (b and b not in _DAY_NAMES):
-            raise ConfigError(name, value, "not a list of days", "e.g. mon-fri, or mon,wed,fri, or mon-sun")
-        lo, hi = _DAY_NAMES.index(a), _DAY_NAMES.index(b or a)
-        days |= set(range(lo, hi + 1))
-    return frozenset(days)
+    try:
+        return values.weekdays(value)
+    except ValueError:
+        raise ConfigError(name, value, "not a list of days", "e.g. mon-fri, or mon,wed,fri, or mon-sun") from None
 
 
 def _zone(name: str, value: str) -> ZoneInfo:
@@ -97,11 +77,6 @@ def _zone(name: str, value: str) -> ZoneInfo:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(name, value, "unknown time zone", "an IANA zone such as America/New_York or Europe/Berlin") from None
-
-
-def default_config_root() -> Path:
-    """The checkout, when run from one; the image mounts the same files under /etc/trademon."""
-    return paths.config_root()
 
 
 @dataclass
@@ -131,14 +106,14 @@ class BotConfig:
     # most on the shipped routes to the bot); the same content on purpose only after its
     # repeat_interval (1h at least): within this window the same content is not sent twice.
     retry_window_s: float = 15 * 60
-    config_root: Path = Path("/etc/trademon")  # holds monitoring/config.yml and alertmanager/alertmanager.yml
+    config_root: Path = paths.IMAGE_ROOT  # holds monitoring/config.yml and alertmanager/alertmanager.yml
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:
         token = bot_token(env)
         chat_raw = env_str("TELEGRAM_CHAT_ID", env=env)
         if chat_raw is None:
-            raise ConfigError("TELEGRAM_CHAT_ID", None, "not set", "the chat the alerts go to (see README: Telegram)")
+            raise ConfigError("TELEGRAM_CHAT_ID", None, "not set", "the chat the alerts go to (see docs/telegram.md)")
         chat = chat_id("TELEGRAM_CHAT_ID", chat_raw)
         allowed = id_list("TRADEMON_BOT_ALLOWED_CHAT_IDS", env) | {chat}
         users = id_list("TRADEMON_BOT_ALLOWED_USER_IDS", env)
@@ -147,22 +122,22 @@ class BotConfig:
         return cls(
             token=token, chat_id=chat, allowed_chats=frozenset(allowed), allowed_users=users,
             webhook_token=webhook_token(env) or "",
-            telegram_api_url=_url("TELEGRAM_API_URL", env_str("TELEGRAM_API_URL", "https://api.telegram.org", env)),
+            telegram_api_url=env_url("TELEGRAM_API_URL", "https://api.telegram.org", env),
             host=env_str("TRADEMON_BOT_HOST", "127.0.0.1", env),
             port=env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env),
-            alertmanager_url=_url("TRADEMON_BOT_ALERTMANAGER_URL", env_str("TRADEMON_BOT_ALERTMANAGER_URL", "http://127.0.0.1:9093", env)),
-            alertmanager_external_url=_url("ALERTMANAGER_URL", env_str("ALERTMANAGER_URL", "http://localhost:9093", env)),
-            prometheus_url=_url("TRADEMON_BOT_PROMETHEUS_URL", env_str("TRADEMON_BOT_PROMETHEUS_URL", "http://127.0.0.1:9090", env)),
-            grafana_url=_url("GRAFANA_URL", env_str("GRAFANA_URL", "http://localhost:3000", env)),
-            alert_sink_url=_url("TRADEMON_BOT_ALERT_SINK_URL", sink) if sink else None,
+            alertmanager_url=env_url("TRADEMON_BOT_ALERTMANAGER_URL", "http://127.0.0.1:9093", env),
+            alertmanager_external_url=env_url("ALERTMANAGER_URL", "http://localhost:9093", env),
+            prometheus_url=env_url("TRADEMON_BOT_PROMETHEUS_URL", "http://127.0.0.1:9090", env),
+            grafana_url=env_url("GRAFANA_URL", "http://localhost:3000", env),
+            alert_sink_url=url("TRADEMON_BOT_ALERT_SINK_URL", sink) if sink else None,
             alert_sink_token=secret("TRADEMON_API_TOKEN", env),
-            max_silence_s=_duration("TRADEMON_BOT_MAX_SILENCE", env_str("TRADEMON_BOT_MAX_SILENCE", "24h", env)),
+            max_silence_s=env_duration("TRADEMON_BOT_MAX_SILENCE", "24h", env),
             summary_at=_clock_time("TRADEMON_BOT_SUMMARY_AT", env_str("TRADEMON_BOT_SUMMARY_AT", "16:15", env)),
             summary_days=_days("TRADEMON_BOT_SUMMARY_DAYS", env_str("TRADEMON_BOT_SUMMARY_DAYS", "mon-fri", env)),
             summary_zone=_zone("TRADEMON_BOT_SUMMARY_TZ", env_str("TRADEMON_BOT_SUMMARY_TZ", "America/New_York", env)),
             state_dir=Path(state),
-            config_root=Path(env_str("TRADEMON_BOT_CONFIG_ROOT", str(default_config_root()), env)),
+            config_root=Path(env_str("TRADEMON_BOT_CONFIG_ROOT", str(paths.config_root()), env)),
             poll_timeout_s=env_int("TRADEMON_BOT_POLL_TIMEOUT", 25, 1, 50, env),
             deliver_within_s=env_float("TRADEMON_BOT_DELIVER_WITHIN", 8.0, 0.5, 60, env),
-            retry_window_s=_duration("TRADEMON_BOT_RETRY_WINDOW", env_str("TRADEMON_BOT_RETRY_WINDOW", "15m", env)),
+            retry_window_s=env_duration("TRADEMON_BOT_RETRY_WINDOW", "15m", env),
         )

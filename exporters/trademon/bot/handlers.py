@@ -15,13 +15,14 @@ from collections.abc import Callable
 from trademon.bot import render
 from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
+from trademon.bot.keyboards import keyboard, runbook_rows
 from trademon.bot.reports import Reports, esc, fmt_time
 from trademon.bot.runbooks import RELATIVE_PATH, Runbooks
 from trademon.bot.sessions import MarketHours, next_session_open
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
 from trademon.bot.upstream import Alertmanager, Record, UpstreamError
-from trademon.bot.webhook import keyboard, runbook_rows
+from trademon.settings import values
 
 log = logging.getLogger("trademon.bot.handlers")
 
@@ -37,14 +38,15 @@ HELP = """<b>trademon bot</b>
 /help – this
 Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it; 📖 shows the alert's runbook here."""
 
-_DURATION = re.compile(r"(\d{1,5})([smhd])")
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_duration(s: str) -> float | None:
-    m = _DURATION.fullmatch(s or "")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else None
+    try:
+        return values.seconds(s or "")
+    except ValueError:
+        return None
 
 
 def human(seconds: float) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from trademon.bot.telegram import Conflict, TelegramClient, TelegramError
+from trademon.runtime.backoff import Backoff
 
 log = logging.getLogger("trademon.bot.poller")
 
@@ -46,7 +47,7 @@ class Poller:
         return updates
 
     async def run(self) -> None:
-        conflict_wait, error_wait = 5.0, 1.0
+        conflicts, errors = Backoff(5.0, 300), Backoff(1.0, 60)
         tasks: set[asyncio.Task] = set()
         while True:
             try:
@@ -55,18 +56,20 @@ class Poller:
                 if not self.conflict:
                     log.error(CONFLICT_HELP)
                 self.conflict = True
-                log.warning("getUpdates conflict, backing off", extra={"wait_s": conflict_wait})
-                await asyncio.sleep(conflict_wait)
-                conflict_wait = min(conflict_wait * 2, 300)
+                wait = conflicts.next()
+                log.warning("getUpdates conflict, backing off", extra={"wait_s": wait})
+                await asyncio.sleep(wait)
                 continue
             except TelegramError as e:
-                log.warning("getUpdates failed, backing off", extra={"error": str(e), "wait_s": error_wait})
-                await asyncio.sleep(e.retry_after or error_wait)
-                error_wait = min(error_wait * 2, 60)
+                wait = errors.next()
+                log.warning("getUpdates failed, backing off", extra={"error": str(e), "wait_s": wait})
+                await asyncio.sleep(e.retry_after or wait)
                 continue
             if self.conflict:
                 log.info("polling again: the other poller is gone")
-            self.conflict, conflict_wait, error_wait = False, 5.0, 1.0
+            self.conflict = False
+            conflicts.reset()
+            errors.reset()
             for u in updates:
                 t = asyncio.create_task(self._handle(u))
                 tasks.add(t)

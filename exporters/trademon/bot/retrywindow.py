@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from trademon import contract
-from trademon.stack.timescale import seconds
+from trademon.settings.values import seconds
 
 # Alertmanager's own defaults, for a route tree that leaves them out.
 DEFAULTS = {"group_interval": "5m", "repeat_interval": "4h"}

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from trademon.alertmanager import markets
+from trademon.settings import values
 
 INTERVAL = markets.INTERVAL_NAME
-_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
 @dataclass(frozen=True)
@@ -32,22 +32,13 @@ class MarketHours:
 DEFAULT = MarketHours(frozenset(range(5)), dtime(9, 30), ZoneInfo("America/New_York"))
 
 
-def _weekdays(specs: list[str]) -> frozenset[int]:
-    days: set[int] = set()
-    for spec in specs:
-        a, _, b = spec.partition(":")
-        lo, hi = _DAYS.index(a), _DAYS.index(b or a)
-        days |= set(range(lo, hi + 1))
-    return frozenset(days)
-
-
 def load(alertmanager_yml: Path, exchange: str | None = None) -> MarketHours:
     cfg = yaml.safe_load(alertmanager_yml.read_text(encoding="utf-8"))
     for ti in cfg.get("time_intervals", []):
         if ti.get("name") == INTERVAL:
             spec = ti["time_intervals"][0]
             h, m = spec["times"][0]["start_time"].split(":")
-            return MarketHours(_weekdays(spec["weekdays"]), dtime(int(h), int(m)), ZoneInfo(spec.get("location", "UTC")), exchange)
+            return MarketHours(values.weekdays(spec["weekdays"], through=":"), dtime(int(h), int(m)), ZoneInfo(spec.get("location", "UTC")), exchange)
     return MarketHours(DEFAULT.weekdays, DEFAULT.open, DEFAULT.zone, exchange)
 
 

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from trademon.runtime import storage
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, created REAL, next_at REAL, attempts INTEGER, item TEXT);
 CREATE TABLE IF NOT EXISTS refs (ref TEXT PRIMARY KEY, chat_id INTEGER, message_id INTEGER, created REAL,
@@ -31,15 +33,39 @@ REF_TTL_S = 7 * 86400  # a button older than this is stale
 class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self.failing: str | None = None  # why the last write failed (disk full ...), until one succeeds
 
     def _x(self, sql: str, args=()):
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._write(lambda: self._db.execute(sql, args).fetchall(), not sql.startswith("SELECT"))
+
+    def _write(self, run, writes: bool = True):
+        """``run()``, noting whether writes work (the lock held)."""
+        try:
+            result = run()
+        except sqlite3.Error as e:
+            if writes:
+                self.failing = str(e)
+            raise
+        if writes:
+            self.failing = None
+        return result
+
+    def writable(self) -> bool:
+        """A write would succeed now: after a failed one, a small real write decides (space may
+        be back before the next notification comes)."""
+        if self.failing is not None:
+            try:
+                self.set("write_probe", str(time.time()))
+            except sqlite3.Error:
+                return False
+        return storage.has_room(self.path.parent)
 
     # outbox
     def put(self, item: dict) -> str:
@@ -72,9 +98,12 @@ class Store:
         return rows[0][0] if rows else None
 
     def remember(self, digest: str, oid: str, now: float, forget_before: float) -> None:
-        with self._lock:
+        def both():
             self._db.execute("DELETE FROM seen WHERE at<?", (forget_before,))
             self._db.execute("INSERT OR REPLACE INTO seen VALUES (?,?,?)", (digest, oid, now))
+
+        with self._lock:
+            self._write(both)
 
     def pending(self) -> int:
         return self._x("SELECT COUNT(*) FROM outbox")[0][0]

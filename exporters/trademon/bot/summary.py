@@ -8,6 +8,7 @@ neither repeats nor skips the day."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import logging
 import time
 from datetime import datetime, timedelta
@@ -60,7 +61,7 @@ class Summary:
         while True:
             try:
                 await self.tick()
-            except (TelegramError, UpstreamError) as e:
+            except (TelegramError, UpstreamError, sqlite3.Error) as e:  # tried again on the next tick
                 log.error("daily summary failed", extra={"error": str(e)})
             await asyncio.sleep(every)
 

@@ -13,6 +13,8 @@ import time
 
 import httpx
 
+from trademon.runtime.backoff import Backoff
+
 log = logging.getLogger("trademon.bot.telegram")
 
 
@@ -68,7 +70,7 @@ class TelegramClient:
     async def call_within(self, deadline: float, method: str, payload: dict | None = None, **kw):
         """``call``, waiting out 429 retry_after (and retrying 5xx / unreachable with backoff)
         while the monotonic ``deadline`` allows; the last error otherwise."""
-        backoff = 0.5
+        retry = Backoff(0.5, 10)
         while True:
             hold = self.not_before - time.monotonic() if method in GATED else 0
             if hold > 0:
@@ -89,7 +91,7 @@ class TelegramClient:
                 if e.code == 429 and e.retry_after is not None:
                     wait = e.retry_after
                 elif e.code >= 500 or isinstance(e, Unreachable):
-                    wait, backoff = backoff, min(backoff * 2, 10)
+                    wait = retry.next()
                 else:
                     raise
                 if time.monotonic() + wait > deadline:

@@ -12,13 +12,14 @@ but before it answered sends that message again on the retry: at least once, nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import re
+import sqlite3
 import time
-from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,10 +27,12 @@ from fastapi.responses import JSONResponse
 from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
-from trademon.bot.runbooks import Runbooks, key
+from trademon.bot.keyboards import keyboard
+from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
+from trademon.runtime.backoff import Backoff
 
 log = logging.getLogger("trademon.bot.webhook")
 
@@ -42,19 +45,6 @@ def digest(payload: dict) -> str:
                      a.get("endsAt") if a.get("status") == "resolved" else None) for a in payload["alerts"])
     doc = [payload.get("receiver"), payload.get("groupKey"), payload.get("status"), alerts]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[list[dict]]:
-    """One 📖 button per runbook, a row each (alert names are long on a phone's width)."""
-    return [[{"text": f"📖 {n}", "callback_data": signer.sign("rbk", key(n), chat_id)}] for n in names]
-
-
-def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = ()) -> dict:
-    return {"inline_keyboard": [
-        [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
-         {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
-        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
-        *runbook_rows(signer, runbooks, chat_id)]}
 
 
 class Delivery:
@@ -123,8 +113,13 @@ class Delivery:
             return True
         except TelegramError as e:
             wait = e.retry_after if e.retry_after else 5.0
-            self.store.retry_later(oid, time.time() + wait)
+            with contextlib.suppress(sqlite3.Error):  # unrecorded, it is simply due again at once
+                self.store.retry_later(oid, time.time() + wait)
             log.warning("notification kept in the outbox", extra={"error": str(e), "retry_in_s": wait})
+            self._count("deferred")
+            return False
+        except sqlite3.Error as e:  # progress not recorded: the outbox loop tries it again once writes work
+            log.error("cannot record a delivery in the outbox; it stays there", extra={"error": str(e)})
             self._count("deferred")
             return False
         finally:
@@ -134,17 +129,35 @@ class Delivery:
         if self.metrics is not None:
             self.metrics.notifications.labels(outcome=outcome).inc()
 
-    async def run_outbox(self, stop: asyncio.Event | None = None, every: float = 1.0) -> None:
-        turns = 0
+    async def run_outbox(self, stop: asyncio.Event | None = None, every: float = 1.0, max_wait: float = 30.0) -> None:
+        """Forever: a turn that fails (the state directory full, SQLite busy or broken) is tried
+        again after a backoff; nothing is sent while the outbox cannot record it (each turn
+        would send the same message again)."""
+        turns, waits = 0, Backoff(every, max_wait, jitter=0.2)
         while stop is None or not stop.is_set():
             turns += 1
-            if turns % 3600 == 1:  # hourly: buttons older than their lifetime go
-                self.store.prune(time.time())
-            for oid, item in self.store.due(time.time()):
-                await self.deliver(oid, item, time.monotonic() + 30)
-            if self.metrics is not None:
-                self.metrics.outbox.set(self.store.pending())
-            await asyncio.sleep(every)
+            try:
+                await self._outbox_turn(prune=turns % 3600 == 1)  # hourly: buttons older than their lifetime go
+                waits.reset()
+                wait = every
+            except Exception as e:  # noqa: BLE001 - the loop must outlive any one fault
+                wait = waits.next()
+                log.error("the outbox cannot be worked; trying again", extra={"error": str(e), "retry_in_s": round(wait, 1)})
+            await asyncio.sleep(wait)
+
+    async def _outbox_turn(self, prune: bool) -> None:
+        if not self.store.writable():
+            raise OutboxStuck(f"the state directory takes no write ({self.store.failing or 'nearly full'})")
+        if prune:
+            self.store.prune(time.time())
+        for oid, item in self.store.due(time.time()):
+            await self.deliver(oid, item, time.monotonic() + 30)
+        if self.metrics is not None:
+            self.metrics.outbox.set(self.store.pending())
+
+
+class OutboxStuck(Exception):
+    pass
 
 
 def build_app(delivery: Delivery, token: str) -> FastAPI:

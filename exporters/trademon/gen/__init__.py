@@ -17,7 +17,7 @@ from trademon.settings import paths
 
 # module: the generator module; it defines GENERATED = [(relative path, callable(root) -> str)].
 GENERATOR_MODULES = [
-    "trademon.stack.scaleout",
+    "trademon.gen.ha",
     "trademon.gen.metrics_doc",
     "trademon.gen.rules",
     "trademon.gen.dashboards",
@@ -69,7 +69,7 @@ def main(args) -> int:
 
     root = args.root or repo_root()
     # A bad config is refused before anything is written, with the key and the fix (the
-    # trademon command prints a thresholds.ConfigError without a traceback).
+    # trademon command prints a ConfigError without a traceback).
     thresholds.load_config(root)
     if args.check:
         problems = check(root)

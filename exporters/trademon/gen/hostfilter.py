@@ -1,6 +1,6 @@
 """The dashboards' ``host`` selection: a ``host`` matcher added to every series selector of a
 PromQL expression, so one dashboard shows one trading host, several, or all of them when
-several Prometheus servers write into one store (README.md, "Scaling out").
+several Prometheus servers write into one store (docs/scaling-out.md).
 
 ``host`` is an external label: a single Prometheus never has it on its own series, and
 ``host=~".*"`` (the variable's "All") matches a series without the label too, so on the

@@ -35,7 +35,7 @@ BASE = "deploy/kubernetes/base"
 NAMESPACE = "trademon"
 PART_OF = {"app.kubernetes.io/part-of": "trademon"}
 # Operator CRs of the kube-prometheus-stack chart are picked up by a selector on this label;
-# an overlay sets it to the release's name (README.md: Scaling out).
+# an overlay sets it to the release's name (docs/scaling-out.md).
 RELEASE = {"release": "kube-prometheus-stack"}
 # The trademon services that run in the cluster; the trading services are the trader's own.
 SERVICES = ("ib-exporter", "synthetic", "alert-sink")

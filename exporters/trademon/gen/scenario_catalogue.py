@@ -1,5 +1,5 @@
-"""The README's scenario catalogue, generated from trademon.sim.catalogue (between markers,
-so the rest of the README stays hand-written)."""
+"""The scenario catalogue of docs/demo.md, generated from trademon.sim.catalogue (between
+markers, so the rest of the page stays hand-written)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ def block(root: Path) -> str:
             f"{catalogue.human(total)}; at speed 1: at most {catalogue.human(catalogue.demo_total_s(root, 1))}.\n{END}")
 
 
-def readme(root: Path) -> str:
-    text = (root / "README.md").read_text(encoding="utf-8")
+DOC = "docs/demo.md"
+
+
+def demo_doc(root: Path) -> str:
+    text = (root / DOC).read_text(encoding="utf-8")
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no scenario catalogue markers ({BEGIN} ... {END})")
+        raise ValueError(f"{DOC} has no scenario catalogue markers ({BEGIN} ... {END})")
     return text[:start] + block(root) + text[end + len(END):]
 
 
-GENERATED = [("README.md", readme)]
+GENERATED = [(DOC, demo_doc)]

@@ -8,7 +8,7 @@ import logging
 
 from trademon.runtime import logs
 from trademon.settings.env import add_env_flags, environ_with_flags
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 from trademon.ib import api, config
 from trademon.ib.connection import Connection
 from trademon.ib.state import BrokerState
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     async def ib_session():
         await Connection(cfg, state).run()
 
-    runner.tasks.append(ib_session)
+    runner.tasks.append(Task(ib_session, "ib connection"))  # supervised: if it dies, the exporter exits 1
     log.info("ib-exporter starting", extra={"tws": f"{cfg.host}:{cfg.port}", "client_id": cfg.client_id,
                                             "listen": f"{cfg.listen_host}:{cfg.listen_port}",
                                             "library": api.NAME, "library_version": api.VERSION})

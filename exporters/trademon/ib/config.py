@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from trademon.settings import values
 from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_str, job_port, port_variable
-from trademon.ib.api import Contract
+
+if TYPE_CHECKING:
+    from trademon.ib.api import Contract
 
 JOB = "ib-exporter"
 
@@ -16,7 +20,6 @@ MARKET_DATA_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed-frozen": 4}
 
 _SECTYPES = ("STK", "FUT", "CASH", "OPT", "FOP", "IND", "CFD", "CRYPTO", "BOND", "WAR")
 _SYMBOL_FORMAT = "SYMBOL or SYMBOL:SECTYPE:EXCHANGE:CURRENCY[:EXPIRY], e.g. AAPL, ES:FUT:CME:USD:202612"
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class WatchedSymbol:
     expiry: str = ""
 
     def contract(self) -> Contract:
+        # The client library only where a contract is made: the simulator reads these settings
+        # (and shares ib.state's windows) without ib_async installed.
+        from trademon.ib.api import Contract
+
         return Contract(symbol=self.symbol, secType=self.sec_type, exchange=self.exchange,
                         currency=self.currency, lastTradeDateOrContractMonth=self.expiry)
 
@@ -85,7 +92,7 @@ def _exposure_limits(name: str, env) -> dict[str, float]:
     for item in env_list(name, env=env):
         account, sep, value = item.rpartition("=")
         account = account.strip() if sep else "*"
-        if sep and not _ACCOUNT_RE.match(account):
+        if sep and not values.is_account_id(account):
             raise ConfigError(name, item, f"{account!r} is not an account id", allowed)
         try:
             limit = float(value)
@@ -117,8 +124,8 @@ def _strategy_pattern(name: str, env) -> re.Pattern | None:
 def load(env: Mapping[str, str] | None = None) -> IBConfig:
     accounts = tuple(env_list("TRADEMON_IB_ACCOUNTS", env=env))
     for a in accounts:
-        if not _ACCOUNT_RE.match(a):
-            raise ConfigError("TRADEMON_IB_ACCOUNTS", a, "not an account id", "IB account ids (letters and digits) separated by commas")
+        if not values.is_account_id(a):
+            raise ConfigError("TRADEMON_IB_ACCOUNTS", a, "not an account id", f"IB account ids ({values.ACCOUNT_ID_ALLOWED}) separated by commas")
     cfg = IBConfig(
         host=env_str("TRADEMON_IB_HOST", "127.0.0.1", env),
         port=env_int("TRADEMON_IB_PORT", 4002, 1, 65535, env),

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 
 from trademon.ib.api import CONNECT_OPTIONS, IB, Contract
 from trademon.ib.config import IBConfig
 from trademon.ib.reasons import connect_failure, sent_greeting
 from trademon.ib.state import CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST, DOWN_CODES, SUMMARY_TAGS, BrokerState, quote_key
+from trademon.runtime import backoff
 
 log = logging.getLogger("trademon.ib.connection")
+JITTER = 0.2  # each reconnect wait 80-100 % of its step: exporters that lost one gateway do not return in step
 
 # ib_async keeps every order it has seen (with its fills and log) for the life of the session;
 # an account placing tens of thousands of orders a day would grow the process without end.
@@ -43,12 +44,6 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def backoff(failures: int, lo: float, hi: float) -> float:
-    """Capped exponential backoff with jitter: lo, 2lo, 4lo ... hi (each 80-100 %)."""
-    full = min(hi, lo * 2 ** min(max(failures - 1, 0), 30))
-    return full * (0.8 + 0.2 * random.random())
 
 
 class Connection:
@@ -110,7 +105,7 @@ class Connection:
                     raise_if_cancelled()
                 except Exception as e:  # refused, timed out, client id in use: try again later
                     failures += 1
-                    delay = backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max)
+                    delay = backoff.delay(failures, self.cfg.reconnect_min, self.cfg.reconnect_max, JITTER)
                     reason = connect_failure(e, sent_greeting(self.ib), self._code_reason)
                     self.state.set_down_reason(reason)
                     log.warning("cannot connect to TWS / IB Gateway; retrying",
@@ -125,7 +120,7 @@ class Connection:
                 # a session that lasted restarts the backoff; one that ends at once keeps climbing
                 lasted = asyncio.get_running_loop().time() - started
                 failures = 1 if lasted > 2 * self.cfg.reconnect_max else failures + 1
-                await asyncio.sleep(backoff(failures, self.cfg.reconnect_min, self.cfg.reconnect_max))
+                await asyncio.sleep(backoff.delay(failures, self.cfg.reconnect_min, self.cfg.reconnect_max, JITTER))
         finally:
             self.ib.disconnect()
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from trademon.contract import IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
-from trademon.metrics import JobMetrics
+from trademon.contract import BROKER_GAUGES, IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
+from trademon.metrics import Children, JobMetrics
 from trademon.ib.bounds import Bound, strategy_of
 from trademon.ib.config import JOB, IBConfig
 
@@ -37,10 +37,6 @@ ACCOUNT_TAGS = {
 }
 SUMMARY_TAGS = ",".join(ACCOUNT_TAGS)
 
-BROKER_GAUGES = (
-    "daily_pnl", "unrealized_pnl", "realized_pnl", "ib_position_quantity", "ib_position_market_value",
-    "risk_gross_exposure", "risk_net_exposure", "risk_leverage", "risk_exposure_complete", *ACCOUNT_TAGS.values(),
-)
 
 CONNECTION_LOST, CONNECTION_RESTORED_DATA_LOST, CONNECTION_RESTORED = 1100, 1101, 1102
 # IB codes that say why a session cannot be had (ib_session_down_reason)
@@ -70,31 +66,6 @@ def position_label(contract) -> str:
     if contract.secType in ("STK", "", "IND", "CRYPTO"):
         return contract.symbol
     return contract.localSymbol or contract.symbol
-
-
-class Family:
-    """One labelled metric with its children cached, so hot paths do no label lookups.
-    ``clear()`` drops the series and the cache together."""
-
-    __slots__ = ("metric", "children")
-
-    def __init__(self, metric):
-        self.metric = metric
-        self.children: dict[tuple, object] = {}
-
-    def __call__(self, *labels):
-        c = self.children.get(labels)
-        if c is None:
-            c = self.children[labels] = self.metric.labels(*labels)
-        return c
-
-    def remove(self, *labels) -> None:
-        if self.children.pop(labels, None) is not None:
-            self.metric.remove(*labels)
-
-    def clear(self) -> None:
-        self.children.clear()
-        self.metric.clear()
 
 
 @dataclass(slots=True)
@@ -147,18 +118,18 @@ class BrokerState:
         m = self.metrics
         self.connected_gauge = m["ib_connected"]
         self.disconnects = m["ib_disconnects_total"]
-        self.errors = Family(m["ib_errors_total"])
-        self.farms = Family(m["ib_farm_connected"])
-        self.submitted = Family(m["orders_submitted_total"])
-        self.filled = Family(m["orders_filled_total"])
-        self.cancelled = Family(m["orders_cancelled_total"])
-        self.rejected = Family(m["orders_rejected_total"])
-        self.ack_latency = Family(m["order_ack_latency_seconds"])
-        self.fill_latency = Family(m["order_fill_latency_seconds"])
-        self.slippage = Family(m["order_slippage_bps"])
-        self.avg_slippage = Family(m["avg_slippage_pct"])
-        self.limit = Family(m["risk_gross_exposure_limit"])
-        self.broker = {name: Family(m[name]) for name in BROKER_GAUGES}
+        self.errors = Children(m["ib_errors_total"])
+        self.farms = Children(m["ib_farm_connected"])
+        self.submitted = Children(m["orders_submitted_total"])
+        self.filled = Children(m["orders_filled_total"])
+        self.cancelled = Children(m["orders_cancelled_total"])
+        self.rejected = Children(m["orders_rejected_total"])
+        self.ack_latency = Children(m["order_ack_latency_seconds"])
+        self.fill_latency = Children(m["order_fill_latency_seconds"])
+        self.slippage = Children(m["order_slippage_bps"])
+        self.avg_slippage = Children(m["avg_slippage_pct"])
+        self.limit = Children(m["risk_gross_exposure_limit"])
+        self.broker = {name: Children(m[name]) for name in BROKER_GAUGES}
         self.by_tag = {tag: self.broker[name] for tag, name in ACCOUNT_TAGS.items()}
         self.strategy_families = (self.submitted, self.filled, self.cancelled, self.ack_latency,
                                   self.fill_latency, self.slippage, self.avg_slippage)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from prometheus_client.metrics_core import GaugeMetricFamily
 
 from trademon.contract import metric
+from trademon.metrics import Children
 
 log = logging.getLogger("trademon.instrument")
 
@@ -19,29 +20,16 @@ class IntentCounters:
     """created / duplicate / error counts, with label children bound once per value."""
 
     def __init__(self, created, duplicate, error):
-        self._created, self._duplicate, self._error = created, duplicate, error
-        self._created_by: dict[str, Callable[..., None]] = {}
-        self._duplicate_by: dict[str, Callable[..., None]] = {}
-        self._error_by: dict[tuple[str, str], Callable[..., None]] = {}
+        self._created, self._duplicate, self._error = Children(created, "inc"), Children(duplicate, "inc"), Children(error, "inc")
 
     def created(self, strategy: str) -> None:
-        inc = self._created_by.get(strategy)
-        if inc is None:
-            inc = self._created_by[strategy] = self._created.labels(strategy).inc
-        inc()
+        self._created(strategy)()
 
     def duplicate(self, strategy: str) -> None:
-        inc = self._duplicate_by.get(strategy)
-        if inc is None:
-            inc = self._duplicate_by[strategy] = self._duplicate.labels(strategy).inc
-        inc()
+        self._duplicate(strategy)()
 
     def error(self, strategy: str, reason: str) -> None:
-        key = (strategy, reason)
-        inc = self._error_by.get(key)
-        if inc is None:
-            inc = self._error_by[key] = self._error.labels(strategy, reason).inc
-        inc()
+        self._error(strategy, reason)()
 
 
 StatesFn = Callable[[], Mapping[str, float]]

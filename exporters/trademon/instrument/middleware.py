@@ -7,10 +7,10 @@ status, and a dict lookup of the pre-bound histogram child for (endpoint, method
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from time import perf_counter
 
 from trademon.instrument.routes import RouteTemplates
+from trademon.metrics import Children
 
 # Clients choose the method string; anything else folds into one value so they cannot
 # grow the series count.
@@ -21,9 +21,8 @@ _OTHER_METHOD = "OTHER"
 class RequestDurationMiddleware:
     def __init__(self, app, *, histogram, templates: RouteTemplates):
         self.app = app
-        self._histogram = histogram
+        self._observers = Children(histogram, "observe")
         self._templates = templates
-        self._observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -56,8 +55,4 @@ class RequestDurationMiddleware:
         method = scope["method"]
         if method not in _METHODS:
             method = _OTHER_METHOD
-        key = (endpoint, method, status)
-        observe = self._observers.get(key)
-        if observe is None:
-            observe = self._observers[key] = self._histogram.labels(endpoint, method, str(status)).observe
-        observe(seconds)
+        self._observers(endpoint, method, str(status))(seconds)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import math
 from time import perf_counter
+
+from trademon.metrics import Children
 
 
 class _Processing:
@@ -28,19 +28,10 @@ class _Processing:
 
 class WorkerMetrics:
     def __init__(self, processed, duration, lag):
-        self._processed, self._duration, self._lag = processed, duration, lag
-        self._bound: dict[str, tuple] = {}
-        self._lag_by: dict[str, Callable[..., None]] = {}
+        self._processed, self._duration, self._lag = Children(processed, "inc"), Children(duration, "observe"), Children(lag, "set")
 
     def processing(self, worker: str) -> _Processing:
-        bound = self._bound.get(worker)
-        if bound is None:
-            bound = self._bound[worker] = (
-                self._processed.labels(worker, "ok").inc,
-                self._processed.labels(worker, "error").inc,
-                self._duration.labels(worker).observe,
-            )
-        return _Processing(*bound)
+        return _Processing(self._processed(worker, "ok"), self._processed(worker, "error"), self._duration(worker))
 
     def set_lag(self, worker: str, seconds: float) -> None:
         if not seconds >= 0 or math.isinf(seconds):  # also refuses NaN
@@ -48,7 +39,4 @@ class WorkerMetrics:
                 f"worker lag must be a finite number of seconds >= 0 (0 when idle), "
                 f"got {seconds!r} for worker {worker!r}"
             )
-        setter = self._lag_by.get(worker)
-        if setter is None:
-            setter = self._lag_by[worker] = self._lag.labels(worker).set
-        setter(seconds)
+        self._lag(worker)(seconds)

@@ -15,6 +15,7 @@ held back (``repeats_suppressed``).
 from __future__ import annotations
 
 import json
+import math
 import logging
 import sys
 import time
@@ -84,7 +85,31 @@ class JsonFormatter(logging.Formatter):
                 doc[k] = v
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(doc, default=str, ensure_ascii=False))
+        return redact(standard_json(doc))
+
+
+def _standard(v):
+    """``v`` with what RFC 8259 has no form for made text: a non-finite number as its name, a
+    lone surrogate escaped (so a strict parser reads every line and the stream can encode it)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    if isinstance(v, str):
+        return v.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(v, dict):
+        return {_standard(str(k)): _standard(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_standard(x) for x in v]
+    return v
+
+
+def standard_json(doc) -> str:
+    """One line of standard JSON, whatever ``doc`` holds (the fast path when it is clean)."""
+    try:
+        text = json.dumps(doc, default=str, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+        return text
+    except (ValueError, UnicodeEncodeError):
+        return json.dumps(_standard(doc), default=lambda o: _standard(str(o)), ensure_ascii=False, allow_nan=False)
 
 
 def setup(service: str, level: str = "info", stream=None) -> None:

@@ -1,12 +1,16 @@
 """What every trademon process has: /healthz, /readyz, /metrics, servers on several
-ports in one event loop, a clear error for a port in use, graceful shutdown, and (through
-httpguard) authentication when configured and bounded work per request."""
+ports in one event loop, a clear error for a port in use, graceful shutdown, supervised
+background loops (one that dies is logged, turns /readyz false and ends the process with a
+non-zero status, for its supervisor to start it again), and (through httpguard)
+authentication when configured and bounded work per request."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import functools
 import logging
 import signal
 import socket
@@ -24,6 +28,32 @@ from trademon.settings.env import LOOPBACK, env_float, env_int
 log = logging.getLogger("trademon.service")
 
 LOOPBACK_HOSTS = (LOOPBACK, "::1", "localhost")
+
+
+class TaskDied(Exception):
+    """A long-lived background loop ended (raised, or returned): the process must exit non-zero
+    so that its supervisor (compose's restart policy, ``trademon native``) starts it again."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"background task {name!r} died; exiting so that the supervisor starts the process again")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A background task of a Runner. Long-lived by default: a loop that must run as long as
+    the process, whose end (an exception, a return, a cancel from inside) is the process's end.
+    ``once``: a task that finishes by design (a warm-up); its failure is logged, not fatal."""
+
+    fn: Callable[[], Coroutine[Any, Any, None]]
+    name: str = ""
+    once: bool = False
+
+    @classmethod
+    def of(cls, t: Task | Callable[[], Coroutine[Any, Any, None]]) -> Task:
+        if isinstance(t, Task):
+            return t if t.name else dataclasses.replace(t, name=getattr(t.fn, "__name__", "task"))
+        return cls(t, getattr(t, "__name__", "task"))
 
 
 class PortInUse(Exception):
@@ -107,6 +137,20 @@ class Listener:
     max_body: int = httpguard.Limits.max_body
 
 
+def exposure(ls: Listener, web: webconfig.WebConfig) -> str | None:
+    """What a listener beyond loopback leaves open to anyone who can reach it, said loudly at
+    start with the variable that closes it; None when nothing is open but the health check."""
+    if ls.host in LOOPBACK_HOSTS or web.users:
+        return None
+    if web.token and ls.token_paths:
+        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind TRADEMON_API_TOKEN: "
+                "every other path (/metrics, /readyz, the API) answers anyone; set TRADEMON_WEB_CONFIG_FILE "
+                "(basic auth, TLS), or listen on 127.0.0.1")
+    return (f"listening on {ls.host} beyond loopback WITHOUT AUTHENTICATION: every path answers anyone; set "
+            "TRADEMON_WEB_CONFIG_FILE (basic auth, TLS)" + (" and TRADEMON_API_TOKEN" if ls.token_paths else "")
+            + ", or listen on 127.0.0.1")
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signals to the Runner: it handles them once, for all servers
     (uvicorn's own capture would hand SIGTERM to one server, which re-raises it to the next)."""
@@ -120,10 +164,14 @@ class Runner:
     """Serves several ASGI apps on their own ports in one event loop, with background
     tasks, and stops all of it cleanly on SIGTERM/SIGINT."""
 
-    def __init__(self, listeners: list[Listener], tasks: Iterable[Callable[[], Coroutine[Any, Any, None]]] = (),
+    def __init__(self, listeners: list[Listener], tasks: Iterable[Task | Callable[[], Coroutine[Any, Any, None]]] = (),
                  web: webconfig.WebConfig | None = None):
         self.listeners = listeners
-        self.tasks = list(tasks)
+        self.tasks: list[Task | Callable[[], Coroutine[Any, Any, None]]] = list(tasks)
+        # Seconds between a background loop's death and the exit: /readyz answers 503 meanwhile,
+        # so a probe or a watching test sees why the process is going.
+        self.exit_grace = env_float("TRADEMON_EXIT_GRACE_SECONDS", 1.0, 0.0, 60.0)
+        self.died: str | None = None  # the first long-lived task that ended
         self.web = webconfig.load() if web is None else web
         # Seconds a request may take to arrive, and connections kept per port (default: what the
         # file-descriptor limit allows, at most 512).
@@ -146,7 +194,7 @@ class Runner:
     def _server(self, ls: Listener) -> uvicorn.Server:
         limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
         cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
-        cfg = httpguard.GuardedConfig(httpguard.guard(ls.app, self.web, limits, ls.token_paths), limits, cap,
+        cfg = httpguard.GuardedConfig(httpguard.guard(self._readiness_gate(ls.app), self.web, limits, ls.token_paths), limits, cap,
                              ssl_certfile=self.web.cert_file, ssl_keyfile=self.web.key_file,  # None without TLS
                              log_config=None, access_log=False,
                              lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
@@ -174,11 +222,13 @@ class Runner:
             serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
             log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}", "tls": self.web.tls,
                                          "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if self.web.token else []})
-            if ls.host not in LOOPBACK_HOSTS and not (self.web.users or (self.web.token and ls.token_paths)):
-                log.warning("listening beyond loopback without authentication; set TRADEMON_WEB_CONFIG_FILE "
-                            "(basic auth, TLS) and TRADEMON_API_TOKEN, or listen on 127.0.0.1",
-                            extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
-        background = [asyncio.create_task(t(), name=getattr(t, "__name__", "task")) for t in self.tasks]
+            if (open_note := exposure(ls, self.web)) is not None:
+                log.warning(open_note, extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
+        background = []
+        for task in map(Task.of, self.tasks):
+            running = asyncio.create_task(task.fn(), name=task.name)
+            running.add_done_callback(functools.partial(self._ended, task))
+            background.append(running)
         await self.stopping.wait()
         log.info("shutting down")
         for srv in self._servers.values():
@@ -187,6 +237,36 @@ class Runner:
             t.cancel()
         await asyncio.gather(*serving, *background, return_exceptions=True)
         log.info("stopped")
+        if self.died is not None:
+            raise TaskDied(self.died)
+
+    def _ended(self, task: Task, running: asyncio.Task) -> None:
+        """A background task ended: expected for a ``once`` task that went well or at shutdown;
+        otherwise logged with its exception, and a long-lived one stops the process."""
+        assert self.stopping is not None
+        if self.stopping.is_set():  # cancelled by the shutdown (a signal, or an earlier death)
+            return
+        error = None if running.cancelled() else running.exception()
+        if task.once:
+            if error is not None or running.cancelled():
+                log.error("one-off background task failed", exc_info=error, extra={"task": task.name})
+            return
+        how = "cancelled" if running.cancelled() else "raised" if error is not None else "returned"
+        log.error("background task died; not ready, exiting for the supervisor to start the process again",
+                  exc_info=error, extra={"task": task.name, "ended": how, "exit_in_seconds": self.exit_grace})
+        if self.died is None:
+            self.died = task.name
+            asyncio.get_running_loop().call_later(self.exit_grace, self.stop)
+
+    def _readiness_gate(self, app):
+        """/readyz answers 503 once a background loop died, whatever the app's own probes say."""
+
+        async def gated(scope, receive, send):
+            if self.died is not None and scope["type"] == "http" and scope["path"] == "/readyz":
+                return await _send_text(send, 503, f"not ready: background task {self.died} died\n".encode())
+            return await app(scope, receive, send)
+
+        return gated
 
     def stop(self) -> None:
         if self.stopping is not None:

@@ -6,6 +6,9 @@ import os
 from typing import TypeVar, overload
 from collections.abc import Callable, Iterable, Mapping
 
+from trademon.runtime.redaction import redact_url
+from trademon.settings import values
+
 T = TypeVar("T")
 
 # Where every trademon service listens unless told otherwise: nothing is open to the network by
@@ -13,12 +16,20 @@ T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 
 
-class ConfigError(Exception):
-    """A bad configuration value: names the variable, the problem and what is allowed."""
+class ConfigError(ValueError):
+    """"Fix your configuration", the one error type of every setting: an environment variable
+    (names the variable, the value, the problem and what is allowed) or a config file such as
+    monitoring/config.yml (:meth:`in_file`: the file, the key and the fix). The trademon command
+    prints it as one line and exits 2."""
 
-    def __init__(self, variable: str, value: object, problem: str, allowed: str):
+    def __init__(self, variable: str, value: object, problem: str, allowed: str, *, message: str | None = None):
         self.variable, self.value, self.problem, self.allowed = variable, value, problem, allowed
-        super().__init__(f"{variable}={value!r}: {problem}; allowed: {allowed}")
+        super().__init__(message or f"{variable}={value!r}: {problem}; allowed: {allowed}")
+
+    @classmethod
+    def in_file(cls, path: object, problem: str) -> ConfigError:
+        """A refused config file: ``<path>: <where in it, the problem and the fix>``."""
+        return cls(str(path), None, problem, "", message=f"{path}: {problem}")
 
 
 def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
@@ -97,6 +108,31 @@ def env_list(name: str, default: Iterable[str] = (), choices: Iterable[str] | No
         if bad:
             raise ConfigError(name, v, f"unknown value(s) {', '.join(bad)}", ", ".join(allowed))
     return items
+
+
+def env_duration(name: str, default: str, env: Mapping[str, str] | None = None) -> float:
+    """A duration (``15m``, ``24h``, ``1h30m``) in seconds."""
+    v = env_str(name, default, env)
+    try:
+        return values.seconds(v)
+    except ValueError:
+        raise ConfigError(name, v, "not a duration", values.DURATION_ALLOWED) from None
+
+
+def url(name: str, value: str, allowed: str = values.URL_ALLOWED, max_len: int | None = None) -> str:
+    """``value`` (of ``name``) as an http(s) URL without its trailing ``/``. The error shows the
+    value with any credentials in it masked: it goes to the terminal and the logs."""
+    try:
+        checked = values.http_url(value)
+    except ValueError:
+        raise ConfigError(name, redact_url(value), "not an http(s) URL", allowed) from None
+    if max_len is not None and len(value) > max_len:
+        raise ConfigError(name, redact_url(value), f"longer than {max_len} characters", f"a URL of at most {max_len} characters")
+    return checked
+
+
+def env_url(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    return url(name, env_str(name, default, env))
 
 
 def secret(name: str, env: Mapping[str, str] | None = None) -> str | None:

@@ -10,20 +10,17 @@ from typing import Any
 
 import yaml
 
+from trademon.settings.values import ACCOUNT_ID_ALLOWED, is_account_id
+from trademon.settings.env import ConfigError
+
 CONFIG_FILE = "monitoring/config.yml"
 SECTIONS = ("critical", "warning", "shared")  # thresholds, by the severity of the alerts that use them
 TOP_KEYS = {"currency", "runbook_url_pattern", "selectors", "accounts", *SECTIONS}
 SELECTOR_KINDS = ("broker", "trading", "trademon", "alertmanager")
 ACCOUNT_KEYS = ("daily_loss_limit", "exposure_ratio")  # what may differ per account
-# An account id goes into PromQL strings and Go templates: IB's are letters and digits.
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217: goes into alert texts and the dashboards' unit
 DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")  # a Prometheus duration: a rule's `for`, a window
 NEGATIVE = ("daily_loss_limit",)  # a loss: below 0, or the alert would fire on every profitable day too
-
-
-class ConfigError(ValueError):
-    """monitoring/config.yml is not usable; the message names the key and the fix."""
 
 
 def path(root: Path) -> Path:
@@ -42,48 +39,48 @@ def load_config(root: Path) -> dict[str, Any]:
         with open(p, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(e).split())[:300]}); fix the line it names "
-                          "(indentation, an unclosed bracket or quote)") from None
+        raise ConfigError.in_file(p, f"not valid YAML ({' '.join(str(e).split())[:300]}); fix the line it names "
+                                  "(indentation, an unclosed bracket or quote)") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with the sections {', '.join(sorted(TOP_KEYS))}")
+        raise ConfigError.in_file(p, f"expected a mapping with the sections {', '.join(sorted(TOP_KEYS))}")
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)}: thresholds go under critical:, warning: or shared: "
+        raise ConfigError.in_file(p, f"unknown key(s) {', '.join(unknown)}: thresholds go under critical:, warning: or shared: "
                           f"(the severity of the alerts that use them); top-level keys are {', '.join(sorted(TOP_KEYS))}")
     seen: dict[str, str] = {}
     for section in SECTIONS:
         values = data.get(section) or {}
         if not isinstance(values, dict):
-            raise ConfigError(f"{p}: {section}: expected a mapping of threshold names to values")
+            raise ConfigError.in_file(p, f"{section}: expected a mapping of threshold names to values")
         for key, value in values.items():
             if key in seen:
-                raise ConfigError(f"{p}: {key} is under both {seen[key]}: and {section}:; keep it in one")
+                raise ConfigError.in_file(p, f"{key} is under both {seen[key]}: and {section}:; keep it in one")
             seen[key] = section
             _check_value(p, f"{section}: {key}", key, value)
     pattern = data.get("runbook_url_pattern", "")
     if "{alert}" not in str(pattern):
-        raise ConfigError(f"{p}: runbook_url_pattern {pattern!r} has no {{alert}} placeholder; "
+        raise ConfigError.in_file(p, f"runbook_url_pattern {pattern!r} has no {{alert}} placeholder; "
                           "e.g. https://example.org/runbooks.md#{alert}")
     selectors = data.get("selectors") or {}
     if not isinstance(selectors, dict) or set(selectors) - set(SELECTOR_KINDS):
-        raise ConfigError(f"{p}: selectors: expected a mapping with some of {', '.join(SELECTOR_KINDS)} "
+        raise ConfigError.in_file(p, f"selectors: expected a mapping with some of {', '.join(SELECTOR_KINDS)} "
                           f"(got {sorted(selectors) if isinstance(selectors, dict) else selectors!r})")
     currency = data.get("currency", "USD")
     if not isinstance(currency, str) or not CURRENCY.match(currency):
-        raise ConfigError(f"{p}: currency {currency!r} is not a currency code: the accounts' base currency as IB reports it, "
+        raise ConfigError.in_file(p, f"currency {currency!r} is not a currency code: the accounts' base currency as IB reports it, "
                           "three capital letters (ISO 4217), e.g. USD, EUR, CHF")
     accounts = data.get("accounts") or {}
     if not isinstance(accounts, dict):
-        raise ConfigError(f"{p}: accounts: expected a mapping of account ids to their thresholds")
+        raise ConfigError.in_file(p, "accounts: expected a mapping of account ids to their thresholds")
     for account, over in accounts.items():
-        if not ACCOUNT_ID.match(str(account)):
-            raise ConfigError(f"{p}: accounts: {account!r} is not an account id (letters, digits, '.', '_', '-'; as IB shows it)")
+        if not is_account_id(str(account)):
+            raise ConfigError.in_file(p, f"accounts: {account!r} is not an account id ({ACCOUNT_ID_ALLOWED})")
         if not isinstance(over, dict) or not over or set(over) - set(ACCOUNT_KEYS):
-            raise ConfigError(f"{p}: accounts: {account}: expected some of {', '.join(ACCOUNT_KEYS)} "
+            raise ConfigError.in_file(p, f"accounts: {account}: expected some of {', '.join(ACCOUNT_KEYS)} "
                               f"(got {over!r}); other thresholds are the same for every account")
         for key, value in over.items():
             if not is_number(value):
-                raise ConfigError(f"{p}: accounts: {account}: {key} must be a number, not {value!r}")
+                raise ConfigError.in_file(p, f"accounts: {account}: {key} must be a number, not {value!r}")
             _check_value(p, f"accounts: {account}: {key}", key, value)
     return data
 
@@ -95,17 +92,12 @@ def is_number(value: Any) -> bool:
 def _check_value(p: Path, where: str, key: str, value: Any) -> None:
     """A threshold is a number (compared with a series: it reaches Prometheus as one) or a
     Prometheus duration (a rule's `for`, a window: written into the alert rules)."""
-    if isinstance(value, str):
-        if not DURATION.match(value):
-            raise ConfigError(f"{p}: {where}: {value!r} is neither a number nor a Prometheus duration; "
-                              "write a number (e.g. -500, 0.05) or a duration (e.g. 90s, 5m, 1h30m)")
-        return
-    if not is_number(value):
-        raise ConfigError(f"{p}: {where}: {value!r} is neither a number nor a Prometheus duration; "
-                          "write a number (e.g. -500, 0.05) or a duration (e.g. 90s, 5m, 1h30m)")
-    if key in NEGATIVE and value >= 0:
-        raise ConfigError(f"{p}: {where}: {value!r} is not a loss: the limit is the daily P&L below which the alert "
-                          f"fires, a negative number (e.g. {key}: -{abs(value) or 500:g})")
+    if not (is_number(value) or (isinstance(value, str) and DURATION.match(value))):
+        raise ConfigError.in_file(p, f"{where}: {value!r} is neither a number nor a Prometheus duration; "
+                                  "write a number (e.g. -500, 0.05) or a duration (e.g. 90s, 5m, 1h30m)")
+    if key in NEGATIVE and is_number(value) and value >= 0:
+        raise ConfigError.in_file(p, f"{where}: {value!r} is not a loss: the limit is the daily P&L below which the alert "
+                                  f"fires, a negative number (e.g. {key}: -{abs(value) or 500:g})")
 
 
 def numbers(root: Path) -> dict[str, float]:

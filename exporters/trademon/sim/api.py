@@ -27,14 +27,19 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_SYNTHETIC_NAMES = 16
 
 
+MAX_LIMIT_PRICE = 1e9  # far above any listed price; a bound so a price times a quantity stays finite
+
+
 class IntentIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Strict: JSON's true is not a quantity of 1, "5" is not 5; finite: Infinity, NaN or 1e400
+    # stored as a price made /state unanswerable and daily_pnl -Inf (a false loss page).
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
     strategy: str = Field(min_length=1, max_length=64)
     symbol: str = Field(min_length=1, max_length=32)
     side: Literal["buy", "sell"]
     quantity: int = Field(gt=0, le=1_000_000)
     order_type: Literal["market", "limit"]
-    limit_price: float | None = Field(default=None, gt=0)
+    limit_price: float | None = Field(default=None, gt=0, le=MAX_LIMIT_PRICE)
 
 
 def _error(status: int, detail: str, **extra) -> JSONResponse:
@@ -120,10 +125,10 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
             return _error(404, f"no intent {id!r}")
         return intent.as_json()
 
-    def synthetic_only(breaker: str) -> JSONResponse | None:
+    def synthetic_only(breaker: str, admit: bool = True) -> JSONResponse | None:
         if not breaker.startswith(SYNTHETIC_PREFIX) or not _NAME.match(breaker):
             return _error(403, f"test hooks only touch breakers named {SYNTHETIC_PREFIX}*")
-        if full := too_many(breaker):
+        if admit and (full := too_many(breaker)):
             return _error(422, full, reason="too_many_synthetic_names")
         return None
 
@@ -143,7 +148,7 @@ def build_api(world: World, clock: SimClock) -> tuple[FastAPI, Instrumentation]:
 
     @app.get("/test/circuit-breaker/{breaker}")
     async def breaker_state(breaker: str):
-        if (denied := synthetic_only(breaker)) is not None:
+        if (denied := synthetic_only(breaker, admit=False)) is not None:  # a GET reads; it takes no name
             return denied
         b = world.breakers.get(breaker)
         return {"breaker": breaker, "open": bool(b and b.open)}

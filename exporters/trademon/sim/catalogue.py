@@ -5,7 +5,7 @@ The times are derived, not typed: each alert's ``for`` and severity come from th
 rule files, the scrape and evaluation intervals from prometheus/prometheus.yml, the route's
 group_wait/group_interval from alertmanager/alertmanager.yml. What is the simulator's own is
 ``onset_s``/``clear_s``: how long (simulated seconds) after the switch the rule's expression
-turns true or false again. The README's table is generated from here (``trademon gen``) and
+turns true or false again. docs/demo.md's table is generated from here (``trademon gen``) and
 the guided demo uses the same figures as its deadlines, so a wrong figure fails CI.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from trademon.settings.values import seconds
 from trademon.stack import timescale
 from trademon.sim.scenarios import SCENARIOS
 
@@ -65,7 +66,7 @@ class Pipeline:
             for g in yaml.safe_load(f.read_text())["groups"]:
                 for r in g["rules"]:
                     if "alert" in r:
-                        rules[r["alert"]] = (r["labels"]["severity"], timescale.seconds(r["for"]) if "for" in r else 0.0)
+                        rules[r["alert"]] = (r["labels"]["severity"], seconds(r["for"]) if "for" in r else 0.0)
         am = yaml.safe_load((root / "alertmanager" / "alertmanager.yml").read_text())["route"]
         default = (am["group_wait"], am["group_interval"])
         routes = {}
@@ -74,9 +75,9 @@ class Pipeline:
                 if m.startswith("severity="):
                     sev = m.split("=", 1)[1].strip('"')
                     routes[sev] = (child.get("group_wait", default[0]), child.get("group_interval", default[1]))
-        routes = {k: (timescale.seconds(a), timescale.seconds(b)) for k, (a, b) in routes.items()}
-        return cls(timescale.seconds(prom["scrape_interval"]), timescale.seconds(prom["evaluation_interval"]), rules,
-                   {**routes, "_default": (timescale.seconds(default[0]), timescale.seconds(default[1]))})
+        routes = {k: (seconds(a), seconds(b)) for k, (a, b) in routes.items()}
+        return cls(seconds(prom["scrape_interval"]), seconds(prom["evaluation_interval"]), rules,
+                   {**routes, "_default": (seconds(default[0]), seconds(default[1]))})
 
     def _waits(self, alert: str, speed: float) -> tuple[float, float, float, float]:
         sev, for_s = self.rules[alert]
@@ -109,7 +110,7 @@ def human(s: float) -> str:
 
 
 def markdown(root: Path, speed: float = DEMO_SPEED) -> str:
-    """The README table (worst cases; typical times are shorter by up to one interval each)."""
+    """The catalogue table of docs/demo.md (worst cases; typical times are shorter by up to one interval each)."""
     p = Pipeline.load(root)
     rows = ["| scenario | what it simulates | alerts expected (severity) | page / resolve at speed 1 | "
             f"page / resolve in the guided demo (speed {speed:g}) |", "| --- | --- | --- | --- | --- |"]

@@ -3,15 +3,13 @@
 ``refresh()`` runs after every advance of the world (a few times a real second): counters
 move by what happened since the last refresh, histograms take the broker's observations,
 gauges take the current values. While the IB session is down, the broker-state series are
-dropped (the real ib-exporter's BROKER_GAUGES): stale broker data is not current data.
+dropped (contract.BROKER_GAUGES, as the real ib-exporter does): stale broker data is not current data.
 """
 
 from __future__ import annotations
 
-
-from trademon.contract import IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
+from trademon.contract import BROKER_GAUGES, IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
 from trademon.ib.config import IBConfig
-from trademon.ib.state import BROKER_GAUGES
 from trademon.metrics import JobMetrics
 from trademon.sim.broker import REJECT_CODES
 from trademon.sim.clock import SimClock

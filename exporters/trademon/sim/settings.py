@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Mapping
 
 from trademon.settings import thresholds
@@ -51,11 +50,11 @@ def _names(variable: str, default: list[str], env: Mapping[str, str], what: str,
 
 
 def _thresholds_file_limit() -> float | None:
-    for root in (Path.cwd(), paths.config_root()):
-        if thresholds.exists(root):
-            value = thresholds.load(root).get("daily_loss_limit")
-            return float(value) if value is not None else None
-    return None
+    root = paths.config_root()
+    if not thresholds.exists(root):
+        return None
+    value = thresholds.load(root).get("daily_loss_limit")
+    return float(value) if value is not None else None
 
 
 def daily_loss_limit(env: Mapping[str, str]) -> tuple[float, str]:

@@ -10,7 +10,7 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from trademon.settings.env import LOOPBACK
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 from trademon.sim.api import api_port_app
 from trademon.sim.clock import SimClock
 from trademon.sim.control import build_control
@@ -44,7 +44,6 @@ class Simulator:
         self.world = World(cfg.world, self.clock.now())
         for name in cfg.scenarios:
             switch(self.world, name, True)
-        self.crashed = False
         api_app, self.ins = api_port_app(self.world, self.clock)
         self.md = MarketDataExporter(self.world, self.clock)
         self.pm = PositionManagerExporter(self.world)
@@ -64,8 +63,10 @@ class Simulator:
         token_paths = {"control": ("/scenarios", "/state"), API: ("/test",)}
         listeners = [Listener(name, app, cfg.host, cfg.ports[name], port_env_variable(name), token_paths.get(name, ()))
                      for name, app in apps.items()]
-        tasks = [self._tick, self.loadgen.run, *(wk.run for wk in self.workers)]
-        self.runner = Runner(listeners, [self._guard(t) for t in tasks])
+        # Supervised by the Runner: a task that dies ends the process (not ready, exit 1).
+        tasks = [Task(self._tick, "tick"), Task(self.loadgen.run, "loadgen"),
+                 *(Task(wk.run, f"worker {wk.name}") for wk in self.workers)]
+        self.runner = Runner(listeners, tasks)
         self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape
         self.refresh()
 
@@ -83,16 +84,3 @@ class Simulator:
             if self.world.t != before:
                 self.refresh()
             await asyncio.sleep(TICK_REAL_S)
-
-    def _guard(self, fn):
-        async def guarded():
-            try:
-                await fn()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("simulator task failed; stopping", extra={"task": getattr(fn, "__qualname__", str(fn))})
-                self.crashed = True
-                self.runner.stop()
-        guarded.__name__ = getattr(fn, "__qualname__", "task")
-        return guarded

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,17 +23,16 @@ from typing import BinaryIO
 import requests
 import yaml
 
-from trademon import contract
+from trademon.runtime.backoff import delay
 from trademon.settings import paths
-from trademon.stack import tools
-from trademon.settings.env import env_port, job_port
+from trademon.settings.values import seconds
+from trademon.stack import services, tools
 
 log = logging.getLogger("trademon.native")
 
-# Jobs whose service has no native process here (Grafana, Loki, Promtail, cAdvisor run in
-# Docker only); they are left out of the natively rendered prometheus.yml.
-NATIVE_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
-               "synthetic", "alert-sink", "prometheus", "alertmanager", "alertmanager-config", "thresholds")
+# The jobs scraped natively (the demo's); those whose service runs in Docker only (Grafana,
+# Loki, Promtail, cAdvisor) are left out of the natively rendered prometheus.yml.
+NATIVE_JOBS = tuple(services.jobs("demo", ha=False))
 # prometheus.yml's folder of the threshold rules the thresholds service renders (a volume in
 # compose); natively, a folder of the data directory.
 THRESHOLDS_RULES = "../monitoring/thresholds/*.yml"
@@ -42,18 +42,18 @@ def repo_root() -> Path:
     return paths.require_checkout("native")
 
 
-def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanager: str | None,
+def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]], alertmanager: str | None,
                              scrape_interval: str | None = None, evaluation_interval: str | None = None,
                              thresholds_dir: Path | None = None) -> dict:
     """The project's prometheus.yml with job targets replaced by ``targets`` (job -> host:port);
     jobs not in ``targets`` are dropped. Rule files become absolute paths; the threshold rules
-    are read from ``thresholds_dir`` (where the thresholds service renders them)."""
+    are read from ``thresholds_dir`` (where the thresholds service renders them), last."""
     src = root / "prometheus" / "prometheus.yml"
     cfg = yaml.safe_load(src.read_text())
     g = cfg.setdefault("global", {})
     if scrape_interval:
         g["scrape_interval"] = scrape_interval
-        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=_seconds)
+        g["scrape_timeout"] = min(scrape_interval, g.get("scrape_timeout", scrape_interval), key=seconds)
     if evaluation_interval:
         g["evaluation_interval"] = evaluation_interval
     kept = []
@@ -61,7 +61,8 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanage
         job = sc["job_name"]
         if job not in targets:
             continue
-        sc["static_configs"] = [{"targets": [targets[job]]}]
+        t = targets[job]
+        sc["static_configs"] = [{"targets": [t] if isinstance(t, str) else list(t)}]
         if scrape_interval:
             sc.pop("scrape_interval", None)
             sc.pop("scrape_timeout", None)
@@ -81,14 +82,6 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str], alertmanage
     else:
         cfg.pop("alerting", None)
     return cfg
-
-
-def _seconds(d: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for u in ("ms", "s", "m", "h", "d"):
-        if d.endswith(u) and d[: -len(u)].replace(".", "", 1).isdigit():
-            return float(d[: -len(u)]) * units[u]
-    raise ValueError(f"not a duration: {d!r}")
 
 
 def prometheus_cmd(config: Path, data: Path, port: int, host: str = "127.0.0.1", retention: str = "30d") -> list[str]:
@@ -117,7 +110,9 @@ class Service:
     cmd: list[str]
     health: str  # URL answering 2xx once up
     env: dict = field(default_factory=dict)
-    restart: bool = False  # started again when it exits (compose's restart policy, natively)
+    # started again when it exits, as compose's `restart: unless-stopped` does for every service: a
+    # trademon service whose loop died exits 1 for exactly this (runtime/service.py, Runner)
+    restart: bool = True
 
 
 def _last_words(path: Path) -> str:
@@ -210,20 +205,8 @@ class Supervisor:
                 self.start(svc)
                 backoff[svc.name] = (0, 0.0)
             except RuntimeError as e:  # it stays in procs, exited: tried again after the backoff
-                backoff[svc.name] = (failures + 1, time.monotonic() + min(2 ** failures, 60))
+                backoff[svc.name] = (failures + 1, time.monotonic() + delay(failures + 1, 1.0, 60.0))
                 log.error("restart failed", extra={"svc": svc.name, "error": str(e)})
-
-
-def bot_service(host: str, bot_port: int, data: Path, port: Mapping[str, int]) -> Service:
-    """`trademon bot`, Telegram's delivery (it idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID);
-    restarted when it exits, as compose's restart policy would."""
-    return Service("bot", trademon_cmd("bot"), f"http://{host}:{bot_port}/healthz",
-                   {"TRADEMON_BOT_HOST": host, "TRADEMON_BOT_PORT": str(bot_port), "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
-                    # the checkout's monitoring/config.yml, runbooks.md and alertmanager/alertmanager.yml, as compose mounts them
-                    "TRADEMON_BOT_CONFIG_ROOT": str(repo_root()),
-                    "TRADEMON_BOT_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
-                    "TRADEMON_BOT_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
-                    "TRADEMON_BOT_ALERT_SINK_URL": f"http://{host}:{port['alert-sink']}/alerts"}, restart=True)
 
 
 # The simulator's flags native passes on (demo mode), each overriding its variable.
@@ -236,28 +219,6 @@ SIM_FLAGS = {
 }
 
 
-def am_watch_service(root: Path, out: Path, host: str, port: Mapping[str, int], alert_sink_url: str,
-                     timescale: float = 1.0, bot_url: str | None = None) -> Service:
-    """`am-config --watch`: renders the market calendar again daily and reloads Alertmanager
-    (keeping the demo's time compression)."""
-    return Service("alertmanager-config",
-                   trademon_cmd("am-config", "--watch", "--source", str(root / "alertmanager"), "--out", str(out),
-                                "--alert-sink-url", alert_sink_url, *(["--bot-url", bot_url] if bot_url else [])),
-                   f"http://{host}:{port['alertmanager-config']}/readyz",
-                   {"TRADEMON_ALERTMANAGER_CONFIG_HOST": host,
-                    "TRADEMON_AM_RELOAD_URL": f"http://{host}:{port['alertmanager']}/-/reload",
-                    "TRADEMON_AM_TIMESCALE": str(timescale)})
-
-
-def thresholds_service(root: Path, out: Path, host: str, port: Mapping[str, int]) -> Service:
-    """`thresholds --watch`: the checkout's monitoring/config.yml rendered into ``out`` (which
-    Prometheus loads) on every change, Prometheus reloaded; restarted when it exits."""
-    return Service("thresholds", trademon_cmd("thresholds", "--watch", "--root", str(root), "--out", str(out)),
-                   f"http://{host}:{port['thresholds']}/healthz",
-                   {"TRADEMON_THRESHOLDS_HOST": host, "TRADEMON_THRESHOLDS_PORT": str(port["thresholds"]),
-                    "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://{host}:{port['prometheus']}/-/reload"}, restart=True)
-
-
 def configure(parser) -> None:
     from trademon.settings.env import add_env_flags
 
@@ -267,7 +228,7 @@ def configure(parser) -> None:
     parser.add_argument("--data-dir", default="var/native", help="Prometheus/Alertmanager data, rendered configs and logs (default: var/native)")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on (default 127.0.0.1)")
     parser.add_argument("--ha", action="store_true",
-                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (README: Scaling out)")
+                        help="HA layout: two Prometheus replicas, two gossiping Alertmanagers, VictoriaMetrics (docs/scaling-out.md)")
     parser.add_argument("--env-file", default=None,
                         help="variables as for docker compose (default: .env in the repository, if there); "
                              "a variable set in the shell wins")
@@ -292,18 +253,9 @@ def load_env(args, root: Path) -> tuple[dict[str, str], Path | None]:
     return env, path if found else None
 
 
-def planned_ports(mode: str, env: Mapping[str, str]) -> list[tuple[str, str, int]]:
+def planned_ports(mode: str, env: Mapping[str, str], ha: bool = False) -> list[tuple[str, str, int]]:
     """(service, variable that moves it, port) of everything native is about to bind."""
-    from trademon.settings.env import port_variable
-
-    out = [(j, port_variable(j), job_port(j, env)) for j in ("alert-sink", "alertmanager", "prometheus", "synthetic", "thresholds")]
-    out.append(("trademon bot", "TRADEMON_BOT_PORT", env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)))
-    if mode == "live":
-        return out + [("ib-exporter", port_variable("ib-exporter"), job_port("ib-exporter", env))]
-    sim_jobs = (contract.API, contract.MD, contract.PM, contract.IB)  # the jobs the simulator answers as
-    out += [(f"sim as {j}", port_variable(j), job_port(j, env)) for j in sim_jobs]
-    control = "TRADEMON_SIM_CONTROL_PORT"
-    return out + [("sim scenario switch", control, env_port(control, contract.SIM_CONTROL_PORT, env))]
+    return services.planned(mode, ha, env)
 
 
 def port_busy(host: str, port: int) -> bool:
@@ -334,16 +286,19 @@ def who_answers(host: str, port: int) -> str:
         return "a program"
 
 
-def busy_ports(mode: str, host: str, env: Mapping[str, str]) -> list[str]:
+def busy_ports(mode: str, host: str, env: Mapping[str, str], ha: bool = False) -> list[str]:
     """One line per port native needs that something else already holds."""
     return [f"{svc}: {host}:{port} is held by {who_answers(host, port)} (move it with {var})"
-            for svc, var, port in planned_ports(mode, env) if port_busy(host, port)]
+            for svc, var, port in planned_ports(mode, env, ha) if port_busy(host, port)]
 
 
-def ensure_tools(root: Path) -> None:
-    """Prometheus and Alertmanager binaries; on first run, fetch them (scripts/install-tools.sh)."""
+def ensure_tools(root: Path, ha: bool = False) -> None:
+    """Prometheus and Alertmanager binaries (and VictoriaMetrics for HA); on first run, fetch
+    them (scripts/install-tools.sh)."""
+    needed = ("prometheus", "alertmanager", *(("victoria-metrics",) if ha else ()))
     try:
-        tools.find("prometheus"), tools.find("alertmanager")
+        for b in needed:
+            tools.find(b)
         return
     except tools.ToolMissing:
         script = root / "scripts" / "install-tools.sh"
@@ -353,48 +308,134 @@ def ensure_tools(root: Path) -> None:
           f"(scripts/install-tools.sh)", file=sys.stderr)
     r = subprocess.run([str(script)], cwd=root)
     if r.returncode != 0:
-        raise tools.ToolMissing(f"scripts/install-tools.sh failed (exit {r.returncode}); run it by hand to see why")
-    tools.find("prometheus"), tools.find("alertmanager")
+        raise tools.ToolMissing(f"scripts/install-tools.sh failed (exit {r.returncode}) fetching {', '.join(needed)}; "
+                                f"run it by hand where the network is reachable, or put the binaries in {tools.tools_dir()}")
+    for b in needed:
+        tools.find(b)
 
 
-def where(data: Path, env_file: Path | None, host: str, port: Mapping[str, int], mode: str, speed: float,
-          control: int | None) -> str:
+def where(data: Path, env_file: Path | None, layout: services.Layout, speed: float) -> str:
     """What a newcomer needs after start: the addresses, and where the record, logs and data are."""
-    lines = [f"trademon native ({mode}{f', speed {speed:g}' if speed != 1 else ''}) is up; Ctrl-C stops it.",
-             f"  Prometheus    http://{host}:{port['prometheus']}  (alerts: /alerts, targets: /targets)",
-             f"  Alertmanager  http://{host}:{port['alertmanager']}"]
-    if control is not None:
-        lines.append(f"  scenarios     curl -X POST {host}:{control}/scenarios/loss-breach   (guided tour: trademon demo)")
+    mode, base = layout.mode, layout.base
+    pair = lambda n: base[n] + (f" and {base[n + '-b']}" if n + "-b" in base else "")  # noqa: E731
+    lines = [f"trademon native{' --ha' if layout.ha else ''} ({mode}{f', speed {speed:g}' if speed != 1 else ''}) is up; "
+             "Ctrl-C stops it.",
+             f"  Prometheus    {pair('prometheus')}  (alerts: /alerts, targets: /targets)",
+             f"  Alertmanager  {pair('alertmanager')}"]
+    if "victoriametrics" in base:
+        lines.append(f"  store         {base['victoriametrics']}  (VictoriaMetrics, both replicas write here)")
+    if "sim" in base:
+        lines.append(f"  scenarios     curl -X POST {base['sim'].removeprefix('http://')}/scenarios/loss-breach   "
+                     "(guided tour: trademon demo)")
     lines += [f"  notifications {data / 'alerts.jsonl'}  (every notification, one JSON line each)",
               f"  logs          {data / 'logs'}/<service>.log",
-              f"  data          {data}/prometheus, {data}/alertmanager; rendered configs in {data}",
+              f"  data          {data}/<service>; rendered configs in {data}",
               f"  settings from {env_file if env_file else 'the shell only (no .env)'}"]
     return "\n".join(lines)
 
 
+def _compress(prom: dict, speed: float, rules_out: Path) -> None:
+    """The demo's time compression of a rendered prometheus.yml: intervals and rules."""
+    import glob
+
+    from trademon.stack import timescale
+
+    g = prom["global"]
+    g["scrape_interval"] = timescale.scaled(g.get("scrape_interval", "1m"), speed, timescale.FLOOR_S)
+    g["evaluation_interval"] = timescale.scaled(g.get("evaluation_interval", "1m"), speed, timescale.FLOOR_S)
+    g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=seconds)
+    for sc in prom["scrape_configs"]:
+        sc.pop("scrape_interval", None)
+        sc.pop("scrape_timeout", None)
+    # the threshold rules (last) change at run time and hold no duration: loaded as rendered
+    generated, rendered = prom["rule_files"][:-1], prom["rule_files"][-1:]
+    files = [Path(f) for pattern in generated for f in sorted(glob.glob(pattern))]
+    prom["rule_files"] = timescale.scale_rule_files(files, rules_out, speed) + rendered
+
+
+def prometheus_configs(root: Path, data: Path, layout: services.Layout, speed: float | None) -> dict[str, Path]:
+    """The rendered prometheus.yml of each Prometheus of the layout (the HA pair: one replica
+    each, sending to both Alertmanagers and writing into the store), time-compressed when
+    ``speed`` is given."""
+    from trademon.stack import scaleout
+
+    port, host = layout.port, layout.host
+    targets = services.scrape_targets(layout.mode, layout.ha, host, port, layout.env)
+    out = {}
+    for i, p in enumerate(pr for pr in layout.parts if pr.engine == "prometheus"):
+        cfg = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds")
+        if layout.ha:
+            cfg = scaleout.ha_prometheus_config(
+                cfg, alertmanagers=[f"{host}:{port[a.name]}" for a in layout.parts if a.engine == "alertmanager"],
+                replica="ab"[i], host=(layout.env.get("TRADEMON_HOST") or "").strip() or socket.gethostname(),
+                remote_write=f"{layout.base['victoriametrics']}{scaleout.REMOTE_WRITE_PATH}")
+        if speed is not None:
+            _compress(cfg, speed, data / "rules")
+        path = data / ("prometheus.yml" if not layout.ha else f"{p.name}.yml")
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        out[p.name] = path
+    return out
+
+
+def native_paths(root: Path, data: Path, am_out: Path) -> dict[str, str]:
+    """Where the description's files and directories are natively (compose mounts volumes there)."""
+    return {"TRADEMON_ALERT_SINK_FILE": str(data / "alerts.jsonl"), "TRADEMON_BOT_STATE_DIR": str(data / "bot"),
+            # the checkout's monitoring/config.yml, runbooks.md and alertmanager/alertmanager.yml, as compose mounts them
+            "TRADEMON_BOT_CONFIG_ROOT": str(root), "TRADEMON_AM_SOURCE": str(root / "alertmanager"),
+            "TRADEMON_AM_OUT": str(am_out),
+            # the checkout's monitoring/config.yml and rules; the threshold rules Prometheus loads
+            "TRADEMON_THRESHOLDS_ROOT": str(root), "TRADEMON_THRESHOLDS_OUT": str(data / "thresholds"),
+            # the time zones of the market-hours intervals, for hosts without a tz database
+            "ZONEINFO": str(am_out / "zoneinfo")}
+
+
+def native_services(layout: services.Layout, root: Path, data: Path, am_cfg: Path, prom_files: Mapping[str, Path],
+                    timescale: float = 1.0) -> list[Service]:
+    """The description's services as processes on this host, in start order."""
+    from trademon.stack import scaleout
+
+    host, port, base = layout.host, layout.port, layout.base
+    files = native_paths(root, data, am_cfg.parent)
+    gossip = [f"{host}:{port[p.name + ':cluster']}" for p in layout.parts if p.name + ":cluster" in port]
+    out = []
+    for p in layout.parts:
+        env = {var: files[var] for var in p.paths}
+        if p.engine == "prometheus":
+            cmd = prometheus_cmd(prom_files[p.name], data / p.name, port[p.name], host)
+        elif p.engine == "alertmanager":
+            cmd = alertmanager_cmd(am_cfg, data / p.name, port[p.name], host, base[p.name])
+            if layout.ha:
+                cmd = scaleout.clustered(cmd, f"{host}:{port[p.name + ':cluster']}", gossip)
+        elif p.engine == "victoria-metrics":
+            cmd = scaleout.victoriametrics_cmd(data / p.name, port[p.name], host, dedup_interval=scrape_interval(root))
+        else:
+            cmd = trademon_cmd(*p.command)
+            env.update({p.listen: host, p.port_var: str(port[p.name])} if p.listen and p.port_var else {})
+            env.update(layout.wiring(p))
+            if p.name == "alertmanager-config":
+                env["TRADEMON_AM_TIMESCALE"] = str(timescale)  # keeps the demo's compression in every render
+        out.append(Service(p.name, cmd, p.health_url(base[p.name]), env, restart=p.restart))
+    return out
+
+
 def main(args) -> int:
-    if args.ha:  # its own module: the single-host path below stays as it is
-        from trademon.stack.native_ha import main as ha_main
-        return ha_main(args)
+    from trademon.alertmanager import amconfig
     from trademon.runtime import logs
-    from trademon.settings.env import env_float
+    from trademon.settings.env import ConfigError, env_float, read_env_file
 
     root = repo_root()
     env, env_file = load_env(args, root)
-    from trademon.settings.env import read_env_file
-
     file_values = read_env_file(env_file) if env_file is not None else {}
     logs.setup("native", env.get("TRADEMON_LOG_LEVEL") or "info")
     speed = env_float("TRADEMON_SIM_SPEED", 1.0, 0.01, 1000.0, env=env)
+    name = "trademon native" + (" --ha" if args.ha else "")
     if args.mode == "live" and speed != 1:
-        from trademon.settings.env import ConfigError
         raise ConfigError("TRADEMON_SIM_SPEED", str(speed), "time compression is for the demo only",
                           "leave it unset with --mode live")
     host = args.host
     if args.mode == "demo":
         # The simulator's settings, checked here so a bad value stops everything before it
         # starts, and the error says where the value came from.
-        from trademon.settings.env import ConfigError
         from trademon.sim import settings as sim_settings
 
         try:
@@ -406,99 +447,56 @@ def main(args) -> int:
             raise
         # The simulator is the broker in the demo: IB's reset schedule does not apply to it, and
         # would hold the TWS page for 15 minutes around midnight New York. Set either to keep it.
-        for name in ("TRADEMON_IB_MAINTENANCE", "TRADEMON_IB_GATEWAY_RESTART"):
-            if not (env.get(name) or "").strip():
-                env[name] = "none"
+        for variable in ("TRADEMON_IB_MAINTENANCE", "TRADEMON_IB_GATEWAY_RESTART"):
+            if not (env.get(variable) or "").strip():
+                env[variable] = "none"
     # Before anything starts: a second stack would answer the first one's health checks.
-    busy = busy_ports(args.mode, host, env)
+    busy = busy_ports(args.mode, host, env, args.ha)
     if busy:
-        print("trademon native: not starting, ports in use (is a trademon stack already running? "
+        print(f"{name}: not starting, ports in use (is a trademon stack already running? "
               "another `trademon native`, or `docker compose up`):\n  " + "\n  ".join(busy), file=sys.stderr)
         return 2
-    ensure_tools(root)
+    try:
+        ensure_tools(root, args.ha)
+    except tools.ToolMissing as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
     data = Path(args.data_dir).resolve()
-    (data / "prometheus").mkdir(parents=True, exist_ok=True)
-    (data / "alertmanager").mkdir(parents=True, exist_ok=True)
-    port = {name: job_port(name, env) for name in contract.JOBS}
-    targets = {job: f"{host}:{port[job]}" for job in NATIVE_JOBS}
+    data.mkdir(parents=True, exist_ok=True)
+    layout = services.Layout(args.mode, args.ha, host, env)
     compress = args.mode == "demo" and speed > 1
-    prom = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds")
+    prom_files = prometheus_configs(root, data, layout, speed if compress else None)
+    am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", env,
+                                        alert_sink_url=f"{layout.base['alert-sink']}/alerts",
+                                        bot_url=f"{layout.base['trademon-bot']}/alerts")
     if compress:
         from trademon.stack import timescale
 
-        g = prom["global"]
-        g["scrape_interval"] = timescale.scaled(g.get("scrape_interval", "1m"), speed, timescale.FLOOR_S)
-        g["evaluation_interval"] = timescale.scaled(g.get("evaluation_interval", "1m"), speed, timescale.FLOOR_S)
-        g["scrape_timeout"] = min(g["scrape_interval"], g.get("scrape_timeout", "10s"), key=_seconds)
-        for sc in prom["scrape_configs"]:
-            sc.pop("scrape_interval", None)
-            sc.pop("scrape_timeout", None)
-        import glob
-
-        # the threshold rules change at run time and hold no duration: loaded as rendered
-        generated, rendered = prom["rule_files"][:-1], prom["rule_files"][-1:]
-        files = [Path(f) for pattern in generated for f in sorted(glob.glob(pattern))]
-        prom["rule_files"] = timescale.scale_rule_files(files, data / "rules", speed) + rendered
-    prom_cfg = data / "prometheus.yml"
-    prom_cfg.write_text(yaml.safe_dump(prom, sort_keys=False))
-
-    from trademon.alertmanager import amconfig
-
-    bot_port = env_port("TRADEMON_BOT_PORT", contract.BOT_PORT, env)
-    am_cfg = amconfig.render_for_native(root, data / "alertmanager-config", env,
-                                        alert_sink_url=f"http://{host}:{port['alert-sink']}/alerts",
-                                        bot_url=f"http://{host}:{bot_port}/alerts")
-    if compress:
         timescale.scale_alertmanager_config(am_cfg, speed)
-
+    todo = native_services(layout, root, data, am_cfg, prom_files, speed if compress else 1.0)
     sup = Supervisor(data / "logs", env)
-    stopping = []
+    stopping: list = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    control = None
     try:
-        sink_file = data / "alerts.jsonl"
-        sup.start(Service("alert-sink", trademon_cmd("alert-sink"), f"http://{host}:{port['alert-sink']}/healthz",
-                          {"TRADEMON_ALERT_SINK_FILE": str(sink_file), "TRADEMON_ALERT_SINK_HOST": host,
-                           "TRADEMON_ALERT_SINK_PORT": str(port["alert-sink"])}))
-        sup.start(bot_service(host, bot_port, data, port))
-        sup.start(Service("alertmanager", alertmanager_cmd(am_cfg, data / "alertmanager", port["alertmanager"], host,
-                                                           f"http://{host}:{port['alertmanager']}"),
-                          f"http://{host}:{port['alertmanager']}/-/ready",
-                          # the time zones of the market-hours intervals, for hosts without a tz database
-                          {"ZONEINFO": str(am_cfg.parent / "zoneinfo")}))
-        sup.start(am_watch_service(root, am_cfg.parent, host, port, f"http://{host}:{port['alert-sink']}/alerts",
-                                   speed if compress else 1.0, bot_url=f"http://{host}:{bot_port}/alerts"))
-        sup.start(thresholds_service(root, data / "thresholds", host, port))
-        if args.mode == "demo":
-            control = env_port("TRADEMON_SIM_CONTROL_PORT", contract.SIM_CONTROL_PORT, env)
-            sup.start(Service("sim", trademon_cmd("sim"), f"http://{host}:{control}/healthz",
-                              {"TRADEMON_SIM_HOST": host}))
-        else:
-            sup.start(Service("ib-exporter", trademon_cmd("ib-exporter"), f"http://{host}:{port['ib-exporter']}/healthz",
-                              {"TRADEMON_IB_EXPORTER_HOST": host}))
-        sup.start(Service("prometheus", prometheus_cmd(prom_cfg, data / "prometheus", port["prometheus"], host),
-                          f"http://{host}:{port['prometheus']}/-/ready"))
-        sup.start(Service("synthetic", trademon_cmd("synthetic"), f"http://{host}:{port['synthetic']}/healthz",
-                          {"TRADEMON_SYNTHETIC_HOST": host,
-                           "TRADEMON_SYNTHETIC_PROMETHEUS_URL": f"http://{host}:{port['prometheus']}",
-                           "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": f"http://{host}:{port['alertmanager']}",
-                           # the trading services where this run put them (ports moved in .env included),
-                           # unless .env points the checks elsewhere
-                           **{var: f"http://{host}:{port[job]}" for var, job in
-                              (("TRADEMON_SYNTHETIC_API_URL", contract.API), ("TRADEMON_SYNTHETIC_POSITION_MANAGER_URL", contract.PM))
-                              if not (env.get(var) or "").strip()}}))
-        print(where(data, env_file, host, port, args.mode, speed, control), file=sys.stderr, flush=True)
+        for svc in todo:
+            sup.start(svc)
+        print(where(data, env_file, layout, speed), file=sys.stderr, flush=True)
         failed = sup.watch(stopping)
         if failed:
-            for name in failed:
-                print(f"trademon native: {name} exited; see {data / 'logs' / (name + '.log')}"
-                      + _last_words(data / "logs" / f"{name}.log"), file=sys.stderr)
+            for svc_name in failed:
+                print(f"{name}: {svc_name} exited; see {data / 'logs' / (svc_name + '.log')}"
+                      + _last_words(data / "logs" / f"{svc_name}.log"), file=sys.stderr)
             return 1
         return 0
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, tools.ToolMissing) as e:
-        print(f"trademon native: {e}", file=sys.stderr)
+        print(f"{name}: {e}", file=sys.stderr)
         return 1
     finally:
         sup.stop()
+
+
+def scrape_interval(root: Path) -> str:
+    """VictoriaMetrics deduplicates at the scrape interval of prometheus.yml."""
+    return yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())["global"]["scrape_interval"]

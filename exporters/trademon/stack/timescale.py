@@ -18,23 +18,16 @@ from pathlib import Path
 
 import yaml
 
+from trademon.settings.values import DURATION_PATTERN, seconds
+
 FLOOR_S = 1.0
 # Alerts on what runs in real time whatever the speed: the synthetic checks run every minute
 # or so of the wall clock, so their rule keeps its `for` (compressed, one failed run would page).
 REAL_TIME_ALERTS = frozenset({"SyntheticCheckFailed"})
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_DUR = r"(?:\d+(?:ms|s|m|h|d|w|y))+"
+_DUR = DURATION_PATTERN
 _RANGE = re.compile(rf"\[({_DUR})(?::({_DUR})?)?\]")
 _OFFSET = re.compile(rf"\boffset\s+({_DUR})")
 _COUNT = re.compile(r"\*\s*(\d+)\b")
-
-
-def seconds(d: str) -> float:
-    """A Prometheus duration (``1h30m``, ``500ms``) in seconds."""
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d)
-    if not parts or "".join(n + u for n, u in parts) != d:
-        raise ValueError(f"not a Prometheus duration: {d!r}")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
 
 
 def fmt(s: float) -> str:

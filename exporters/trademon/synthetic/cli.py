@@ -13,7 +13,7 @@ import httpx
 from trademon.runtime import logs
 from trademon.settings.env import port_variable
 from trademon.metrics import JobMetrics
-from trademon.runtime.service import Listener, Probes, Runner, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 from trademon.synthetic import checks as checks_mod
 from trademon.synthetic.config import load
 from trademon.synthetic.runner import CheckRunner
@@ -55,7 +55,7 @@ async def _serve(settings) -> int:
         # Ready once every check has run at least once.
         probes = Probes({"checks ran": lambda: len(runner.last) == len(checks)})
         server = Runner([Listener("synthetic", basics_app(metrics.registry, probes), settings.host, settings.port,
-                                  port_variable("synthetic"))], tasks=[runner.run_forever])
+                                  port_variable("synthetic"))], tasks=[Task(runner.run_forever, "checks")])
         server.bind_all()
         log.info("synthetic checks", extra={"checks": [c.name for c in checks],
                                              "timing": {k: vars(v) for k, v in settings.timing.items()}})

@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 from trademon import contract
 from trademon.runtime.logs import register_secret
-from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_list, env_str, job_port
+from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_list, env_str, job_port, url
+from trademon.settings import values
+from trademon.settings.values import URL_ALLOWED
 
 PREFIX = "TRADEMON_SYNTHETIC_"
 CHECKS = ("circuit_breaker", "pipeline", "health", "watchdog")
@@ -76,11 +78,9 @@ def _url(name: str, default: str | None, env: Mapping[str, str] | None, allow_of
     v = env_str(name, default, env)
     if v is None or (allow_off and v.lower() == OFF):
         return None
-    if not v.startswith(("http://", "https://")) or len(v.split("://", 1)[1].strip("/")) == 0:
-        allowed = "an http:// or https:// URL" + (f", or {OFF} to leave it out" if allow_off else "")
-        raise ConfigError(name, v, "not an HTTP URL", allowed)
+    checked = url(name, v, URL_ALLOWED + (f", or {OFF} to leave it out" if allow_off else ""))
     _hide_password(v)
-    return v.rstrip("/")
+    return checked
 
 
 def _hide_password(url: str) -> None:
@@ -101,7 +101,7 @@ def _health_targets(env: Mapping[str, str] | None) -> dict[str, str]:
     for item in raw:
         target, sep, url = item.partition("=")
         target, url = target.strip(), url.strip()
-        if not sep or not target or not url.startswith(("http://", "https://")):
+        if not sep or not target or not values.is_http_url(url):
             raise ConfigError(name, item, "not a name=URL pair",
                               "a comma list of name=http://host:port/path, e.g. prometheus=http://prometheus:9090/-/healthy")
         if target in out:

@@ -81,8 +81,8 @@ class Renderer:
             text = render.render(self.root)
             missing = sorted(required_keys(self.root / "monitoring" / "rules") - set(thresholds.numbers(self.root)))
             if missing:
-                raise thresholds.ConfigError(
-                    f"{thresholds.path(self.root)}: {', '.join(missing)} missing: the alert rules compare with "
+                raise thresholds.ConfigError.in_file(
+                    thresholds.path(self.root), f"{', '.join(missing)} missing: the alert rules compare with "
                     f"{'it' if len(missing) == 1 else 'them'} (monitoring/rules/); put {'it' if len(missing) == 1 else 'them'} back "
                     "under critical:, warning: or shared:")
         except (thresholds.ConfigError, OSError, ValueError) as e:  # yaml errors are ValueErrors

@@ -1,0 +1,267 @@
+"""Hardening, round two: what a hostile or unlucky input broke, each break as a test against
+the real services on loopback (the Telegram Bot API is a stand-in)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+import yaml
+
+from tests.support.procs import Proc, free_port, wait_for, wait_http
+from tests.test_alertsink import small_filesystem
+from tests.support.standins import TelegramStandIn
+from tests.test_security import PAYLOAD, SIM_JOBS, TOKEN, trademon
+from trademon.bot.config import derived_webhook_token
+from trademon.settings.env import port_variable
+
+PASSWORD = "basic-Passw0rd-xyz"
+
+
+def web_config(tmp_path: Path) -> Path:
+    """Basic auth only (no TLS, no token): the case that left the write paths open."""
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()}}))
+    return web
+
+
+def start_sink(tmp_path: Path, env: dict | None = None, host: str = "127.0.0.1") -> tuple[str, Proc, Path]:
+    port, path = free_port(), tmp_path / "alerts.jsonl"
+    e = {"TRADEMON_ALERT_SINK_PORT": str(port), "TRADEMON_ALERT_SINK_FILE": str(path), "TRADEMON_ALERT_SINK_HOST": host, **(env or {})}
+    p = trademon("alert-sink", ["alert-sink"], e, tmp_path / f"alert-sink-{port}.log")
+    wait_http(f"http://127.0.0.1:{port}/healthz", 20, p)
+    return f"http://127.0.0.1:{port}", p, path
+
+
+def start_sim(tmp_path: Path, env: dict | None = None) -> tuple[dict[str, str], Proc]:
+    ports = {job: free_port() for job in (*SIM_JOBS, "control")}
+    e = {port_variable(j): str(p) for j, p in ports.items() if j != "control"}
+    e.update({"TRADEMON_SIM_CONTROL_PORT": str(ports["control"]), "TRADEMON_SIM_SPEED": "1", "TRADEMON_SIM_HOST": "127.0.0.1", **(env or {})})
+    p = trademon("sim", ["sim"], e, tmp_path / f"sim-{ports['control']}.log")
+    urls = {j: f"http://127.0.0.1:{port}" for j, port in ports.items()}
+    for u in urls.values():
+        wait_http(f"{u}/healthz", 30, p)
+    return urls, p
+
+
+# --- 1. authentication covers every path but the health check ----------------------------
+
+def test_basic_auth_alone_covers_the_notification_record(tmp_path):
+    url, p, path = start_sink(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web_config(tmp_path))})
+    try:
+        assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 401
+        assert requests.post(f"{url}/alerts", json=PAYLOAD, auth=("prometheus", "wrong"), timeout=5).status_code == 401
+        assert not path.exists()
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 401
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert requests.post(f"{url}/alerts", json=PAYLOAD, auth=("prometheus", PASSWORD), timeout=5).status_code == 200
+        assert len(path.read_text().splitlines()) == 1
+    finally:
+        p.close()
+    assert PASSWORD not in p.log_text()
+
+
+def test_basic_auth_alone_covers_the_scenario_switch_and_the_test_hooks(tmp_path):
+    urls, p = start_sim(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web_config(tmp_path))})
+    try:
+        calls = [("POST", f"{urls['control']}/scenarios/api-down"), ("GET", f"{urls['control']}/scenarios"),
+                 ("GET", f"{urls['control']}/state"), ("POST", f"{urls['automatictrader-api']}/test/circuit-breaker/synthetic/trip"),
+                 ("POST", f"{urls['automatictrader-api']}/intents")]
+        for method, url in calls:
+            r = requests.request(method, url, timeout=5)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic"), (method, url, r.status_code)
+        authed = requests.get(f"{urls['control']}/state", auth=("prometheus", PASSWORD), timeout=5)
+        assert authed.status_code == 200 and authed.json()["api_down"] is False  # the refused switch did nothing
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("env", [{}, {"TRADEMON_API_TOKEN": TOKEN}], ids=["nothing", "token-only"])
+def test_listening_beyond_loopback_with_paths_open_says_so_naming_the_variable(tmp_path, env):
+    url, p, _ = start_sink(tmp_path, env, host="0.0.0.0")
+    p.close()
+    warnings = [json.loads(line) for line in p.log_text().splitlines() if line.startswith("{") and '"warning"' in line]
+    assert any("TRADEMON_WEB_CONFIG_FILE" in w["message"] and "0.0.0.0" in w["message"] for w in warnings), p.log_text()
+
+
+def test_with_basic_auth_beyond_loopback_no_warning(tmp_path):
+    url, p, _ = start_sink(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web_config(tmp_path))}, host="0.0.0.0")
+    p.close()
+    assert "beyond loopback" not in p.log_text()
+
+
+# --- 2. input validated at the edge ---------------------------------------------------------
+
+BOT_TOKEN = "7312345678:AAG-fakeTelegramToken_abcdefghijklmnop"
+
+
+def start_bot(tmp_path: Path, telegram_url: str, env: dict | None = None) -> tuple[str, Proc, dict]:
+    port, closed = free_port(), f"http://127.0.0.1:{free_port()}"
+    e = {"TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "42", "TELEGRAM_API_URL": telegram_url,
+         "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(port), "TRADEMON_BOT_STATE_DIR": str(tmp_path / "bot-state"),
+         "TRADEMON_BOT_ALERTMANAGER_URL": closed, "TRADEMON_BOT_PROMETHEUS_URL": closed, "TRADEMON_BOT_POLL_TIMEOUT": "1",
+         **(env or {})}
+    p = trademon("bot", ["bot"], e, tmp_path / f"bot-{port}.log")
+    wait_http(f"http://127.0.0.1:{port}/healthz", 30, p)
+    return f"http://127.0.0.1:{port}", p, {"Authorization": f"Bearer {derived_webhook_token(BOT_TOKEN)}",
+                                          "Content-Type": "application/json"}
+
+
+def strict_json(line: str):
+    """RFC 8259 and nothing more: Python's reader takes NaN and Infinity, a strict parser does not."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    doc = json.loads(line, parse_constant=refuse)
+    line.encode("utf-8")  # no lone surrogate
+    return doc
+
+
+def test_a_non_finite_or_out_of_range_or_mistyped_intent_is_422_naming_the_field_and_nothing_is_stored(tmp_path):
+    urls, p = start_sim(tmp_path)
+    api, control = urls["automatictrader-api"], urls["control"]
+    good = {"strategy": "momentum", "symbol": "ES", "side": "buy", "quantity": 1, "order_type": "limit", "limit_price": 5000.5}
+    try:
+        bad = [('"limit_price": Infinity', "limit_price"), ('"limit_price": 1e400', "limit_price"),
+               ('"limit_price": NaN', "limit_price"), ('"limit_price": 1e300', "limit_price"),
+               ('"quantity": true', "quantity"), ('"quantity": "5"', "quantity"), ('"quantity": 1.5', "quantity")]
+        for i, (fragment, field) in enumerate(bad):
+            key = fragment.split(":")[0].strip('"')
+            body = json.dumps({k: v for k, v in good.items() if k != key})[:-1] + ", " + fragment + "}"
+            r = requests.post(f"{api}/intents", data=body, headers={"Idempotency-Key": f"bad-{i}", "Content-Type": "application/json"}, timeout=5)
+            assert r.status_code == 422, (fragment, r.status_code, r.text)
+            assert r.json()["detail"].startswith(f"{field}:"), (fragment, r.json())
+        state = requests.get(f"{control}/state", timeout=5)
+        assert state.status_code == 200, state.text
+        assert all(a["daily_pnl"] == a["daily_pnl"] and abs(a["daily_pnl"]) != float("inf")
+                   for a in state.json()["accounts"].values() if "daily_pnl" in a)
+        for i in range(len(bad)):  # nothing was stored under the refused keys: not a duplicate (409)
+            ok = requests.post(f"{api}/intents", json=good, headers={"Idempotency-Key": f"bad-{i}"}, timeout=5)
+            assert ok.status_code == 201, ok.text
+    finally:
+        p.close()
+
+
+def test_a_get_on_the_test_hooks_takes_no_name(tmp_path):
+    urls, p = start_sim(tmp_path)
+    api = urls["automatictrader-api"]
+    try:
+        for i in range(40):
+            r = requests.get(f"{api}/test/circuit-breaker/synthetic-probe-{i}", timeout=5)
+            assert r.status_code == 200 and r.json()["open"] is False
+        assert requests.post(f"{api}/test/circuit-breaker/synthetic/trip", timeout=5).status_code == 200
+        assert requests.get(f"{api}/test/circuit-breaker/synthetic", timeout=5).json()["open"] is True
+    finally:
+        p.close()
+
+
+SURROGATE = '"receiver": "crit\\ud800ical"'
+
+
+def test_unencodable_text_and_non_finite_numbers_are_4xx_on_the_sink_and_every_record_is_standard_json(tmp_path):
+    url, p, path = start_sink(tmp_path)
+    good = json.dumps(PAYLOAD)
+    bodies = [good.replace('"receiver": "critical"', SURROGATE),
+              good.replace('"alertname": "X"', '"alertname": "X\\udc00"'),
+              good[:-1] + ', "extra": NaN}', good[:-1] + ', "extra": [Infinity, -Infinity]}', good[:-1] + ', "extra": 1e999}']
+    try:
+        for body in bodies:
+            r = requests.post(f"{url}/alerts", data=body.encode(), headers={"Content-Type": "application/json"}, timeout=5)
+            assert 400 <= r.status_code < 500, (body[-60:], r.status_code, r.text)
+        assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
+        assert requests.get(f"{url}/healthz", timeout=5).ok
+    finally:
+        p.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and strict_json(lines[0])["receiver"] == "critical"
+    for line in p.log_text().splitlines():
+        if line.startswith("{"):
+            strict_json(line)
+
+
+def test_unencodable_text_is_4xx_on_the_bot(tmp_path):
+    telegram = TelegramStandIn(BOT_TOKEN)
+    url, p, headers = start_bot(tmp_path, telegram.url)
+    try:
+        body = json.dumps(PAYLOAD).replace('"receiver": "critical"', SURROGATE)
+        r = requests.post(f"{url}/alerts", data=body.encode(), headers=headers, timeout=15)
+        assert 400 <= r.status_code < 500, (r.status_code, r.text)
+        nan = json.dumps(PAYLOAD)[:-1] + ', "extra": NaN}'
+        r = requests.post(f"{url}/alerts", data=nan.encode(), headers=headers, timeout=15)
+        assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    finally:
+        p.close()
+        telegram.close()
+    for line in p.log_text().splitlines():
+        if line.startswith("{"):
+            strict_json(line)
+
+
+# --- 3. loops outlive transient faults; readiness tells the truth ---------------------------
+
+def fill(fs: Path) -> Path:
+    """Fill the file system at ``fs`` to the last byte (a filler file, removed to give space back)."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (65536, 512):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def sent_texts(telegram: TelegramStandIn) -> list[str]:
+    return [m["text"] for m in list(telegram.messages.values())]
+
+
+def test_bot_outbox_outlives_a_full_state_directory_and_readiness_says_so(tmp_path):
+    telegram = TelegramStandIn(BOT_TOKEN)
+    with small_filesystem(tmp_path / "state", 1024) as fs:
+        telegram.fail_for(3600, first_500=0, retry_after=1)  # Telegram refusing: everything waits in the outbox
+        url, p, headers = start_bot(tmp_path, telegram.url, {"TRADEMON_BOT_STATE_DIR": str(fs), "TRADEMON_BOT_DELIVER_WITHIN": "0.5"})
+        try:
+            names = [f"OutboxAlert{n}" for n in range(7)]
+            for name in names:
+                body = {**PAYLOAD, "groupKey": name, "alerts": [{**PAYLOAD["alerts"][0], "labels": {"alertname": name}}]}
+                r = requests.post(f"{url}/alerts", json=body, headers=headers, timeout=15)
+                assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            filler = fill(fs)
+            wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 503, 15, what="/readyz 503 with the state directory full")
+            assert "state directory" in requests.get(f"{url}/readyz", timeout=5).text
+            telegram.fail_for(0)  # Telegram back while the disk is still full: a send can go, its record cannot
+            time.sleep(8)
+            assert p.popen.poll() is None
+            filler.unlink()
+            wait_for(lambda: all(any(n in t for t in sent_texts(telegram)) for n in names), 45,
+                     what="every acknowledged notification delivered once space is back")
+            wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 200, 15, what="/readyz 200 again")
+            wait_for(lambda: "trademon_bot_outbox_pending 0.0" in requests.get(f"{url}/metrics", timeout=5).text, 15, what="outbox empty")
+        finally:
+            p.close()
+            telegram.close()
+
+
+def test_alert_sink_is_ready_again_as_soon_as_space_is_back(tmp_path):
+    with small_filesystem(tmp_path / "small", 1024) as fs:
+        url, p, path = start_sink(tmp_path, {"TRADEMON_ALERT_SINK_FILE": str(fs / "alerts.jsonl")})
+        try:
+            assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
+            filler = fill(fs)
+            big = {**PAYLOAD, "commonAnnotations": {"description": "x" * 20000}}  # more than the last page's slack
+            assert requests.post(f"{url}/alerts", json=big, timeout=5).status_code == 500
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
+            filler.unlink()
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200, "space is back: ready before the next write"
+            assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
+        finally:
+            p.close()
