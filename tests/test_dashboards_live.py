@@ -27,8 +27,6 @@ from trademon.gen import dashboard_queries as dq
 from trademon.gen import hostfilter
 from trademon.stack.native import prometheus_cmd, render_prometheus_config
 
-from tests.support.e2estack import render_thresholds
-
 from tests.support.procs import free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
@@ -42,7 +40,7 @@ DATA_TIMEOUT = 90.0  # seconds for every panel to have data, from the first scra
 
 
 class Stack:
-    """Simulator, alert sink, synthetic checks and am-config --watch, scraped by Prometheus with the project's config."""
+    """Simulator, alert sink, synthetic checks, am-config --watch and thresholds --watch, scraped by Prometheus with the project's config."""
 
     def __init__(self, workdir: Path, configure=None):
         """``configure``: a function of the rendered prometheus.yml (tests/test_store_live.py
@@ -51,7 +49,7 @@ class Stack:
         self.procs = []
         self.sim = SimProcess.start(workdir, speed=30.0, seed=7)
         self.sink_port, self.syn_port, self.prom_port = free_port(), free_port(), free_port()
-        self.amc_port = free_port()
+        self.amc_port, self.thr_port = free_port(), free_port()
         self.prom = f"http://127.0.0.1:{self.prom_port}"
         sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
                      {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", port_variable("alert-sink"): str(self.sink_port),
@@ -65,10 +63,18 @@ class Stack:
                     {port_variable("alertmanager-config"): str(self.amc_port)}, workdir / "am-config.log")
         self.procs.append(amc)
         wait_http(f"http://127.0.0.1:{self.amc_port}/readyz", 30, amc)
+        # the thresholds service: the threshold series' rules, rendered before Prometheus starts
+        thr = start("thresholds", [sys.executable, "-m", "trademon", "thresholds", "--watch", "--root", str(ROOT),
+                                   "--out", str(workdir / "thresholds")],
+                    {port_variable("thresholds"): str(self.thr_port),
+                     "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://127.0.0.1:{self.prom_port}/-/reload"}, workdir / "thresholds.log")
+        self.procs.append(thr)
+        wait_http(f"http://127.0.0.1:{self.thr_port}/readyz", 30, thr)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",
-                        "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}"})
+                        "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}",
+                        "thresholds": f"127.0.0.1:{self.thr_port}"})
         cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s",
-                                      thresholds_dir=render_thresholds(workdir / "thresholds"))
+                                      thresholds_dir=workdir / "thresholds")
         if configure is not None:
             cfg = configure(cfg)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

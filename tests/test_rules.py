@@ -312,7 +312,7 @@ TUNED = {
     "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
-    "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
+    "ib_maintenance_hold": "20m", "market_calendar_min_days": 10, "thresholds_not_live_for": "2m",
 }
 
 

@@ -100,6 +100,11 @@ def _check_value(p: Path, where: str, key: str, value: Any) -> None:
                                   f"fires, a negative number (e.g. {key}: -{abs(value) or 500:g})")
 
 
+def currency(root: Path) -> str:
+    """The accounts' base currency (alert texts, the bot, the dashboards' money unit)."""
+    return str(load_config(root).get("currency", "USD"))
+
+
 def numbers(root: Path) -> dict[str, float]:
     """The thresholds that are numbers: each reaches Prometheus as a series
     (trademon.thresholds.render), which the alerts, dashboards and bot read."""
