@@ -25,6 +25,7 @@ from trademon.gen import dashboard_queries as dq
 from trademon.settings import thresholds
 
 from tests.support.e2estack import E2EStack
+from tests.support.sim import SimProcess
 from tests.support.standins import StandIns, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,13 @@ def test_an_edit_and_a_reload_move_the_alert_the_bot_and_the_dashboard(e2e):
             assert re.search(rf"P&L {account}: -?[\d,]+\.\d\d USD \(limit -600\.00\)", shown), shown
         # The P&L dashboard's limit line: the same value, for every account shown.
         assert dashboard_limit_lines(e2e) == {a: -600.0 for a in accounts}
+        # A simulator told where Prometheus is follows it too (the demo's breaker and loss-breach).
+        follower = SimProcess.start(e2e.dir / "follower", extra_env={"TRADEMON_SIM_PROMETHEUS_URL": e2e.prom_url})
+        try:
+            e2e.alerting.wait(lambda: follower.state()["daily_loss_limit"] == -600,
+                              20, "the simulator's limit at -600")
+        finally:
+            follower.close()
     finally:
         e2e.sim.off("loss-breach")
 

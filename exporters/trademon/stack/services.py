@@ -107,6 +107,7 @@ PARTS: tuple[Part, ...] = (
     # The demo: the simulator answers as the trader's services and the broker, on their ports.
     _trademon("sim", ("sim",), "TRADEMON_SIM_HOST", port=contract.SIM_CONTROL_PORT, port_var="TRADEMON_SIM_CONTROL_PORT",
               profile="demo", answers_as=(contract.API, contract.MD, contract.PM, contract.IB),
+              wiring={"TRADEMON_SIM_PROMETHEUS_URL": "{prometheus}"},  # the loss limit in force (sim/limits.py)
               settings=(*COMMON, "TRADEMON_SIM_SPEED", "TRADEMON_SIM_SEED", "TRADEMON_SIM_SCENARIOS", "TRADEMON_SIM_ACCOUNTS",
                         "TRADEMON_SIM_SYMBOLS", "TRADEMON_SIM_STRATEGIES")),
     # Live: broker truth from IB Gateway / TWS.
