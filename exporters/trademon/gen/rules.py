@@ -4,7 +4,8 @@ definitions below.
 The definitions are data: each recording rule is a name and a PromQL expression; each
 alert is a name, severity, PromQL template, ``for``, texts and a dashboard. Templates
 take ``${key}`` from monitoring/config.yml (``${key|pct}`` writes a ratio as a
-percentage) and the job selectors (``${trading}``, ``${trademon}``, ``${broker}``,
+percentage): a number becomes its threshold series (trademon.thresholds, rendered at run
+time), a duration or the currency is written in; and the job selectors (``${trading}``, ``${trademon}``, ``${broker}``,
 ``${alertmanager}``: the config's ``selectors``, by default the contract's job names),
 so no threshold, job or port is typed twice. ``{{ ... }}`` is Prometheus's own alert
 templating (Go text/template), left as is; it only uses functions that Prometheus 2.x
