@@ -20,8 +20,6 @@ from trademon.stack import tools
 from trademon.gen import rules as gen_rules
 from trademon.thresholds import render as threshold_rules
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "account_thresholds"
 
@@ -59,6 +57,7 @@ def generate_rules(root: Path) -> None:
     (root / "monitoring" / "rules" / threshold_rules.FILE).write_text(threshold_rules.render(root))
 
 
+@pytest.mark.promtool
 def test_each_account_fires_at_its_own_limit(tmp_path):
     """The looser account is quiet past the default and fires past its own; the stricter fires
     before the default; the others use the default; the description names the account's own
@@ -72,6 +71,7 @@ def test_each_account_fires_at_its_own_limit(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.promtool
 def test_the_hand_written_tests_fail_with_one_limit_for_all(tmp_path):
     """The same tests against rules without the overrides fail: they can tell."""
     root = write_root(tmp_path, config_with({}))
@@ -194,6 +194,7 @@ def target(doc: dict, legend: str) -> str:
     return expr.replace("$host", ".*").replace("$account", ".*")
 
 
+@pytest.mark.promtool
 def test_the_limit_lines_are_each_accounts_own(tmp_path):
     """The P&L board's "limit" lines and the risk board's "alert at" line, evaluated by real
     promtool against the threshold rules: each account's own loss limit and share of its

@@ -47,6 +47,7 @@ def rendered(tmp_path_factory):
     return amconfig.render(AM, out, env)
 
 
+@pytest.mark.amtool
 @pytest.mark.parametrize("which", ["source", "rendered"])
 def test_amtool_check_config(which, rendered):
     path = SOURCE if which == "source" else rendered
@@ -55,6 +56,7 @@ def test_amtool_check_config(which, rendered):
     assert "4 receivers" in r.stdout
 
 
+@pytest.mark.amtool
 def test_rendered_without_any_secret_still_valid(tmp_path):
     path = amconfig.render(AM, tmp_path, {})
     r = amtool("check-config", str(path))
@@ -63,6 +65,7 @@ def test_rendered_without_any_secret_still_valid(tmp_path):
     assert all(set(rc) <= {"name", "webhook_configs"} for rc in cfg["receivers"]), cfg["receivers"]
 
 
+@pytest.mark.amtool
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_route(case):
     labels = [f"{k}={v}" for k, v in case["labels"].items()]
@@ -74,6 +77,7 @@ def test_route(case):
 _ROUTE_LINE = re.compile(r"[└├]── (.*?)(?:\s+continue: true)?\s+receiver: (\S+)")
 
 
+@pytest.mark.amtool
 def test_every_route_has_a_case():
     """Each line of `amtool config routes` (the tree) is where at least one case ends."""
     tree = amtool("config", "routes", f"--config.file={SOURCE}")
@@ -227,6 +231,7 @@ def render(rendered: Path, name: str, data: dict, tmp_path: Path, kind: str = "t
     return r.stdout.rstrip("\n")
 
 
+@pytest.mark.amtool
 def test_slack_and_email_templates(rendered, tmp_path):
     data = _data([_alert("TWSConnectionLost", "IB API session lost <now>", "no orders & no data", severity="critical")])
     title = render(rendered, "trademon.slack.title", data, tmp_path)

@@ -140,6 +140,7 @@ def test_alert_sink_url_and_bad_link_url(tmp_path, log_lines):
     assert any(line["message"] == "link URL ignored" and "GRAFANA_URL" in line["reason"] for line in log_lines())
 
 
+@pytest.mark.e2e
 def test_cli_writes_into_the_volume(tmp_path):
     """As the compose init step runs it: `trademon am-config --out DIR`, exit 0 even with no secrets."""
     r = subprocess.run([sys.executable, "-m", "trademon", "am-config", "--out", str(tmp_path / "vol")],

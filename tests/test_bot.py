@@ -56,6 +56,7 @@ def test_config_defaults():
     assert cfg.webhook_token and TOKEN not in cfg.webhook_token
 
 
+@pytest.mark.e2e
 def test_cli_says_what_to_set(tmp_path):
     r = subprocess.run([sys.executable, "-m", "trademon", "bot"], capture_output=True, text=True, timeout=60,
                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "TELEGRAM_CHAT_ID": "-100777",
@@ -369,6 +370,7 @@ def test_runbook_command_without_runbooks_says_why(tmp_path):
     assert len(sent) == 1 and "runbooks.md" in visible_text(sent[0]["text"]) and "not found" in visible_text(sent[0]["text"])
 
 
+@pytest.mark.e2e  # describing the native stack finds the Prometheus and Alertmanager binaries
 def test_native_runs_the_bot_with_the_checkout_as_config_root(tmp_path):
     from trademon.stack import native
 

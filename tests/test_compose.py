@@ -75,12 +75,14 @@ def resolved(compose_bin, tmp_path_factory) -> dict:
 
 # --- schema ---------------------------------------------------------------------------------
 
+@pytest.mark.compose
 @pytest.mark.parametrize("file", [COMPOSE, SYNTHETIC_TESTS], ids=lambda p: p.name)
 def test_valid_against_the_compose_schema(compose_bin, tmp_path, file):
     r = compose_config(compose_bin, tmp_path, "config", "--quiet", file=file)
     assert r.returncode == 0, f"docker-compose config rejected {file.name}:\n{r.stderr}"
 
 
+@pytest.mark.compose
 def test_the_schema_check_can_fail(compose_bin, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text(COMPOSE.read_text().replace("    restart: unless-stopped\n", "    restart: unless-stopped\n    restrat: always\n", 1))
@@ -92,6 +94,7 @@ def test_no_version_key():
     assert "version" not in raw()
 
 
+@pytest.mark.compose
 def test_a_fresh_clone_without_env_file_resolves_to_a_safe_demo(compose_bin, tmp_path):
     """`docker compose --profile demo up -d` on a fresh clone: no .env, every variable has a
     default, ports on 127.0.0.1, Grafana with its own first-login flow (admin/admin, then a
@@ -134,6 +137,7 @@ def test_exposure_check_stops_a_wide_bind_without_a_password(bind, password, ok)
         assert password not in r.stderr.replace("admin/admin", "").replace("as admin", "") or password == "admin"
 
 
+@pytest.mark.compose
 def test_synthetic_tests_runs_the_checks_once_on_the_stack_network(compose_bin, tmp_path):
     r = compose_config(compose_bin, tmp_path, "config", "--format", "json", file=SYNTHETIC_TESTS)
     assert r.returncode == 0, r.stderr
@@ -154,12 +158,14 @@ def resolved_service(compose_bin, tmp_path, name):
 
 # --- services ---------------------------------------------------------------------------------
 
+@pytest.mark.compose
 def test_the_stack_has_every_part(resolved):
     want = {"prometheus", "alertmanager", "alertmanager-config", "grafana", "loki", "promtail", "alloy", "cadvisor",
             "alert-sink", "synthetic", "sim", "ib-exporter", "trademon-bot"}
     assert want <= set(resolved["services"])
 
 
+@pytest.mark.compose
 def test_profiles_make_demo_and_live_one_command_each(resolved):
     svcs = resolved["services"]
     assert svcs["sim"]["profiles"] == ["demo"]
@@ -173,6 +179,7 @@ def test_profiles_make_demo_and_live_one_command_each(resolved):
            "host.docker.internal:host-gateway" in svcs["ib-exporter"]["extra_hosts"]
 
 
+@pytest.mark.compose
 def test_every_image_is_pinned(resolved):
     for name, svc in resolved["services"].items():
         image = svc["image"]
@@ -181,12 +188,14 @@ def test_every_image_is_pinned(resolved):
         assert tag != "latest" and re.match(r"^v?\d+(\.\d+)+", tag), f"{name}: image {image!r} is not pinned to a version"
 
 
+@pytest.mark.compose
 def test_built_image_tag_is_the_package_version(resolved):
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     built = {s["image"] for s in resolved["services"].values() if "build" in s}
     assert built == {f"trademon:{version}"}
 
 
+@pytest.mark.compose
 def test_long_running_services_have_healthcheck_and_restart_policy(resolved):
     for name, svc in resolved["services"].items():
         if svc.get("restart") == "no":  # one-shot steps
@@ -197,6 +206,7 @@ def test_long_running_services_have_healthcheck_and_restart_policy(resolved):
         assert hc.get("test") and not hc.get("disable"), f"{name} has no healthcheck"
 
 
+@pytest.mark.compose
 def test_trademon_healthchecks_point_at_their_own_port(resolved):
     for name, svc in resolved["services"].items():
         url = svc.get("environment", {}).get("TRADEMON_HEALTH_URL")
@@ -207,6 +217,7 @@ def test_trademon_healthchecks_point_at_their_own_port(resolved):
         assert port == expected, f"{name}: health URL {url} is not on its port {expected}"
 
 
+@pytest.mark.compose
 def test_persistent_data_is_in_named_volumes(resolved):
     wanted = {"prometheus": "/prometheus", "grafana": "/var/lib/grafana", "loki": "/loki", "alertmanager": "/alertmanager"}
     for name, target in wanted.items():
@@ -214,6 +225,7 @@ def test_persistent_data_is_in_named_volumes(resolved):
         assert vols and vols[0]["type"] == "volume", f"{name}: {target} is not a named volume"
 
 
+@pytest.mark.compose
 def test_prometheus_flags(resolved):
     cmd = resolved["services"]["prometheus"]["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in cmd
@@ -221,12 +233,14 @@ def test_prometheus_flags(resolved):
     assert "--web.enable-lifecycle" in cmd
 
 
+@pytest.mark.compose
 def test_grafana_signup_off_and_password_from_env(resolved):
     env = resolved["services"]["grafana"]["environment"]
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert env["GF_SECURITY_ADMIN_PASSWORD"] == "test-only-password"
 
 
+@pytest.mark.compose
 def test_alertmanager_runs_the_rendered_config(resolved):
     am, init = resolved["services"]["alertmanager"], resolved["services"]["alertmanager-config"]
     # healthy = the first render is done (it keeps running to render the calendar daily)
@@ -243,6 +257,7 @@ def test_alertmanager_runs_the_rendered_config(resolved):
 
 # --- mounts --------------------------------------------------------------------------------
 
+@pytest.mark.compose
 def test_every_mounted_file_and_folder_exists(resolved):
     checked = 0
     for name, svc in resolved["services"].items():
@@ -257,6 +272,7 @@ def test_every_mounted_file_and_folder_exists(resolved):
     assert checked >= 6
 
 
+@pytest.mark.compose
 def test_config_files_named_in_commands_are_in_the_mounted_folders(resolved):
     """loki.yml, promtail.yml, config.alloy: the file each command names is in the folder
     mounted there."""
@@ -274,6 +290,7 @@ def test_config_files_named_in_commands_are_in_the_mounted_folders(resolved):
 
 # --- ports ----------------------------------------------------------------------------------
 
+@pytest.mark.compose
 def test_no_port_is_published_on_all_interfaces(resolved):
     for name, svc in resolved["services"].items():
         for p in svc.get("ports", []):
@@ -286,6 +303,7 @@ def test_published_ports_use_the_bind_address_variable():
             assert isinstance(p, str) and p.startswith("${TRADEMON_BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {p!r}"
 
 
+@pytest.mark.compose
 def test_bind_address_variable_moves_them(compose_bin, tmp_path):
     r = compose_config(compose_bin, tmp_path, "config", "--format", "json", extra_env={"TRADEMON_BIND_ADDRESS": "10.1.2.3"})
     ips = {p["host_ip"] for s in json.loads(r.stdout)["services"].values() for p in s.get("ports", [])}
@@ -296,6 +314,7 @@ def listening_ports(svc: dict, name: str) -> set[int]:
     return {int(p) for p in svc.get("expose", [])}
 
 
+@pytest.mark.compose
 def test_services_listen_on_the_contract_ports(resolved):
     for name, svc in resolved["services"].items():
         exposed = listening_ports(svc, name)
@@ -309,6 +328,7 @@ def test_services_listen_on_the_contract_ports(resolved):
             assert int(p["target"]) in exposed, f"{name} publishes {p['target']}, which it does not listen on"
 
 
+@pytest.mark.compose
 def test_every_scrape_target_is_a_service_on_its_port(resolved):
     prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     names: dict[str, set[int]] = {}
@@ -341,6 +361,7 @@ def test_every_scrape_target_is_a_service_on_its_port(resolved):
     assert seen >= len(contract.JOBS) - 1
 
 
+@pytest.mark.compose
 def test_service_addresses_in_the_mounted_configs_are_compose_services(resolved):
     """Grafana's datasources, Promtail's and Alloy's Loki, Alertmanager's webhook: each
     http://name:port they name is a service of the compose file listening on that port."""
@@ -441,6 +462,7 @@ def test_dockerignore_lets_in_only_the_package():
 
 # --- README.md ---------------------------------------------------------------------------
 
+@pytest.mark.compose
 def test_operations_doc_ports_table_matches_the_contract_and_compose(resolved):
     rows = {}
     for line in (ROOT / "README.md").read_text().splitlines():

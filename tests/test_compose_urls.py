@@ -37,12 +37,14 @@ def urls(services: dict) -> dict[str, str]:
             "grafana GF_SERVER_ROOT_URL": services["grafana"]["environment"]["GF_SERVER_ROOT_URL"]}
 
 
+@pytest.mark.compose
 def test_defaults_are_the_default_ports(tmp_path):
     assert urls(resolved(tmp_path)) == {
         "links.ALERTMANAGER_URL": "http://localhost:9093", "links.GRAFANA_URL": "http://localhost:3000",
         "alertmanager --web.external-url": "http://localhost:9093", "grafana GF_SERVER_ROOT_URL": "http://localhost:3000"}
 
 
+@pytest.mark.compose
 def test_moved_host_ports_move_the_urls(tmp_path):
     got = urls(resolved(tmp_path, PROMETHEUS_HOST_PORT="19090", ALERTMANAGER_HOST_PORT="19093", GRAFANA_HOST_PORT="13000"))
     assert got == {
@@ -50,6 +52,7 @@ def test_moved_host_ports_move_the_urls(tmp_path):
         "alertmanager --web.external-url": "http://localhost:19093", "grafana GF_SERVER_ROOT_URL": "http://localhost:13000"}
 
 
+@pytest.mark.compose
 def test_explicit_urls_win(tmp_path):
     got = urls(resolved(tmp_path, ALERTMANAGER_HOST_PORT="19093", GRAFANA_HOST_PORT="13000",
                         ALERTMANAGER_URL="https://am.example.com", GRAFANA_URL="https://grafana.example.com"))

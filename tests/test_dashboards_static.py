@@ -330,12 +330,14 @@ def test_alert_thresholds_are_drawn_from_thresholds_yml(key, board):
 # --- queries parse, and name only metrics that exist ------------------------------------
 
 
+@pytest.mark.node
 def test_every_query_parses(parsed):
     bad = [f"{q}\n    errors near: {[e['near'] for e in r['errors']]}" for q, r in parsed.items() if r["errors"]]
     assert not bad, "queries that do not parse:\n" + "\n".join(bad)
     assert {q.lang for q in parsed} == {"promql", "logql"}
 
 
+@pytest.mark.node
 def test_the_parser_catches_a_broken_query():
     """The check above can fail: a broken query of each language has error nodes, a sound one none."""
     results = lezer_parse([("promql", "sum(rate(order_intents_created_total[1m])"), ("logql", '{job="trading"} |= '),
@@ -347,6 +349,7 @@ def allowed_series() -> set[str]:
     return contract.all_series_names() | recording_rules() | PROMETHEUS_BUILTIN_SERIES | STACK_ENGINE_SERIES
 
 
+@pytest.mark.node
 def test_every_metric_of_the_dashboards_is_in_the_contract_or_a_recording_rule(parsed):
     allowed = allowed_series()
     used = set()
@@ -374,6 +377,7 @@ def _via_rule(metric: str, shown: set[str]) -> bool:
     return any(r["record"] in shown and metric in r["expr"] for g in rules["groups"] for r in g["rules"])
 
 
+@pytest.mark.node
 def test_every_metric_of_the_rules_is_in_the_contract_or_a_recording_rule():
     allowed = allowed_series()
     exprs = rule_exprs()
@@ -385,6 +389,7 @@ def test_every_metric_of_the_rules_is_in_the_contract_or_a_recording_rule():
         assert not unknown, f"rule uses {sorted(unknown)}, not in the contract nor a recording rule: {e}"
 
 
+@pytest.mark.node
 def test_a_metric_name_typo_is_caught():
     """The name check can fail: a misspelt metric is neither contract, rule nor builtin."""
     (r,) = lezer_parse([("promql", "sum(rate(orders_filed_total[5m]))")])
@@ -407,6 +412,7 @@ def test_logs_dashboard_shows_errors_first_with_the_seed_query():
     assert repeated and 'level=~"$level"' in repeated[0]["targets"][0]["expr"]
 
 
+@pytest.mark.node
 def test_every_logql_stream_selector_names_job(parsed):
     """Streams are selected by job first (tests/test_logging_configs.py checks the labels the shippers set)."""
     logql = [(q, r) for q, r in parsed.items() if q.lang == "logql"]

@@ -20,6 +20,8 @@ from trademon.stack import scaleout, tools
 
 from tests.test_versions import versions
 
+pytestmark = pytest.mark.compose  # every test reads `docker-compose config` of the HA files
+
 ROOT = Path(__file__).resolve().parents[1]
 HA = ROOT / "docker-compose.ha.yml"
 

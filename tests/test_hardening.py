@@ -265,3 +265,55 @@ def test_alert_sink_is_ready_again_as_soon_as_space_is_back(tmp_path):
             assert requests.post(f"{url}/alerts", json=PAYLOAD, timeout=5).status_code == 200
         finally:
             p.close()
+
+
+# --- 4. memory bounded across concurrent requests -------------------------------------------
+
+def big_notification(n: int, size: int) -> bytes:
+    """A valid notification of about ``size`` bytes (an annotation carries the bulk)."""
+    doc = {**PAYLOAD, "groupKey": f"big-{n}", "commonAnnotations": {"description": ""}}
+    room = size - len(json.dumps(doc)) - 16
+    doc["commonAnnotations"]["description"] = "x" * room
+    return json.dumps(doc).encode()
+
+
+def test_parallel_maximum_bodies_stay_within_the_memory_budget(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_security import pid_of, vmhwm_kb
+    from trademon.alertmanager.payload import MAX_BODY
+
+    url, p, path = start_sink(tmp_path)
+    body = big_notification(0, MAX_BODY - 1024)
+    try:
+        before = vmhwm_kb(pid_of(p))
+
+        def post(_):
+            try:
+                return requests.post(f"{url}/alerts", data=body, headers={"Content-Type": "application/json"}, timeout=60).status_code
+            except requests.ConnectionError:  # refused mid-send: the 503 arrived before the body went out
+                return 503
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(post, range(10)))
+        grown = (vmhwm_kb(pid_of(p)) - before) // 1024
+        assert set(codes) <= {200, 503} and 200 in codes, codes
+        assert grown < 160, f"peak memory grew {grown} MiB for 10 parallel 16 MiB bodies (the shipped limit is 256Mi)"
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    finally:
+        p.close()
+
+
+def test_the_bot_refuses_a_webhook_call_without_its_token_before_reading_the_body(tmp_path):
+    import socket
+
+    telegram = TelegramStandIn(BOT_TOKEN)
+    url, p, _ = start_bot(tmp_path, telegram.url)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(f"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {16 << 20}\r\n\r\n".encode())
+            answer = s.recv(200)  # not one byte of the body sent: the answer must not wait for it
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+    finally:
+        p.close()
+        telegram.close()

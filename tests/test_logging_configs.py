@@ -271,6 +271,7 @@ def test_shippers_leave_ordinary_lines_alone():
         assert set(shippers.shipped_by_both(text).values()) == {text}
 
 
+@pytest.mark.promtool
 def test_redaction_expressions_compile_in_gos_regexp(tmp_path):
     """Promtail and Alloy compile these with Go's regexp (RE2): promtool, a Go program with the
     same package, must accept each as a relabel regex."""

@@ -146,6 +146,7 @@ def test_rendered_intervals_match_the_calendar_at_every_quarter_hour(tmp_path):
     assert not open_in(cfg, at(NY, 2027, 2, 22, 10, 0))
 
 
+@pytest.mark.amtool
 def test_rendered_config_passes_amtool(rendered, tmp_path):
     cfg_path = tmp_path / "alertmanager.yml"
     cfg = dict(rendered)

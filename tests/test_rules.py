@@ -59,11 +59,13 @@ def load_rules() -> tuple[dict[str, dict], dict[str, dict]]:
 # ------------------------------------------------------------------ promtool
 
 
+@pytest.mark.promtool
 def test_promtool_check_config():
     r = promtool("check", "config", "prometheus/prometheus.yml")
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.promtool
 def test_promtool_check_rules():
     files = rule_files()
     assert {f.name for f in files} == {"trademon.rules.yml", "trademon.alerts.yml", "trademon.thresholds.yml"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from trademon.stack import timescale, tools
@@ -40,6 +41,7 @@ def test_times_come_from_the_shipped_intervals():
     assert catalogue.demo_total_s(ROOT) < 5 * 60  # the guided demo's target
 
 
+@pytest.mark.promtool
 def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
     files = sorted((ROOT / "monitoring" / "rules").glob("*.yml"))
     out = timescale.scale_rule_files(files, tmp_path, 30)

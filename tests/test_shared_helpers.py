@@ -51,3 +51,49 @@ def test_removing_a_child_drops_its_series_and_its_cache():
     assert b'y{account="DU1"} 4.0' in generate_latest(reg)
     kids.clear()
     assert b'y{' not in generate_latest(reg) and not kids.children
+
+
+@pytest.fixture
+def redirecting_server():
+    """A loopback HTTP server that answers every request with a redirect elsewhere and notes
+    the headers it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(dict(self.headers))
+            self.send_response(302)
+            self.send_header("Location", "http://example.invalid/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_http_client_does_not_follow_redirects(redirecting_server):
+    import asyncio
+
+    from trademon.runtime import http
+
+    url, seen = redirecting_server
+    r = http.request("GET", f"{url}/healthz", timeout=5)
+    assert r.status_code == 302 and not r.is_success
+
+    async def bearer():
+        async with http.async_client(5, {"Authorization": "Bearer t0ken"}) as client:
+            return await client.get(f"{url}/x")
+
+    assert asyncio.run(bearer()).status_code == 302
+    assert seen[-1].get("Authorization") == "Bearer t0ken" and len(seen) == 2  # the token went nowhere else
+    with pytest.raises(http.Refused):
+        http.request("GET", "http://127.0.0.1:9/", timeout=5)

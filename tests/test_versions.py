@@ -35,6 +35,10 @@ def test_compose_pins_the_tested_versions():
     assert images["alertmanager"] == f"prom/alertmanager:v{v['ALERTMANAGER_VERSION']}"
 
 
+@pytest.mark.promtool
+@pytest.mark.amtool
+@pytest.mark.compose
+@pytest.mark.e2e  # also runs prometheus and alertmanager (--version)
 def test_installed_binaries_are_the_pinned_versions():
     v = versions()
     for binary, want in (("prometheus", v["PROMETHEUS_VERSION"]), ("promtool", v["PROMETHEUS_VERSION"]),

@@ -149,3 +149,16 @@ def test_a_refused_monitoring_config_is_the_one_config_error(tmp_path):
     (tmp_path / "monitoring" / "config.yml").write_text("runbook_url_pattern: https://example.org/runbooks.md#{alert}\ncurrency: usd\n")
     with pytest.raises(ConfigError, match=r"config\.yml: currency 'usd' is not a currency code"):
         thresholds.load_config(tmp_path)
+
+
+
+def test_one_http_client_library():
+    """httpx (trademon.runtime.http) is the package's HTTP client; requests is the tests' own."""
+    users = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "requests" for n in names):
+                users.add(str(path.relative_to(PACKAGE)))
+    assert not users, f"modules importing requests: {sorted(users)}"

@@ -21,13 +21,13 @@ from datetime import datetime, UTC
 from pathlib import Path
 from collections.abc import Callable, Mapping
 
-import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from trademon.alertmanager import amconfig, markets
 from trademon import contract
 from trademon.settings.env import env_float, env_int, env_str, job_port, port_variable
+from trademon.runtime import http
 from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 
 JOB = "alertmanager-config"
@@ -125,11 +125,11 @@ class Watcher:
         ok = True
         for url in (u.strip() for u in (self.reload_url or "").split(",") if u.strip()):
             try:
-                r = requests.post(url, timeout=10)
+                r = http.request("POST", url, timeout=10)
                 r.raise_for_status()
                 log.info("alertmanager reloaded", extra={"url": url})
-            except requests.RequestException as e:
-                if starting and isinstance(e, requests.ConnectionError):
+            except http.Error as e:
+                if starting and isinstance(e, http.Refused):
                     # the stack is starting: Alertmanager reads the new file when it starts
                     log.info("alertmanager not running yet; it reads the config when it starts", extra={"url": url})
                     continue

@@ -158,7 +158,9 @@ def main(args) -> int:
 
     # Alertmanager's payloads with every alert of a storm: the alert-sink's body limit, not the
     # default 1 MiB (a 413 is not retried, and the page would be lost).
-    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY)],
+    # The webhook's token is checked before the body is read (a caller without it sends nothing in).
+    runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY,
+                              token_paths=("/alerts",), token=cfg.webhook_token)],
                     [outbox, poll, summary, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),

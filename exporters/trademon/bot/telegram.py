@@ -13,6 +13,7 @@ import time
 
 import httpx
 
+from trademon.runtime import http
 from trademon.runtime.backoff import Backoff
 
 log = logging.getLogger("trademon.bot.telegram")
@@ -38,7 +39,7 @@ GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"
 class TelegramClient:
     def __init__(self, api_url: str, token: str, timeout: float = 10.0):
         self._base = f"{api_url.rstrip('/')}/bot{token}"
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = http.async_client(timeout)
         self._timeout = timeout
         self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
         self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes

@@ -8,6 +8,8 @@ from datetime import datetime, UTC
 
 import httpx
 
+from trademon.runtime import http
+
 log = logging.getLogger("trademon.bot.upstream")
 MAX_SERIES = 50  # labels come from outside: a chart or list shows at most this many
 
@@ -23,7 +25,7 @@ class UpstreamError(Exception):
 class Alertmanager:
     def __init__(self, url: str, timeout: float = 5.0):
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = http.async_client(timeout)
 
     async def _req(self, method: str, path: str, **kw):
         try:
@@ -55,7 +57,7 @@ class Alertmanager:
 class Prometheus:
     def __init__(self, url: str, timeout: float = 5.0):
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._http = http.async_client(timeout)
 
     async def _get(self, path: str, params: dict):
         try:
@@ -85,7 +87,7 @@ class Record:
     def __init__(self, url: str | None, token: str | None = None, timeout: float = 5.0):
         self.url = url
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._http = http.async_client(timeout, headers)
 
     async def action(self, kind: str, alerts: list[dict], detail: dict) -> bool:
         if not self.url:

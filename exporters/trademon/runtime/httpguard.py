@@ -4,7 +4,9 @@
   (bearer token on the control/webhook paths, basic auth elsewhere when configured), then
   reads the body itself with a limit: a Content-Length over the limit is refused before one
   byte is read, a chunked body is counted as it arrives and refused when it passes the limit;
-  either way the answer is 413 with ``Connection: close``, so the rest is never read.
+  either way the answer is 413 with ``Connection: close``, so the rest is never read. All
+  bodies in flight together stay within a ``BodyBudget`` shared by the process's ports: past
+  it the answer is 503 with ``Retry-After`` (memory bounded however many clients send at once).
 - ``GuardedH11Protocol``: uvicorn's h11 protocol with what it lacks against slow clients: a
   request (headers and body) must arrive within ``read_timeout`` of its first byte (or of
   the connection opening), and at most ``max_connections`` connections are kept: a new one
@@ -98,8 +100,32 @@ def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) 
     return None
 
 
-def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()):
+class BodyBudget:
+    """Bytes of request bodies the process holds at once, across its ports. A body the budget
+    cannot take is refused with 503 (one is always let through, so a body within the
+    per-request limit is never refused forever). One event loop: no lock needed."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used and self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+def busy(budget: BodyBudget) -> str:
+    return f"busy: {budget.used} bytes of request bodies in flight, the budget is {budget.limit}; try again\n"
+
+
+def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = (), budget: BodyBudget | None = None):
     """``app`` behind authentication and a body limit (see the module doc)."""
+    budget = budget or BodyBudget(limits.max_body)
 
     async def guarded(scope, receive, send):
         if scope["type"] != "http":
@@ -109,6 +135,7 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
             return await _answer(send, 401, *denied)
 
         length = _header(scope, b"content-length")
+        declared = None
         if length is not None:
             try:
                 declared = int(length)
@@ -119,31 +146,46 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length is None and _header(scope, b"transfer-encoding") is None:
             return await app(scope, receive, send)
 
-        # Read the body here, counting: memory stays within the limit whatever the client sends.
-        chunks, size = [], 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limits.max_body:
-                return await _answer(send, 413, f"body over the {limits.max_body}-byte limit\n", CLOSE)
-            chunks.append(chunk)
-            if not msg.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        del chunks
-        sent = False
+        # Read the body here, counting: memory stays within the limit whatever the client sends,
+        # and all bodies in flight together within the process's budget (a 503 past it: the
+        # client, Alertmanager too, tries again later).
+        held = 0
+        try:
+            if declared is not None:
+                if not budget.take(declared):
+                    return await _answer(send, 503, busy(budget), [(b"retry-after", b"1"), *CLOSE])
+                held = declared
+            chunks, size = [], 0
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                if size > limits.max_body:
+                    return await _answer(send, 413, f"body over the {limits.max_body}-byte limit\n", CLOSE)
+                if size > held:
+                    if not budget.take(size - held):
+                        return await _answer(send, 503, busy(budget), [(b"retry-after", b"1"), *CLOSE])
+                    held = size
+                chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            del chunks
+            sent = False
 
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            async def replay():
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
-        return await app(scope, replay, send)
+            # held until the app has answered: what it parses from the body is in memory till then
+            return await app(scope, replay, send)
+        finally:
+            budget.give(held)
 
     return guarded
 

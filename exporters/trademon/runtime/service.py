@@ -28,6 +28,7 @@ from trademon.settings.env import LOOPBACK, env_float, env_int
 log = logging.getLogger("trademon.service")
 
 LOOPBACK_HOSTS = (LOOPBACK, "::1", "localhost")
+DEFAULT_BODY_BUDGET = 16 * 1024 * 1024  # one largest webhook body: the shipped 256Mi limits hold (benchmarks/body_memory.py)
 
 
 class TaskDied(Exception):
@@ -134,6 +135,7 @@ class Listener:
     port: int
     variable: str | None = None  # the env variable that sets the port, for error messages
     token_paths: tuple[str, ...] = ()  # control/webhook paths: bearer token when TRADEMON_API_TOKEN is set
+    token: str | None = None  # the token_paths' own bearer token instead of TRADEMON_API_TOKEN (the bot's webhook)
     max_body: int = httpguard.Limits.max_body
 
 
@@ -142,8 +144,8 @@ def exposure(ls: Listener, web: webconfig.WebConfig) -> str | None:
     start with the variable that closes it; None when nothing is open but the health check."""
     if ls.host in LOOPBACK_HOSTS or web.users:
         return None
-    if web.token and ls.token_paths:
-        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind TRADEMON_API_TOKEN: "
+    if (ls.token or web.token) and ls.token_paths:
+        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind a bearer token: "
                 "every other path (/metrics, /readyz, the API) answers anyone; set TRADEMON_WEB_CONFIG_FILE "
                 "(basic auth, TLS), or listen on 127.0.0.1")
     return (f"listening on {ls.host} beyond loopback WITHOUT AUTHENTICATION: every path answers anyone; set "
@@ -177,6 +179,10 @@ class Runner:
         # file-descriptor limit allows, at most 512).
         self.read_timeout = env_float("TRADEMON_HTTP_READ_TIMEOUT", httpguard.Limits.read_timeout, 0.1, 3600.0)
         self.max_connections = env_int("TRADEMON_HTTP_MAX_CONNECTIONS", httpguard.max_connections(len(listeners)), 1, 1_000_000)
+        # Bytes of request bodies held at once across the ports (what is parsed from them is a few
+        # times more): at least the largest body one request may send.
+        largest = max((ls.max_body for ls in listeners), default=httpguard.Limits.max_body)
+        self.budget = httpguard.BodyBudget(env_int("TRADEMON_HTTP_BODY_BUDGET", max(largest, DEFAULT_BODY_BUDGET), 1, 1 << 40))
         self.stopping: asyncio.Event | None = None
         self._servers: dict[str, uvicorn.Server] = {}
         self._sockets: dict[str, httpguard.CappedSocket] = {}
@@ -194,7 +200,8 @@ class Runner:
     def _server(self, ls: Listener) -> uvicorn.Server:
         limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
         cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
-        cfg = httpguard.GuardedConfig(httpguard.guard(self._readiness_gate(ls.app), self.web, limits, ls.token_paths), limits, cap,
+        web = dataclasses.replace(self.web, token=ls.token) if ls.token else self.web
+        cfg = httpguard.GuardedConfig(httpguard.guard(self._readiness_gate(ls.app), web, limits, ls.token_paths, self.budget), limits, cap,
                              ssl_certfile=self.web.cert_file, ssl_keyfile=self.web.key_file,  # None without TLS
                              log_config=None, access_log=False,
                              lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
@@ -221,7 +228,7 @@ class Runner:
             srv = self._servers[ls.name] = self._server(ls)
             serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
             log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}", "tls": self.web.tls,
-                                         "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if self.web.token else []})
+                                         "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if (ls.token or self.web.token) else []})
             if (open_note := exposure(ls, self.web)) is not None:
                 log.warning(open_note, extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
         background = []

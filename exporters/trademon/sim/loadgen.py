@@ -15,6 +15,7 @@ import uuid
 
 import httpx
 
+from trademon.runtime import http
 from trademon.sim.clock import SimClock
 from trademon.sim.world import World
 
@@ -89,7 +90,7 @@ class LoadGenerator:
         return str(uuid.UUID(int=self.rng.getrandbits(128)))
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0) as client:
+        async with http.async_client(5.0, base_url=self.base_url) as client:
             while True:
                 n = self.rng.randint(*BURST_SIZE) if self.rng.random() < BURST_P else 1
                 for _ in range(n):

@@ -20,9 +20,9 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import BinaryIO
 
-import requests
 import yaml
 
+from trademon.runtime import http
 from trademon.runtime.backoff import delay
 from trademon.settings import paths
 from trademon.settings.values import seconds
@@ -155,9 +155,9 @@ class Supervisor:
                 raise RuntimeError(f"{svc.name} exited with {p.returncode}; see {self.log_dir / (svc.name + '.log')}"
                                    + _last_words(self.log_dir / f"{svc.name}.log"))
             try:
-                if requests.get(svc.health, timeout=2).ok:
+                if http.request("GET", svc.health, timeout=2).is_success:
                     break
-            except requests.RequestException:
+            except http.Error:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{svc.name} not healthy at {svc.health} after {timeout}s; see {self.log_dir / (svc.name + '.log')}")
@@ -274,15 +274,15 @@ def who_answers(host: str, port: int) -> str:
     """A guess at what holds the port, from what it answers over HTTP."""
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     try:
-        r = requests.get(f"{base}/-/ready", timeout=1)
-        if r.ok and "Prometheus" in r.text:
+        r = http.request("GET", f"{base}/-/ready", timeout=1)
+        if r.is_success and "Prometheus" in r.text:
             return "a Prometheus"
-        if r.ok and requests.get(f"{base}/api/v2/status", timeout=1).ok:
+        if r.is_success and http.request("GET", f"{base}/api/v2/status", timeout=1).is_success:
             return "an Alertmanager"
-        if requests.get(f"{base}/healthz", timeout=1).ok:
+        if http.request("GET", f"{base}/healthz", timeout=1).is_success:
             return "a trademon service"
         return "an HTTP server"
-    except requests.RequestException:
+    except http.Error:
         return "a program"
 
 

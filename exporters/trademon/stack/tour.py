@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 from trademon import contract
+from trademon.runtime import http
 from trademon.settings.env import env_port, job_port
 from trademon.sim.catalogue import EXPECTED, Pipeline, human
 from trademon.sim.scenarios import SCENARIOS
@@ -47,7 +46,7 @@ class Watch:
         """alertname -> one of its alerts, as its route's group shows it. (Alertmanager 0.33's
         /api/v2/alerts lists an alert held by a time interval as active with an empty mutedBy;
         only the groups endpoint says it is suppressed and by which interval.)"""
-        r = requests.get(f"{self.am}/api/v2/alerts/groups", timeout=5)
+        r = http.request("GET", f"{self.am}/api/v2/alerts/groups", timeout=5)
         r.raise_for_status()
         out: dict[str, dict] = {}
         for g in r.json():
@@ -100,7 +99,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     say(f"\n== {name}: {SCENARIOS[name]}")
     for e in expects:
         say(f"   expect {e.alert} ({p.severity(e.alert)}) within {human(p.page_s(e, speed))}")
-    requests.post(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("POST", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
     t0 = time.monotonic()
     problems: list[str] = []
     seen: dict[str, str | None] = {}  # alert -> why held (None: delivered path)
@@ -133,7 +132,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
             problems.append(f"{name}: {e.alert} fired but was {why}")
         elif not why and watch.record is not None and e.alert not in notified:
             problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
-    requests.delete(f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
     t1 = time.monotonic()
     resolve_deadline = max(p.resolve_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
     say(f"   switched off; expect the resolve within {human(max(p.resolve_s(e, speed) for e in expects))}")
@@ -163,9 +162,9 @@ def main(args) -> int:
         print(f"trademon demo: --scenarios: unknown {', '.join(unknown)}; valid: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     try:
-        state = requests.get(f"{control}/state", timeout=5).json()
-        requests.get(f"{am}/-/ready", timeout=5).raise_for_status()
-    except (requests.RequestException, ValueError) as e:
+        state = http.request("GET", f"{control}/state", timeout=5).json()
+        http.request("GET", f"{am}/-/ready", timeout=5).raise_for_status()
+    except (http.Error, ValueError) as e:
         print(f"trademon demo: no demo stack answers (simulator {control}, Alertmanager {am}): {e}\n"
               "start one first: trademon native --mode demo --speed 30 (or docker compose --profile demo up -d)", file=sys.stderr)
         return 2
@@ -192,7 +191,7 @@ def main(args) -> int:
         try:
             problems += run_scenario(n, control, watch, p, speed, say)
         except KeyboardInterrupt:
-            requests.delete(f"{control}/scenarios/{n}", timeout=5)
+            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5)
             raise
     say(f"\ntrademon demo: {len(names)} scenarios in {human(time.monotonic() - t0)}")
     for pr in problems:

@@ -10,6 +10,7 @@ import sys
 
 import httpx
 
+from trademon.runtime import http
 from trademon.runtime import logs
 from trademon.settings.env import port_variable
 from trademon.metrics import JobMetrics
@@ -29,7 +30,7 @@ def configure(parser) -> None:
 def _client(settings) -> httpx.AsyncClient:
     # Each check's own timeout bounds a run; this one only stops a single request hanging longer.
     longest = max(t.timeout for t in settings.timing.values())
-    return httpx.AsyncClient(timeout=httpx.Timeout(longest), follow_redirects=False)
+    return http.async_client(longest)
 
 
 async def _once(settings) -> int:
