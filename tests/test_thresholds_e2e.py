@@ -28,6 +28,8 @@ from tests.support.e2estack import E2EStack
 from tests.support.sim import SimProcess
 from tests.support.standins import StandIns, visible_text
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEED = 30
 GROUP, USER = int(StandIns.CHAT_ID), StandIns.USER_ID

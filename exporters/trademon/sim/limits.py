@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
-
+from trademon.runtime import http
 from trademon.sim.world import World
 from trademon.thresholds import render as threshold_rules
 
@@ -17,18 +16,18 @@ log = logging.getLogger("trademon.sim")
 QUERY = threshold_rules.default("daily_loss_limit")  # the default: the simulator's breaker is one for all accounts
 
 
-async def fetch(client: httpx.AsyncClient, url: str) -> float | None:
+async def fetch(client, url: str) -> float | None:
     try:
         r = await client.get(f"{url}/api/v1/query", params={"query": QUERY})
         r.raise_for_status()
         result = r.json()["data"]["result"]
         return float(result[0]["value"][1]) if len(result) == 1 else None
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+    except (http.Error, ValueError, KeyError, IndexError):
         return None
 
 
 async def follow(world: World, url: str, every: float = 5.0) -> None:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    async with http.async_client(5.0) as client:
         while True:
             limit = await fetch(client, url)
             if limit is not None and limit < 0 and limit != world.s.daily_loss_limit:

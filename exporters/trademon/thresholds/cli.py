@@ -31,14 +31,14 @@ def configure(parser) -> None:
 
 
 def ask_reload(env) -> int:
-    import requests
+    from trademon.runtime import http
 
     url = f"http://127.0.0.1:{job_port('thresholds', env)}/reload"
     token = env_str("TRADEMON_API_TOKEN", env=env)
     try:
-        r = requests.post(url, timeout=60, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = http.request("POST", url, timeout=60, headers={"Authorization": f"Bearer {token}"} if token else {})
         body = r.json()
-    except (requests.RequestException, ValueError) as e:
+    except (http.Error, ValueError) as e:
         print(f"trademon thresholds: no answer from {url} ({e}); is the stack running?", file=sys.stderr)
         return 2
     print(body.get("message", r.text), file=sys.stdout if body.get("live") else sys.stderr)

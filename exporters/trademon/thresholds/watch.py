@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
 
-import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from trademon import contract
+from trademon.runtime import http
 from trademon.settings import thresholds
 from trademon.settings.env import env_float, env_str, job_port, port_variable
 from trademon.runtime.service import Listener, Probes, Runner, basics_app
@@ -114,13 +114,13 @@ class Renderer:
         failed = []
         for url in self.reload_urls:
             try:
-                r = requests.post(url, timeout=30)
-                if not r.ok:
+                r = http.request("POST", url, timeout=30)
+                if not r.is_success:
                     failed.append(f"{url}: HTTP {r.status_code} {r.text.strip()[:200]}")
-            except requests.ConnectionError:
+            except http.Refused:
                 # not running yet (the stack is starting): it reads the file when it starts
                 log.info("prometheus not answering; it reads the threshold rules when it starts", extra={"url": url})
-            except requests.RequestException as e:
+            except http.Error as e:
                 failed.append(f"{url}: {str(e)[:200]}")
         return failed
 
