@@ -27,10 +27,10 @@ from trademon.synthetic import config as syn_config
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 SYNTHETIC_TESTS = ROOT / "synthetic-tests.yml"
-PROFILES = ("demo", "live", "alloy")
+PROFILES = ("demo", "live", "promtail")
 SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
 # Services not in the contract's JOBS, and the port each listens on.
-OTHER_PORTS = {"alloy": 12345, "trademon-bot": contract.BOT_PORT}
+OTHER_PORTS = {"promtail": 9080, "trademon-bot": contract.BOT_PORT}
 # Scrape targets that may live outside the compose file, documented in README.md.
 HOST_TARGET = "host.docker.internal"
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
@@ -170,9 +170,11 @@ def test_profiles_make_demo_and_live_one_command_each(resolved):
     svcs = resolved["services"]
     assert svcs["sim"]["profiles"] == ["demo"]
     assert svcs["ib-exporter"]["profiles"] == ["live"]
-    assert svcs["alloy"]["profiles"] == ["alloy"]
+    # Alloy is the log shipper; Promtail (end of life upstream since 2026-03-02) only on request.
+    assert "profiles" not in svcs["alloy"]
+    assert svcs["promtail"]["profiles"] == ["promtail"]
     # Everything else runs in both modes.
-    assert [n for n, s in svcs.items() if s.get("profiles") and n not in ("sim", "ib-exporter", "alloy")] == []
+    assert [n for n, s in svcs.items() if s.get("profiles") and n not in ("sim", "ib-exporter", "promtail")] == []
     # The simulator answers under the names prometheus.yml scrapes.
     assert set(svcs["sim"]["networks"]["default"]["aliases"]) == set(SIM_JOBS)
     assert "host.docker.internal=host-gateway" in svcs["ib-exporter"]["extra_hosts"] or \

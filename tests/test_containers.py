@@ -1,7 +1,8 @@
 """The container layer: the stack as the trader runs it, `docker compose` under a real Docker engine.
 
-Images are built locally (tests/support/containers.py; tests/images/README.md says what stands
-in for what). The project's own docker-compose.yml runs with one override,
+Images are built locally under this run's own names, never upstream's, and removed at the end
+(tests/support/containers.py; tests/images/README.md says what stands in for what); compose
+runs them through its image settings (TRADEMON_IMAGE, PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE). The project's own docker-compose.yml runs with one override,
 tests/images/compose.not-run.yml, that leaves out the services whose images cannot be had
 here (NOT_RUN). Commands quoted from README.md and docs/operations.md are run as written, with only the published
 ports (free ports, since others share this machine) and `<name>` placeholders filled in.
@@ -62,7 +63,7 @@ def readme_block(after: str, index: int = 0, doc: str = README) -> str:
 
 
 class Stack:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, images: containers.Built):
         self.project = f"trademon-test-{uuid.uuid4().hex[:8]}"
         self.cwd = tmp / "cwd"
         self.cwd.mkdir()
@@ -73,7 +74,7 @@ class Stack:
         self.ports = {"PROMETHEUS_HOST_PORT": free_port(), "ALERTMANAGER_HOST_PORT": free_port(),
                       "GRAFANA_HOST_PORT": free_port(), "SIM_CONTROL_HOST_PORT": free_port()}
         settings = {**{k: str(v) for k, v in self.ports.items()}, "GRAFANA_ADMIN_PASSWORD": "test-only-password",
-                    "TRADEMON_SYNTHETIC_HEALTH_TARGETS": health_targets_without_not_run()}
+                    "TRADEMON_SYNTHETIC_HEALTH_TARGETS": health_targets_without_not_run(), **images.compose_settings()}
         env_file = tmp / "env"
         env_file.write_text((ROOT / ".env.example").read_text() + "".join(f"\n{k}={v}" for k, v in settings.items()) + "\n")
         self.env = {**os.environ, **settings, "DOCKER_CONFIG": str(plugins.parent), "COMPOSE_PROJECT_NAME": self.project,
@@ -142,15 +143,23 @@ def engine() -> str:
 
 
 @pytest.fixture(scope="module")
-def images(engine) -> containers.Built:
+def tags_before(engine) -> dict[str, str]:
+    return containers.image_tags()
+
+
+@pytest.fixture(scope="module")
+def images(engine, tags_before):
     built = containers.build_all()
-    print(f"\ncontainer images (s, 0 = cached): {json.dumps({k: round(v, 1) for k, v in built.seconds.items()})}", file=sys.stderr)
-    return built
+    print(f"\ncontainer images (s): {json.dumps({k: round(v, 1) for k, v in built.seconds.items()})}", file=sys.stderr)
+    try:
+        yield built
+    finally:
+        containers.remove(built)
 
 
 @pytest.fixture(scope="module")
 def stack(images, tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("containers"))
+    s = Stack(tmp_path_factory.mktemp("containers"), images)
     # docker-compose.yml fixes the network's name (synthetic-tests.yml and the trader's own
     # containers join it): a trademon stack already on this engine would be joined and torn down.
     network = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["networks"]["default"]["name"]
@@ -172,7 +181,7 @@ def test_stand_ins_carry_the_pinned_versions_and_upstream_layout(images):
     v = containers.versions()
     for tag, want, binaries in ((images.tags["prometheus"], v["PROMETHEUS_VERSION"], ("/bin/prometheus", "/bin/promtool")),
                                 (images.tags["alertmanager"], v["ALERTMANAGER_VERSION"], ("/bin/alertmanager", "/bin/amtool"))):
-        assert tag.endswith(f":v{want}")
+        assert tag.startswith(images.namespace + "/") and tag.endswith(f":v{want}")
         # One container per image: each binary's version, the user, busybox wget for the healthchecks.
         script = "; ".join(f"{b} --version 2>&1 | head -n1" for b in binaries) + "; id -u; which wget"
         out = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", tag, "-c", script], capture_output=True, text=True, timeout=60)
@@ -237,7 +246,7 @@ def test_processes_run_as_their_users_and_volumes_have_their_owners(stack):
             continue  # exited: alertmanager-config's user shows in the files it wrote (below)
         image = services[service].get("image", "")
         uid = str(services[service]["user"]).split(":")[0] if "user" in services[service] else \
-            TRADEMON_UID if image.startswith("trademon:") else NOBODY
+            TRADEMON_UID if "TRADEMON_IMAGE" in image else NOBODY
         got = stack.sh(f"docker compose exec -T {service} id -u").stdout.strip()
         assert got == uid, f"{service} runs as {got}, want {uid}"
     # python's os.stat, as busybox's stat in the Prometheus images: owner of each named volume's mount.
@@ -351,10 +360,22 @@ def test_down_v_leaves_nothing(stack):
     assert subprocess.run(["docker", "network", "inspect", network], capture_output=True, timeout=30).returncode != 0
 
 
+def test_images_have_names_of_their_own_and_are_removed(images, tags_before, stack):
+    """The last of the layer (file order): no upstream tag made or moved, and nothing left."""
+    def changed() -> set[str]:
+        return {t for t, image_id in containers.image_tags().items() if tags_before.get(t) != image_id}
+    made = changed()
+    assert made and all(t.startswith(images.namespace + "/") for t in made), sorted(made)
+    assert set(images.tags.values()) <= made
+    stack.cleanup()
+    assert containers.remove(images) == []
+    assert changed() == set()
+
+
 def test_not_run_is_what_the_override_leaves_out():
     override = yaml.safe_load((ROOT / "tests" / "images" / "compose.not-run.yml").read_text())["services"]
     profiles = {name: s.get("profiles") for name, s in compose_services().items()}
-    # Only profile changes, and only for NOT_RUN; alloy is already in a profile the test never enables.
+    # Only profile changes, and only for NOT_RUN; promtail is already in a profile the test never enables.
     assert all(set(s) == {"profiles"} for s in override.values())
-    assert set(override) | {n for n, p in profiles.items() if p == ["alloy"]} == set(NOT_RUN)
+    assert set(override) | {n for n, p in profiles.items() if p == ["promtail"]} == set(NOT_RUN)
     assert not set(override) & set(RUN)

@@ -1,4 +1,5 @@
-"""Loki, Promtail and Alloy configs: the fields the log pipeline depends on.
+"""Loki, Alloy (the shipper) and Promtail (the legacy profile) configs: the fields the log
+pipeline depends on.
 
 None of the three runs here (no package on this machine), so the configs are checked for
 what matters: Loki's schema, retention and ruler; Promtail's and Alloy's discovery, labels
@@ -19,6 +20,7 @@ import yaml
 
 from trademon import contract
 from trademon.runtime.logs import JsonFormatter
+from trademon.settings.values import seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 LOKI = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text())
@@ -28,9 +30,7 @@ LOG_LABELS = ("level", "logger", "service")
 
 
 def hours(d: str) -> float:
-    mt = re.fullmatch(r"(\d+)([hd])", d)
-    assert mt, f"not a duration in hours or days: {d}"
-    return int(mt[1]) * (24 if mt[2] == "d" else 1)
+    return seconds(d) / 3600
 
 
 def trademon_log_line() -> dict:
@@ -91,8 +91,16 @@ def stage(stages: list[dict], kind: str) -> dict:
     return found[-1]
 
 
-def test_promtail_pushes_to_loki_and_serves_on_its_contract_port():
-    assert PROMTAIL["server"]["http_listen_port"] == contract.JOBS["promtail"].port
+def compose_service(name: str) -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][name]
+
+
+def test_alloy_serves_metrics_on_its_contract_port():
+    assert f"--server.http.listen-addr=0.0.0.0:{contract.JOBS['alloy'].port}" in compose_service("alloy")["command"]
+
+
+def test_promtail_pushes_to_loki_and_serves_on_its_exposed_port():
+    assert [str(PROMTAIL["server"]["http_listen_port"])] == compose_service("promtail")["expose"]
     (client,) = PROMTAIL["clients"]
     assert client["url"] == f"http://loki:{contract.JOBS['loki'].port}/loki/api/v1/push"
     assert PROMTAIL["positions"]["filename"].startswith("/var/lib/promtail/")
@@ -146,14 +154,28 @@ def promtail_labels() -> set[str]:
     return labels
 
 
-def test_the_logs_dashboard_selects_only_labels_promtail_sets():
+def alloy_labels() -> set[str]:
+    """Every label Alloy can attach to a stream (Alloy, like Promtail, sets filename on files)."""
+    code = alloy_code()
+    labels = {"filename"} | set(re.findall(r'(?m)^\s*target_label\s*=\s*"(\w+)"', code))
+    labels |= {k for k in re.findall(r'"(\w+)"\s*=', "".join(re.findall(r"path_targets\s*=\s*\[(.*?)\]", code))) if not k.startswith("__")}
+    labels |= {k for body in re.findall(r"stage\.labels\s*\{\s*values\s*=\s*\{([^}]*)\}", code) for k in re.findall(r"(\w+)\s*=", body)}
+    return labels
+
+
+def test_alloy_the_default_and_promtail_the_legacy_set_the_same_labels():
+    assert alloy_labels() == promtail_labels()
+    assert {"job", "container", "compose_service", "service", *LOG_LABELS} <= alloy_labels()
+
+
+def test_the_logs_dashboard_selects_only_labels_the_shipper_sets():
     dash = json.loads((ROOT / "monitoring/dashboards/Operations/logs.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert exprs
     for e in exprs:
         selector = re.search(r"\{([^}]*)\}", e)[1]
         used = set(re.findall(r"(\w+)\s*(?:=~|!=|!~|=)", selector))
-        assert used <= promtail_labels(), f"{e}: {used - promtail_labels()} is a label no shipper sets"
+        assert used <= alloy_labels(), f"{e}: {used - alloy_labels()} is a label Alloy does not set"
 
 
 # --- Alloy -------------------------------------------------------------------------------

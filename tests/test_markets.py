@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -395,3 +396,18 @@ def reload_recorder(port: int, posts: list):
     server = HTTPServer(("127.0.0.1", port), Reload)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def test_the_suites_warning_filter_silences_exchange_calendars_pandas_deprecations(tmp_path):
+    """exchange_calendars on pandas 3.1 warns of pandas' own deprecations inside the library
+    (Series.values, DatetimeIndex.values): not ours, noise over every calendar test. A pytest
+    run with this project's configuration over a freshly built calendar shows no warning."""
+    probe = tmp_path / "test_calendar_probe.py"
+    probe.write_text("import exchange_calendars\n\n\ndef test_probe():\n"
+                     "    cal = type(exchange_calendars.get_calendar('XNYS'))(start='2026-01-02', end='2026-03-31')\n"
+                     "    assert cal.is_open_on_minute('2026-02-02 15:00')\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
+                        "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:benchmark", "-q", str(probe)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "1 passed" in r.stdout and "warning" not in r.stdout.lower(), r.stdout[-3000:]

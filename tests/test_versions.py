@@ -23,16 +23,22 @@ def versions() -> dict[str, str]:
     return out
 
 
-def compose_images() -> dict[str, str]:
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+def compose_images(name: str = "docker-compose.yml") -> dict[str, str]:
+    services = yaml.safe_load((ROOT / name).read_text())["services"]
     return {name: s["image"] for name, s in services.items() if "image" in s}
 
 
-def test_compose_pins_the_tested_versions():
+def test_compose_images_are_settings_whose_defaults_are_the_tested_versions():
+    """A setting (${X_IMAGE:-default}) so that the test's stand-ins, or a mirror, run under names
+    of their own; the default is what the suite tests (scripts/versions.env)."""
     v = versions()
-    images = compose_images()
-    assert images["prometheus"] == f"prom/prometheus:v{v['PROMETHEUS_VERSION']}"
-    assert images["alertmanager"] == f"prom/alertmanager:v{v['ALERTMANAGER_VERSION']}"
+    want = {"prometheus": f"${{PROMETHEUS_IMAGE:-prom/prometheus:v{v['PROMETHEUS_VERSION']}}}",
+            "alertmanager": f"${{ALERTMANAGER_IMAGE:-prom/alertmanager:v{v['ALERTMANAGER_VERSION']}}}"}
+    assert {k: compose_images()[k] for k in want} == want
+    ha = compose_images("docker-compose.ha.yml")  # the second nodes, same settings
+    assert (ha["prometheus-b"], ha["alertmanager-b"]) == (want["prometheus"], want["alertmanager"])
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert compose_images()["alert-sink"] == f"${{TRADEMON_IMAGE:-trademon:{version}}}"
 
 
 @pytest.mark.promtool
@@ -70,3 +76,18 @@ def test_readme_names_the_pinned_versions(doc):
         assert mentioned, f"{doc} names no {name} version"
         stale = {m for m in mentioned if not v[key].startswith(m)}
         assert not stale, f"{doc} names {name} {sorted(stale)}, scripts/versions.env pins {v[key]}"
+
+
+def test_prometheus_docs_say_the_upstream_support_status():
+    """The tested line's support status and the supported LTS, as scripts/versions.env names
+    them, are what docs/prometheus3.md tells, with what to check before moving."""
+    v = versions()
+    doc = (ROOT / "docs" / "prometheus3.md").read_text()
+    tested_line = ".".join(v["PROMETHEUS_VERSION"].split(".")[:2])
+    assert f"Prometheus {tested_line} LTS line left upstream support on {v['PROMETHEUS_SUPPORT_ENDED']}" in doc
+    assert f"supports now is **{v['PROMETHEUS_SUPPORTED_LTS']}**" in doc
+    assert f"### Before moving to {v['PROMETHEUS_SUPPORTED_LTS']} LTS" in doc
+    assert f"`PROMETHEUS_IMAGE` in `.env` (default `prom/prometheus:v{v['PROMETHEUS_VERSION']}`" in doc
+    # The checks the doc sends the reader to exist.
+    for path in ("tests/test_prometheus3.py", "tests/test_dashboards_live.py", "tests/test_versions.py"):
+        assert path in doc and (ROOT / path).exists(), path

@@ -40,7 +40,8 @@ JOBS: dict[str, Job] = {
         Job("alertmanager", 9093, "stack", "Alertmanager"),
         Job("grafana", 3000, "stack", "Grafana"),
         Job("loki", 3100, "stack", "Loki"),
-        Job("promtail", 9080, "stack", "Promtail"),
+        # The log shipper; Promtail (end of life, 2026-03) is the opt-in legacy profile, not scraped.
+        Job("alloy", 12345, "stack", "Grafana Alloy: ships logs to Loki"),
         # cAdvisor listens on 8080 by default; moved so every job has a port of its own.
         Job("cadvisor", 8084, "stack", "cAdvisor: container CPU, memory and network"),
     )

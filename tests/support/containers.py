@@ -4,11 +4,14 @@ No registry is reachable where the suite runs, so:
 - a Debian base comes from `debootstrap` of this machine's own Debian source, `docker import`ed,
   with Debian's python3: the trademon image is the project's Dockerfile built on it;
 - prom/prometheus and prom/alertmanager are stand-ins built from the Debian packages
-  scripts/install-tools.sh unpacked into .tools/root, tagged with the upstream tags.
+  scripts/install-tools.sh unpacked into .tools/root.
 
-Each image carries the hash of its inputs (in its tag for the imported base, in a label for
-the others); a run rebuilds only what changed. Builds use the classic builder: BuildKit would
-fetch its frontend from a registry.
+Every image is named under this run's own namespace (trademon-test-<run>/..., never an upstream
+tag: on a user's machine the next `docker compose up` would run a stand-in) and removed at the
+end (remove()); compose is pointed at them through its image settings (TRADEMON_IMAGE,
+PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE). What is slow to make again stays in the cache directory,
+outside the engine: the debootstrapped base as a tarball and the downloaded .debs. Builds use
+the classic builder: BuildKit would fetch its frontend from a registry.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,12 +95,6 @@ def digest(*parts: bytes | str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def image_label(tag: str) -> str | None:
-    r = subprocess.run(["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL}"}}}}', tag],
-                       capture_output=True, text=True, timeout=30)
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
 def dangling() -> set[str]:
     return set(subprocess.run(["docker", "images", "-q", "--no-trunc", "--filter", "dangling=true"],
                               capture_output=True, text=True, timeout=30).stdout.split())
@@ -140,18 +138,46 @@ def apt_download(packages: list[str], into: Path) -> list[Path]:
     return sorted(into.glob("*.deb"))
 
 
+def image_tags() -> dict[str, str]:
+    """Every repository:tag the engine holds, with its image id (untagged images left out)."""
+    out = run(["docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"], timeout=60).stdout.splitlines()
+    return dict(line.split() for line in out if line.strip() and "<none>" not in line)
+
+
 @dataclass
 class Built:
+    namespace: str = field(default_factory=lambda: f"trademon-test-{uuid.uuid4().hex[:10]}")
     tags: dict[str, str] = field(default_factory=dict)  # role -> tag
-    seconds: dict[str, float] = field(default_factory=dict)  # role -> build time (0: cached)
+    seconds: dict[str, float] = field(default_factory=dict)  # role -> build time
+
+    def name(self, role: str, tag: str) -> str:
+        return f"{self.namespace}/{role}:{tag}"
+
+    def compose_settings(self) -> dict[str, str]:
+        """docker-compose.yml's image settings pointed at this run's images."""
+        return {"TRADEMON_IMAGE": self.tags["trademon"], "PROMETHEUS_IMAGE": self.tags["prometheus"],
+                "ALERTMANAGER_IMAGE": self.tags["alertmanager"]}
+
+    def left(self) -> list[str]:
+        return sorted(t for t in image_tags() if t.startswith(self.namespace + "/"))
+
+
+def remove(built: Built) -> list[str]:
+    """Removes every image of the run (containers of it must be gone); returns what is left."""
+    # Children before the images they are built on, so each removal frees its layers.
+    for tag in [*reversed(built.tags.values()), *built.left()]:
+        subprocess.run(["docker", "rmi", tag], capture_output=True, text=True, timeout=300)
+    return built.left()
 
 
 def debian_python_base(built: Built) -> str:
     suite, mirror = debian_source()
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.exists() else b""
-    tag = f"trademon-test/debian-python:{suite}-{digest(suite, mirror, ' '.join(BASE_PACKAGES), ca, BASE_RECIPE)}"
+    inputs = digest(suite, mirror, " ".join(BASE_PACKAGES), ca, BASE_RECIPE)
+    tag = built.name("debian-python", f"{suite}-{inputs}")
+    tarball = cache_dir() / f"debian-python-{suite}-{inputs}.tar"
     t0 = time.monotonic()
-    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True, timeout=30).returncode != 0:
+    if not tarball.exists():
         if not shutil.which("debootstrap"):
             raise RuntimeError("debootstrap is missing: apt-get install debootstrap (scripts/test does, as root)")
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
@@ -161,20 +187,21 @@ def debian_python_base(built: Built) -> str:
                 shutil.rmtree(rootfs / junk, ignore_errors=True)
             if ca:  # trust what this machine trusts (tests/images/README.md says why)
                 (rootfs / "etc/ssl/certs/ca-certificates.crt").write_bytes(ca)
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            run(["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", tag], stdin=tar.stdout)
-            tar.wait()
+            partial = Path(tmp) / "base.tar"
+            run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], timeout=600)
+            partial.replace(tarball)
+    with tarball.open("rb") as f:
+        run(["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", tag], stdin=f)
     built.tags["debian-python"], built.seconds["debian-python"] = tag, time.monotonic() - t0
     return tag
 
 
 def trademon_image(built: Built, base: str) -> str:
     """The project's Dockerfile, as users build it, on the local base."""
-    tag = "trademon:" + re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    tag = built.name("trademon", re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1))
     inputs = digest(base, ROOT / "Dockerfile", ROOT / ".dockerignore", ROOT / "pyproject.toml", ROOT / "README.md", ROOT / "exporters" / "trademon")
     t0 = time.monotonic()
-    if image_label(tag) != inputs:
-        classic_build(ROOT, tag, inputs, build_args={"PYTHON_IMAGE": base})
+    classic_build(ROOT, tag, inputs, build_args={"PYTHON_IMAGE": base})
     built.tags["trademon"], built.seconds["trademon"] = tag, time.monotonic() - t0
     return tag
 
@@ -186,59 +213,62 @@ def busybox_glibc(built: Built) -> str:
     if not any(d.name.startswith("busybox-static_") for d in have) or not any(d.name.startswith("libc6_") for d in have):
         have = apt_download(["busybox-static", "libc6"], debs)
     inputs = digest(IMAGES / "busybox-glibc", BUSYBOX_RECIPE, *have)
-    tag = f"trademon-test/busybox-glibc:{inputs}"
-    if image_label(tag) != inputs:
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            ctx, unpacked = Path(tmp) / "ctx", Path(tmp) / "unpacked"
-            shutil.copytree(IMAGES / "busybox-glibc", ctx)
-            rootfs = ctx / "rootfs"
-            for deb in have:
-                run(["dpkg-deb", "-x", str(deb), str(unpacked)])
-            (rootfs / "bin").mkdir(parents=True)
-            shutil.copy2(unpacked / "bin" / "busybox", rootfs / "bin" / "busybox")
-            for lib in ("lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"):
-                src = unpacked / lib if (unpacked / lib).exists() else unpacked / "usr" / lib
-                (rootfs / lib).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src.resolve(), rootfs / lib)
-            (rootfs / "etc").mkdir()
-            (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
-            (rootfs / "etc/group").write_text("root:x:0:\nnobody:x:65534:\n")
-            for d in ("tmp", "root", "home"):
-                (rootfs / d).mkdir()
-            (rootfs / "tmp").chmod(0o1777)
-            classic_build(ctx, tag, inputs)
+    tag = built.name("busybox-glibc", inputs)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        ctx, unpacked = Path(tmp) / "ctx", Path(tmp) / "unpacked"
+        shutil.copytree(IMAGES / "busybox-glibc", ctx)
+        rootfs = ctx / "rootfs"
+        for deb in have:
+            run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+        (rootfs / "bin").mkdir(parents=True)
+        shutil.copy2(unpacked / "bin" / "busybox", rootfs / "bin" / "busybox")
+        for lib in ("lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"):
+            src = unpacked / lib if (unpacked / lib).exists() else unpacked / "usr" / lib
+            (rootfs / lib).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src.resolve(), rootfs / lib)
+        (rootfs / "etc").mkdir()
+        (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
+        (rootfs / "etc/group").write_text("root:x:0:\nnobody:x:65534:\n")
+        for d in ("tmp", "root", "home"):
+            (rootfs / d).mkdir()
+        (rootfs / "tmp").chmod(0o1777)
+        classic_build(ctx, tag, inputs)
     built.tags["busybox-glibc"], built.seconds["busybox-glibc"] = tag, time.monotonic() - t0
     return tag
 
 
-def _standin(built: Built, role: str, tag: str, base: str, binaries: dict[str, str]) -> str:
+def _standin(built: Built, role: str, version: str, base: str, binaries: dict[str, str]) -> str:
     """prom/<role> stand-in: Debian's binaries from .tools/root in upstream's layout."""
     usr = tools_root() / "usr"
     # The Debian packages' versions identify the binaries (hashing ~200 MB of them would cost
     # more than the build); install-tools records them in .tools/packages.txt.
     inputs = digest(base, IMAGES / role, tools_root().parent / "packages.txt")
+    tag = built.name(role, f"v{version}")
     t0 = time.monotonic()
-    if image_label(tag) != inputs:
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            ctx = Path(tmp) / "ctx"
-            shutil.copytree(IMAGES / role, ctx)
-            for name, src in binaries.items():
-                shutil.copy2(usr / "bin" / src, ctx / name)
-            # web/static: links to packages not unpacked, left dangling as in the .deb
-            shutil.copytree(usr / "share" / "prometheus", ctx / "share", symlinks=True)
-            classic_build(ctx, tag, inputs, build_args={"BASE": base})
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        ctx = Path(tmp) / "ctx"
+        shutil.copytree(IMAGES / role, ctx)
+        for name, src in binaries.items():
+            shutil.copy2(usr / "bin" / src, ctx / name)
+        # web/static: links to packages not unpacked, left dangling as in the .deb
+        shutil.copytree(usr / "share" / "prometheus", ctx / "share", symlinks=True)
+        classic_build(ctx, tag, inputs, build_args={"BASE": base})
     built.tags[role], built.seconds[role] = tag, time.monotonic() - t0
     return tag
 
 
 def build_all() -> Built:
-    """Every image the layer runs; only what changed is rebuilt."""
+    """Every image the layer runs, under the run's own names; remove() them afterwards. A build
+    that fails removes what it built so far."""
     v = versions()
     built = Built()
-    base = debian_python_base(built)
-    trademon_image(built, base)
-    bb = busybox_glibc(built)
-    _standin(built, "prometheus", f"prom/prometheus:v{v['PROMETHEUS_VERSION']}", bb, {"prometheus": "prometheus", "promtool": "promtool"})
-    _standin(built, "alertmanager", f"prom/alertmanager:v{v['ALERTMANAGER_VERSION']}", bb,
-             {"alertmanager": "prometheus-alertmanager", "amtool": "amtool"})
+    try:
+        base = debian_python_base(built)
+        trademon_image(built, base)
+        bb = busybox_glibc(built)
+        _standin(built, "prometheus", v["PROMETHEUS_VERSION"], bb, {"prometheus": "prometheus", "promtool": "promtool"})
+        _standin(built, "alertmanager", v["ALERTMANAGER_VERSION"], bb, {"alertmanager": "prometheus-alertmanager", "amtool": "amtool"})
+    except BaseException:
+        remove(built)
+        raise
     return built

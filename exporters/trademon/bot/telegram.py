@@ -42,7 +42,10 @@ class TelegramClient:
         self._http = http.async_client(timeout)
         self._timeout = timeout
         self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
-        self._send_lock: asyncio.Lock | None = None  # one send at a time: a 429 is seen before the next send goes
+        # One send at a time per chat (Telegram keeps a chat's messages in the order sent; a 429 is
+        # seen before that chat's next send goes); chats do not wait for each other. The chats are
+        # the configured ones (commands come only from allowed chats): a few locks.
+        self._chat_locks: dict[str, asyncio.Lock] = {}
 
     async def call(self, method: str, payload: dict | None = None, *, files: dict | None = None, timeout: float | None = None):
         url = f"{self._base}/{method}"
@@ -79,15 +82,24 @@ class TelegramClient:
                     raise TelegramError(method, 429, "Too Many Requests (held back by an earlier retry_after)", hold)
                 await asyncio.sleep(hold)
                 continue
+            # No call outlives the deadline: the webhook answers Alertmanager in time, the outbox has it.
+            kw["timeout"] = min(self._timeout, max(0.5, deadline - time.monotonic()))
             try:
                 if method not in GATED:
                     return await self.call(method, payload, **kw)
-                if self._send_lock is None:
-                    self._send_lock = asyncio.Lock()
-                async with self._send_lock:
+                lock = self._chat_locks.setdefault(str((payload or {}).get("chat_id")), asyncio.Lock())
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await lock.acquire()
+                except TimeoutError:
+                    raise Unreachable(method, 0, "an earlier send to this chat is still waiting for Telegram") from None
+                try:
                     if self.not_before > time.monotonic():
                         continue  # a 429 arrived while this one waited for its turn
+                    kw["timeout"] = min(self._timeout, max(0.5, deadline - time.monotonic()))
                     return await self.call(method, payload, **kw)
+                finally:
+                    lock.release()
             except TelegramError as e:
                 if e.code == 429 and e.retry_after is not None:
                     wait = e.retry_after

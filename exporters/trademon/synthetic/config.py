@@ -30,9 +30,10 @@ HEALTH_PATHS = {
     "alertmanager": "/-/healthy",
     "grafana": "/api/health",
     "loki": "/ready",
+    "alloy": "/-/ready",
     "promtail": "/ready",
 }
-# Checked by default: what runs natively as well as in Docker (Grafana, Loki and Promtail
+# Checked by default: what runs natively as well as in Docker (Grafana, Loki and Alloy
 # run in Docker only; docker-compose.yml lists them in TRADEMON_SYNTHETIC_HEALTH_TARGETS).
 DEFAULT_HEALTH_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter",
                        "alert-sink", "prometheus", "alertmanager")
