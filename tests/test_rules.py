@@ -315,6 +315,7 @@ TUNED = {
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10, "thresholds_not_live_for": "2m",
+    "bot_down_for": "2m", "outbox_stuck_seconds": 300, "page_latency_p95_seconds": 5, "page_latency_for": "5m",
 }
 
 
@@ -390,6 +391,13 @@ NUMERIC = {
     "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
         f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
         f"marketdata_connected{{{IB}}}": flat(1)}, AT),
+    # the oldest page in the bot's outbox v seconds old, all along
+    "outbox_stuck_seconds": ("TelegramOutboxStuck", 1, lambda v: {
+        'trademon_bot_outbox_oldest_age_seconds{job="trademon-bot", instance="b"}': flat(v)}, AT),
+    # every page slower than the bucket le=v: histogram_quantile gives v for p95
+    "page_latency_p95_seconds": ("PageLatencyHigh", 0.1, lambda v: {
+        f'trademon_bot_page_latency_seconds_bucket{{since="webhook", le="{n(v)}", job="trademon-bot"}}': per_min(0),
+        'trademon_bot_page_latency_seconds_bucket{since="webhook", le="+Inf", job="trademon-bot"}': per_min(10)}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
         f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),
@@ -507,3 +515,14 @@ def test_readme_counts_the_alerts():
     alerts, _ = load_rules()
     readme = (ROOT / "README.md").read_text()
     assert f"{len(alerts)} alerts (" in readme, f"README's overview should say {len(alerts)} alerts"
+
+
+def test_every_promtool_test_file_loads_the_threshold_rules():
+    """The alerts compare with threshold series: a test file without them tests blind alerts
+    (thresholds.yml gives them as input series on purpose, to test their absence)."""
+    for f in promtool_test_files():
+        doc = yaml.safe_load(f.read_text())
+        if f.name == "thresholds.yml":
+            continue
+        assert "rendered/trademon.thresholds.yml" in doc["rule_files"], f"{f.name}: add rendered/trademon.thresholds.yml to rule_files"
+        assert doc["group_eval_order"][0] == threshold_rules.GROUP, f"{f.name}: evaluate {threshold_rules.GROUP} first"

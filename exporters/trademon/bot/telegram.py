@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -37,8 +38,12 @@ GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"
 
 
 class TelegramClient:
-    def __init__(self, api_url: str, token: str, timeout: float = 10.0):
+    def __init__(self, api_url: str, token: str, timeout: float = 10.0,
+                 answered: Callable[[str, int, str, dict | None], None] | None = None):
         self._base = f"{api_url.rstrip('/')}/bot{token}"
+        # (method, code, description, parameters) of every answer, for the metrics: 200 for a
+        # success, 0 when the Bot API could not be reached
+        self._answered = answered or (lambda *_: None)
         self._http = http.async_client(timeout)
         self._timeout = timeout
         self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
@@ -56,15 +61,19 @@ class TelegramClient:
             else:
                 r = await self._http.post(url, json=payload or {}, timeout=timeout or self._timeout)
         except httpx.HTTPError as e:  # the message of some httpx errors names the URL: keep only the kind
+            self._answered(method, 0, "", None)
             raise Unreachable(method, 0, f"cannot reach the Bot API ({type(e).__name__})") from None
         try:
             doc = r.json()
         except ValueError:
+            self._answered(method, r.status_code if r.status_code != 200 else 502, "", None)
             raise TelegramError(method, r.status_code, f"non-JSON answer (HTTP {r.status_code})") from None
         if doc.get("ok"):
+            self._answered(method, 200, "", None)
             return doc.get("result")
         code = int(doc.get("error_code") or r.status_code)
         desc = str(doc.get("description") or "")[:300]
+        self._answered(method, code, desc, doc.get("parameters") if isinstance(doc.get("parameters"), dict) else None)
         retry_after = (doc.get("parameters") or {}).get("retry_after")
         if code == 429 and retry_after is not None and method in GATED:
             self.not_before = max(self.not_before, time.monotonic() + float(retry_after))
