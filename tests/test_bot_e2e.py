@@ -169,11 +169,12 @@ def test_refused_user_forged_and_copied_buttons_change_nothing(e2e):
                        "This button is no longer valid.", "Not allowed."]
     assert len(silences(e2e)) == before
     assert tg(e2e).buttons(mid)[:3] == BUTTONS
-    # A stranger's command gets nothing useful either.
+    # A stranger's command gets no answer at all (it would cost a send, and a 429 on it).
     last = newest_id(e2e)
     tg(e2e).command("/status", 555, 999999, "stranger")
-    reply = wait(e2e, lambda: last_reply(e2e, last, 555), 15, "the refusal")
-    assert reply["text"] == "Not allowed."
+    tg(e2e).command("/help", GROUP, USER)
+    wait(e2e, lambda: last_reply(e2e, last, GROUP, "/status"), 15, "the trader's answer, after the stranger's command")
+    assert last_reply(e2e, last, 555) is None
     assert "refused: not an allowed chat/user" in e2e.alerting.bot.log_text()
 
 
@@ -212,6 +213,9 @@ def test_status_answers_with_what_prometheus_holds(e2e):
         assert abs(float(m.group(1).replace(",", "")) - value) < 50  # the simulator's P&L drifts between the two reads
     assert "IB session: connected ✅" in shown and "Targets down: none" in shown
     assert "Breakers:" in shown and "Exposure DU1234567:" in shown
+    # the simulator's exporter sees every client; its ratio and working orders come from Prometheus
+    assert "Broker truth: no check firing ✅ · sees other clients' orders: yes · working orders at IB: " in shown
+    assert re.search(r"order efficiency today: \d+\.\d", shown), shown
 
 
 def test_pnl_chart_is_a_png_of_what_query_range_returns(e2e):
