@@ -23,7 +23,7 @@ from trademon.thresholds import render as threshold_rules
 
 from . import described
 from .amstack import AlertingStack
-from .procs import Proc, free_port, wait_for
+from .procs import Proc, free_port, start, wait_for, wait_http
 from .sim import SIM_JOBS, SimProcess
 
 ROOT = Path(__file__).resolve().parents[2]
