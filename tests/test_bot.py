@@ -281,7 +281,7 @@ def test_page_has_a_signed_runbook_button_per_firing_alert(tmp_path):
 
     asyncio.run(run())
     page = stand.snapshot()[-1]
-    assert stand.buttons(page["message_id"]) == ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
+    assert stand.buttons(page["message_id"]) == ["✋ Ack", "🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
                                                  "📖 DailyLossLimitBreach", "📖 TWSConnectionLost"]
     assert 'href="https://example.org/runbooks.md#dailylosslimitbreach">runbook</a>' in page["text"]  # the link stays
     data = [b["callback_data"] for row in page["reply_markup"]["inline_keyboard"] for b in row if b["text"].startswith("📖")]
@@ -625,3 +625,24 @@ def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
     assert quiet == ("Broker truth: no check firing ✅ · sees other clients' orders: unknown · "
                      "working orders at IB: unknown · order efficiency today: unknown")
     assert broker_truth_line(RuntimeError("am"), None, None, None).startswith("Broker truth: unknown (Alertmanager")
+
+
+def test_who_acted_is_said_by_name():
+    """The edit said "Silenced by telegram:u111111 (111111)"; the trader is a name."""
+    from trademon.bot.handlers import name_of, who
+
+    assert name_of({"id": 111111, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}) == "Ada Lovelace"
+    assert name_of({"id": 111111, "username": "ada"}) == "@ada"
+    assert name_of({"id": 111111}) == "user 111111"
+    assert who({"id": 111111, "first_name": "Ada"}) == "Ada (Telegram 111111)"
+
+
+def test_every_button_fits_telegrams_64_bytes():
+    from trademon.bot.keyboards import extend_keyboard, keyboard
+
+    signer = Signer(TOKEN)
+    rows = keyboard(signer, "a" * 12, -1001234567890123, ["DailyLossLimitBreach"])["inline_keyboard"]
+    rows += extend_keyboard(signer, "a" * 12, -1001234567890123)["inline_keyboard"]
+    data = [b["callback_data"] for row in rows for b in row]
+    assert {d.split("|")[0] for d in data} == {"ack", "s1h", "s4h", "sns", "rbk", "x1h", "x4h"}
+    assert all(1 <= len(d.encode()) <= 64 and signer.verify(d, -1001234567890123) for d in data)

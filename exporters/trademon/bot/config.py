@@ -111,6 +111,9 @@ class BotConfig:
     # most on the shipped routes to the bot); the same content on purpose only after its
     # repeat_interval (1h at least): within this window the same content is not sent twice.
     retry_window_s: float
+    ack_hold_s: float         # an acknowledgement's silence: this long, then announced and extended while it still fires
+    ack_warn_s: float         # how long before its end an acknowledgement still firing is announced
+    ack_check_s: float        # how often Alertmanager is asked whether acknowledged alerts still fire
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:
@@ -144,4 +147,7 @@ class BotConfig:
             poll_timeout_s=env_int("TRADEMON_BOT_POLL_TIMEOUT", 25, 1, 50, env),
             deliver_within_s=env_float("TRADEMON_BOT_DELIVER_WITHIN", 8.0, 0.5, 60, env),
             retry_window_s=env_duration("TRADEMON_BOT_RETRY_WINDOW", "15m", env),
+            ack_hold_s=env_duration("TRADEMON_BOT_ACK_HOLD", "2h", env),
+            ack_warn_s=env_duration("TRADEMON_BOT_ACK_WARN", "10m", env),
+            ack_check_s=env_duration("TRADEMON_BOT_ACK_CHECK", "30s", env),
         )
