@@ -5,6 +5,7 @@ splitting, and the Telegram client's 429 handling against the stand-in."""
 from __future__ import annotations
 
 import asyncio
+import re
 import os
 import subprocess
 import sys
@@ -546,13 +547,13 @@ def test_the_bot_says_at_start_when_its_retry_window_does_not_fit_the_routes(tmp
                for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
-def _deliver_all(tmp_path, *payloads):
+def _deliver_all(tmp_path, *payloads, env: dict | None = None):
     """Accept and deliver each payload in turn through the bot's Delivery; return the stand-in."""
     from trademon.bot import runbooks
     from trademon.bot.webhook import Delivery
 
     stand = TelegramStandIn(TOKEN)
-    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url, **(env or {})})
 
     async def run():
         tg = TelegramClient(stand.url, TOKEN)
@@ -646,3 +647,36 @@ def test_every_button_fits_telegrams_64_bytes():
     data = [b["callback_data"] for row in rows for b in row]
     assert {d.split("|")[0] for d in data} == {"ack", "s1h", "s4h", "sns", "rbk", "x1h", "x4h"}
     assert all(1 <= len(d.encode()) <= 64 and signer.verify(d, -1001234567890123) for d in data)
+
+
+def _hrefs(text: str) -> list[str]:
+    import re
+
+    return re.findall(r'href="([^"]+)"', text)
+
+
+def test_links_open_on_a_phone_or_the_page_says_once_why_not(tmp_path):
+    """With the defaults the dashboard and silence links pointed at localhost, which Telegram
+    shows as plain text: only the runbook link opened on the phone."""
+    page = _page(("DailyLossLimitBreach", "firing"), ("TWSConnectionLost", "firing"))
+    for a in page["alerts"]:
+        a["annotations"]["dashboard"] = "/d/trademon-pnl"
+    text = _deliver_all(tmp_path / "a", page).sent()[0]["text"]
+    assert [h for h in _hrefs(text) if "localhost" in h or "127.0.0.1" in h] == []
+    assert len(_hrefs(text)) == 2  # the runbooks
+    assert visible_text(text).count("GRAFANA_URL and ALERTMANAGER_URL point at an address only this machine can open") == 1
+    external = {"GRAFANA_URL": "https://grafana.example.org", "ALERTMANAGER_URL": "https://am.example.org"}
+    text = _deliver_all(tmp_path / "b", page, env=external).sent()[0]["text"]
+    hrefs = _hrefs(text)
+    assert "https://grafana.example.org/d/trademon-pnl" in hrefs and sum(h.startswith("https://am.example.org/#/silences/new") for h in hrefs) == 2
+    assert "only this machine" not in visible_text(text)
+
+
+def test_times_on_pages_are_in_the_traders_zone(tmp_path):
+    assert BotConfig.from_env(BASE).zone.key == "America/New_York"  # the summary's, unless set
+    assert BotConfig.from_env({**BASE, "TRADEMON_BOT_SUMMARY_TZ": "Asia/Tokyo"}).zone.key == "Asia/Tokyo"
+    firing, resolved = _page(("DailyLossLimitBreach", "firing")), _page(("DailyLossLimitBreach", "resolved"))
+    resolved["status"] = "resolved"
+    stand = _deliver_all(tmp_path, firing, resolved, env={"TRADEMON_BOT_TZ": "Europe/Berlin", "TRADEMON_BOT_SUMMARY_TZ": "Asia/Tokyo"})
+    shown = visible_text(stand.snapshot()[0]["text"])
+    assert re.search(r"Resolved at \d\d:\d\d CET", shown), shown

@@ -65,7 +65,7 @@ class AckWatch:
                 pass
         self.store.set_silences(ref["ref"], [])
         ref["silences"] = []
-        pages.add_note(self.store, ref, f"✅ <b>Resolved</b> at {render.fmt_clock(self.clock(), self.cfg.summary_zone)}"
+        pages.add_note(self.store, ref, f"✅ <b>Resolved</b> at {render.fmt_clock(self.clock(), self.cfg.zone)}"
                                         " · the acknowledgement's silence ended", resolved=True, ack=None)
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("ack_resolved", ref["alerts"], {"silence_ids": ids})
@@ -73,7 +73,7 @@ class AckWatch:
     async def _announce(self, ref: dict, still: list[dict], ack: dict) -> None:
         names = sorted({labels.get("alertname", "?") for labels in still})
         text = (f"⏳ The acknowledgement by {esc(ack['by'])} of {esc(', '.join(names[:5]))} ends at "
-                f"{render.fmt_clock(ack['until'], self.cfg.summary_zone)} and it still fires: reminders come back then.")
+                f"{render.fmt_clock(ack['until'], self.cfg.zone)} and it still fires: reminders come back then.")
         await self.tg.call_within(time.monotonic() + 10, "sendMessage",
                                   {"chat_id": ref["chat_id"], "text": text, "parse_mode": "HTML",
                                    "reply_markup": extend_keyboard(self.signer, ref["ref"], ref["chat_id"])})

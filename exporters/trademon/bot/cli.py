@@ -60,7 +60,7 @@ class Bot:
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
-        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.summary_zone)
+        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.zone)
         self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics, runbooks=self.runbooks)
         self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock, runbooks=self.runbooks)
         self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)

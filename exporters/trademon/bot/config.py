@@ -102,6 +102,7 @@ class BotConfig:
     max_silence_s: float
     summary_at: dtime
     summary_zone: ZoneInfo
+    zone: ZoneInfo                  # the trader's: every time the bot shows (the summary's zone unless set)
     summary_days: frozenset[int]
     state_dir: Path
     config_root: Path  # holds monitoring/config.yml and alertmanager/alertmanager.yml
@@ -126,6 +127,7 @@ class BotConfig:
         users = id_list("TRADEMON_BOT_ALLOWED_USER_IDS", env)
         sink = env_str("TRADEMON_BOT_ALERT_SINK_URL", env=env)
         state = env_str("TRADEMON_BOT_STATE_DIR", DEFAULT_STATE_DIR, env)
+        summary_tz = env_str("TRADEMON_BOT_SUMMARY_TZ", "America/New_York", env)
         return cls(
             token=token, chat_id=chat, allowed_chats=frozenset(allowed), allowed_users=users,
             webhook_token=webhook_token(env) or "",
@@ -141,7 +143,8 @@ class BotConfig:
             max_silence_s=env_duration("TRADEMON_BOT_MAX_SILENCE", "24h", env),
             summary_at=_clock_time("TRADEMON_BOT_SUMMARY_AT", env_str("TRADEMON_BOT_SUMMARY_AT", "16:15", env)),
             summary_days=_days("TRADEMON_BOT_SUMMARY_DAYS", env_str("TRADEMON_BOT_SUMMARY_DAYS", "mon-fri", env)),
-            summary_zone=_zone("TRADEMON_BOT_SUMMARY_TZ", env_str("TRADEMON_BOT_SUMMARY_TZ", "America/New_York", env)),
+            summary_zone=_zone("TRADEMON_BOT_SUMMARY_TZ", summary_tz),
+            zone=_zone("TRADEMON_BOT_TZ", env_str("TRADEMON_BOT_TZ", summary_tz, env)),
             state_dir=Path(state),
             config_root=Path(env_str("TRADEMON_BOT_CONFIG_ROOT", str(paths.config_root()), env)),
             poll_timeout_s=env_int("TRADEMON_BOT_POLL_TIMEOUT", 25, 1, 50, env),

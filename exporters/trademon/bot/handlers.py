@@ -183,7 +183,7 @@ class Handlers:
         await self.record.action("silence", [{"alertname": args[0]}], {"by": who(user), "silence_ids": [sid], "ends_at": ends.isoformat(),
                                                                        "matchers": [{"alertname": args[0]}]})
         capped = f" (capped at the maximum {human(self.cfg.max_silence_s)})" if want > dur else ""
-        return f"🔕 {esc(args[0])} silenced until {fmt_time(ends, self.cfg.summary_zone)}{capped}\nid <code>{sid}</code>"
+        return f"🔕 {esc(args[0])} silenced until {fmt_time(ends, self.cfg.zone)}{capped}\nid <code>{sid}</code>"
 
     async def unsilence_cmd(self, args: list[str], user: dict | None) -> str:
         if len(args) != 1 or not _SILENCE_ID.fullmatch(args[0]):
@@ -267,8 +267,8 @@ class Handlers:
         self.store.set_silences(ref["ref"], silences)
         ref["silences"] = silences
         name = name_of(user)
-        pages.add_note(self.store, ref, f"✋ <b>Acknowledged</b> by {esc(name)} at {render.fmt_clock(self.clock(), self.cfg.summary_zone)}"
-                                        f" · reminders held while it fires (until {render.fmt_clock(ends.timestamp(), self.cfg.summary_zone)})",
+        pages.add_note(self.store, ref, f"✋ <b>Acknowledged</b> by {esc(name)} at {render.fmt_clock(self.clock(), self.cfg.zone)}"
+                                        f" · reminders held while it fires (until {render.fmt_clock(ends.timestamp(), self.cfg.zone)})",
                        ack={"by": name, "until": ends.timestamp(), "warned": False})
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("ack", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences], "ends_at": ends.isoformat(),
@@ -294,12 +294,12 @@ class Handlers:
                 pass
         self.store.set_silences(ref["ref"], silences)
         ref["silences"] = silences
-        pages.add_note(self.store, ref, f"⏳ Extended by {esc(name_of(user))} until {render.fmt_clock(ends.timestamp(), self.cfg.summary_zone)}",
+        pages.add_note(self.store, ref, f"⏳ Extended by {esc(name_of(user))} until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}",
                        ack={**ref["state"]["ack"], "until": ends.timestamp(), "warned": False})
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("ack_extended", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences],
                                                            "ends_at": ends.isoformat(), "matchers": targets})
-        return f"Extended until {render.fmt_clock(ends.timestamp(), self.cfg.summary_zone)}"
+        return f"Extended until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}"
 
     async def _silence(self, ref: dict, action: str, user: dict | None) -> str:
         if ref["silences"]:
@@ -318,11 +318,11 @@ class Handlers:
         ref["silences"] = silences
         names = sorted({lab.get("alertname", "?")[:80] for lab in targets})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(name_of(user))} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}")
+        pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(name_of(user))} until {fmt_time(ends, self.cfg.zone)}: {shown}")
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("silence", targets, {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": targets,
                                                       "message_id": ref["message_id"], "button": action})
-        return f"Silenced until {fmt_time(ends, self.cfg.summary_zone)}"
+        return f"Silenced until {fmt_time(ends, self.cfg.zone)}"
 
     async def _unsilence(self, ref: dict, user: dict | None) -> str:
         if not ref["silences"]:
@@ -333,7 +333,7 @@ class Handlers:
         self.store.set_silences(ref["ref"], [])
         ref["silences"] = []
         by = who(user)
-        at = fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)
+        at = fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.zone)
         pages.add_note(self.store, ref, f"🔔 Unsilenced by {esc(name_of(user))} at {at}", ack=None)
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})

@@ -81,7 +81,7 @@ class Delivery:
         if not gone:
             return []
         ended = []
-        at = render.fmt_clock(time.time(), self.cfg.summary_zone)
+        at = render.fmt_clock(time.time(), self.cfg.zone)
         for page in self.store.open_pages(self.cfg.chat_id, str(payload.get("groupKey", ""))):
             if all(json.dumps(labels, sort_keys=True) in gone for labels in page["alerts"]):
                 pages.add_note(self.store, page, f"✅ <b>Resolved</b> at {at}", resolved=True)
