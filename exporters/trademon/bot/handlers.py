@@ -37,7 +37,8 @@ HELP = """<b>trademon bot</b>
 /exposure [range] – chart of gross exposure per account against its limit
 /runbook &lt;alertname&gt; – what to do when it fires (the runbook shipped with the stack), e.g. /runbook TWSConnectionLost
 /help – this
-Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves); silence 1h, 4h, or until the next session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
+Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves); silence 1h, 4h, or until the next
+session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
 
 REFUSAL_LOG_EVERY_S = 60.0
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
