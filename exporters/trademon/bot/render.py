@@ -125,9 +125,9 @@ def _links(a: dict, links: Links) -> str:
     return " · ".join(out)
 
 
-def blocks(payload: dict, links: Links) -> list[list[str]]:
-    """Per alert, its lines (firing first, then resolved)."""
-    out = []
+def blocks(payload: dict, links: Links) -> list[tuple[dict | None, list[str]]]:
+    """Per alert, its labels (None for a resolved one) and its lines (firing first, then resolved)."""
+    out: list[tuple[dict | None, list[str]]] = []
     for a in payload["alerts"]:
         if a["status"] != "firing":
             continue
@@ -139,20 +139,27 @@ def blocks(payload: dict, links: Links) -> list[list[str]]:
         shown = _links(a, links)
         if shown:
             lines.append(shown)
-        out.append(lines)
+        out.append((a["labels"], lines))
     for a in payload["alerts"]:
         if a["status"] == "resolved":
             name = _cut(a["labels"].get("alertname", ""), 80)
-            out.append([f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), SUMMARY_CHARS)}"])
+            out.append((None, [f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), SUMMARY_CHARS)}"]))
     return out
 
 
 def render(payload: dict, links: Links) -> list[str]:
     """The message(s): one unless the alerts do not fit in one."""
+    return render_page(payload, links)[0]
+
+
+def render_page(payload: dict, links: Links) -> tuple[list[str], list[dict]]:
+    """The message(s), and the label sets of the firing alerts they show: the page's buttons
+    act on these, never on an alert a storm left out of the text."""
     head = header(payload)
     parts: list[list[str]] = [[]]
     omitted = 0
-    for block in blocks(payload, links):
+    shown: list[dict] = []
+    for labels, block in blocks(payload, links):
         text = "\n".join(block)
         size = units(text) + 2
         cur = parts[-1]
@@ -163,6 +170,8 @@ def render(payload: dict, links: Links) -> list[str]:
             parts.append([])
             cur = parts[-1]
         cur.append(text)
+        if labels is not None:
+            shown.append(labels)
     out = []
     n = len(parts)
     for i, p in enumerate(parts, 1):
@@ -170,11 +179,11 @@ def render(payload: dict, links: Links) -> list[str]:
         out.append("\n\n".join([h, *p]))
     if omitted:
         where = f'<a href="{html.escape(links.alertmanager_url)}">Alertmanager</a>' if links.alertmanager_ok else "Alertmanager"
-        out[-1] += f"\n\n… {omitted} more not shown: {where}"
+        out[-1] += f"\n\n… {omitted} more not shown (the buttons act on the {len(shown)} shown): {where}"
     note = links.note()
     if note and any(a["status"] == "firing" for a in payload["alerts"]):
         out[-1] += "\n\n" + html.escape(note, quote=False)
-    return out
+    return out, shown
 
 
 def split_lines(text: str, budget: int = 4000) -> list[str]:
