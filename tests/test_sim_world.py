@@ -119,7 +119,7 @@ def test_broker_truth_in_the_healthy_world_and_the_kill_switch():
     """The simulated trading system's record meets IB's (orders, fills, positions); a tripped
     breaker cancels IB's working orders (a synthetic check's test breaker does not)."""
     w = World(Settings(seed=3), T0)
-    for i in range(6):
+    for _ in range(6):
         w.send(SimpleNamespace(account=w.account_of["momentum"], strategy="momentum", symbol="AAPL", side="buy",
                                quantity=10, order_type="limit", limit_price=1.0), w.t)
     for _ in range(10):  # 5 s: acknowledged (within 2 s), none filled yet at a limit far below the market
