@@ -304,6 +304,7 @@ TUNED = {
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
+    "bot_down_for": "2m", "outbox_stuck_seconds": 300, "page_latency_p95_seconds": 5, "page_latency_for": "5m",
 }
 
 
@@ -379,6 +380,13 @@ NUMERIC = {
     "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
         f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
         f"marketdata_connected{{{IB}}}": flat(1)}, AT),
+    # the oldest page in the bot's outbox v seconds old, all along
+    "outbox_stuck_seconds": ("TelegramOutboxStuck", 1, lambda v: {
+        'trademon_bot_outbox_oldest_age_seconds{job="trademon-bot", instance="b"}': flat(v)}, AT),
+    # every page slower than the bucket le=v: histogram_quantile gives v for p95
+    "page_latency_p95_seconds": ("PageLatencyHigh", 0.1, lambda v: {
+        f'trademon_bot_page_latency_seconds_bucket{{since="webhook", le="{n(v)}", job="trademon-bot"}}': per_min(0),
+        'trademon_bot_page_latency_seconds_bucket{since="webhook", le="+Inf", job="trademon-bot"}': per_min(10)}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
         f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),

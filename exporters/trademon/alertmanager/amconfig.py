@@ -287,8 +287,13 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
                     w["url"] = alert_sink_url
         _alert_sink_token(receiver, s, files, alert_sink_url)
     files.prune()
+    # One line per integration and reason, naming its receivers: one per receiver would pass the
+    # log's repeat limit (5 alike) with the stack's receivers and lose some.
+    grouped: dict[tuple, list[str]] = {}
     for item in left_out:
-        log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
+        grouped.setdefault((item["integration"], item["reason"], item["level"]), []).append(item["receiver"])
+    for (integration, reason, level), names in grouped.items():
+        log.log(level, "receiver integration left out", extra={"integration": integration, "receivers": names, "reason": reason})
     cfg["templates"] = [str(out / "templates" / "*.tmpl")]
     return cfg, left_out
 
