@@ -20,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import fcntl
 import resource
 import socket
+import struct
+import termios
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -212,7 +215,7 @@ class ConnectionCap:
         for proto in list(self.live):
             if over <= 0:
                 break
-            fresh = not proto.got_data and now - proto.opened < self.grace
+            fresh = not proto.got_data and (now - proto.opened < self.grace or proto._unread())
             if proto._waiting() and not fresh and not proto.transport.is_closing():
                 proto._drop()
                 over -= 1
@@ -278,7 +281,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport):
         super().connection_made(transport)
-        self.opened, self.got_data = time.monotonic(), False  # what the cap's grace looks at
+        self.opened, self.got_data, self._late = time.monotonic(), False, False  # what the cap's grace looks at
         self._arm()
         self.cap.live[self] = None
         self.cap.make_room()
@@ -296,8 +299,21 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def _unread(self) -> bool:
+        """Bytes in the kernel's queue this process has not read yet: when nothing was read so far,
+        the event loop is behind a burst, not the client slow."""
+        try:
+            fd = self.transport.get_extra_info("socket").fileno()
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] > 0
+        except (OSError, AttributeError):
+            return False
+
     def _too_slow(self) -> None:
         self._deadline = None
+        if not self.got_data and not self._late and self._unread():
+            self._late = True  # once: the request came in time, the loop had not read it yet
+            self._arm()
+            return
         if self.conn.their_state is not h11.DONE:
             self._drop()
 
