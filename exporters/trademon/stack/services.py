@@ -113,7 +113,7 @@ PARTS: tuple[Part, ...] = (
     _trademon("ib-exporter", ("ib-exporter",), "TRADEMON_IB_EXPORTER_HOST", profile="live",
               settings=("TRADEMON_IB_HOST", "TRADEMON_IB_PORT", "TRADEMON_IB_CLIENT_ID", "TRADEMON_IB_ACCOUNTS", "TRADEMON_IB_SYMBOLS",
                         "TRADEMON_IB_EXPOSURE_LIMIT", "TRADEMON_IB_MARKET_DATA_TYPE", "TRADEMON_IB_STRATEGY_PATTERN",
-                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_LOG_LEVEL")),
+                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_IB_CONTROLLER_URL", "TRADEMON_LOG_LEVEL")),
     Part("prometheus", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", port_var=port_variable("prometheus"),
          ha_depends_on={"victoriametrics": "service_started"}),
     Part("prometheus-b", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", ha=True,
