@@ -76,8 +76,9 @@ def test_missing_settings_leave_integrations_out_with_a_log_line(tmp_path, log_l
     assert rc["heartbeat"] == {"name": "heartbeat"}  # no URL: the dead man's switch sends nothing
     assert all(len(r["webhook_configs"]) == 1 for n, r in rc.items() if n != "heartbeat"), "the bot's webhook is left out with Telegram"
     lines = log_lines()
-    left = {(line["receiver"], line["integration"]) for line in lines if line["message"] == "receiver integration left out"}
-    assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack")}
+    left = {(r, line["integration"]) for line in lines if line["message"] == "receiver integration left out" for r in line["receivers"]}
+    assert left == {("critical", "telegram"), ("critical", "slack"), ("critical", "email"), ("warning", "telegram"), ("warning", "slack"),
+                    ("pager", "slack"), ("pager", "email")}
     hb = next(line for line in lines if line["message"] == "dead man's switch left out")
     assert "HEARTBEAT_URL not set" in hb["reason"] and hb["level"] == "warning"
     tg = next(line for line in lines if line.get("integration") == "telegram")

@@ -344,11 +344,43 @@ def test_runbook_command_for_an_allowed_chat(tmp_path):
     assert any("/runbook <alertname>" in s for s in shown)  # /help lists it
 
 
-def test_runbook_command_refused_for_a_chat_not_allowed(tmp_path):
+def test_strangers_get_no_answer_and_their_refusals_are_logged_rate_limited(tmp_path, caplog):
+    """Every "Not allowed." was a send a stranger could make the bot spend (and a 429 on it)."""
+    import logging
+
     t = _Telegram(tmp_path)
-    sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),  # a chat not allowed
-                 t.command("/runbook DailyLossLimitBreach", user=56))  # a group member not allowed
-    assert [m["text"] for m in sent] == ["Not allowed.", "Not allowed."] and t.h.refused == 2
+    flood = [t.command("/status", chat={"id": 555, "type": "private"}, user=555) for _ in range(30)]
+    with caplog.at_level(logging.INFO, logger="trademon.bot.handlers"):
+        sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),  # a chat not allowed
+                     t.command("/runbook DailyLossLimitBreach", user=56), *flood)  # a group member not allowed
+    assert sent == [] and t.stand.requests == [] and t.h.refused == 32
+    logged = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 <= len(logged) <= 3, [r.getMessage() for r in logged]
+
+
+def test_a_429_on_one_chat_holds_back_only_that_chat():
+    """A stranger's burst got a 429 from Telegram; the trader's page must not wait for it."""
+    stand = TelegramStandIn(TOKEN)
+
+    async def run():
+        tg = TelegramClient(stand.url, TOKEN)
+        try:
+            stand.fail_for(10, first_500=0, retry_after=5, chat_id=555)
+            with pytest.raises(TelegramError):
+                await tg.call_within(time.monotonic() + 1, "sendMessage", {"chat_id": 555, "text": "hi"})
+            t0 = time.monotonic()
+            await tg.call_within(time.monotonic() + 4, "sendMessage", {"chat_id": -100777, "text": "page"})
+            took = time.monotonic() - t0
+            with pytest.raises(TelegramError):  # the refused chat itself still waits its retry_after
+                await tg.call_within(time.monotonic() + 1, "sendMessage", {"chat_id": 555, "text": "again"})
+            return took
+        finally:
+            await tg.close()
+            stand.close()
+
+    took = asyncio.run(run())
+    assert took < 1.0
+    assert stand.statuses() == [429, 200]  # no second try at 555 inside its retry_after
 
 
 def test_runbook_button_sends_the_runbook_to_the_chat(tmp_path):

@@ -21,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from trademon import grafana_uids
+from trademon import contract, grafana_uids
+from trademon.bot.config import derived_webhook_token
 from trademon.settings.env import port_variable
 from trademon.gen import dashboard_queries as dq
 from trademon.gen import hostfilter
@@ -29,6 +30,7 @@ from trademon.stack.native import prometheus_cmd, render_prometheus_config
 
 from tests.support.procs import free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
+from tests.support.standins import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = dq.load(ROOT)
@@ -39,8 +41,12 @@ LABEL_VALUES = re.compile(r"^label_values\((?P<metric>\w+),\s*(?P<label>\w+)\)$"
 DATA_TIMEOUT = 90.0  # seconds for every panel to have data, from the first scrape
 
 
+BOT_TOKEN = "7312345678:AAG-fakeTelegramToken_dashboardslive"
+
+
 class Stack:
-    """Simulator, alert sink, synthetic checks and am-config --watch, scraped by Prometheus with the project's config."""
+    """Simulator, alert sink, synthetic checks, am-config --watch and the Telegram bot (against
+    the Telegram stand-in), scraped by Prometheus with the project's config."""
 
     def __init__(self, workdir: Path, configure=None):
         """``configure``: a function of the rendered prometheus.yml (tests/test_store_live.py
@@ -63,8 +69,18 @@ class Stack:
                     {port_variable("alertmanager-config"): str(self.amc_port)}, workdir / "am-config.log")
         self.procs.append(amc)
         wait_http(f"http://127.0.0.1:{self.amc_port}/readyz", 30, amc)
+        # the bot, delivering to the Telegram stand-in
+        self.telegram = TelegramStandIn(BOT_TOKEN)
+        self.bot_port = free_port()
+        bot = start("trademon-bot", [sys.executable, "-m", "trademon", "bot"],
+                    {"TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "42", "TELEGRAM_API_URL": self.telegram.url,
+                     "TRADEMON_BOT_PORT": str(self.bot_port), "TRADEMON_BOT_STATE_DIR": str(workdir / "bot"),
+                     "TRADEMON_BOT_POLL_TIMEOUT": "1"}, workdir / "bot.log")
+        self.procs.append(bot)
+        wait_http(f"http://127.0.0.1:{self.bot_port}/healthz", 30, bot)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",
-                        "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}"})
+                        "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}",
+                        contract.BOT: f"127.0.0.1:{self.bot_port}"})
         cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s")
         if configure is not None:
             cfg = configure(cfg)
@@ -117,6 +133,7 @@ class Stack:
         for p in reversed(self.procs):
             p.close()
         self.sim.close()
+        self.telegram.close()
 
 
 def webhook(status: str) -> dict:
@@ -135,6 +152,10 @@ def exercise(stack: Stack) -> None:
     payload, a duplicate and an invalid intent (each makes its labelled counter appear)."""
     sink = f"http://127.0.0.1:{stack.sink_port}"
     requests.post(f"{sink}/alerts", json=webhook("firing"), timeout=5).raise_for_status()
+    page = webhook("firing") | {"receiver": "critical", "commonLabels": {"alertname": "Watchdog", "severity": "critical"}}
+    r = requests.post(f"http://127.0.0.1:{stack.bot_port}/alerts", json=page, timeout=15,
+                      headers={"Authorization": f"Bearer {derived_webhook_token(BOT_TOKEN)}"})
+    assert r.json()["status"] == "delivered", r.text
     assert requests.post(f"{sink}/alerts", data="not json", headers={"Content-Type": "application/json"},
                          timeout=5).status_code >= 400
     api = stack.sim.url("automatictrader-api")

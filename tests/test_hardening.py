@@ -317,3 +317,153 @@ def test_the_bot_refuses_a_webhook_call_without_its_token_before_reading_the_bod
     finally:
         p.close()
         telegram.close()
+
+
+# --- 5. a slow Telegram delays only its own send -----------------------------------------------
+
+class Blackhole:
+    """A Bot API stand-in that takes connections and requests and never answers (Telegram's edge
+    unreachable behind a proxy that holds the connection). ``answer_chats``: requests for these
+    chats get a normal sendMessage answer, so one chat's stall can be told from another's."""
+
+    def __init__(self, answer_chats: tuple[str, ...] = ()):
+        import http.server
+        import threading
+
+        answer = set(answer_chats)
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    chat = str(json.loads(raw).get("chat_id"))
+                except ValueError:
+                    chat = ""
+                if chat not in answer:
+                    self.server.outer.release.wait(120)  # noqa: the stall itself
+                    return
+                body = json.dumps({"ok": True, "result": {"message_id": 1, "chat": {"id": int(chat)}, "date": 0, "text": "x"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.outer = self
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_eight_notifications_with_telegram_blackholed_are_each_answered_within_the_delivery_time(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    hole = Blackhole()
+    url, p, headers = start_bot(tmp_path, hole.url, {"TRADEMON_BOT_DELIVER_WITHIN": "2"})
+    try:
+        def notify(n):
+            body = {**PAYLOAD, "groupKey": f"hole-{n}", "alerts": [{**PAYLOAD["alerts"][0], "labels": {"alertname": f"Hole{n}"}}]}
+            t0 = time.monotonic()
+            r = requests.post(f"{url}/alerts", json=body, headers=headers, timeout=120)
+            return r.status_code, r.json().get("status"), time.monotonic() - t0
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(notify, range(8)))
+        assert all(code == 200 and status == "queued" for code, status, _ in answers), answers
+        slowest = max(took for *_, took in answers)
+        assert slowest < 2 + 3, f"answers took {sorted(round(t, 1) for *_, t in answers)} s with a 2 s delivery time"
+    finally:
+        p.close()
+        hole.close()
+
+
+def test_a_stalled_chat_does_not_hold_another_chats_send():
+    import asyncio
+
+    from trademon.bot.telegram import TelegramClient, TelegramError
+
+    hole = Blackhole(answer_chats=("2",))
+
+    async def run():
+        tg = TelegramClient(hole.url, BOT_TOKEN, timeout=10)
+        try:
+            stalled = asyncio.create_task(tg.call_within(time.monotonic() + 30, "sendMessage", {"chat_id": 1, "text": "a"}))
+            await asyncio.sleep(0.3)
+            t0 = time.monotonic()
+            result = await tg.call_within(time.monotonic() + 30, "sendMessage", {"chat_id": 2, "text": "b"})
+            took = time.monotonic() - t0
+            stalled.cancel()
+            return result, took
+        finally:
+            await tg.close()
+
+    try:
+        result, took = asyncio.run(run())
+    except TelegramError as e:
+        raise AssertionError(f"the second chat's send failed: {e}") from None
+    finally:
+        hole.close()
+    assert result["chat"]["id"] == 2 and took < 2, took
+
+
+# --- 6. password checks never stall the loop; config errors never print a credential --------
+
+@pytest.mark.parametrize("url", ['http://admin:pa"ss-Secret-9@example.com', "http://admin:pass Secret-9@example.com",
+                                 f"http://{BOT_TOKEN.split(':')[1]}@example.com/x y"], ids=["quote", "space", "token-as-user"])
+@pytest.mark.parametrize("command", [["bot"], ["am-config", "--out", "{out}"]])
+def test_a_config_error_never_prints_the_credential_in_a_url(tmp_path, url, command):
+    import subprocess
+    import sys
+
+    secret = "Secret-9" if "Secret-9" in url else BOT_TOKEN.split(":")[1]
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "42", "TRADEMON_BOT_PROMETHEUS_URL": url, "GRAFANA_URL": url}
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    r = subprocess.run([sys.executable, "-m", "trademon", *args], env=env, capture_output=True, text=True, timeout=60)
+    text = r.stdout + r.stderr
+    assert "not an http(s) URL" in text and (r.returncode != 0 or command[0] == "am-config"), text  # am-config leaves a bad link out
+    assert secret not in text and "pa\"ss" not in text, text
+
+
+def test_a_flood_of_wrong_passwords_does_not_stall_the_health_check(tmp_path):
+    import statistics
+    import threading
+
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()}}))
+    url, p, _ = start_sink(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web)})
+    stop = threading.Event()
+
+    def flood():
+        with requests.Session() as s:
+            while not stop.is_set():
+                s.get(f"{url}/metrics", auth=("prometheus", "wrong-password"), timeout=30)
+    try:
+        assert requests.get(f"{url}/metrics", auth=("prometheus", PASSWORD), timeout=30).status_code == 200  # cached from now on
+        threads = [threading.Thread(target=flood) for _ in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        health, scrape = [], []
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert requests.get(f"{url}/healthz", timeout=30).status_code == 200
+            health.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            assert requests.get(f"{url}/metrics", auth=("prometheus", PASSWORD), timeout=30).status_code == 200
+            scrape.append(time.monotonic() - t0)
+        # bcrypt at cost 12 takes ~250 ms: in the event loop every answer would wait behind it
+        assert statistics.median(health) < 0.1 and statistics.median(scrape) < 0.1, (statistics.median(health), statistics.median(scrape))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        p.close()

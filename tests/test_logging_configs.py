@@ -20,6 +20,7 @@ import yaml
 
 from trademon import contract
 from trademon.runtime.logs import JsonFormatter
+from trademon.settings.values import seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 LOKI = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text())
@@ -29,9 +30,7 @@ LOG_LABELS = ("level", "logger", "service")
 
 
 def hours(d: str) -> float:
-    mt = re.fullmatch(r"(\d+)([hd])", d)
-    assert mt, f"not a duration in hours or days: {d}"
-    return int(mt[1]) * (24 if mt[2] == "d" else 1)
+    return seconds(d) / 3600
 
 
 def trademon_log_line() -> dict:

@@ -15,6 +15,7 @@ import yaml
 
 from trademon import contract
 from trademon.gen import dashboard_queries as dq
+from trademon.settings.values import seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -79,11 +80,6 @@ def test_experimental_functions_stay_off():
 # Range selectors are left-open in Prometheus 3: a sample exactly at the window's start no
 # longer counts. A window of under 4 scrape intervals can then hold too few samples for
 # rate() to answer: every literal window is at least 4 x scrape_interval.
-def seconds(d: str) -> int:
-    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[u]
-               for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w)", d))
-
-
 @pytest.mark.parametrize("where,expr", EXPRS, ids=[w for w, _ in EXPRS])
 def test_range_windows_hold_enough_samples_under_left_open_ranges(where, expr):
     scrape = seconds(yaml.safe_load((PROM / "prometheus.yml").read_text())["global"]["scrape_interval"])

@@ -306,6 +306,7 @@ TUNED = {
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
     "ib_2fa_for": "3m", "ib_gateway_log_window": "30m", "ib_reauth_warn_seconds": 43200, "ib_controller_down_for": "5m",
+    "bot_down_for": "2m", "outbox_stuck_seconds": 300, "page_latency_p95_seconds": 5, "page_latency_for": "5m",
 }
 
 
@@ -383,6 +384,13 @@ NUMERIC = {
         f"marketdata_connected{{{IB}}}": flat(1)}, AT),
     # IB's weekly re-authentication v seconds away, all along
     "ib_reauth_warn_seconds": ("IBWeeklyReauthSoon", -1, lambda v: {f"ib_gateway_reauth_in_seconds{{{IB}}}": flat(v)}, AT),
+    # the oldest page in the bot's outbox v seconds old, all along
+    "outbox_stuck_seconds": ("TelegramOutboxStuck", 1, lambda v: {
+        'trademon_bot_outbox_oldest_age_seconds{job="trademon-bot", instance="b"}': flat(v)}, AT),
+    # every page slower than the bucket le=v: histogram_quantile gives v for p95
+    "page_latency_p95_seconds": ("PageLatencyHigh", 0.1, lambda v: {
+        f'trademon_bot_page_latency_seconds_bucket{{since="webhook", le="{n(v)}", job="trademon-bot"}}': per_min(0),
+        'trademon_bot_page_latency_seconds_bucket{since="webhook", le="+Inf", job="trademon-bot"}': per_min(10)}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
         f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),

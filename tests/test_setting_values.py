@@ -85,9 +85,11 @@ def test_account_ids_are_letters_and_digits(text, ok):
 
 def test_the_exporter_and_the_monitoring_config_take_the_same_account_ids(tmp_path):
     """The rule the ib-exporter applies to TRADEMON_IB_ACCOUNTS is the one monitoring/config.yml's
-    accounts: are checked with (they disagreed: the config took '.', '_' and '-')."""
+    accounts: and the simulator's TRADEMON_SIM_ACCOUNTS are checked with (they disagreed: the
+    config took '.', '_' and '-', the simulator ':' too)."""
     from trademon.ib import config as ib_config
     from trademon.settings import thresholds
+    from trademon.sim import settings as sim_settings
 
     (tmp_path / "monitoring").mkdir()
     cfg = tmp_path / "monitoring" / "config.yml"
@@ -103,4 +105,23 @@ def test_the_exporter_and_the_monitoring_config_take_the_same_account_ids(tmp_pa
             exporter_ok = True
         except ConfigError:
             exporter_ok = False
-        assert config_ok is exporter_ok is values.is_account_id(account), account
+        try:
+            sim_settings.load({"TRADEMON_SIM_ACCOUNTS": account})
+            sim_ok = True
+        except ConfigError:
+            sim_ok = False
+        assert config_ok is exporter_ok is sim_ok is values.is_account_id(account), account
+
+
+@pytest.mark.parametrize("text, ok", [("123456789", True), ("-1001234567890", True), ("0", False), ("12a", False),
+                                      ("1" * 21, False), ("", False)])
+def test_telegram_chat_ids(text, ok):
+    if ok:
+        assert values.telegram_chat_id(text) == int(text)
+    else:
+        with pytest.raises(ValueError, match="not a Telegram chat id"):
+            values.telegram_chat_id(text)
+
+
+def test_telegram_bot_tokens():
+    assert values.is_bot_token("123456:ABC-def_1") and not values.is_bot_token("ABC:123") and not values.is_bot_token("123456:")

@@ -146,7 +146,9 @@ def test_the_kubernetes_base_is_the_description():
         assert c["args"] == list(part.command)
         assert [p["containerPort"] for p in c["ports"]] == [part.port]
         assert c["readinessProbe"]["httpGet"]["path"] == part.health
-        env = {e["name"]: e["value"] for e in c["env"]}
+        env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+        from_secrets = {e["name"] for e in c["env"] if "valueFrom" in e}  # the bot's Telegram settings
+        assert from_secrets <= set(part.settings), sorted(from_secrets - set(part.settings))
         assert env.pop(part.listen) == "0.0.0.0" and env.pop(part.port_var) == str(part.port)
         for var, template in part.wiring.items():
             assert env.pop(var, None) == render(template, base), var

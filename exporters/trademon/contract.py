@@ -35,6 +35,7 @@ JOBS: dict[str, Job] = {
         Job("synthetic", 9111, "trademon", "continuous synthetic checks"),
         Job("alert-sink", 9112, "trademon", "file-based Alertmanager webhook receiver"),
         Job("alertmanager-config", 9113, "trademon", "Alertmanager config render kept current: market calendar, IB schedule"),
+        Job("trademon-bot", 9114, "trademon", "the Telegram companion: page delivery (outbox), buttons, commands"),
         Job("prometheus", 9090, "stack", "Prometheus"),
         Job("alertmanager", 9093, "stack", "Alertmanager"),
         Job("grafana", 3000, "stack", "Grafana"),
@@ -49,8 +50,9 @@ JOBS: dict[str, Job] = {
 # The simulator's own control endpoint (scenarios on/off, clock). Not a scrape job.
 SIM_CONTROL_PORT = 9119
 
-# `trademon bot`'s webhook for Alertmanager (and its /healthz, /metrics). Not a scrape job yet.
-BOT_PORT = 9114
+# `trademon bot`'s webhook for Alertmanager, and its /healthz, /readyz, /metrics.
+BOT = "trademon-bot"
+BOT_PORT = JOBS[BOT].port
 
 
 def jobs_of_kind(kind: str) -> list[str]:
@@ -91,6 +93,9 @@ WORKER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 FILL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 # Signed: a negative slippage is price improvement.
+# A page from Alertmanager's send (or the alert's start) to Telegram's acceptance: the money
+# pages' bar is 5 s (MiFID RTS 7's real-time alerts), the pager alert's 10 s (p95).
+PAGE_LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 SLIPPAGE_BPS_BUCKETS = (-50.0, -20.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 API = "automatictrader-api"
@@ -100,6 +105,19 @@ IB = "ib-exporter"
 SYN = "synthetic"
 SINK = "alert-sink"
 AMC = "alertmanager-config"
+
+# The reasons Telegram refuses the bot for good (until someone fixes the setting), with the fix;
+# trademon_bot_telegram_refused's label values and TelegramRefusesBot's description.
+TELEGRAM_REFUSALS = {
+    "token_rejected": "Telegram answers 401 Unauthorized: the bot token was revoked or is wrong. Get the current "
+                      "token from @BotFather (/token), set TELEGRAM_BOT_TOKEN in .env and restart trademon-bot",
+    "bot_blocked": "Telegram answers 403 Forbidden: the bot was blocked by the user or removed from the group. "
+                   "Unblock it (or add it back to the group) and send it /start",
+    "chat_not_found": "Telegram answers 400 chat not found: TELEGRAM_CHAT_ID names no chat the bot is in. Send the bot "
+                      "a message, read the chat id from getUpdates, set TELEGRAM_CHAT_ID and restart trademon-bot",
+    "chat_migrated": "Telegram answers 400: the group was upgraded to a supergroup and has a new id. Set "
+                     "TELEGRAM_CHAT_ID to the supergroup's id (-100...) and restart trademon-bot",
+}
 
 
 def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
@@ -176,6 +194,15 @@ METRICS: tuple[Metric, ...] = (
     _m("alert_sink_notifications_total", COUNTER, "Notifications written to the JSON-lines file; status is firing or resolved.", ["receiver", "status"], job=SINK, group="Alert sink"),
     _m("alert_sink_rejected_total", COUNTER, "Payloads refused, by reason.", ["reason"], job=SINK, group="Alert sink"),
     _m("alert_sink_last_notification_timestamp_seconds", GAUGE, "Unix time of the last notification written.", job=SINK, group="Alert sink"),
+    # Telegram bot (trademon bot): the pager's last hop
+    _m("trademon_bot_notifications_total", COUNTER, "Notifications from Alertmanager: delivered, deferred to the outbox, or retried (taken already, not sent twice).", ["outcome"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_outbox_pending", GAUGE, "Notifications accepted and not yet delivered to Telegram; absent while the outbox cannot be read.", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_outbox_oldest_age_seconds", GAUGE, "Age of the oldest notification waiting in the outbox, 0 when it is empty; absent while the outbox cannot be read.", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_telegram_sends_total", COUNTER, "Messages sent to Telegram (sendMessage, sendPhoto), by result (ok, refused, rate_limited, failed) and Telegram's error code (200 when ok, network when unreachable).", ["result", "code"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_telegram_refused", GAUGE, "1 while Telegram refuses the bot for this reason (one of TELEGRAM_REFUSALS), else 0: set by the refusal, cleared by the next success.", ["reason"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_pages_delivered_total", COUNTER, "Firing notifications (pages) delivered to Telegram, by severity.", ["severity"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_page_latency_seconds", HISTOGRAM, "Time to Telegram's acceptance of a page's last message, since Alertmanager's send (since=webhook) and since the newest alert's startsAt (since=alert_start).", ["since"], job=BOT, group="Telegram bot", buckets=PAGE_LATENCY_BUCKETS),
+    _m("trademon_bot_poll_conflict", GAUGE, "1 while Telegram answers getUpdates with 409 Conflict (a second poller with the same token).", job=BOT, group="Telegram bot"),
     # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
     _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
     _m("trademon_market_calendar_end_timestamp_seconds", GAUGE, "Unix time the rendered market-open intervals end (the calendar horizon).", job=AMC, group="Market and IB schedule"),

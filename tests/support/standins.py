@@ -147,7 +147,10 @@ class TelegramStandIn:
     (multipart; the PNG kept), answerCallbackQuery, and getUpdates as a long poll: a new
     getUpdates ends one still waiting with 409 Conflict ("terminated by other getUpdates
     request"), as Telegram does when two processes poll one token. The test plays the
-    trader with ``command()`` and ``press()``; ``fail_for()`` makes sendMessage fail.
+    trader with ``command()`` and ``press()``; ``fail_for()`` makes sendMessage fail. The
+    refusals for good, as Telegram words them: ``refuse("token")`` (the token revoked: 401 to
+    every method), ``refuse("blocked")`` (403 to sendMessage), ``refuse("chat")`` (400 chat not
+    found), ``refuse("migrated")`` (400 with migrate_to_chat_id); ``refuse(None)`` ends it.
     """
 
     METHODS = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto", "answerCallbackQuery", "getUpdates", "getMe"}
@@ -156,8 +159,10 @@ class TelegramStandIn:
         self.token = token
         self.requests: list[Request] = []
         self._fail_until = 0.0
+        self._refusal: str | None = None
         self._fail_500 = 0
         self._retry_after = 1
+        self._fail_chat: int | None = None
         self._next_id = 1
         self.messages: dict[int, dict] = {}      # message_id -> the message as it stands (edits applied)
         self.photos: list[dict] = []
@@ -170,12 +175,34 @@ class TelegramStandIn:
         self._server = _Server(self._handle)
         self.url = f"http://127.0.0.1:{self._server.port}"
 
-    def fail_for(self, seconds: float, first_500: int = 1, retry_after: int = 1) -> None:
-        """For ``seconds``: the first ``first_500`` sendMessage requests get HTTP 500, then 429 with retry_after."""
+    def fail_for(self, seconds: float, first_500: int = 1, retry_after: int = 1, chat_id: int | None = None) -> None:
+        """For ``seconds``: the first ``first_500`` sendMessage requests get HTTP 500, then 429 with retry_after;
+        with ``chat_id``, only the sends to that chat (Telegram's flood limit is per chat)."""
         with self._server.lock:
             self._fail_until = time.monotonic() + seconds
             self._fail_500 = first_500
             self._retry_after = retry_after
+            self._fail_chat = chat_id
+
+    REFUSALS = {
+        "token": (401, "Unauthorized", {}),
+        "blocked": (403, "Forbidden: bot was blocked by the user", {}),
+        "chat": (400, "Bad Request: chat not found", {}),
+        "migrated": (400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": -1001234567890}),
+    }
+
+    def refuse(self, what: str | None) -> None:
+        with self._server.lock:
+            if what is not None and what not in self.REFUSALS:
+                raise ValueError(f"refuse({what!r}): one of {sorted(self.REFUSALS)} or None")
+            self._refusal = what
+
+    def _refused(self, method: str):
+        """The error Telegram answers ``method`` with under the current refusal, or None."""
+        if self._refusal is None or (self._refusal != "token" and method not in ("sendMessage", "sendPhoto")):
+            return None
+        code, description, params = self.REFUSALS[self._refusal]
+        return self._error(code, description, **params)
 
     def _handle(self, path: str, ctype: str, raw: bytes):
         m = re.fullmatch(r"/bot([^/]+)/(\w+)", path)
@@ -187,7 +214,11 @@ class TelegramStandIn:
         for key in ("reply_markup", "allowed_updates", "link_preview_options"):
             if isinstance(body.get(key), str):  # form-encoded requests send JSON-serialized fields
                 body[key] = json.loads(body[key])
-        if m and m.group(1) == self.token and m.group(2) == "getUpdates":
+        with self._server.lock:
+            refused = self._refused(m.group(2)) if m else None
+        if refused is not None:
+            status, answer = refused
+        elif m and m.group(1) == self.token and m.group(2) == "getUpdates":
             status, answer = self._get_updates(body)
         else:
             with self._server.lock:
@@ -214,7 +245,8 @@ class TelegramStandIn:
         if method == "answerCallbackQuery":
             self.callback_answers[str(body.get("callback_query_id"))] = body
             return 200, {"ok": True, "result": True}
-        if method == "sendMessage" and time.monotonic() < self._fail_until:
+        if method == "sendMessage" and time.monotonic() < self._fail_until and (
+                self._fail_chat is None or str(body.get("chat_id")) == str(self._fail_chat)):
             if self._fail_500 > 0:
                 self._fail_500 -= 1
                 return self._error(500, "Internal Server Error")

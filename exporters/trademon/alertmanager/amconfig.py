@@ -39,7 +39,7 @@ import yaml
 
 from trademon.runtime import logs
 from trademon.settings import webconfig
-from trademon.settings import paths
+from trademon.settings import paths, values
 from trademon.settings.env import ConfigError, env_str, secret, url
 
 if TYPE_CHECKING:  # only for an annotation: markets needs the calendars extra
@@ -136,14 +136,15 @@ def _telegram(cfg: dict, s: Settings, files: SecretFiles) -> None:
     s.require("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
     token = s.secret("TELEGRAM_BOT_TOKEN")
     chat = s.value("TELEGRAM_CHAT_ID")
-    if not re.fullmatch(r"-?\d{1,20}", chat) or int(chat) == 0:
-        raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id",
-                               "a non-zero whole number such as 123456789 or -1001234567890")), logging.ERROR)
-    if not token or not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
-        raise Skip("TELEGRAM_BOT_TOKEN: not a bot token (expected <digits>:<letters>, as BotFather gives it)", logging.ERROR)
+    try:
+        chat_id = values.telegram_chat_id(chat)
+    except ValueError:
+        raise Skip(str(ConfigError("TELEGRAM_CHAT_ID", chat, "not a Telegram chat id", values.CHAT_ID_ALLOWED)), logging.ERROR) from None
+    if not token or not values.is_bot_token(token):
+        raise Skip(f"TELEGRAM_BOT_TOKEN: not a bot token (expected {values.BOT_TOKEN_ALLOWED})", logging.ERROR)
     cfg.pop("bot_token", None)
     cfg["bot_token_file"] = files.write("telegram_bot_token", token)
-    cfg["chat_id"] = int(chat)
+    cfg["chat_id"] = chat_id
     api = s.get("TELEGRAM_API_URL")  # a self-hosted Bot API server (and the tests' stand-in)
     if api:
         cfg["api_url"] = _checked_url("TELEGRAM_API_URL", api)
@@ -286,8 +287,13 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
                     w["url"] = alert_sink_url
         _alert_sink_token(receiver, s, files, alert_sink_url)
     files.prune()
+    # One line per integration and reason, naming its receivers: one per receiver would pass the
+    # log's repeat limit (5 alike) with the stack's receivers and lose some.
+    grouped: dict[tuple, list[str]] = {}
     for item in left_out:
-        log.log(item["level"], "receiver integration left out", extra={k: v for k, v in item.items() if k != "level"})
+        grouped.setdefault((item["integration"], item["reason"], item["level"]), []).append(item["receiver"])
+    for (integration, reason, level), names in grouped.items():
+        log.log(level, "receiver integration left out", extra={"integration": integration, "receivers": names, "reason": reason})
     cfg["templates"] = [str(out / "templates" / "*.tmpl")]
     return cfg, left_out
 

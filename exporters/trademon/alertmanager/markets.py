@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from trademon.settings.env import ConfigError, env_int, env_str
+from trademon.settings.values import WEEKDAYS, weekday
 
 DEFAULT_EXCHANGES = ("XNYS",)
 MAX_EXCHANGES = 8  # each is a label value of trademon_market_open: bounded
@@ -223,8 +224,7 @@ DEFAULT_IB_MAINTENANCE = "na"
 DEFAULT_GATEWAY_RESTART = "23:45@America/New_York"  # IB Gateway's default auto-restart time (Configure > Lock and Exit)
 GATEWAY_RESTART_MINUTES = 15  # a Gateway restart plus its re-login
 MAX_WINDOWS = 8  # each is a label value of trademon_ib_maintenance_window: bounded
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPEC = re.compile(r"(?:(mon|tue|wed|thu|fri|sat|sun) )?(\d\d):(\d\d)-(\d\d):(\d\d)@([A-Za-z_+/-]+)")
+_SPEC = re.compile(r"(?:(" + "|".join(d[:3] for d in WEEKDAYS) + r") )?(\d\d):(\d\d)-(\d\d):(\d\d)@([A-Za-z_+/-]+)")
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ def parse_window(name: str, spec: str, variable: str = "TRADEMON_IB_MAINTENANCE"
         start, end = time(int(h0), int(m0)), time(int(h1), int(m1))
     except (ValueError, KeyError, OSError):
         raise ConfigError(variable, spec, "bad time or unknown time zone", allowed) from None
-    return Window(name, start, end, tz, _WEEKDAYS.index(wd) if wd else None)
+    return Window(name, start, end, tz, weekday(wd) if wd else None)
 
 
 def ib_windows_from_env(env: Mapping[str, str] | None = None) -> list[Window]:

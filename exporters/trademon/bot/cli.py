@@ -13,24 +13,12 @@ import logging
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
+from trademon.bot.metrics import BotMetrics
 from trademon.runtime import logs
 from trademon.settings.env import ConfigError, env_choice
 from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 
 log = logging.getLogger("trademon.bot")
-
-
-class BotMetrics:
-    def __init__(self):
-        self.registry = CollectorRegistry()
-        self.notifications = Counter("trademon_bot_notifications",
-                                     "Notifications from Alertmanager: delivered, deferred to the outbox, or retried (taken already, not sent twice).",
-                                     ["outcome"], registry=self.registry)
-        self.outbox = Gauge("trademon_bot_outbox_pending", "Notifications accepted and not yet delivered to Telegram.", registry=self.registry)
-        self.conflict = Gauge("trademon_bot_poll_conflict", "1 while Telegram answers getUpdates with 409 Conflict (a second poller).",
-                              registry=self.registry)
 
 
 class Bot:
@@ -65,7 +53,8 @@ class Bot:
                 log.warning(wrong)
         self.metrics = BotMetrics()
         self.store = Store(cfg.state_dir / "bot.sqlite3")
-        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token)
+        self.metrics.watch_outbox(self.store.depth)
+        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token, answered=self.metrics.telegram_answered)
         self.am = Alertmanager(cfg.alertmanager_url)
         self.prom = Prometheus(cfg.prometheus_url)
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
@@ -81,10 +70,9 @@ class Bot:
         from trademon.bot.webhook import build_app
 
         def polling_ok() -> bool:
-            self.metrics.conflict.set(1 if self.poller.conflict else 0)
             return not self.poller.conflict
 
-        self.metrics.outbox.set(self.store.pending())
+        self.metrics.conflict.set_function(lambda: 1 if self.poller.conflict else 0)  # as of each scrape
         # Not ready exactly while it cannot do its job: a second poller takes the button presses,
         # a state directory that takes no write takes no notification.
         return basics_app(self.metrics.registry, Probes({"telegram polling (no 409 conflict)": polling_ok,

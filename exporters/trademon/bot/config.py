@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import time as dtime
 from pathlib import Path
 from collections.abc import Mapping
@@ -40,15 +40,16 @@ def bot_token(env: Mapping[str, str]) -> str:
     token = secret("TELEGRAM_BOT_TOKEN", env)
     if token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN", None, "not set", "the token BotFather gave (<digits>:<letters>), in .env or via TELEGRAM_BOT_TOKEN_FILE")
-    if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", token):
-        raise ConfigError("TELEGRAM_BOT_TOKEN", "***", "not a bot token", "<digits>:<letters>, as BotFather gives it")
+    if not values.is_bot_token(token):
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "***", "not a bot token", values.BOT_TOKEN_ALLOWED)
     return token
 
 
 def chat_id(name: str, value: str) -> int:
-    if not re.fullmatch(r"-?\d{1,20}", value) or int(value) == 0:
-        raise ConfigError(name, value, "not a Telegram chat id", "a non-zero whole number such as 123456789 or -1001234567890")
-    return int(value)
+    try:
+        return values.telegram_chat_id(value)
+    except ValueError:
+        raise ConfigError(name, value, "not a Telegram chat id", values.CHAT_ID_ALLOWED) from None
 
 
 def id_list(name: str, env: Mapping[str, str]) -> frozenset[int]:
@@ -81,32 +82,35 @@ def _zone(name: str, value: str) -> ZoneInfo:
 
 @dataclass
 class BotConfig:
+    """The bot's settings. Made only by :meth:`from_env`, where each default is written once, as
+    the variable's value would be in .env (no dataclass defaults: a second copy could drift)."""
+
     token: str
     chat_id: int                    # where notifications go
     allowed_chats: frozenset[int]   # chats that may run commands and press buttons
     allowed_users: frozenset[int]   # in a group: the users who may act
     webhook_token: str
-    telegram_api_url: str = "https://api.telegram.org"
-    host: str = "127.0.0.1"
-    port: int = contract.BOT_PORT
-    alertmanager_url: str = "http://127.0.0.1:9093"
-    alertmanager_external_url: str = "http://localhost:9093"
-    prometheus_url: str = "http://127.0.0.1:9090"
-    grafana_url: str = "http://localhost:3000"
-    alert_sink_url: str | None = None
-    alert_sink_token: str | None = None  # TRADEMON_API_TOKEN, when the alert-sink asks for one
-    max_silence_s: float = 24 * 3600
-    summary_at: dtime = dtime(16, 15)
-    summary_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
-    summary_days: frozenset[int] = frozenset(range(5))
-    state_dir: Path = Path(DEFAULT_STATE_DIR)
-    poll_timeout_s: int = 25
-    deliver_within_s: float = 8.0   # try Telegram this long before answering from the outbox
+    telegram_api_url: str
+    host: str
+    port: int
+    alertmanager_url: str
+    alertmanager_external_url: str
+    prometheus_url: str
+    grafana_url: str
+    alert_sink_url: str | None
+    alert_sink_token: str | None  # TRADEMON_API_TOKEN, when the alert-sink asks for one
+    max_silence_s: float
+    summary_at: dtime
+    summary_zone: ZoneInfo
+    summary_days: frozenset[int]
+    state_dir: Path
+    config_root: Path  # holds monitoring/config.yml and alertmanager/alertmanager.yml
+    poll_timeout_s: int
+    deliver_within_s: float   # try Telegram this long before answering from the outbox
     # Alertmanager's retry of a notification already taken comes within a group_interval (5m at
     # most on the shipped routes to the bot); the same content on purpose only after its
     # repeat_interval (1h at least): within this window the same content is not sent twice.
-    retry_window_s: float = 15 * 60
-    config_root: Path = paths.IMAGE_ROOT  # holds monitoring/config.yml and alertmanager/alertmanager.yml
+    retry_window_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:

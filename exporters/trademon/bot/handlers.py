@@ -1,5 +1,6 @@
-"""Commands and button presses. Everyone but the configured chats/users is refused (logged,
-answered "Not allowed."); a callback whose signature, chat or reference does not check out
+"""Commands and button presses. Everyone but the configured chats/users is refused: a command
+gets no answer at all (a stranger must cost no send, nor a 429 on it), a button press only
+the callback answer; refusals are logged, at most once a minute. A callback whose signature, chat or reference does not check out
 does nothing but say the button is not valid."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ HELP = """<b>trademon bot</b>
 /help – this
 Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it; 📖 shows the alert's runbook here."""
 
+REFUSAL_LOG_EVERY_S = 60.0
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -72,6 +74,7 @@ class Handlers:
         self.reports, self.hours, self.clock = reports, hours, clock
         self.runbooks = runbooks or Runbooks({})
         self.refused = 0
+        self._refusals_logged_at, self._refusals_unlogged = -REFUSAL_LOG_EVERY_S, 0
 
     # --- dispatch --------------------------------------------------------------------------
     async def dispatch(self, update: dict) -> None:
@@ -85,7 +88,13 @@ class Handlers:
         if may_act(self.cfg.allowed_chats, self.cfg.allowed_users, chat, user):
             return True
         self.refused += 1
-        log.warning("refused: not an allowed chat/user", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id"), "what": what[:40]})
+        now = time.monotonic()
+        if now - self._refusals_logged_at < REFUSAL_LOG_EVERY_S:  # a stranger's flood must not flood the log either
+            self._refusals_unlogged += 1
+            return False
+        log.warning("refused: not an allowed chat/user", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id"), "what": what[:40],
+                                                                "refused_since_last_logged": self._refusals_unlogged})
+        self._refusals_logged_at, self._refusals_unlogged = now, 0
         return False
 
     async def reply(self, chat_id: int, text: str) -> None:
@@ -96,7 +105,6 @@ class Handlers:
         words = msg["text"][:500].split()
         name = words[0][1:].split("@")[0].lower()
         if not self._allowed(chat, user, name):
-            await self.tg.call("sendMessage", {"chat_id": chat["id"], "text": "Not allowed."})
             return
         args = words[1:]
         try:
@@ -120,6 +128,8 @@ class Handlers:
                 await self.reply(chat["id"], "Unknown command. /help lists them.")
         except UpstreamError as e:
             await self.reply(chat["id"], f"⚠️ {esc(e)}")
+        except TelegramError as e:  # Telegram refused the answer (a 429 past its deadline): said once, no traceback
+            log.warning("answer to a command not sent", extra={"command": name, "error": str(e)})
 
     async def chart_cmd(self, chat_id: int, name: str, args: list[str]) -> None:
         end = self.clock() - 1  # the last second may still be arriving (a scrape in flight): chart what is complete

@@ -108,6 +108,11 @@ class Store:
     def pending(self) -> int:
         return self._x("SELECT COUNT(*) FROM outbox")[0][0]
 
+    def depth(self) -> tuple[int, float | None]:
+        """(notifications in the outbox, when the oldest came; None if it is empty)."""
+        count, oldest = self._x("SELECT COUNT(*), MIN(created) FROM outbox")[0]
+        return count, oldest
+
     # refs
     def new_ref(self, chat_id: int, alerts: list[dict]) -> str:
         ref = secrets.token_hex(6)

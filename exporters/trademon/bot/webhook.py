@@ -28,6 +28,7 @@ from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
 from trademon.bot.keyboards import keyboard
+from trademon.bot.metrics import page_of
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
@@ -61,7 +62,8 @@ class Delivery:
         firing = [a["labels"] for a in payload["alerts"] if a["status"] == "firing"]
         silent = render.severity_of(payload) != "critical"  # warnings arrive quietly, critical pages with sound
         item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": parts, "sent": 0, "ref": None,
-                "runbooks": self.runbooks.for_alerts(firing)}
+                "runbooks": self.runbooks.for_alerts(firing),
+                "page": page_of(payload, render.severity_of(payload), time.time())}  # for its latency, once delivered
         if firing:
             item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
         oid = self.store.put(item)
@@ -110,6 +112,8 @@ class Delivery:
                 self.store.update(oid, item)
             self.store.done(oid)
             self._count("delivered")
+            if self.metrics is not None:
+                self.metrics.page_delivered(item)
             return True
         except TelegramError as e:
             wait = e.retry_after if e.retry_after else 5.0
@@ -152,8 +156,6 @@ class Delivery:
             self.store.prune(time.time())
         for oid, item in self.store.due(time.time()):
             await self.deliver(oid, item, time.monotonic() + 30)
-        if self.metrics is not None:
-            self.metrics.outbox.set(self.store.pending())
 
 
 class OutboxStuck(Exception):

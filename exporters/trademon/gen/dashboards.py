@@ -22,7 +22,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from trademon import grafana_uids
 from trademon.settings import thresholds
 from trademon.gen import hostfilter, rules
-from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel
+from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel, two_states
 
 DASHBOARD_DIR = "monitoring/dashboards"
 PROVISIONING_DIR = "grafana/provisioning"
@@ -459,6 +459,10 @@ def risk_exposure(t: dict) -> Board:
     )
 
 
+CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
+REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
+
+
 KNOWN_UNKNOWN = [
     dm.ValueMap(options={"0": dm.ValueMappingResult(text="UNKNOWN", color=RED),
                          "1": dm.ValueMappingResult(text="complete", color=GREEN)}),
@@ -486,7 +490,8 @@ def system_health(t: dict) -> Board:
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
-         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing",
+         "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
+         "TelegramRefusesBot", "PageLatencyHigh",
          "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
@@ -581,6 +586,38 @@ def system_health(t: dict) -> Board:
                                  unit="short", bars=True, thresholds=above(1), needs="alertmanager",
                                  description="Notifications Alertmanager failed to deliver per 5 minutes, by integration (webhook: "
                                  "the Telegram companion, the alert sink, the heartbeat).", links=[runbook("AlertDeliveryFailing")]),
+            ]),
+            ("Pager: the Telegram bot", [
+                state_panel("Telegram refuses the bot", [Q(f"max by (reason) ({m('trademon_bot_telegram_refused')})", "{{reason}}")],
+                            description="1 while Telegram refuses the bot for good for that reason (revoked token, blocked bot, wrong "
+                            "or migrated chat): no page reaches Telegram until the setting is fixed. TelegramRefusesBot names the fix.",
+                            mappings=REFUSED, thresholds=above(1), links=[runbook("TelegramRefusesBot")]),
+                timeseries_panel("Outbox", [Q(f"max({m('trademon_bot_outbox_pending')})", "waiting"),
+                                            Q(f"max({m('trademon_bot_outbox_oldest_age_seconds')})", "oldest, seconds")],
+                                 unit="short", thresholds=above(t["outbox_stuck_seconds"]), draw_thresholds=True,
+                                 description="Notifications accepted and not yet delivered to Telegram, and how long the oldest has waited; "
+                                 "TelegramOutboxStuck fires past the dashed line.", links=[runbook("TelegramOutboxStuck")]),
+                timeseries_panel("Page latency (p50, p95)",
+                                 [Q(quantile(0.5, "trademon_bot_page_latency_seconds", by="since"), "p50 since {{since}}"),
+                                  Q(quantile(0.95, "trademon_bot_page_latency_seconds", by="since"), "p95 since {{since}}")],
+                                 unit="s", thresholds=above(t["page_latency_p95_seconds"]), draw_thresholds=True,
+                                 description="From Alertmanager's send (webhook) and from the alert's start (alert_start, group_wait "
+                                 "included) to Telegram's acceptance of the page. PageLatencyHigh watches the webhook p95.",
+                                 links=[runbook("PageLatencyHigh")]),
+                timeseries_panel("Telegram sends", [Q(f"sum by (result, code) (increase({m('trademon_bot_telegram_sends_total')}[5m]))",
+                                                      "{{result}} {{code}}")],
+                                 unit="short", bars=True, description="Messages sent to Telegram per 5 minutes, by result and Telegram's code."),
+                timeseries_panel("Pages delivered", [Q(f"sum by (severity) (increase({m('trademon_bot_pages_delivered_total')}[1h]))",
+                                                       "{{severity}}")],
+                                 unit="short", bars=True, description="Firing notifications delivered to Telegram in the last hour."),
+                timeseries_panel("Notifications from Alertmanager", [Q(f"sum by (outcome) (increase({m('trademon_bot_notifications_total')}[5m]))",
+                                                                       "{{outcome}}")],
+                                 unit="short", bars=True, links=[runbook("TelegramBotDown")],
+                                 description="Notifications the bot took per 5 minutes: delivered at once, deferred to the outbox, or "
+                                 "Alertmanager's retry of one taken already. None while the bot is down: TelegramBotDown."),
+                state_panel("Second poller (409)", [Q(f"max({m('trademon_bot_poll_conflict')})", "polling")],
+                            description="Another process polls Telegram with the same token: it takes the button presses and "
+                            "commands. The bot reports not ready meanwhile.", mappings=CONFLICT, thresholds=above(1), w=4),
             ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],

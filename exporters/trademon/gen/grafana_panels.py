@@ -140,18 +140,15 @@ def below(limit: float) -> db.ThresholdsConfig:
     return steps(RED, (limit, GREEN))
 
 
-UP_DOWN = [
-    dm.ValueMap(options={"0": dm.ValueMappingResult(text="DOWN", color=RED),
-                                           "1": dm.ValueMappingResult(text="UP", color=GREEN)}),
-]
-OPEN_CLOSED = [
-    dm.ValueMap(options={"0": dm.ValueMappingResult(text="closed", color=GREEN),
-                                           "1": dm.ValueMappingResult(text="OPEN", color=RED)}),
-]
-PASS_FAIL = [
-    dm.ValueMap(options={"0": dm.ValueMappingResult(text="FAIL", color=RED),
-                                           "1": dm.ValueMappingResult(text="pass", color=GREEN)}),
-]
+def two_states(zero: tuple[str, str], one: tuple[str, str]) -> list:
+    """A 0/1 gauge's value mappings: (text, color) for 0 and for 1."""
+    return [dm.ValueMap(options={"0": dm.ValueMappingResult(text=zero[0], color=zero[1]),
+                                 "1": dm.ValueMappingResult(text=one[0], color=one[1])})]
+
+
+UP_DOWN = two_states(("DOWN", RED), ("UP", GREEN))
+OPEN_CLOSED = two_states(("closed", GREEN), ("OPEN", RED))
+PASS_FAIL = two_states(("FAIL", RED), ("pass", GREEN))
 
 
 # --- queries ---------------------------------------------------------------------------

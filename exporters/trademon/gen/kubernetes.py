@@ -6,7 +6,9 @@ as a kustomize base generated from the same sources as everything else.
 - servicemonitors.yaml: a ServiceMonitor per trading and trademon job of the contract,
   selecting the Service labelled ``app.kubernetes.io/name: <job>`` on its port ``metrics``
   (so the ``job`` label is the job name, as the rules and dashboards expect);
-- trademon.yaml: ib-exporter, synthetic and alert-sink as Deployments with Services;
+- trademon.yaml: ib-exporter, synthetic, alert-sink and trademon-bot as Deployments with
+  Services (the bot's Telegram settings from the Secret ``trademon-telegram``, optional: without
+  it the bot idles and is still scraped);
 - dashboards.yaml: every dashboard as a ConfigMap labelled ``grafana_dashboard: "1"`` for
   Grafana's dashboard sidecar, and datasources.yaml the datasources they name by uid,
   labelled ``grafana_datasource: "1"``.
@@ -37,7 +39,11 @@ PART_OF = {"app.kubernetes.io/part-of": "trademon"}
 # an overlay sets it to the release's name (docs/scaling-out.md).
 RELEASE = {"release": "kube-prometheus-stack"}
 # The trademon services that run in the cluster; the trading services are the trader's own.
-SERVICES = ("ib-exporter", "synthetic", "alert-sink")
+SERVICES = ("ib-exporter", "synthetic", "alert-sink", contract.BOT)
+# The Secret holding the bot's Telegram settings (key -> variable); an overlay or
+# `kubectl create secret generic trademon-telegram --from-literal=...` makes it.
+TELEGRAM_SECRET = "trademon-telegram"
+TELEGRAM_KEYS = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID", "TRADEMON_BOT_WEBHOOK_TOKEN")
 # Where the Prometheus Operator's own Services answer (it creates them with these names).
 PROMETHEUS_URL = "http://prometheus-operated:9090"
 ALERTMANAGER_URL = "http://alertmanager-operated:9093"
@@ -128,7 +134,7 @@ def _image(root: Path) -> str:
 def _env(job: str) -> dict[str, str]:
     port = str(contract.JOBS[job].port)
     listen = {"ib-exporter": "TRADEMON_IB_EXPORTER_HOST", "synthetic": "TRADEMON_SYNTHETIC_HOST",
-              "alert-sink": "TRADEMON_ALERT_SINK_HOST"}[job]
+              "alert-sink": "TRADEMON_ALERT_SINK_HOST", contract.BOT: "TRADEMON_BOT_HOST"}[job]
     env = {listen: "0.0.0.0", port_variable(job): port}  # a pod's port is reached through its Service
     if job == "ib-exporter":
         env.update({"TRADEMON_IB_HOST": "ib-gateway", "TRADEMON_IB_PORT": "4002"})  # patch to your IB Gateway
@@ -141,6 +147,13 @@ def _env(job: str) -> dict[str, str]:
                     "TRADEMON_SYNTHETIC_HEALTH_TARGETS": ",".join(health)})
     elif job == "alert-sink":
         env["TRADEMON_ALERT_SINK_FILE"] = "/var/lib/trademon/alerts.jsonl"
+    elif job == contract.BOT:
+        # the config root holds monitoring/config.yml, runbooks.md and alertmanager.yml when an overlay
+        # mounts them (a ConfigMap); without them the bot uses its defaults
+        env.update({"TRADEMON_BOT_STATE_DIR": "/var/lib/trademon", "TRADEMON_BOT_CONFIG_ROOT": "/etc/trademon",
+                    "TRADEMON_BOT_ALERTMANAGER_URL": ALERTMANAGER_URL,
+                    "TRADEMON_BOT_PROMETHEUS_URL": PROMETHEUS_URL,
+                    "TRADEMON_BOT_ALERT_SINK_URL": f"http://alert-sink:{contract.JOBS['alert-sink'].port}/alerts"})
     return env
 
 
@@ -148,9 +161,11 @@ def _deployment(root: Path, job: str) -> list[dict]:
     port = contract.JOBS[job].port
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 15, "timeoutSeconds": 5}
     container = {
-        "name": job, "image": _image(root), "args": [job],
+        "name": job, "image": _image(root), "args": ["bot" if job == contract.BOT else job],
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in _env(job).items()],
+        "env": [{"name": k, "value": v} for k, v in _env(job).items()]
+               + ([{"name": k, "valueFrom": {"secretKeyRef": {"name": TELEGRAM_SECRET, "key": k, "optional": True}}}
+                   for k in TELEGRAM_KEYS] if job == contract.BOT else []),
         "readinessProbe": probe, "livenessProbe": {**probe, "failureThreshold": 4},
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -159,14 +174,15 @@ def _deployment(root: Path, job: str) -> list[dict]:
     pod = {"securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,  # the image's USER
                                "seccompProfile": {"type": "RuntimeDefault"}},
            "containers": [container]}
-    if job == "alert-sink":  # the notifications file; a PersistentVolumeClaim in an overlay keeps it
+    if job in ("alert-sink", contract.BOT):  # the notifications file, the bot's outbox: kept across container
+        # restarts; a PersistentVolumeClaim in an overlay keeps them across pods too
         container["volumeMounts"] = [{"name": "data", "mountPath": "/var/lib/trademon"}]
         pod["volumes"] = [{"name": "data", "emptyDir": {}}]
     labels = {"app.kubernetes.io/name": job}
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(job, job),
                   "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                           # one ib-exporter session per client id: never two at once
-                           "strategy": {"type": "Recreate"} if job == "ib-exporter" else {"type": "RollingUpdate"},
+                           # one ib-exporter session per client id, one poller per bot token: never two at once
+                           "strategy": {"type": "Recreate"} if job in ("ib-exporter", contract.BOT) else {"type": "RollingUpdate"},
                            "template": {"metadata": {"labels": {**labels, **PART_OF}}, "spec": pod}}}
     service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(job, job),
                "spec": {"selector": labels, "ports": [{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]}}

@@ -26,7 +26,7 @@ import yaml
 
 from trademon import grafana_uids
 from trademon.settings import thresholds
-from trademon.contract import IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, jobs_of_kind
+from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
 
 RULES_FILE = "monitoring/rules/trademon.rules.yml"
 ALERTS_FILE = "monitoring/rules/trademon.alerts.yml"
@@ -212,17 +212,28 @@ def down_reason_text() -> str:
             "{{ end }}{{ else }}not known yet (the ib-exporter has not failed to connect yet, or is not scraped): "
             "see its log{{ end }}.")
 
+
+def text_by_label(label: str, texts: dict[str, str]) -> str:
+    """A template that says texts[value] for the alert's ``label`` value (each a sentence)."""
+    return ("".join(f'{{{{ {"if" if i == 0 else "else if"} eq $labels.{label} "{value}" }}}}{text}.'
+                    for i, (value, text) in enumerate(texts.items())) + "{{ end }}")
+
+
 def gateway_log_alert_text() -> str:
     """What to do about each ALERT_* token of the gateway controller's log (contract.IB_GATEWAY_LOG_ALERTS)."""
-    branches = "".join(f'{{{{ {"if" if i == 0 else "else if"} eq $labels.gateway_alert "{token}" }}}}{text}'
-                       for i, (token, text) in enumerate(IB_GATEWAY_LOG_ALERTS.items()))
-    return branches + "{{ end }}."
+    return text_by_label("gateway_alert", IB_GATEWAY_LOG_ALERTS)
+
+
+def refusal_text() -> str:
+    """TelegramRefusesBot's fix for its reason label (contract.TELEGRAM_REFUSALS)."""
+    return text_by_label("reason", TELEGRAM_REFUSALS)
 
 
 # The one action for a gateway waiting for its second factor; said in the page itself.
 TWO_FA_ACTION = ("Approve the IB Key push in IBKR Mobile now (or log in to IB Gateway by hand with the second factor). "
                  "Do NOT restart the gateway or its container: each restart sends another 2FA push, and unanswered "
                  "pushes can get the account locked (docs/ib-gateway.md, restart policy).")
+
 
 ALERTS: list[Alert] = [
     # --- Critical: page ---
@@ -421,6 +432,33 @@ ALERTS: list[Alert] = [
           '({{ printf "%.0f" $value }} failed attempts in 5 minutes): pages sent that way are not arriving. With the '
           "Telegram companion down (integration webhook), pages reach only Slack and email.",
           "health", for_="delivery_failing_for"),
+    # --- The pager's last hop (trademon bot): routed to the `pager` receiver, Slack and email
+    # only (alertmanager.yml, PAGER_ALERTS), since Telegram is the part that failed. ---
+    Alert("TelegramBotDown", "critical",
+          'up{${bot}} == 0',
+          "The Telegram bot is down: pages reach Slack and email only",
+          "Prometheus has not been able to scrape trademon-bot ({{ $labels.instance }}) for more than ${bot_down_for}: "
+          "Telegram pages are not being delivered (Alertmanager retries them, so they arrive once the bot is back).",
+          "health", for_="bot_down_for"),
+    Alert("TelegramOutboxStuck", "critical",
+          "max by (job, instance) (trademon_bot_outbox_oldest_age_seconds{${bot}}) > ${outbox_stuck_seconds}",
+          "A page has waited {{ $value | humanizeDuration }} in the Telegram bot's outbox",
+          "The oldest notification in trademon-bot's outbox has waited {{ $value | humanizeDuration }} (limit "
+          "${outbox_stuck_seconds}s) for Telegram to take it: Telegram is refusing or unreachable, or the bot cannot "
+          "work its outbox. The bot's log says which.",
+          "health"),
+    Alert("TelegramRefusesBot", "critical",
+          "max by (job, instance, reason) (trademon_bot_telegram_refused{${bot}}) == 1",
+          "Telegram refuses the bot ({{ $labels.reason }}): no page reaches Telegram",
+          "{{ $labels.reason }}: " + refusal_text() + " Until then pages reach only Slack and email.",
+          "health"),
+    Alert("PageLatencyHigh", "warning",
+          "histogram_quantile(0.95, sum by (job, le) (rate(trademon_bot_page_latency_seconds_bucket{${bot},since=\"webhook\"}[10m])))"
+          " > ${page_latency_p95_seconds}",
+          "Pages take {{ $value | humanizeDuration }} to reach Telegram (p95)",
+          "The 95th percentile of the time from Alertmanager's send to Telegram's acceptance of a page has been above "
+          "${page_latency_p95_seconds}s for ${page_latency_for}: Telegram is slow or rate-limiting the bot.",
+          "health", for_="page_latency_for"),
     Alert("MarketCalendarExpiring", "warning",
           "(min by (job) (trademon_market_calendar_end_timestamp_seconds) - time()) / 86400 < ${market_calendar_min_days}",
           'Market calendar runs out in {{ printf "%.0f" $value }} days',
@@ -461,7 +499,9 @@ def default_selectors() -> dict[str, str]:
     return {
         "broker": f'job="{BROKER_JOB}"',
         "trading": 'job=~"' + "|".join(jobs_of_kind("trading")) + '"',
-        "trademon": 'job=~"' + "|".join(jobs_of_kind("trademon")) + '"',
+        # the bot apart: TelegramBotDown pages for it, by Slack and email
+        "trademon": 'job=~"' + "|".join(j for j in jobs_of_kind("trademon") if j != BOT) + '"',
+        "bot": f'job="{BOT}"',
         "alertmanager": 'job="alertmanager"',
     }
 

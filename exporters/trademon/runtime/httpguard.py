@@ -75,16 +75,16 @@ def is_token_path(path: str, token_paths: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in token_paths)
 
 
-def _basic(web: WebConfig, auth: str) -> bool:
+async def _basic(web: WebConfig, auth: str) -> bool:
     scheme, _, encoded = auth.partition(" ")
     try:
         user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return scheme.lower() == "basic" and web.basic_ok(user, password)
+    return scheme.lower() == "basic" and await web.basic_ok(user, password)
 
 
-def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) -> tuple[str, list] | None:
+async def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) -> tuple[str, list] | None:
     """Why a request may not pass (the 401's text and headers), or None. Every path but the
     health check needs a credential once any is configured: the control and webhook paths the
     bearer token (basic auth when only that is configured), every other path basic auth."""
@@ -95,7 +95,7 @@ def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) 
         if scheme.lower() == "bearer" and web.token_ok(presented.strip()):
             return None
         return "a bearer token is required (TRADEMON_API_TOKEN)\n", [(b"www-authenticate", b'Bearer realm="trademon"'), *CLOSE]
-    if web.users and not _basic(web, auth):
+    if web.users and not await _basic(web, auth):
         return "unauthorized\n", [(b"www-authenticate", b'Basic realm="trademon"')]
     return None
 
@@ -130,7 +130,7 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
     async def guarded(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        denied = _denied(web, scope["path"], token_paths, (_header(scope, b"authorization") or b"").decode("latin-1"))
+        denied = await _denied(web, scope["path"], token_paths, (_header(scope, b"authorization") or b"").decode("latin-1"))
         if denied is not None:
             return await _answer(send, 401, *denied)
 

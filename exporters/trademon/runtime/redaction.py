@@ -51,7 +51,7 @@ def redact_shapes(text: str) -> str:
     return text
 
 
-_USERINFO = re.compile(r"://[^/\s@]*@")
+_USERINFO = re.compile(r"://[^/@]*@")  # spaces too: a password with a space is still a password
 
 
 def redact_url(url: str) -> str:

@@ -151,8 +151,9 @@ def secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
 
 
 def port_variable(job: str) -> str:
-    """The variable that moves a job's port: TRADEMON_<JOB>_PORT (``-`` becomes ``_``)."""
-    return f"TRADEMON_{job.upper().replace('-', '_')}_PORT"
+    """The variable that moves a job's port: TRADEMON_<JOB>_PORT (``-`` becomes ``_``; the
+    job trademon-bot's is TRADEMON_BOT_PORT, not TRADEMON_TRADEMON_BOT_PORT)."""
+    return f"TRADEMON_{job.removeprefix('trademon-').upper().replace('-', '_')}_PORT"
 
 
 def job_port(job: str, env: Mapping[str, str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The syntax of setting values, one parser each: durations, http(s) URLs, weekdays and account
-ids. Each raises ValueError saying what is allowed; the settings that use them (settings.env's
+"""The syntax of setting values, one parser each: durations, http(s) URLs, weekdays, account ids
+and Telegram's chat ids and bot tokens. Each raises ValueError saying what is allowed; the settings that use them (settings.env's
 ``env_duration``, ``env_url``, the config files' readers) turn that into a ConfigError naming
 the variable, the value and the fix."""
 
@@ -88,3 +88,19 @@ ACCOUNT_ID_ALLOWED = "letters and digits, as IB shows it, e.g. DU1234567"
 
 def is_account_id(text: str) -> bool:
     return ACCOUNT_ID.fullmatch(text) is not None
+
+
+# --- Telegram (the bot and am-config's telegram receiver read the same two variables) --------
+
+CHAT_ID_ALLOWED = "a non-zero whole number such as 123456789 or -1001234567890"
+BOT_TOKEN_ALLOWED = "<digits>:<letters>, as BotFather gives it"
+
+
+def telegram_chat_id(text: str) -> int:
+    if not re.fullmatch(r"-?\d{1,20}", text) or int(text) == 0:
+        raise ValueError(f"not a Telegram chat id; allowed: {CHAT_ID_ALLOWED}")
+    return int(text)
+
+
+def is_bot_token(text: str) -> bool:
+    return re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", text) is not None

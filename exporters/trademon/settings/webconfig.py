@@ -15,8 +15,10 @@ Neither is set by default: the services listen on 127.0.0.1 unless told otherwis
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -32,40 +34,71 @@ MIN_TOKEN_CHARS = 16
 _KNOWN = {"tls_server_config", "basic_auth_users", "http_server_config"}
 
 
+MAX_PASSWORD_CHECKS = 2  # bcrypt checks at once, each in a thread (never in the event loop)
+MAX_WAITING_CHECKS = 32  # more waiting than this: refused at once (a flood of wrong passwords queues nothing)
+
+
+class _Checks:
+    """What every copy of a WebConfig shares: the successes seen and the checks in progress."""
+
+    def __init__(self):
+        self.salt = secrets.token_bytes(32)  # the cache keeps keyed digests, never a password's plain hash
+        self.ok: set[bytes] = set()
+        self.waiting = 0
+        self.running: asyncio.Semaphore | None = None  # made in the event loop that uses it
+
+
 @dataclass
 class WebConfig:
     cert_file: str | None = None
     key_file: str | None = None
     users: dict[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
     token: str | None = None
-    _ok: dict[tuple[str, bytes], bool] = field(default_factory=dict, repr=False)
+    _checks: _Checks = field(default_factory=_Checks, repr=False)
 
     @property
     def tls(self) -> bool:
         return self.cert_file is not None
 
-    def basic_ok(self, user: str, password: str) -> bool:
-        """bcrypt is slow by design (~50 ms at cost 10): successes are cached, as Prometheus does."""
+    async def basic_ok(self, user: str, password: str) -> bool:
+        """bcrypt is slow by design (~50 ms at cost 10, ~250 ms at 12): it runs in a thread, at
+        most MAX_PASSWORD_CHECKS at once, and successes are cached, as Prometheus does, so a
+        scrape with the right password never waits behind a flood of wrong ones."""
         hashed = self.users.get(user)
         if hashed is None:
             return False
-        key = (user, hashlib.sha256(password.encode("utf-8", "surrogateescape")).digest())
-        if key in self._ok:
+        c = self._checks
+        secret_bytes = password.encode("utf-8", "surrogateescape")
+        key = hmac.new(c.salt, user.encode("utf-8", "surrogateescape") + b"\0" + secret_bytes, hashlib.sha256).digest()
+        if key in c.ok:
             return True
-        import bcrypt
-
-        try:
-            ok = bcrypt.checkpw(password.encode("utf-8", "surrogateescape"), hashed)
-        except ValueError:
+        if c.waiting >= MAX_WAITING_CHECKS:
             return False
+        c.waiting += 1
+        try:
+            if c.running is None:
+                c.running = asyncio.Semaphore(MAX_PASSWORD_CHECKS)
+            async with c.running:
+                ok = await asyncio.to_thread(_checkpw, secret_bytes, hashed)
+        finally:
+            c.waiting -= 1
         if ok:
-            if len(self._ok) >= 64:  # bounded: a stolen password tried many ways cannot grow it
-                self._ok.clear()
-            self._ok[key] = True
+            if len(c.ok) >= 64:  # bounded: a stolen password tried many ways cannot grow it
+                c.ok.clear()
+            c.ok.add(key)
         return ok
 
     def token_ok(self, presented: str) -> bool:
         return self.token is not None and hmac.compare_digest(presented.encode(), self.token.encode())
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    import bcrypt
+
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:
+        return False
 
 
 def load(env: Mapping[str, str] | None = None) -> WebConfig:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 
 from trademon.settings import thresholds
-from trademon.settings import paths
+from trademon.settings import paths, values
 from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
 from trademon.contract import IB, MD, PM, API, SIM_CONTROL_PORT
 from trademon.sim.scenarios import SCENARIOS
@@ -49,6 +49,17 @@ def _names(variable: str, default: list[str], env: Mapping[str, str], what: str,
     return items
 
 
+def _accounts(env: Mapping[str, str], default: list[str]) -> list[str]:
+    """The simulated accounts: the ids the real exporter and monitoring/config.yml take."""
+    variable = "TRADEMON_SIM_ACCOUNTS"
+    accounts = _names(variable, default, env, "account ids")
+    bad = [a for a in accounts if not values.is_account_id(a)]
+    if bad:
+        raise ConfigError(variable, env.get(variable), f"not account id(s) {', '.join(bad)}",
+                          f"IB account ids ({values.ACCOUNT_ID_ALLOWED}) separated by commas")
+    return accounts
+
+
 def _thresholds_file_limit() -> float | None:
     root = paths.config_root()
     if not thresholds.exists(root):
@@ -82,7 +93,7 @@ def load(env: Mapping[str, str] | None = None) -> SimConfig:
         seen[port] = name
     world = Settings(
         seed=env_int("TRADEMON_SIM_SEED", 1, env=env),
-        accounts=_names("TRADEMON_SIM_ACCOUNTS", defaults.accounts, env, "account ids"),
+        accounts=_accounts(env, defaults.accounts),
         symbols=_names("TRADEMON_SIM_SYMBOLS", defaults.symbols, env, "symbols"),
         strategies=_names("TRADEMON_SIM_STRATEGIES", defaults.strategies, env, "strategy names", reserved="synthetic"),
         daily_loss_limit=loss_limit,

@@ -79,7 +79,7 @@ PARTS: tuple[Part, ...] = (
     # The file webhook every Alertmanager receiver includes: one JSON line per notification.
     _trademon("alert-sink", ("alert-sink",), "TRADEMON_ALERT_SINK_HOST", paths=("TRADEMON_ALERT_SINK_FILE",), settings=COMMON),
     # Telegram's delivery (idles without TELEGRAM_BOT_TOKEN/TELEGRAM_CHAT_ID).
-    _trademon("trademon-bot", ("bot",), "TRADEMON_BOT_HOST", port=contract.BOT_PORT, port_var="TRADEMON_BOT_PORT",
+    _trademon("trademon-bot", ("bot",), "TRADEMON_BOT_HOST",
               wiring={"TRADEMON_BOT_ALERTMANAGER_URL": "{alertmanager}", "TRADEMON_BOT_PROMETHEUS_URL": "{prometheus}",
                       "TRADEMON_BOT_ALERT_SINK_URL": "{alert-sink}/alerts"},
               paths=("TRADEMON_BOT_STATE_DIR", "TRADEMON_BOT_CONFIG_ROOT"),
