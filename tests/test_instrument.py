@@ -236,6 +236,9 @@ def test_metrics_match_the_contract_types_and_labels():
     with ins.processing("planner"):
         pass
     ins.set_worker_lag("planner", 0.0)
+    ins.order_sent("momentum")
+    ins.fill_recorded("momentum")
+    ins.set_position("DU1", "AAPL", -10)
     fams = scrape(app)
     expected = contract.metrics_for_job(contract.API)
     assert {f.name for f in fams.values() if f.samples} >= {
@@ -447,3 +450,22 @@ def test_metrics_speak_openmetrics_when_prometheus_asks_for_it():
     fams = {f.name: f for f in openmetrics_families(r.text)}
     assert fams[DURATION].type == "histogram"
     assert {s.labels["endpoint"] for s in fams[DURATION].samples} == {"/intents/{id}"}
+
+
+def test_broker_record_counts_orders_fills_and_positions():
+    app = order_app()
+    ins = instrument(app)
+    for _ in range(3):
+        ins.order_sent("momentum")
+    ins.fill_recorded("momentum")
+    ins.set_position("DU1", "AAPL", 100)
+    ins.set_position("DU1", "MSFT", 0)
+    ins.set_position("DU1", "SPY", 5)
+    ins.set_position("DU1", "SPY", float("nan"))  # not known: absent, not 0
+    ins.set_position("DU1", "QQQ", None)  # never set: nothing to remove, no error
+    fams = scrape(app)
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+    assert values[("trading_orders_sent_total", (("strategy", "momentum"),))] == 3
+    assert values[("trading_fills_recorded_total", (("strategy", "momentum"),))] == 1
+    positions = {k[1]: v for k, v in values.items() if k[0] == "trading_position_quantity"}
+    assert positions == {(("account", "DU1"), ("symbol", "AAPL")): 100, (("account", "DU1"), ("symbol", "MSFT")): 0}

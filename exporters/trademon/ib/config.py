@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -68,6 +70,9 @@ class IBConfig:
     controller_url: str | None = None
     controller_interval: float = 15.0
     controller_timeout: float = 5.0
+    max_order_contracts: int = 200  # distinct contracts in ib_active_orders / ib_working_order_quantity
+    # the trading day of the Order Efficiency Ratio ends at midnight here
+    day_timezone: dt.tzinfo = field(default_factory=lambda: zoneinfo.ZoneInfo("America/New_York"))
     log_level: str = "info"
 
     def exposure_limit(self, account: str) -> float | None:
@@ -133,6 +138,14 @@ def _controller_url(name: str, env) -> str | None:
     return url
 
 
+def _timezone(name: str, env) -> dt.tzinfo:
+    text = env_str(name, "America/New_York", env)
+    try:
+        return zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(name, text, "not a time zone", "an IANA time zone name, e.g. America/New_York, Europe/Zurich") from None
+
+
 def load(env: Mapping[str, str] | None = None) -> IBConfig:
     accounts = tuple(env_list("TRADEMON_IB_ACCOUNTS", env=env))
     for a in accounts:
@@ -162,6 +175,8 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         controller_url=_controller_url("TRADEMON_IB_CONTROLLER_URL", env),
         controller_interval=env_float("TRADEMON_IB_CONTROLLER_INTERVAL_SECONDS", 15.0, 0.05, 3600, env),
         controller_timeout=env_float("TRADEMON_IB_CONTROLLER_TIMEOUT_SECONDS", 5.0, 0.05, 600, env),
+        max_order_contracts=env_int("TRADEMON_IB_MAX_ORDER_CONTRACTS", 200, 1, 10_000, env),
+        day_timezone=_timezone("TRADEMON_IB_DAY_TIMEZONE", env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
     )
     if cfg.reconnect_max < cfg.reconnect_min:
