@@ -177,7 +177,8 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     """How many of ``ahead``'s counts (per strategy, that happened at least ${after} ago and
     within ${broker_truth_window}) ``behind`` has not matched. Raw counter values, not
     increase(): its extrapolation would blur single orders. ``behind``'s window starts a minute
-    earlier (min_over_time), so the two scrapes' timing can only hide a miss, never make one up.
+    earlier (min_over_time), and no verdict is given while ``behind``'s newest sample is older than
+    ``ahead``'s, so the two scrapes' timing can only hide a miss, never make one up.
     Absent where ``behind`` reset in the window (its process restarted): its count would look
     short. A reset of ``ahead`` makes its count short, which can only hide a miss."""
     w = "${broker_truth_window}" + after
@@ -185,8 +186,13 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     ahead_delta = f"({ahead_now} - (sum by (strategy) ({ahead} offset {w}) or 0 * {ahead_now}))"
     behind_now = f"sum by (strategy) ({behind})"
     behind_delta = f"({behind_now} - (sum by (strategy) (min_over_time({behind}[1m] offset {w})) or 0 * {behind_now}))"
+    # The two counts come from different jobs scraped at different times: where ``behind``'s
+    # newest sample is older than ``ahead``'s (a late scrape, a loaded host, a fast demo), what
+    # ``ahead`` counted since has not had the chance to show up in ``behind``: no verdict then.
+    stale = f"min by (strategy) (timestamp({behind})) < max by (strategy) (timestamp({ahead} offset {after}))"
     return (f"{ahead_delta}\n  - ({behind_delta} or 0 * {ahead_delta})\n  > 0\n"
-            f"  unless on (strategy) (sum by (strategy) (resets({behind}[{w}])) > 0)")
+            f"  unless on (strategy) (sum by (strategy) (resets({behind}[{w}])) > 0)\n"
+            f"  unless on (strategy) ({stale})")
 
 
 def unacknowledged(after: str) -> str:
