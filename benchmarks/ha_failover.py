@@ -6,6 +6,12 @@ Not a test: it prints figures. Targets (issue 16): at least one delivery, zero d
 
     python benchmarks/ha_failover.py
 
+Each case runs ``--runs`` times (default 3; the kill lands before or after gossip has declared
+the node dead, so one run says little), with the stack's --cluster.peer-timeout and, as the
+baseline of the same run, Alertmanager's default of 15 s.
+
+    python benchmarks/ha_failover.py --runs 6
+
 Kills (SIGKILL, right after the breach starts, so the page must come from the survivors):
 none (baseline), the Alertmanager that would send first, one Prometheus, both of those. Each
 case starts a new stack so no notification log carries over. Deliveries are counted at the
@@ -42,9 +48,9 @@ def pages(stack: HAStack, t0: float) -> list[tuple[float, tuple]]:
     return out
 
 
-def trial(kill: str) -> tuple[int, int, float]:
+def trial(kill: str, peer_timeout: str | None = None) -> tuple[int, int, float]:
     with tempfile.TemporaryDirectory(prefix="ha-failover-") as d:
-        stack = HAStack(Path(d))
+        stack = HAStack(Path(d), peer_timeout=peer_timeout)
         try:
             time.sleep(3)
             t0 = time.time()
@@ -63,10 +69,22 @@ def trial(kill: str) -> tuple[int, int, float]:
 
 
 def main() -> int:
-    print(f"{'killed -9':32} {'deliveries':>10} {'duplicates':>10} {'breach->page s':>15}")
-    for kill in ("nothing", "first alertmanager", "one prometheus", "first alertmanager + one prometheus"):
-        n, dup, latency = trial(kill)
-        print(f"{kill:32} {n:>10} {dup:>10} {latency:>15.1f}", flush=True)
+    import argparse
+    import statistics
+
+    from trademon.stack.scaleout import PEER_TIMEOUT
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cases", default="nothing,first alertmanager,one prometheus,first alertmanager + one prometheus")
+    args = ap.parse_args()
+    print(f"{'killed -9':36} {'peer timeout':>12} {'deliveries':>10} {'duplicates':>10} {'breach->page s (median, min-max)':>34}")
+    for kill in args.cases.split(","):
+        for timeout, label in ((None, PEER_TIMEOUT), ("15s", "15s (default)")):
+            got = [trial(kill, timeout) for _ in range(args.runs)]
+            lat = [g[2] for g in got]
+            print(f"{kill:36} {label:>12} {'/'.join(str(g[0]) for g in got):>10} {sum(g[1] for g in got):>10} "
+                  f"{statistics.median(lat):>12.1f} ({min(lat):.1f}-{max(lat):.1f})", flush=True)
     return 0
 
 

@@ -67,7 +67,7 @@ def wait(predicate, timeout: float, what: str):
 
 
 def run(orders: int, refs, label: str, log_dir: Path, batch: int) -> dict:
-    tws = FakeTWS(accounts=["DU111111"]).start()
+    tws = FakeTWS(accounts=["DU111111"], master_client_id=9110).start()
     tws.set_quote("AAPL", 99.98, 100.02)
     port = free_port()
     env = {**os.environ, "TRADEMON_IB_HOST": "127.0.0.1", "TRADEMON_IB_PORT": str(tws.port),

@@ -138,6 +138,8 @@ def test_escaped_and_cut_text_still_arrives(stack):
 def test_no_secret_in_any_log(stack):
     stack.post(alert("TWSConnectionLost", "critical", job="ib-exporter"))
     stack.wait(lambda: stack.standins.telegram.sent() and stack.standins.smtp.messages, 30, "delivery")
+    # the bot logs the notification once Telegram took it: a moment after the stand-in has it
+    stack.wait(lambda: '"logger": "trademon.bot.webhook"' in stack.logs(), 10, "the bot's log of the notification")
     logs = stack.logs()
     assert '"logger": "trademon.bot.webhook"' in logs and "Notify success" in logs  # the logs are there to scan (debug level)
     for secret in stack.standins.secrets():

@@ -344,11 +344,43 @@ def test_runbook_command_for_an_allowed_chat(tmp_path):
     assert any("/runbook <alertname>" in s for s in shown)  # /help lists it
 
 
-def test_runbook_command_refused_for_a_chat_not_allowed(tmp_path):
+def test_strangers_get_no_answer_and_their_refusals_are_logged_rate_limited(tmp_path, caplog):
+    """Every "Not allowed." was a send a stranger could make the bot spend (and a 429 on it)."""
+    import logging
+
     t = _Telegram(tmp_path)
-    sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),  # a chat not allowed
-                 t.command("/runbook DailyLossLimitBreach", user=56))  # a group member not allowed
-    assert [m["text"] for m in sent] == ["Not allowed.", "Not allowed."] and t.h.refused == 2
+    flood = [t.command("/status", chat={"id": 555, "type": "private"}, user=555) for _ in range(30)]
+    with caplog.at_level(logging.INFO, logger="trademon.bot.handlers"):
+        sent = t.run(t.command("/runbook DailyLossLimitBreach", chat={"id": 555, "type": "private"}, user=555),  # a chat not allowed
+                     t.command("/runbook DailyLossLimitBreach", user=56), *flood)  # a group member not allowed
+    assert sent == [] and t.stand.requests == [] and t.h.refused == 32
+    logged = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 <= len(logged) <= 3, [r.getMessage() for r in logged]
+
+
+def test_a_429_on_one_chat_holds_back_only_that_chat():
+    """A stranger's burst got a 429 from Telegram; the trader's page must not wait for it."""
+    stand = TelegramStandIn(TOKEN)
+
+    async def run():
+        tg = TelegramClient(stand.url, TOKEN)
+        try:
+            stand.fail_for(10, first_500=0, retry_after=5, chat_id=555)
+            with pytest.raises(TelegramError):
+                await tg.call_within(time.monotonic() + 1, "sendMessage", {"chat_id": 555, "text": "hi"})
+            t0 = time.monotonic()
+            await tg.call_within(time.monotonic() + 4, "sendMessage", {"chat_id": -100777, "text": "page"})
+            took = time.monotonic() - t0
+            with pytest.raises(TelegramError):  # the refused chat itself still waits its retry_after
+                await tg.call_within(time.monotonic() + 1, "sendMessage", {"chat_id": 555, "text": "again"})
+            return took
+        finally:
+            await tg.close()
+            stand.close()
+
+    took = asyncio.run(run())
+    assert took < 1.0
+    assert stand.statuses() == [429, 200]  # no second try at 555 inside its retry_after
 
 
 def test_runbook_button_sends_the_runbook_to_the_chat(tmp_path):
@@ -470,7 +502,8 @@ def test_what_changed_is_a_new_message_and_a_repeat_after_the_window_too(tmp_pat
     resolved["status"] = "resolved"
     other = _page(("DailyLossLimitBreach", "firing"), ("CircuitBreakerTripped", "firing"))
     _, texts = _post_twice(tmp_path / "a", [firing, other, resolved])
-    assert len(texts) == 3
+    assert len(texts) == 2  # the resolve is no new message: it edits the page it ends (the first; the second still fires)
+    assert "Resolved at" in texts[0] and "Resolved" not in texts[1]
     # the window over: Alertmanager's repeat_interval reminder
     _, texts = _post_twice(tmp_path / "b", [firing, firing], env={"TRADEMON_BOT_RETRY_WINDOW": "0s"})
     assert len(texts) == 2
@@ -511,3 +544,84 @@ def test_the_bot_says_at_start_when_its_retry_window_does_not_fit_the_routes(tmp
         Bot(cfg, env={})
     assert any("TRADEMON_BOT_RETRY_WINDOW (900s) is not shorter than the shortest repeat_interval" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def _deliver_all(tmp_path, *payloads):
+    """Accept and deliver each payload in turn through the bot's Delivery; return the stand-in."""
+    from trademon.bot import runbooks
+    from trademon.bot.webhook import Delivery
+
+    stand = TelegramStandIn(TOKEN)
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+
+    async def run():
+        tg = TelegramClient(stand.url, TOKEN)
+        try:
+            d = Delivery(cfg, Store(tmp_path / "bot.sqlite3"), tg, Signer(TOKEN), runbooks=runbooks.load(ROOT))
+            for p in payloads:
+                oid, item = d.accept(p)
+                assert await d.deliver(oid, item, time.monotonic() + 10)
+        finally:
+            await tg.close()
+            stand.close()
+
+    asyncio.run(run())
+    return stand
+
+
+def test_a_resolve_edits_its_page_quietly_and_retires_the_silence_buttons(tmp_path):
+    firing = _page(("DailyLossLimitBreach", "firing"))
+    resolved = _page(("DailyLossLimitBreach", "resolved"))
+    resolved["status"] = "resolved"
+    stand = _deliver_all(tmp_path, firing, resolved)
+    sent = stand.sent()
+    assert len(sent) == 1 and not sent[0]["silent"]  # the page rang; nothing else did
+    page = stand.snapshot()[0]
+    assert "✅ Resolved at" in visible_text(page["text"]) and "DailyLossLimitBreach" in visible_text(page["text"])
+    assert stand.buttons(page["message_id"]) == ["📖 DailyLossLimitBreach"]
+    edits = [r for r in stand.requests if r.path.endswith("/editMessageText")]
+    assert len(edits) == 1 and edits[0].status == 200
+
+
+def test_a_resolve_with_no_page_to_edit_arrives_quietly(tmp_path):
+    resolved = _page(("DailyLossLimitBreach", "resolved"))
+    resolved["status"] = "resolved"
+    sent = _deliver_all(tmp_path, resolved).sent()
+    assert len(sent) == 1 and sent[0]["silent"] and sent[0]["buttons"] == []
+
+
+def test_buttons_work_before_telegram_answers_and_on_every_copy(tmp_path):
+    """The page's buttons refer to the bot's own reference, made before the page is sent: a
+    press that comes before Telegram's answer (message id unknown to the bot), or on the first
+    copy of a page sent twice, is a valid press ("Not silenced." for Unsilence on a page never
+    silenced), not "This button is no longer valid."."""
+    from trademon.bot.webhook import Delivery
+
+    t = _Telegram(tmp_path)
+    d = Delivery(t.cfg, t.h.store, t.tg, t.signer)
+    _, item = d.accept(_page(("DailyLossLimitBreach", "firing")))  # in the outbox, not sent: no message id known
+    data = t.signer.sign("uns", item["ref"], t.cfg.chat_id)
+    chat = {"id": t.cfg.chat_id, "type": "supergroup"}
+    t.run(t.press(data, chat=chat), {"callback_query": {"id": "q2", "from": {"id": 55}, "data": data,
+                                                        "message": {"message_id": 8, "chat": chat}}})
+    answers = [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")]
+    assert answers == ["Not silenced.", "Not silenced."]
+    assert t.h.store.ref(item["ref"])["message_ids"] == [7, 8]  # both copies known: a later edit reaches each
+
+
+def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
+    from trademon.bot.reports import broker_truth_line
+
+    alerts = [{"labels": {"alertname": "OrderNotAcknowledgedByIB", "strategy": "momentum"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "PositionDriftFromBroker", "symbol": "AAPL"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "DailyLossLimitBreach"}, "annotations": {"dashboard": "/d/trademon-pnl"}}]
+    line = broker_truth_line(alerts, [({}, 0.0)], [({}, 3.0)], [({}, 16.25)])
+    assert line == ("Broker truth: ❌ OrderNotAcknowledgedByIB (momentum), PositionDriftFromBroker (AAPL) · "
+                    "sees other clients' orders: NO (Master API client ID?) · working orders at IB: 3 · "
+                    "order efficiency today: 16.2")
+    quiet = broker_truth_line([], None, [], RuntimeError("down"))
+    assert quiet == ("Broker truth: no check firing ✅ · sees other clients' orders: unknown · "
+                     "working orders at IB: unknown · order efficiency today: unknown")
+    assert broker_truth_line(RuntimeError("am"), None, None, None).startswith("Broker truth: unknown (Alertmanager")

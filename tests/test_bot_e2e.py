@@ -169,11 +169,12 @@ def test_refused_user_forged_and_copied_buttons_change_nothing(e2e):
                        "This button is no longer valid.", "Not allowed."]
     assert len(silences(e2e)) == before
     assert tg(e2e).buttons(mid)[:3] == BUTTONS
-    # A stranger's command gets nothing useful either.
+    # A stranger's command gets no answer at all (it would cost a send, and a 429 on it).
     last = newest_id(e2e)
     tg(e2e).command("/status", 555, 999999, "stranger")
-    reply = wait(e2e, lambda: last_reply(e2e, last, 555), 15, "the refusal")
-    assert reply["text"] == "Not allowed."
+    tg(e2e).command("/help", GROUP, USER)
+    wait(e2e, lambda: last_reply(e2e, last, GROUP, "/status"), 15, "the trader's answer, after the stranger's command")
+    assert last_reply(e2e, last, 555) is None
     assert "refused: not an allowed chat/user" in e2e.alerting.bot.log_text()
 
 
@@ -212,6 +213,9 @@ def test_status_answers_with_what_prometheus_holds(e2e):
         assert abs(float(m.group(1).replace(",", "")) - value) < 50  # the simulator's P&L drifts between the two reads
     assert "IB session: connected ✅" in shown and "Targets down: none" in shown
     assert "Breakers:" in shown and "Exposure DU1234567:" in shown
+    # the simulator's exporter sees every client; its ratio and working orders come from Prometheus
+    assert "Broker truth: no check firing ✅ · sees other clients' orders: yes · working orders at IB: " in shown
+    assert re.search(r"order efficiency today: \d+\.\d", shown), shown
 
 
 def test_pnl_chart_is_a_png_of_what_query_range_returns(e2e):
@@ -380,3 +384,31 @@ def test_no_secret_in_any_log(e2e):
     assert '"logger": "trademon.bot' in logs
     for secret in e2e.alerting.standins.secrets():
         assert secret not in logs
+
+
+def test_a_resolve_edits_the_page_quietly_and_its_old_buttons_cannot_silence(e2e):
+    """The resolve used to ring as a new message while the page kept "1 firing" and live Silence
+    buttons, and a press on one silenced an alert that had already resolved."""
+    alert = {"labels": {"alertname": "TWSConnectionLost", "severity": "critical", "account": "DU0000024", "job": "ib-exporter"},
+             "annotations": {"summary": "TWS connection lost (resolve probe)", "description": "x"}}
+    e2e.alerting.post(alert)
+    page = wait(e2e, lambda: [m for m in page_with(e2e, "resolve probe") if m.get("reply_markup")], 30, "the page")[-1]
+    mid = page["message_id"]
+    old_silence = next(b["callback_data"] for row in page["reply_markup"]["inline_keyboard"] for b in row if "Silence 1h" in b["text"])
+    sent_before = len(tg(e2e).sent())
+    e2e.alerting.post(alert, resolved=True)
+
+    def edited():
+        m = next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)
+        return m if "Resolved" in visible_text(m["text"]) else None
+
+    m = wait(e2e, edited, 30, "the page edited as resolved")
+    assert not [b for b in tg(e2e).buttons(mid) if "Silence" in b or "session" in b], tg(e2e).buttons(mid)
+    time.sleep(4)  # a group_interval: a new message would have come by now
+    assert [s for s in tg(e2e).sent()[sent_before:] if "resolve probe" in visible_text(s["text"])] == []
+    before = len(silences(e2e))
+    qid = tg(e2e).press(mid, "", USER, data=old_silence)
+    wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the old button's answer")
+    assert tg(e2e).callback_answers[qid]["text"] == "Already resolved: nothing to silence."
+    assert len(silences(e2e)) == before
+    assert "resolve probe" in visible_text(m["text"])  # the page still says what it was about

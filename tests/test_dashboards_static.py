@@ -76,13 +76,13 @@ def parsed() -> dict[dq.Query, dict]:
 # --- the set of dashboards ---------------------------------------------------------------
 
 
-def test_seven_dashboards_with_the_uids_of_grafana_uids():
+def test_eight_dashboards_with_the_uids_of_grafana_uids():
     uids = [d["uid"] for d in DOCS]
     assert len(uids) == len(set(uids)), "dashboard uids must be unique"
     assert sorted(uids) == sorted(grafana_uids.DASHBOARDS.values())
     titles = {d["title"] for d in DOCS}
     assert titles == {"Trading Overview", "Real-time P&L", "Latency Heatmaps", "Risk Exposure", "System Health",
-                      "Worker Performance", "Logs"}
+                      "Worker Performance", "Logs", "Broker Truth"}
 
 
 def test_uids_are_stable_file_names_and_folders_follow_the_layout():

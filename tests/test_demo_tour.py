@@ -60,3 +60,44 @@ def test_the_guided_demo_shows_every_scenario_s_alerts(stack):
         for e in expects:
             assert f"{e.alert} in Alertmanager" in r.stdout, (e.alert, r.stdout)
             assert f"{e.alert} resolved" in r.stdout, (e.alert, r.stdout)
+
+
+def test_the_demo_waits_for_a_stack_started_just_after_it(tmp_path):
+    """Pasted as the docs show it, `trademon demo` came right after `trademon native` and
+    exited 2 after 0.65 s ("no demo stack answers"): it now waits, says for what, and runs."""
+    from support.native import free_ports_env
+
+    values = free_ports_env()
+    am, control = (f"http://127.0.0.1:{values[v]}" for v in ("TRADEMON_ALERTMANAGER_PORT", "TRADEMON_SIM_CONTROL_PORT"))
+    demo = subprocess.Popen([sys.executable, "-m", "trademon", "demo", "--alertmanager", am, "--control", control,
+                             "--record", str(tmp_path / "native" / "alerts.jsonl"), "--scenarios", "loss-breach"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stack = None
+    try:
+        time.sleep(2)
+        assert demo.poll() is None, demo.communicate()
+        stack = NativeStack(tmp_path, values, "--speed", f"{DEMO_SPEED:g}")
+        out, err = demo.communicate(timeout=400)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        if stack is not None:
+            stack.close()
+    assert demo.returncode == 0, out + err
+    assert "waiting up to 120 s for the demo stack: the simulator" in err, err
+    assert "DailyLossLimitBreach in Alertmanager" in out, out
+
+
+def test_the_demo_without_a_stack_gives_up_after_its_wait_saying_what_it_waited_for(tmp_path):
+    from support.native import free_ports_env
+
+    values = free_ports_env()
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "trademon", "demo", "--wait", "2",
+                        "--alertmanager", f"http://127.0.0.1:{values['TRADEMON_ALERTMANAGER_PORT']}",
+                        "--control", f"http://127.0.0.1:{values['TRADEMON_SIM_CONTROL_PORT']}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert time.monotonic() - t0 >= 2
+    assert "no demo stack answers after 2 s: waited for the simulator" in r.stderr and "Alertmanager at" in r.stderr, r.stderr
+    assert "start one first: trademon native" in r.stderr

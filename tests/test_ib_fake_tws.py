@@ -19,7 +19,7 @@ async def _session(port: int, client_id: int = 3, timeout: float = 5):
 
 @pytest.mark.parametrize("version", [176, 178])  # below and above the layout changes at 177 and 178
 def test_ib_async_decodes_every_message_kind(version):
-    with FakeTWS(accounts=["DU1", "DU2"], max_version=version) as tws:
+    with FakeTWS(accounts=["DU1", "DU2"], max_version=version, master_client_id=3) as tws:
         tws.set_position("DU1", "AAPL", 100, 150.5, market_value=15_500.0)
         tws.set_pnl("DU1", -12.5, 3.0, -15.5)
         tws.set_account_value("DU1", "NetLiquidation", 100_000)
@@ -88,4 +88,27 @@ def test_unknown_contract_and_client_id_in_use():
             finally:
                 ib.disconnect()
 
+        asyncio.run(go())
+
+
+@pytest.mark.parametrize("master", [None, 8, 3])
+def test_only_the_master_client_is_sent_other_clients_orders(master):
+    """TWS sends a client the events and executions of other clients' orders only when it is the
+    Master API client; reqAllOpenOrders answers every client with every open order."""
+    with FakeTWS(master_client_id=master) as tws:
+        async def go():
+            ib = await _session(tws.port, client_id=3)
+            try:
+                seen = []
+                ib.openOrderEvent += seen.append
+                tws.place_order(7, "AAPL", "BUY", 10, client_id=9)
+                tws.fill(7, 10, 100.0, client_id=9)
+                tws.place_order(8, "MSFT", "SELL", 5, client_id=9, order_type="LMT", limit_price=300.0)
+                await asyncio.sleep(0.3)
+                is_master = master == 3
+                assert [t.order.orderId for t in seen] == ([7, 8] if is_master else [])
+                assert [t.order.orderId for t in await ib.reqAllOpenOrdersAsync()] == [8]
+                assert len(await ib.reqExecutionsAsync()) == (1 if is_master else 0)
+            finally:
+                ib.disconnect()
         asyncio.run(go())

@@ -85,7 +85,7 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
 
 # ---- first-class: .env, flags, busy ports, where things are ---------------------------------
 
-from support.native import NativeStack, free_ports_env, write_env_file  # noqa: E402
+from support.native import NativeStack, free_ports_env, synthetic_breaker_alerts, write_env_file  # noqa: E402
 from support.standins import StandIns  # noqa: E402
 from trademon.settings.env import ConfigError, read_env_file  # noqa: E402
 
@@ -112,12 +112,9 @@ def test_native_from_env_file_delivers_to_the_telegram_set_there(tmp_path):
             for shown in ("alerts.jsonl", "logs", f"settings from {stack.env_file}"):
                 assert shown in out, (shown, out)
             # The synthetic check's test breaker is in Alertmanager as what it is: a self-test, info.
-            def synthetic_breaker():
-                alerts = requests.get(f"{stack.am_url}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"},
-                                      timeout=5).json()
-                return [a for a in alerts if a["labels"].get("breaker", "").startswith("synthetic")]
-            for a in wait_for(synthetic_breaker, 60, 0.5, "the synthetic breaker's CircuitBreakerTripped in Alertmanager"):
-                assert a["labels"]["severity"] == "info" and a["labels"]["self_test"] == "true", a["labels"]
+            for labels in wait_for(lambda: synthetic_breaker_alerts(stack.am_url, stack.record), 60, 0.5,
+                                   "the synthetic breaker's CircuitBreakerTripped in Alertmanager or its record"):
+                assert labels["severity"] == "info" and labels["self_test"] == "true", labels
             requests.post(f"{stack.control_url}/scenarios/loss-breach", timeout=5).raise_for_status()
             msgs = wait_for(lambda: [m for m in standins.telegram.sent() if "DailyLossLimitBreach" in m["text"]], 90, 0.5,
                             "the DailyLossLimitBreach page at the Telegram stand-in")
@@ -129,7 +126,8 @@ def test_native_from_env_file_delivers_to_the_telegram_set_there(tmp_path):
     assert rc == 0, stack.proc.tail()
 
 
-def test_native_refuses_to_start_on_a_busy_port_and_names_it(tmp_path):
+@pytest.mark.parametrize("job", ["prometheus", "alertmanager-config"])  # 9113 was not checked: three services started first
+def test_native_refuses_to_start_on_a_busy_port_and_names_it(tmp_path, job):
     import socket
 
     env = free_ports_env()
@@ -137,13 +135,13 @@ def test_native_refuses_to_start_on_a_busy_port_and_names_it(tmp_path):
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         port = held.getsockname()[1]
-        env[port_variable("prometheus")] = str(port)
+        env[port_variable(job)] = str(port)
         write_env_file(tmp_path / ".env", env)
         r = subprocess.run([sys.executable, "-m", "trademon", "native", "--env-file", str(tmp_path / ".env"),
                             "--data-dir", str(tmp_path / "native")], capture_output=True, text=True, timeout=60,
                            env={**os.environ, **{k: "" for k in env}})
     assert r.returncode == 2, r.stderr
-    assert f"prometheus: 127.0.0.1:{port}" in r.stderr and "TRADEMON_PROMETHEUS_PORT" in r.stderr, r.stderr
+    assert f"{job}: 127.0.0.1:{port}" in r.stderr and port_variable(job) in r.stderr, r.stderr
     assert "service up" not in r.stderr  # nothing was started
     assert not (tmp_path / "native" / "logs").exists()
 
@@ -222,3 +220,62 @@ def test_the_supervisor_watches_until_a_service_exits_or_a_stop(tmp_path):
         assert sup.watch([1]) == []  # SIGTERM already came
     finally:
         sup.stop()
+
+
+def test_every_port_native_binds_is_checked_before_anything_starts():
+    """The busy-port check covers each port of each layout (9113 and the HA nodes included)."""
+    from trademon.stack import native, services
+
+    for mode in ("demo", "live"):
+        for ha in (False, True):
+            planned = {port for _, _, port in native.planned_ports(mode, {}, ha)}
+            layout = services.Layout(mode, ha, "127.0.0.1", {})
+            binds = {port for name, port in layout.port.items()
+                     if name in services.BY_NAME or name.endswith(":cluster") or mode == "demo"}
+            assert binds <= planned, (mode, ha, sorted(binds - planned))
+            assert 9113 in planned and (not ha or {9190, 9193, 9094, 9194, 8428} <= planned)
+
+
+def test_a_first_native_without_the_binaries_fails_in_one_line_saying_what_to_fetch(tmp_path, monkeypatch, capsys):
+    """No network: scripts/install-tools.sh fails (a stand-in script here); native says so in
+    one line naming the script, exit 1, no traceback."""
+    import argparse
+
+    from trademon.stack import native
+
+    root = tmp_path / "clone"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "install-tools.sh").write_text("#!/bin/sh\necho 'apt-get download: network unreachable' >&2\nexit 100\n")
+    (root / "scripts" / "install-tools.sh").chmod(0o755)
+    monkeypatch.setattr(native, "repo_root", lambda: root)
+    monkeypatch.setenv("TRADEMON_TOOLS_DIR", str(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    for k, v in free_ports_env().items():
+        monkeypatch.setenv(k, v)
+    parser = argparse.ArgumentParser()
+    native.configure(parser)
+    rc = native.main(parser.parse_args(["--data-dir", str(tmp_path / "native")]))
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("trademon native: ") and "scripts/install-tools.sh" in last and "prometheus" in last, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "native" / "logs").exists()
+
+
+def test_a_cold_start_at_speed_30_fires_no_alert(tmp_path):
+    """At --speed 30 a rule's `for: 2m` is 4 s: a service still starting when Prometheus first
+    scrapes it (synthetic, started after Prometheus) was paged as ExporterDown. Nothing but
+    the info alerts (Watchdog, the synthetic self-test) may fire in the first ten demo minutes."""
+    import time
+
+    stack = NativeStack(tmp_path, {}, "--speed", "30")
+    try:
+        stack.wait_ready()
+        time.sleep(20)  # ten minutes of the demo's time: every shortened `for` has run out
+        q = 'max_over_time(ALERTS{alertstate="firing",severity=~"warning|critical",breaker!~"synthetic.*"}[10m])'
+        fired = requests.get(f"{stack.prom_url}/api/v1/query", params={"query": q}, timeout=5).json()["data"]["result"]
+        assert fired == [], [r["metric"] for r in fired]
+    finally:
+        rc = stack.close()
+    assert rc == 0, stack.proc.tail()

@@ -59,3 +59,16 @@ def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
 def test_scale_expr_handles_subqueries_and_leaves_other_numbers():
     e = "max_over_time(x[1h:1m]) * 100 > 3 and rate(y[5m]) * 300 > 0"
     assert timescale.scale_expr(e, 60, {300}) == "max_over_time(x[60s:1s]) * 100 > 3 and rate(y[5s]) * 5 > 0"
+
+
+def test_the_tour_flags_a_page_later_than_the_catalogue_time():
+    """At --speed 30 DailyLossLimitBreach paged after 5.6 s against the catalogue's 4 s, and the
+    tour said nothing: a page past its catalogue time is said, one before it is not."""
+    from trademon.stack import tour
+
+    p = catalogue.Pipeline.load(ROOT)
+    (e,) = [e for expects in catalogue.EXPECTED.values() for e in expects if e.alert == "DailyLossLimitBreach"][:1]
+    due = p.page_s(e, 30)
+    assert tour.late("DailyLossLimitBreach", due - 0.5, p, 30) is None
+    said = tour.late("DailyLossLimitBreach", due + 1.6, p, 30)
+    assert said is not None and f"{due + 1.6:.1f} s" in said and "DailyLossLimitBreach" in said

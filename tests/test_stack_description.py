@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from trademon import contract
-from trademon.stack import native, services
+from trademon.stack import native, scaleout, services
 from trademon.stack.services import BY_NAME, DOCKER_ONLY, PARTS, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,11 @@ def test_the_ha_override_is_the_description():
             svc = {**compose(), **ha}[part.name]
             cmd = svc.get("command") or ha[part.name]["command"]
             assert f"--cluster.listen-address=0.0.0.0:{part.cluster_port}" in cmd
+            # the same cluster timings as natively (scaleout.alertmanager_cluster_args)
+            native_flags = [a for a in scaleout.alertmanager_cluster_args("h:1", ["h:1", "h:2"])
+                            if not a.startswith(("--cluster.listen-address", "--cluster.advertise-address", "--cluster.peer="))]
+            assert [a for a in cmd if a.startswith("--cluster.") and a.split("=")[0] not in
+                    ("--cluster.listen-address", "--cluster.peer")] == native_flags
             assert str(part.cluster_port) in ha[part.name]["expose"]
 
 

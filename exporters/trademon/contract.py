@@ -177,6 +177,18 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_session_down_reason", GAUGE, "Why the API session is down: 1 for the reason of the current outage (one of IB_DOWN_REASONS), 0 for the others; all 0 while the session is up.", ["reason"], job=IB, group="IB connection"),
     _m("ib_client_id", GAUGE, "The API client id the exporter connects with (TRADEMON_IB_CLIENT_ID), so a page can name it.", job=IB, group="IB connection"),
     _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm or error code was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
+    # Broker truth: what IB says, beside what the trading system says it did (docs/broker-truth.md)
+    _m("ib_master_client", GAUGE, "1 once this session has seen an order of another API client as it happened (the exporter is TWS's Master API client), 0 while it has not (it cannot see other clients' orders, or none was placed since it connected); absent while the session is down.", job=IB, group="Broker truth"),
+    _m("ib_executions_total", COUNTER, "Executions IB reported, once each (by execId), live or recovered with reqExecutions at a (re)connect; executions from before the exporter started are not counted.", ["strategy"], job=IB, group="Broker truth"),
+    _m("ib_working_orders", GAUGE, "Orders working at IB now (every client the exporter sees); absent while the session is down.", job=IB, group="Broker truth"),
+    _m("ib_active_orders", GAUGE, "Working orders at IB per contract and side (IB allows 20); contracts without one have no series.", ["symbol", "side"], job=IB, group="Broker truth"),
+    _m("ib_working_order_quantity", GAUGE, "Remaining quantity of the working orders per account and symbol (unsigned): position drift within it may be orders in flight.", ["account", "symbol"], job=IB, group="Broker truth"),
+    _m("ib_filled_quantity_total", COUNTER, "Quantity IB executed per account and symbol (unsigned), counted with ib_executions_total: fills of the last moments may not have reached the trading system's book yet.", ["account", "symbol"], job=IB, group="Broker truth"),
+    _m("ib_order_actions_today", GAUGE, "Today's order actions as IB's Order Efficiency Ratio counts them: submission, revision, cancellation, execution (orders with a fill).", ["kind"], job=IB, group="Broker truth"),
+    _m("ib_order_efficiency_ratio", GAUGE, "Today's Order Efficiency Ratio: (submissions + revisions + cancellations) / (executions + 1); IB calls above 20 excessive.", job=IB, group="Broker truth"),
+    _m("trading_orders_sent_total", COUNTER, "Orders the trading system sent to IB (its own count, by strategy; the strategy as the ib-exporter derives it from orderRef).", ["strategy"], job=API, group="Broker truth"),
+    _m("trading_fills_recorded_total", COUNTER, "Executions the trading system recorded (its own count, by strategy).", ["strategy"], job=API, group="Broker truth"),
+    _m("trading_position_quantity", GAUGE, "The trading system's own position per account and symbol (signed), as its book says.", ["account", "symbol"], job=API, group="Broker truth"),
     # Market data
     _m("marketdata_connected", GAUGE, "1 while the upstream feed is connected.", job=MD, group="Market data"),
     _m("marketdata_ticks_total", COUNTER, "Ticks received.", ["symbol"], job=MD, group="Market data"),
@@ -220,7 +232,10 @@ IB_ERROR_FARM_CODES = {
 # The value a bounded label takes once its cap of distinct values is reached, and the labels
 # of the ib-exporter that are bounded that way (ib_label_overflow_total's label values).
 OVERFLOW = "__overflow__"
-IB_BOUNDED_LABELS = ("strategy", "farm", "code")
+IB_BOUNDED_LABELS = ("strategy", "farm", "code", "symbol")
+
+# ib_order_actions_today's kinds: the terms of IB's Order Efficiency Ratio
+ORDER_ACTION_KINDS = ("submission", "revision", "cancellation", "execution")
 
 # The broker-state gauges: dropped while the IB session is down or TWS has lost IB (code 1100),
 # because a last value is not a live value. The ib-exporter and the simulator's stand-in for it

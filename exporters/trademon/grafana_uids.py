@@ -13,6 +13,7 @@ DASHBOARDS: dict[str, str] = {
     "pnl": "trademon-pnl",
     "latency": "trademon-latency",
     "risk": "trademon-risk",
+    "broker": "trademon-broker-truth",
     "health": "trademon-health",
     "workers": "trademon-workers",
     "logs": "trademon-logs",

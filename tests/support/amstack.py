@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
@@ -22,9 +21,9 @@ import yaml
 
 from trademon.alertmanager import amconfig
 from trademon.settings.values import seconds
-from trademon.stack import tools
 
-from .procs import Proc, free_port, start, wait_for, wait_http
+from . import described
+from .procs import Proc, free_port, wait_for
 from .standins import StandIns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,38 +73,37 @@ class AlertingStack:
 
     def _start(self) -> None:
         out = self.dir / "am-config"
-        path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
-                               make_schedule=self.make_schedule, bot_url=f"{self.bot_url}/alerts")
+        prom_port = int(self.prometheus_url.rsplit(":", 1)[1])
+        self.layout = described.layout({"alert-sink": self.sink_port, "alertmanager": self.am_port, "trademon-bot": self.bot_port,
+                                        "prometheus": prom_port}, env=self.render_env)
+        path = amconfig.render(ROOT / "alertmanager", out, self.render_env, alert_sink_url=f"{self.layout.base['alert-sink']}/alerts",
+                               make_schedule=self.make_schedule, bot_url=f"{self.layout.base['trademon-bot']}/alerts")
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], self.intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.config_path = path
-        self.sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
-                          {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", "TRADEMON_ALERT_SINK_PORT": str(self.sink_port),
-                           "TRADEMON_ALERT_SINK_FILE": str(self.sink_file)}, self.dir / "logs" / "alert-sink.log")
+        self.services = described.built(self.layout, self.dir, ("alert-sink", "trademon-bot", "alertmanager"), path)
+        self.sink = described.start_service(self.services["alert-sink"], self.dir / "logs", timeout=20)
         self.procs.append(self.sink)
-        wait_http(f"http://127.0.0.1:{self.sink_port}/readyz", 20, self.sink)
         self.start_bot()
-        self.am = start("alertmanager", [tools.find("alertmanager"), f"--config.file={path}", f"--storage.path={self.dir / 'am-data'}",
-                                          f"--web.listen-address=127.0.0.1:{self.am_port}", "--cluster.listen-address=",
-                                          f"--web.external-url={self.render_env['ALERTMANAGER_URL']}", "--web.route-prefix=/",
-                                          "--log.level=debug", "--log.format=json"],
-                        {"ZONEINFO": str(out / "zoneinfo")}, self.dir / "logs" / "alertmanager.log")
-        self.procs.append(self.am)
         try:
-            wait_http(f"{self.am_url}/-/ready", 20, self.am)
+            # debug: the tests read what Alertmanager did with each alert
+            self.am = described.start_service(self.services["alertmanager"], self.dir / "logs", extra_args=("--log.level=debug",),
+                                              timeout=20)
         except RuntimeError as e:
-            if "default.tmpl" in self.am.log_text():  # Debian's build reads it from a fixed path
+            log = (self.dir / "logs" / "alertmanager.log").read_text(errors="replace")
+            if "default.tmpl" in log:  # Debian's build reads it from a fixed path
                 raise RuntimeError("Alertmanager cannot read /usr/share/prometheus/alertmanager/default.tmpl: "
                                    "run scripts/install-tools.sh (it links Debian's template directory there)") from e
             raise
+        self.procs.append(self.am)
 
     def bot_environment(self) -> dict[str, str]:
-        return {**self.render_env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(self.bot_port),
-                "TRADEMON_BOT_ALERTMANAGER_URL": self.am_url, "TRADEMON_BOT_PROMETHEUS_URL": self.prometheus_url,
-                "TRADEMON_BOT_ALERT_SINK_URL": f"http://127.0.0.1:{self.sink_port}/alerts",
-                "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"), "TRADEMON_BOT_ALLOWED_USER_IDS": str(self.standins.USER_ID),
-                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.retry_window(), **self.bot_env}
+        """The bot's environment: the stack's variables over what the test sets (the channels,
+        who may act, short polls and retries)."""
+        return {**self.render_env, "TRADEMON_BOT_ALLOWED_USER_IDS": str(self.standins.USER_ID),
+                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.retry_window(), **self.bot_env,
+                **self.services["trademon-bot"].env}
 
     def retry_window(self) -> dict[str, str]:
         """With repeat_interval shortened, the bot's retry window goes between it and
@@ -118,9 +116,8 @@ class AlertingStack:
 
     def start_bot(self) -> None:
         """`trademon bot` as a process (again after kill_bot: same port, same state directory)."""
-        self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"], self.bot_environment(), self.dir / "logs" / "bot.log")
+        self.bot = described.start_service(self.services["trademon-bot"], self.dir / "logs", self.bot_environment(), name="bot")
         self.procs.append(self.bot)
-        wait_http(f"{self.bot_url}/healthz", 30, self.bot)
 
     def kill_bot(self) -> None:
         """kill -9, as a crash or an OOM kill would."""

@@ -20,8 +20,9 @@ import yaml
 from trademon.settings.values import seconds
 from trademon.stack import native
 
+from . import described
 from .amstack import AlertingStack
-from .procs import Proc, free_port, start, wait_for, wait_http
+from .procs import Proc, free_port, wait_for
 from .sim import SIM_JOBS, SimProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,14 +105,13 @@ class E2EStack:
         cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation)
         path = self.dir / "prometheus.yml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        cmd = native.prometheus_cmd(path, self.dir / "prom-data", self.prom_port)
-        if resend_delay:  # how often Prometheus re-sends a firing alert (default 1m)
-            cmd.append(f"--rules.alert.resend-delay={resend_delay}")
-        self.prom = start("prometheus", cmd, {},
-                          self.dir / "logs" / "prometheus.log")
+        lay = described.layout({"prometheus": self.prom_port, "alertmanager": self.alerting.am_port})
+        svc = described.built(lay, self.dir, ("prometheus",), prom_files={"prometheus": path})["prometheus"]
+        # how often Prometheus re-sends a firing alert (default 1m)
+        self.prom = described.start_service(svc, self.dir / "logs", extra_args=(f"--rules.alert.resend-delay={resend_delay}",)
+                                            if resend_delay else ())
         self.procs.append(self.prom)
-        self.prom_url = f"http://127.0.0.1:{self.prom_port}"
-        wait_http(f"{self.prom_url}/-/ready", 30, self.prom)
+        self.prom_url = lay.base["prometheus"]
         self.n_targets = len(targets)
         if wait:
             self._wait_scraped()

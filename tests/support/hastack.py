@@ -5,7 +5,9 @@ the simulator, one alert-sink and the stand-ins shared by both Alertmanagers (so
 notification sent by both nodes is seen twice: that is what is counted).
 
 Shortened as in tests/support/e2estack.py (intervals, ``for``, group_wait/interval); the
-cluster's own timings (gossip, --cluster.peer-timeout 15 s) are Alertmanager's defaults.
+cluster's own timings are the stack's (trademon.stack.scaleout: --cluster.peer-timeout 5 s,
+gossip at Alertmanager's defaults); ``peer_timeout`` replaces that one, for the benchmark's
+baseline (benchmarks/ha_failover.py).
 Any node can be killed with SIGKILL and started again on its old data.
 """
 
@@ -19,6 +21,7 @@ import yaml
 from trademon.alertmanager import amconfig
 from trademon.stack import native, scaleout
 
+from . import described
 from .amstack import shorten
 from .e2estack import scaled_rule_files
 from .procs import Proc, free_port, start, wait_for, wait_http
@@ -54,8 +57,9 @@ class Node:
 
 class HAStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, intervals: dict[str, str] | None = None,
-                 resend_delay: str = "2s", scrape: str = "1s"):
+                 resend_delay: str = "2s", scrape: str = "1s", peer_timeout: str | None = None):
         self.dir = workdir
+        self.peer_timeout = peer_timeout
         self.standins = StandIns()
         self.sim = self.sink = self.bot = None
         self.ams: list[Node] = []
@@ -94,38 +98,45 @@ class HAStack:
                           "TRADEMON_BOT_ALERTMANAGER_URL": f"http://127.0.0.1:{web[0]}", "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"),
                           "TRADEMON_BOT_POLL_TIMEOUT": "2"}, self.dir / "logs" / "bot.log")
         wait_http(f"http://127.0.0.1:{bot_port}/healthz", 30, self.bot)
-        gossip = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-        for i, name in enumerate(("am-a", "am-b")):
-            cmd = native.alertmanager_cmd(path, self.dir / f"{name}-data", web[i], external_url=env["ALERTMANAGER_URL"])
-            cmd = scaleout.clustered(cmd, gossip[i], gossip) + ["--log.level=debug"]
-            node = Node(name, cmd, {"ZONEINFO": str(out / "zoneinfo")}, self.dir / "logs" / f"{name}.log",
-                        f"http://127.0.0.1:{web[i]}/-/ready")
-            node.url = f"http://127.0.0.1:{web[i]}"
+        self.layout = described.layout({"alertmanager": web[0], "alertmanager-b": web[1], "alertmanager:cluster": free_port(),
+                                        "alertmanager-b:cluster": free_port(), "prometheus": free_port(),
+                                        "prometheus-b": free_port()}, ha=True, env=env)
+        built = described.built(self.layout, self.dir, ("alertmanager", "alertmanager-b"), path)
+        for name, svc in zip(("am-a", "am-b"), built.values()):
+            cmd = [a for a in svc.cmd if not (self.peer_timeout and a.startswith("--cluster.peer-timeout="))]
+            cmd += [f"--cluster.peer-timeout={self.peer_timeout}"] if self.peer_timeout else []
+            node = Node(name, [*cmd, "--log.level=debug"], svc.env, self.dir / "logs" / f"{name}.log", svc.health)
+            node.url = self.layout.base[svc.name]
             node.start()
             self.ams.append(node)
         wait_for(lambda: all(len(self.cluster(am)["peers"]) == 2 for am in self.ams), 30, 0.2, "both Alertmanagers see each other")
 
     def _start_prometheus(self, speed: float, resend_delay: str, scrape: str) -> None:
-        ports = [free_port(), free_port()]
-        targets = {job: f"127.0.0.1:{self.sim.ports[job]}" for job in SIM_JOBS}
+        nodes = ("prometheus", "prometheus-b")
+        targets: dict[str, str | list[str]] = {job: f"127.0.0.1:{self.sim.ports[job]}" for job in SIM_JOBS}
         targets["alert-sink"] = f"127.0.0.1:{self.sink_port}"
+        # every node scraped by every replica, as `trademon native --ha` and compose do
+        targets["prometheus"] = [self.layout.base[n].removeprefix("http://") for n in nodes]
+        targets["alertmanager"] = [am.url.removeprefix("http://") for am in self.ams]
         rules_dir = self.dir / "rules"
         rules_dir.mkdir(parents=True, exist_ok=True)
         rule_files = scaled_rule_files(rules_dir, speed)
-        for i, replica in enumerate(("a", "b")):
+        files = {}
+        for node, replica in zip(nodes, ("a", "b")):
             base = native.render_prometheus_config(ROOT, targets, self.ams[0].url.removeprefix("http://"), scrape, scrape)
             base["rule_files"] = rule_files
             cfg = scaleout.ha_prometheus_config(base, alertmanagers=[am.url.removeprefix("http://") for am in self.ams],
                                                 replica=replica)
-            path = self.dir / f"prometheus-{replica}.yml"
-            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-            cmd = native.prometheus_cmd(path, self.dir / f"prom-{replica}-data", ports[i])
-            cmd.append(f"--rules.alert.resend-delay={resend_delay}")
-            node = Node(f"prom-{replica}", cmd, {}, self.dir / "logs" / f"prom-{replica}.log",
-                        f"http://127.0.0.1:{ports[i]}/-/ready")
-            node.url = f"http://127.0.0.1:{ports[i]}"
-            node.start()
-            self.proms.append(node)
+            files[node] = self.dir / f"prometheus-{replica}.yml"
+            files[node].write_text(yaml.safe_dump(cfg, sort_keys=False))
+        built = described.built(self.layout, self.dir, nodes, prom_files=files)
+        for node, replica in zip(nodes, ("a", "b")):
+            svc = built[node]
+            p = Node(f"prom-{replica}", [*svc.cmd, f"--rules.alert.resend-delay={resend_delay}"], svc.env,
+                     self.dir / "logs" / f"prom-{replica}.log", svc.health)
+            p.url = self.layout.base[node]
+            p.start()
+            self.proms.append(p)
         for p in self.proms:  # as in e2estack: scraping starts some seconds after ready
             wait_for(lambda p=p: all(t["health"] == "up" for t in
                                  requests.get(f"{p.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]),

@@ -29,7 +29,8 @@ EXPORTER_CMD = [sys.executable, "-m", "trademon", "ib-exporter"]
 
 @pytest.fixture
 def tws():
-    fake = FakeTWS(accounts=ACCOUNTS).start()
+    # the exporter's client id is TWS's Master API client ID, as docs/ib-exporter.md asks
+    fake = FakeTWS(accounts=ACCOUNTS, master_client_id=CLIENT_ID).start()
     yield fake
     fake.stop()
 

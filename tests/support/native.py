@@ -61,3 +61,18 @@ class NativeStack:
 
     def close(self) -> int | None:
         return self.proc.close()
+
+
+def synthetic_breaker_alerts(am_url: str, record: Path) -> list[dict]:
+    """The labels of the synthetic check's test breaker alert as Alertmanager has it now, or
+    as its notification recorded it (the check resets the breaker as soon as it saw the
+    alert, so the alert may come and go between two looks)."""
+    import json
+
+    alerts = requests.get(f"{am_url}/api/v2/alerts", params={"filter": "alertname=CircuitBreakerTripped"}, timeout=5).json()
+    out = [a["labels"] for a in alerts]
+    if record.exists():
+        for line in record.read_text().splitlines():
+            doc = json.loads(line) if line.strip() else {}
+            out += [a["labels"] for a in doc.get("alerts", []) if a["labels"].get("alertname") == "CircuitBreakerTripped"]
+    return [labels for labels in out if labels.get("breaker", "").startswith("synthetic")]

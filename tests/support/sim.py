@@ -14,10 +14,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from trademon.settings.env import port_variable
+from trademon.stack import services
 
 from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 
-SIM_JOBS = ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")
+SIM_JOBS = services.BY_NAME["sim"].answers_as  # the stack's description: the jobs the simulator answers as
 
 
 def family_of(sample_name: str) -> str:

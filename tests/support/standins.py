@@ -162,6 +162,7 @@ class TelegramStandIn:
         self._refusal: str | None = None
         self._fail_500 = 0
         self._retry_after = 1
+        self._fail_chat: int | None = None
         self._next_id = 1
         self.messages: dict[int, dict] = {}      # message_id -> the message as it stands (edits applied)
         self.photos: list[dict] = []
@@ -174,12 +175,14 @@ class TelegramStandIn:
         self._server = _Server(self._handle)
         self.url = f"http://127.0.0.1:{self._server.port}"
 
-    def fail_for(self, seconds: float, first_500: int = 1, retry_after: int = 1) -> None:
-        """For ``seconds``: the first ``first_500`` sendMessage requests get HTTP 500, then 429 with retry_after."""
+    def fail_for(self, seconds: float, first_500: int = 1, retry_after: int = 1, chat_id: int | None = None) -> None:
+        """For ``seconds``: the first ``first_500`` sendMessage requests get HTTP 500, then 429 with retry_after;
+        with ``chat_id``, only the sends to that chat (Telegram's flood limit is per chat)."""
         with self._server.lock:
             self._fail_until = time.monotonic() + seconds
             self._fail_500 = first_500
             self._retry_after = retry_after
+            self._fail_chat = chat_id
 
     REFUSALS = {
         "token": (401, "Unauthorized", {}),
@@ -242,7 +245,8 @@ class TelegramStandIn:
         if method == "answerCallbackQuery":
             self.callback_answers[str(body.get("callback_query_id"))] = body
             return 200, {"ok": True, "result": True}
-        if method == "sendMessage" and time.monotonic() < self._fail_until:
+        if method == "sendMessage" and time.monotonic() < self._fail_until and (
+                self._fail_chat is None or str(body.get("chat_id")) == str(self._fail_chat)):
             if self._fail_500 > 0:
                 self._fail_500 -= 1
                 return self._error(500, "Internal Server Error")

@@ -1,21 +1,22 @@
-"""Commands and button presses. Everyone but the configured chats/users is refused (logged,
-answered "Not allowed."); a callback whose signature, chat or reference does not check out
+"""Commands and button presses. Everyone but the configured chats/users is refused: a command
+gets no answer at all (a stranger must cost no send, nor a 429 on it), a button press only
+the callback answer; refusals are logged, at most once a minute. A callback whose signature, chat or reference does not check out
 does nothing but say the button is not valid."""
 
 from __future__ import annotations
 
 import difflib
 import html
+import json
 import logging
 import re
 import time
 from datetime import datetime, timedelta, UTC
 from collections.abc import Callable
 
-from trademon.bot import render
+from trademon.bot import pages, render
 from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
-from trademon.bot.keyboards import keyboard, runbook_rows
 from trademon.bot.reports import Reports, esc, fmt_time
 from trademon.bot.runbooks import RELATIVE_PATH, Runbooks
 from trademon.bot.sessions import MarketHours, next_session_open
@@ -38,6 +39,7 @@ HELP = """<b>trademon bot</b>
 /help – this
 Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it; 📖 shows the alert's runbook here."""
 
+REFUSAL_LOG_EVERY_S = 60.0
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -72,6 +74,7 @@ class Handlers:
         self.reports, self.hours, self.clock = reports, hours, clock
         self.runbooks = runbooks or Runbooks({})
         self.refused = 0
+        self._refusals_logged_at, self._refusals_unlogged = -REFUSAL_LOG_EVERY_S, 0
 
     # --- dispatch --------------------------------------------------------------------------
     async def dispatch(self, update: dict) -> None:
@@ -85,7 +88,13 @@ class Handlers:
         if may_act(self.cfg.allowed_chats, self.cfg.allowed_users, chat, user):
             return True
         self.refused += 1
-        log.warning("refused: not an allowed chat/user", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id"), "what": what[:40]})
+        now = time.monotonic()
+        if now - self._refusals_logged_at < REFUSAL_LOG_EVERY_S:  # a stranger's flood must not flood the log either
+            self._refusals_unlogged += 1
+            return False
+        log.warning("refused: not an allowed chat/user", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id"), "what": what[:40],
+                                                                "refused_since_last_logged": self._refusals_unlogged})
+        self._refusals_logged_at, self._refusals_unlogged = now, 0
         return False
 
     async def reply(self, chat_id: int, text: str) -> None:
@@ -96,7 +105,6 @@ class Handlers:
         words = msg["text"][:500].split()
         name = words[0][1:].split("@")[0].lower()
         if not self._allowed(chat, user, name):
-            await self.tg.call("sendMessage", {"chat_id": chat["id"], "text": "Not allowed."})
             return
         args = words[1:]
         try:
@@ -120,6 +128,8 @@ class Handlers:
                 await self.reply(chat["id"], "Unknown command. /help lists them.")
         except UpstreamError as e:
             await self.reply(chat["id"], f"⚠️ {esc(e)}")
+        except TelegramError as e:  # Telegram refused the answer (a 429 past its deadline): said once, no traceback
+            log.warning("answer to a command not sent", extra={"command": name, "error": str(e)})
 
     async def chart_cmd(self, chat_id: int, name: str, args: list[str]) -> None:
         end = self.clock() - 1  # the last second may still be arriving (a scrape in flight): chart what is complete
@@ -182,14 +192,23 @@ class Handlers:
         checked = self.signer.verify(cq.get("data", ""), int(chat.get("id", 0)))
         if checked and checked[0] == "rbk":  # no stored reference: the signature binds the runbook to this chat
             return await self._runbook(cq, int(chat["id"]), checked[1])
+        # The reference is the bot's own, made before the page was sent and signed for this chat:
+        # it holds on every copy of the page, and before Telegram's answer reached the bot.
         ref = self.store.ref(checked[1], self.clock()) if checked else None
-        if not checked or ref is None or ref["chat_id"] != chat.get("id") or ref["message_id"] != msg.get("message_id"):
-            log.warning("button refused: forged, stale or from another message", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id")})
+        if not checked or ref is None or ref["chat_id"] != chat.get("id"):
+            log.warning("button refused: forged, stale or for another chat", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id")})
             return await self._answer(cq, "This button is no longer valid.")
+        pressed = msg.get("message_id")
+        if isinstance(pressed, int) and pressed not in ref["message_ids"]:
+            self.store.set_message(ref["ref"], pressed)  # a copy whose sending the bot has not heard back from yet
+            ref["message_ids"].append(pressed)
         action = checked[0]
         try:
             if action == "uns":
                 note = await self._unsilence(ref, user)
+            elif ref["state"].get("resolved"):
+                note = "Already resolved: nothing to silence."
+                await pages.edit(self.tg, self.signer, self.runbooks, ref)  # an old copy still showing buttons loses them
             else:
                 note = await self._silence(ref, action, user)
         except UpstreamError as e:
@@ -212,22 +231,26 @@ class Handlers:
     async def _silence(self, ref: dict, action: str, user: dict | None) -> str:
         if ref["silences"]:
             return "Already silenced."
+        # Only what still fires: Alertmanager knows of resolves the bot may not have heard of yet.
+        active = {json.dumps(a.get("labels", {}), sort_keys=True) for a in await self.am.alerts(active=True, silenced=True, inhibited=True)}
+        targets = [labels for labels in ref["alerts"] if json.dumps(labels, sort_keys=True) in active]
+        if not targets:
+            return "Already resolved: nothing to silence."
         now = datetime.fromtimestamp(self.clock(), UTC)
         cap = now + timedelta(seconds=self.cfg.max_silence_s)
         ends = {"s1h": now + timedelta(hours=1), "s4h": now + timedelta(hours=4)}.get(action) or next_session_open(now, self.hours)
         ends = min(ends, cap)
         by = who(user)
-        ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in ref["alerts"]]
-        silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, ref["alerts"])]
+        ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in targets]
+        silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, targets)]
         self.store.set_silences(ref["ref"], silences)
-        names = sorted({lab.get("alertname", "?")[:80] for lab in ref["alerts"]})
+        ref["silences"] = silences
+        names = sorted({lab.get("alertname", "?")[:80] for lab in targets})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        note = f"\n\n🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}"
-        await self._edit(ref, ref["text"] + note, {"inline_keyboard": [
-            [{"text": "🔔 Unsilence", "callback_data": self.signer.sign("uns", ref["ref"], ref["chat_id"])}],
-            *runbook_rows(self.signer, self.runbooks.for_alerts(ref["alerts"]), ref["chat_id"])]})
-        await self.record.action("silence", ref["alerts"], {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": ref["alerts"],
-                                                            "message_id": ref["message_id"], "button": action})
+        pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}")
+        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self.record.action("silence", targets, {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": targets,
+                                                      "message_id": ref["message_id"], "button": action})
         return f"Silenced until {fmt_time(ends, self.cfg.summary_zone)}"
 
     async def _unsilence(self, ref: dict, user: dict | None) -> str:
@@ -237,17 +260,9 @@ class Handlers:
         for i in ids:
             await self.am.expire(i)
         self.store.set_silences(ref["ref"], [])
+        ref["silences"] = []
         by = who(user)
-        note = f"\n\n🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)}"
-        await self._edit(ref, ref["text"] + note, keyboard(self.signer, ref["ref"], ref["chat_id"], self.runbooks.for_alerts(ref["alerts"])))
+        pages.add_note(self.store, ref, f"🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)}")
+        await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
         return "Unsilenced."
-
-    async def _edit(self, ref: dict, text: str, markup: dict) -> None:
-        try:
-            await self.tg.call_within(time.monotonic() + 10, "editMessageText",
-                                      {"chat_id": ref["chat_id"], "message_id": ref["message_id"], "text": text, "parse_mode": "HTML",
-                                       "reply_markup": markup, "link_preview_options": {"is_disabled": True}})
-        except TelegramError as e:  # the silence stands; at least swap the buttons
-            log.warning("editMessageText failed; replacing the buttons only", extra={"error": str(e)})
-            await self.tg.call("editMessageReplyMarkup", {"chat_id": ref["chat_id"], "message_id": ref["message_id"], "reply_markup": markup})

@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from urllib.parse import quote_plus
 
 PART_BUDGET = 3600   # UTF-16 units of raw text per message: Telegram's 4096 visible, less room for the edit note
@@ -25,6 +27,13 @@ SUMMARY_CHARS, DESCRIPTION_CHARS = 200, 400  # each alert's text is cut here (th
 class Links:
     grafana_url: str
     alertmanager_url: str
+
+
+def fmt_clock(t: float, zone: ZoneInfo) -> str:
+    """A time on a page, in the trader's zone: the hour (and the day, for another day's)."""
+    local = datetime.fromtimestamp(t, zone)
+    today = datetime.now(zone).date() == local.date()
+    return local.strftime("%H:%M %Z" if today else "%a %d %b %H:%M %Z")
 
 
 def units(text: str) -> int:

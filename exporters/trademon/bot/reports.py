@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
-from trademon import contract
+from trademon import contract, grafana_uids
 from trademon.settings import thresholds
 from trademon.bot import charts
 from trademon.bot.upstream import Alertmanager, Prometheus, UpstreamError
 
 M = {n: contract.metric(n).name for n in ("daily_pnl", "strategy_pnl", "ib_connected", "ib_farm_connected", "circuit_breaker_open",
                                            "risk_gross_exposure", "risk_gross_exposure_limit", "orders_submitted_total",
-                                           "orders_filled_total", "orders_rejected_total", "avg_slippage_pct")}
+                                           "orders_filled_total", "orders_rejected_total", "avg_slippage_pct",
+                                           "ib_master_client", "ib_working_orders", "ib_order_efficiency_ratio")}
+# The broker-truth alerts are the ones whose dashboard is Broker Truth (docs/broker-truth.md).
+BROKER_TRUTH_DASHBOARD = grafana_uids.path("broker")
 MAX_LINES = 30
 SEV_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -61,6 +64,32 @@ class Limits:
         return lines
 
 
+def _one(samples) -> float | None:
+    """The value of a one-sample answer; None when unknown (no answer, no sample)."""
+    if not samples or isinstance(samples, BaseException):
+        return None
+    return samples[0][1]
+
+
+def broker_truth_line(alerts, master, working, oer) -> str:
+    """/status: the broker-truth checks firing (trading system against IB), and what they stand on."""
+    firing = [] if isinstance(alerts, BaseException) else sorted(
+        {f"{a['labels'].get('alertname', '?')}" + (f" ({a['labels']['strategy']})" if a["labels"].get("strategy") else "")
+                  + (f" ({a['labels']['symbol']})" if a["labels"].get("symbol") else "")
+         for a in alerts if a.get("annotations", {}).get("dashboard") == BROKER_TRUTH_DASHBOARD})
+    if isinstance(alerts, BaseException):
+        head = "Broker truth: unknown (Alertmanager unreachable)"
+    elif firing:
+        head = "Broker truth: ❌ " + ", ".join(esc(f) for f in firing[:5]) + (f" … {len(firing) - 5} more" if len(firing) > 5 else "")
+    else:
+        head = "Broker truth: no check firing ✅"
+    m, w, r = _one(master), _one(working), _one(oer)
+    facts = ["sees other clients' orders: " + ("unknown" if m is None else "yes" if m == 1 else "NO (Master API client ID?)"),
+             "working orders at IB: " + ("unknown" if w is None else f"{w:.0f}"),
+             "order efficiency today: " + ("unknown" if r is None else f"{r:.1f}")]
+    return head + " · " + " · ".join(facts)
+
+
 def pnl_lines(pnl: list[tuple[dict, float]], limits: Limits) -> list[str]:
     """/status: each account's daily P&L against its own loss limit."""
     out = []
@@ -82,10 +111,12 @@ class Reports:
             return None  # unknown
 
     async def status(self) -> str:
-        alerts, ib, farms, pnl, breakers, exp, lim, down = await asyncio.gather(
+        alerts, ib, farms, pnl, breakers, exp, lim, down, master, working, oer = await asyncio.gather(
             self.am.alerts(active=True, silenced=False, inhibited=False), self._q(M["ib_connected"]),
             self._q(M["ib_farm_connected"]), self._q(M["daily_pnl"]), self._q(M["circuit_breaker_open"]),
             self._q(M["risk_gross_exposure"]), self._q(M["risk_gross_exposure_limit"]), self._q("up == 0"),
+            self._q(f"min({M['ib_master_client']})"), self._q(f"sum({M['ib_working_orders']})"),
+            self._q(f"max({M['ib_order_efficiency_ratio']})"),
             return_exceptions=True)
         out = [f"📊 <b>Status</b> · {fmt_time(datetime.now(UTC), self.zone)}"]
         if isinstance(alerts, BaseException):
@@ -119,6 +150,7 @@ class Reports:
                 lv = limits.get(acct)
                 share = f" of {money(lv)} ({v / lv:.0%})" if lv else " (limit unknown)"
                 out.append(f"Exposure {esc(acct)}: {money(v)}{share}")
+        out.append(broker_truth_line(alerts, master, working, oer))
         if down is None or isinstance(down, BaseException):
             out.append("Targets down: unknown (Prometheus unreachable)")
         else:

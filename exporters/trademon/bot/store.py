@@ -2,8 +2,10 @@
 
 outbox: notifications accepted from Alertmanager and not yet all delivered to Telegram;
         a restart resumes them from the part it stopped at.
-refs:   what each message with buttons is about (the alerts' label sets, the silences made
-        from it), so a button press needs only a short reference.
+refs:   what each page is about (the alerts' label sets, its Alertmanager group, the silences
+        made from it, the notes added to it, whether it resolved), keyed by the bot's own
+        reference, made before the page is sent: a button works before Telegram's answer and on
+        every copy of a page sent twice (message_ids lists them all).
 seen:   the notifications taken lately, by a digest of their content, so Alertmanager's retry
         of one it did not see answered (its call timed out) is not a second message.
 kv:     small facts (the last daily summary sent).
@@ -28,6 +30,8 @@ CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS seen (digest TEXT PRIMARY KEY, oid TEXT, at REAL);
 """
 REF_TTL_S = 7 * 86400  # a button older than this is stale
+# Columns added to refs since the first release: an older state file gets them at open.
+REF_COLUMNS = {"group_key": "TEXT DEFAULT ''", "message_ids": "TEXT DEFAULT '[]'", "state": "TEXT DEFAULT '{}'"}
 
 
 class Store:
@@ -38,6 +42,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(refs)")}
+        for col, decl in REF_COLUMNS.items():
+            if col not in have:
+                self._db.execute(f"ALTER TABLE refs ADD COLUMN {col} {decl}")
         self._lock = threading.Lock()
         self.failing: str | None = None  # why the last write failed (disk full ...), until one succeeds
 
@@ -114,26 +122,54 @@ class Store:
         return count, oldest
 
     # refs
-    def new_ref(self, chat_id: int, alerts: list[dict]) -> str:
+    def new_ref(self, chat_id: int, alerts: list[dict], text: str = "", group_key: str = "") -> str:
         ref = secrets.token_hex(6)
-        self._x("INSERT INTO refs VALUES (?,?,?,?,?,?,?)", (ref, chat_id, None, time.time(), json.dumps(alerts), "", "[]"))
+        self._x("INSERT INTO refs (ref, chat_id, message_id, created, alerts, text, silences, group_key, message_ids, state) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)", (ref, chat_id, None, time.time(), json.dumps(alerts), text, "[]", group_key, "[]", "{}"))
         return ref
 
-    def set_message(self, ref: str, message_id: int, text: str) -> None:
-        self._x("UPDATE refs SET message_id=?, text=? WHERE ref=?", (message_id, text, ref))
+    def set_message(self, ref: str, message_id: int, text: str | None = None) -> None:
+        """One more copy of the page in the chat (a page sent twice has two)."""
+        def add():
+            row = self._db.execute("SELECT message_ids FROM refs WHERE ref=?", (ref,)).fetchone()
+            ids = json.loads(row[0] or "[]") if row else []
+            if message_id not in ids:
+                ids = (ids + [message_id])[-5:]
+            self._db.execute("UPDATE refs SET message_id=?, message_ids=?, text=COALESCE(?, text) WHERE ref=?",
+                             (message_id, json.dumps(ids), text, ref))
+
+        with self._lock:
+            self._write(add)
 
     def set_silences(self, ref: str, silences: list[dict]) -> None:
         self._x("UPDATE refs SET silences=? WHERE ref=?", (json.dumps(silences), ref))
 
+    def set_state(self, ref: str, state: dict) -> None:
+        self._x("UPDATE refs SET state=? WHERE ref=?", (json.dumps(state), ref))
+
+    _REF_COLS = "ref, chat_id, message_id, created, alerts, text, silences, group_key, message_ids, state"
+
+    @staticmethod
+    def _ref_row(row) -> dict:
+        ref, chat_id, message_id, created, alerts, text, silences, group_key, message_ids, state = row
+        return {"ref": ref, "chat_id": chat_id, "message_id": message_id, "created": created, "alerts": json.loads(alerts),
+                "text": text, "silences": json.loads(silences), "group_key": group_key or "",
+                "message_ids": json.loads(message_ids or "[]"), "state": json.loads(state or "{}")}
+
     def ref(self, ref: str, now: float | None = None) -> dict | None:
-        rows = self._x("SELECT chat_id, message_id, created, alerts, text, silences FROM refs WHERE ref=?", (ref,))
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE ref=?", (ref,))
         if not rows:
             return None
-        chat_id, message_id, created, alerts, text, silences = rows[0]
-        if (now or time.time()) - created > REF_TTL_S:
+        out = self._ref_row(rows[0])
+        if (now or time.time()) - out["created"] > REF_TTL_S:
             return None
-        return {"ref": ref, "chat_id": chat_id, "message_id": message_id, "created": created,
-                "alerts": json.loads(alerts), "text": text, "silences": json.loads(silences)}
+        return out
+
+    def open_pages(self, chat_id: int, group_key: str, limit: int = 10) -> list[dict]:
+        """The pages of this Alertmanager group not yet resolved, newest first (bounded)."""
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE chat_id=? AND group_key=? AND created>=? "
+                       "ORDER BY created DESC LIMIT ?", (chat_id, group_key, time.time() - REF_TTL_S, limit * 3))
+        return [r for r in map(self._ref_row, rows) if not r["state"].get("resolved")][:limit]
 
     def prune(self, now: float) -> None:
         self._x("DELETE FROM refs WHERE created<?", (now - REF_TTL_S,))

@@ -46,7 +46,9 @@ class TelegramClient:
         self._answered = answered or (lambda *_: None)
         self._http = http.async_client(timeout)
         self._timeout = timeout
-        self.not_before = 0.0  # monotonic: a 429's retry_after holds every send back, not only the refused one
+        # monotonic, per chat: a 429's retry_after holds back that chat's sends, not only the refused one.
+        # Per chat, as Telegram's flood limits are: a 429 on one chat must not delay another's page.
+        self._not_before: dict[str, float] = {}
         # One send at a time per chat (Telegram keeps a chat's messages in the order sent; a 429 is
         # seen before that chat's next send goes); chats do not wait for each other. The chats are
         # the configured ones (commands come only from allowed chats): a few locks.
@@ -76,16 +78,27 @@ class TelegramClient:
         self._answered(method, code, desc, doc.get("parameters") if isinstance(doc.get("parameters"), dict) else None)
         retry_after = (doc.get("parameters") or {}).get("retry_after")
         if code == 429 and retry_after is not None and method in GATED:
-            self.not_before = max(self.not_before, time.monotonic() + float(retry_after))
+            self._hold(str((payload or {}).get("chat_id")), time.monotonic() + float(retry_after))
         cls = Conflict if code == 409 else TelegramError
         raise cls(method, code, desc, float(retry_after) if retry_after is not None else None)
+
+    def _hold(self, chat: str, until: float) -> None:
+        now = time.monotonic()
+        if len(self._not_before) > 100:  # bounded: holds that are over go
+            self._not_before = {c: t for c, t in self._not_before.items() if t > now}
+        self._not_before[chat] = max(self._not_before.get(chat, 0.0), until)
+
+    def held_for(self, chat_id) -> float:
+        """Seconds a send to ``chat_id`` must still wait for an earlier 429 (0 when none)."""
+        return max(0.0, self._not_before.get(str(chat_id), 0.0) - time.monotonic())
 
     async def call_within(self, deadline: float, method: str, payload: dict | None = None, **kw):
         """``call``, waiting out 429 retry_after (and retrying 5xx / unreachable with backoff)
         while the monotonic ``deadline`` allows; the last error otherwise."""
         retry = Backoff(0.5, 10)
         while True:
-            hold = self.not_before - time.monotonic() if method in GATED else 0
+            chat = str((payload or {}).get("chat_id"))
+            hold = self.held_for(chat) if method in GATED else 0
             if hold > 0:
                 if time.monotonic() + hold > deadline:
                     raise TelegramError(method, 429, "Too Many Requests (held back by an earlier retry_after)", hold)
@@ -96,14 +109,14 @@ class TelegramClient:
             try:
                 if method not in GATED:
                     return await self.call(method, payload, **kw)
-                lock = self._chat_locks.setdefault(str((payload or {}).get("chat_id")), asyncio.Lock())
+                lock = self._chat_locks.setdefault(chat, asyncio.Lock())
                 try:
                     async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         await lock.acquire()
                 except TimeoutError:
                     raise Unreachable(method, 0, "an earlier send to this chat is still waiting for Telegram") from None
                 try:
-                    if self.not_before > time.monotonic():
+                    if self.held_for(chat) > 0:
                         continue  # a 429 arrived while this one waited for its turn
                     kw["timeout"] = min(self._timeout, max(0.5, deadline - time.monotonic()))
                     return await self.call(method, payload, **kw)

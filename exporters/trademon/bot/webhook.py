@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
-from trademon.bot.keyboards import keyboard
+from trademon.bot import pages
 from trademon.bot.metrics import page_of
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
@@ -57,19 +57,36 @@ class Delivery:
         self.links = render.Links(cfg.grafana_url, cfg.alertmanager_external_url)
 
     def accept(self, payload: dict) -> tuple[str, dict]:
-        """Render, and put in the outbox (on disk when this returns)."""
+        """Render, and put in the outbox (on disk when this returns). A notification whose
+        alerts are all resolved edits the pages it ends (quietly, their buttons retired)
+        instead of ringing as a new message."""
         parts = render.render(payload, self.links)
         firing = [a["labels"] for a in payload["alerts"] if a["status"] == "firing"]
-        silent = render.severity_of(payload) != "critical"  # warnings arrive quietly, critical pages with sound
-        item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": parts, "sent": 0, "ref": None,
-                "runbooks": self.runbooks.for_alerts(firing),
+        ended = self._ended_pages(payload)
+        silent = render.severity_of(payload) != "critical" or not firing  # warnings and resolves arrive quietly
+        item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": [] if ended and not firing else parts, "sent": 0, "ref": None,
+                "runbooks": self.runbooks.for_alerts(firing), "retire": ended,
                 "page": page_of(payload, render.severity_of(payload), time.time())}  # for its latency, once delivered
         if firing:
-            item["ref"] = self.store.new_ref(self.cfg.chat_id, firing)
+            item["ref"] = self.store.new_ref(self.cfg.chat_id, firing, parts[-1], str(payload.get("groupKey", "")))
         oid = self.store.put(item)
         now = time.time()
         self.store.remember(digest(payload), oid, now, forget_before=now - self.cfg.retry_window_s)
         return oid, item
+
+    def _ended_pages(self, payload: dict) -> list[str]:
+        """The open pages of this group whose every alert is resolved in ``payload``: marked
+        resolved now (their buttons refuse from here on), edited by the delivery."""
+        gone = {json.dumps(a["labels"], sort_keys=True) for a in payload["alerts"] if a["status"] == "resolved"}
+        if not gone:
+            return []
+        ended = []
+        at = render.fmt_clock(time.time(), self.cfg.summary_zone)
+        for page in self.store.open_pages(self.cfg.chat_id, str(payload.get("groupKey", ""))):
+            if all(json.dumps(labels, sort_keys=True) in gone for labels in page["alerts"]):
+                pages.add_note(self.store, page, f"✅ <b>Resolved</b> at {at}", resolved=True)
+                ended.append(page["ref"])
+        return ended
 
     def retried(self, payload: dict) -> tuple[str, dict | None] | None:
         """(outbox id, the item if not all delivered yet) when ``payload`` is Alertmanager's
@@ -94,8 +111,9 @@ class Delivery:
                 last = i == len(item["parts"]) - 1
                 msg = {"chat_id": item["chat_id"], "text": text, "parse_mode": "HTML",
                        "disable_notification": item["silent"], "link_preview_options": {"is_disabled": True}}
-                if last and item.get("ref"):
-                    msg["reply_markup"] = keyboard(self.signer, item["ref"], item["chat_id"], item.get("runbooks", []))
+                ref = self.store.ref(item["ref"]) if last and item.get("ref") else None
+                if ref is not None:  # as the page stands now: resolved or silenced before it could be sent
+                    msg["text"], msg["reply_markup"] = pages.text_of(ref), pages.markup(self.signer, ref, self.runbooks)
                 try:
                     result = await self.tg.call_within(deadline, "sendMessage", msg)
                 except TelegramError as e:
@@ -106,10 +124,14 @@ class Delivery:
                         result = await self.tg.call_within(deadline, "sendMessage", msg)
                     else:
                         raise
-                if last and item.get("ref"):
-                    self.store.set_message(item["ref"], result["message_id"], text)
+                if ref is not None:
+                    self.store.set_message(ref["ref"], result["message_id"])
                 item["sent"] = i + 1
                 self.store.update(oid, item)
+            for r in item.get("retire", []):  # the pages this resolve ended, edited (an edit again is harmless)
+                page = self.store.ref(r)
+                if page is not None:
+                    await pages.edit(self.tg, self.signer, self.runbooks, page, within=max(0.5, deadline - time.monotonic()))
             self.store.done(oid)
             self._count("delivered")
             if self.metrics is not None:

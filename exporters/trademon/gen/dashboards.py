@@ -457,6 +457,78 @@ def risk_exposure(t: dict) -> Board:
     )
 
 
+SEEN_NOT_SEEN = two_states(("NOT SEEN", RED), ("sees every client", GREEN))
+
+
+def broker_truth(t: dict) -> Board:
+    """What the trading system says it did, held against what IB says (docs/broker-truth.md)."""
+    win = t["broker_truth_window"]
+    return Board(
+        "broker", "Broker Truth",
+        "The trading system's own record (orders sent, fills recorded, positions) against IB's, and IB's own limits: "
+        "Order Efficiency Ratio, active orders per contract and side, API pacing.",
+        ["OrderNotAcknowledgedByIB", "OrderAcknowledgementSlow", "ExecutionNotRecorded", "PositionDriftFromBroker",
+         "BreakerLeakingOrders", "OrderEfficiencyRatioExcessive", "OrderEfficiencyRatioHigh", "ActiveOrdersAtIBLimit",
+         "ActiveOrdersNearIBLimit", "IBPacingViolation", "BrokerOrdersNotVisible"],
+        [strategy_var(), account_var(), symbol_var()],
+        [
+            ("Orders and fills: trading system against IB", [
+                stat_panel("Exporter sees other clients' orders", [Q(f"min({m('ib_master_client')})", "master client")], unit="none",
+                           w=6, mappings=SEEN_NOT_SEEN, thresholds=below(1), links=[runbook("BrokerOrdersNotVisible")],
+                           description="1 once the ib-exporter has seen another API client's order as it happened (it is TWS's "
+                                       "Master API client); NOT SEEN means the checks below compare against nothing if orders are sent."),
+                stat_panel("Working orders at IB", [Q(f"sum({m('ib_working_orders')})", "working")], unit="short", w=6,
+                           description="Orders working at IB now; with a circuit breaker open, anything above 0 for "
+                                       f"{t['breaker_leak_for']} fires BreakerLeakingOrders.", thresholds=steps(GREEN),
+                           links=[runbook("BreakerLeakingOrders")]),
+                state_panel("Circuit breakers", [Q(f"max by (breaker) ({m('circuit_breaker_open')})", "{{breaker}}")],
+                            description="Open (red) halts new orders: IB's working orders should go to 0.", mappings=OPEN_CLOSED,
+                            thresholds=above(1), w=12),
+                timeseries_panel("Orders sent against orders IB shows", [
+                    Q(f"sum by (strategy) (increase({m('trading_orders_sent_total')}{{{S}}}[{win}]))", "sent {{strategy}}"),
+                    Q(f"sum by (strategy) (increase({m('orders_submitted_total')}{{{S}}}[{win}]))", "at IB {{strategy}}"),
+                ], unit="short", description=f"Orders over the last {win}: the trading system's count and IB's. A sent order "
+                   f"IB never shows fires OrderAcknowledgementSlow after {t['order_unacked_warning_after']} and "
+                   f"OrderNotAcknowledgedByIB after {t['order_unacked_critical_after']}.", links=[runbook("OrderNotAcknowledgedByIB"), runbook("OrderAcknowledgementSlow")]),
+                timeseries_panel("Executions at IB against fills recorded", [
+                    Q(f"sum by (strategy) (increase({m('ib_executions_total')}{{{S}}}[{win}]))", "IB {{strategy}}"),
+                    Q(f"sum by (strategy) (increase({m('trading_fills_recorded_total')}{{{S}}}[{win}]))", "recorded {{strategy}}"),
+                ], unit="short", description=f"Executions over the last {win}: IB's (with those recovered after a disconnect) and "
+                   f"the trading system's; one IB reported and not recorded within {t['execution_unrecorded_after']} fires "
+                   "ExecutionNotRecorded.", links=[runbook("ExecutionNotRecorded")]),
+            ]),
+            ("Positions: trading system against IB", [
+                table_panel("Position drift", [Q(f"{rec('account_symbol:trading_position_drift:abs', A + ', ' + SYM)}")], unit="short",
+                            description="|trading system's position - IB's| per account and symbol; above the working orders' "
+                                        f"quantity for {t['position_drift_for']} fires PositionDriftFromBroker.",
+                            thresholds=steps(GREEN, (0.5, RED)), links=[runbook("PositionDriftFromBroker")]),
+                timeseries_panel("Positions: trading system and IB", [
+                    Q(f"sum by (account, symbol) ({m('trading_position_quantity')}{{{A}, {SYM}}})", "trading {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) ({m('ib_position_quantity')}{{{A}, {SYM}}})", "IB {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) ({m('ib_working_order_quantity')}{{{A}, {SYM}}})", "in flight {{account}} {{symbol}}"),
+                    Q(f"sum by (account, symbol) (increase({m('ib_filled_quantity_total')}{{{A}, {SYM}}}[1m]))", "filled in 1 m {{account}} {{symbol}}"),
+                ], unit="short", w=24, description="Signed positions as the trading system's book and IB say; the remaining "
+                   "quantity of the working orders and what IB filled in the last minute are the drift allowed for orders in flight."),
+            ]),
+            ("IB's limits", [
+                stat_panel("Order Efficiency Ratio today", [Q(f"max({m('ib_order_efficiency_ratio')})", "OER")], unit="none", w=6,
+                           decimals=1, thresholds=above(t["oer_max"], t["oer_warning"]), links=[runbook("OrderEfficiencyRatioExcessive"), runbook("OrderEfficiencyRatioHigh")],
+                           description="(submissions + revisions + cancellations) / (executions + 1) since midnight; IB calls "
+                                       f"above {t['oer_max']} excessive (warning above {t['oer_warning']})."),
+                timeseries_panel("Order actions today", [Q(f"sum by (kind) ({m('ib_order_actions_today')})", "{{kind}}")], unit="short",
+                                 w=6, description="The terms of the Order Efficiency Ratio, since midnight."),
+                timeseries_panel("Active orders per contract and side", [
+                    Q(f"max by (symbol, side) ({m('ib_active_orders')}{{{SYM}}})", "{{symbol}} {{side}}")],
+                    unit="short", w=6, thresholds=above(t["active_orders_max"], t["active_orders_warning"]), draw_thresholds=True,
+                    description=f"Working orders per contract and side; IB allows {t['active_orders_max']} "
+                                f"(warning at {t['active_orders_warning']}).", links=[runbook("ActiveOrdersAtIBLimit"), runbook("ActiveOrdersNearIBLimit")]),
+                timeseries_panel("API pacing violations (error 100)", [
+                    Q(f"sum(increase({m('ib_errors_total')}{{code=\"100\"}}[5m])) or 0 * max({m('ib_connected')})", "error 100")],
+                    unit="short", w=6, bars=True, thresholds=above(1), links=[runbook("IBPacingViolation")],
+                    description="Error 100 (more than 50 messages a second) in 5 minutes; any fires IBPacingViolation."),
+            ]),
+        ],
+    )
 CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
 REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
 OK_FAILED = two_states(("FAILED", RED), ("ok", GREEN))
@@ -727,6 +799,7 @@ BOARDS: dict[str, tuple[str, Callable[[dict], Board]]] = {
     "overview": ("Trading", trading_overview),
     "pnl": ("Trading", realtime_pnl),
     "risk": ("Trading", risk_exposure),
+    "broker": ("Trading", broker_truth),
     "latency": ("Performance", latency_heatmaps),
     "workers": ("Performance", worker_performance),
     "health": ("Operations", system_health),

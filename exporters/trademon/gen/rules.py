@@ -163,6 +163,45 @@ RECORDING_GROUPS["trademon.schedule.rules"] = [
 ]
 
 
+# Broker truth (docs/broker-truth.md): the trading system's own position against IB's, per
+# account and symbol, while the exporter has the account's broker data (risk_exposure_complete
+# is present exactly then). A position only one side has counts in full; a flat one is 0.
+RECORDING_GROUPS["trademon.broker_truth.rules"] = [
+    Record("account_symbol:trading_position_drift:abs", """
+        (
+          abs(sum by (account, symbol) (trading_position_quantity)
+              - (sum by (account, symbol) (ib_position_quantity) or 0 * sum by (account, symbol) (trading_position_quantity)))
+          or abs(sum by (account, symbol) (ib_position_quantity))
+               and on (account) group by (account) (trading_position_quantity)
+        )
+        and on (account) group by (account) (risk_exposure_complete)
+    """),
+]
+
+
+def not_matched(ahead: str, behind: str, after: str) -> str:
+    """How many of ``ahead``'s counts (per strategy, that happened at least ${after} ago and
+    within ${broker_truth_window}) ``behind`` has not matched. Raw counter values, not
+    increase(): its extrapolation would blur single orders. ``behind``'s window starts a minute
+    earlier (min_over_time), so the two scrapes' timing can only hide a miss, never make one up.
+    Absent where ``behind`` reset in the window (its process restarted): its count would look
+    short. A reset of ``ahead`` makes its count short, which can only hide a miss."""
+    w = "${broker_truth_window}" + after
+    ahead_now = f"sum by (strategy) ({ahead} offset {after})"
+    ahead_delta = f"({ahead_now} - (sum by (strategy) ({ahead} offset {w}) or 0 * {ahead_now}))"
+    behind_now = f"sum by (strategy) ({behind})"
+    behind_delta = f"({behind_now} - (sum by (strategy) (min_over_time({behind}[1m] offset {w})) or 0 * {behind_now}))"
+    return (f"{ahead_delta}\n  - ({behind_delta} or 0 * {ahead_delta})\n  > 0\n"
+            f"  unless on (strategy) (sum by (strategy) (resets({behind}[{w}])) > 0)")
+
+
+def unacknowledged(after: str) -> str:
+    """Orders the trading system sent at least ``after`` ago that IB has not shown, while the
+    exporter has a session (without one, TWSConnectionLost pages)."""
+    return (not_matched("trading_orders_sent_total", "orders_submitted_total", after)
+            + "\n  and on () (max(ib_connected) == 1)")
+
+
 def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
     """``expr``, except inside an IB maintenance window while the thing was healthy at some
     point of the last ${ib_maintenance_hold} (``healthy_within_hold``, same labels as ``expr``):
@@ -279,7 +318,92 @@ ALERTS: list[Alert] = [
           "none for more than ${broker_data_missing_for}, while ib_connected says the IB session is up. Blind for this "
           "account: DailyLossLimitBreach, HighRiskExposure and its positions.",
           "pnl", for_="broker_data_missing_for"),
+    # Broker truth: the trading system's own record held against IB's (docs/broker-truth.md)
+    Alert("OrderNotAcknowledgedByIB", "critical",
+          unacknowledged("${order_unacked_critical_after}"),
+          '{{ printf "%.0f" $value }} order(s) of {{ $labels.strategy }} never reached IB',
+          '{{ printf "%.0f" $value }} order(s) the trading system sent for {{ $labels.strategy }} more than '
+          "${order_unacked_critical_after} ago (within the last ${broker_truth_window}) have not appeared at IB: no "
+          "openOrder, no status, no fill. IB's paper server has been seen to drop an order with no callback, ever; the "
+          "trading system thinks it is working. Orders still count as missing until they leave the window.",
+          # not in the money group: an hour's window every 2 s costs more than it buys, with the
+          # trading system scraped every 15 s
+          "broker"),
+    Alert("ExecutionNotRecorded", "critical",
+          not_matched("ib_executions_total", "trading_fills_recorded_total", "${execution_unrecorded_after}")
+          + "\n  and on () (max(up{${trading}}) == 1)",
+          '{{ printf "%.0f" $value }} execution(s) of {{ $labels.strategy }} at IB not recorded by the trading system',
+          'IB reported {{ printf "%.0f" $value }} execution(s) of {{ $labels.strategy }} more than '
+          "${execution_unrecorded_after} ago (within the last ${broker_truth_window}) that the trading system has not "
+          "recorded: its book and its position are wrong. Fills during an IB disconnect (1100) are not replayed on "
+          "reconnect; the ib-exporter recovers them with reqExecutions, the trading system may not.",
+          "broker"),
+    Alert("PositionDriftFromBroker", "critical",
+          # allowed for: the working orders, and what IB filled in the last minute (four scrapes of
+          # the trading system: its position is scraped apart from IB's)
+          "account_symbol:trading_position_drift:abs\n"
+          "  > (sum by (account, symbol) (ib_working_order_quantity) or 0 * account_symbol:trading_position_drift:abs)\n"
+          "    + (sum by (account, symbol) (increase(ib_filled_quantity_total[1m])) or 0 * account_symbol:trading_position_drift:abs)",
+          "Position of {{ $labels.symbol }} on {{ $labels.account }} differs from IB's",
+          "The trading system's position in {{ $labels.symbol }} on account {{ $labels.account }} differs from IB's by "
+          '{{ printf "%g" $value }} (shares or contracts), more than its working orders could explain, for more than '
+          "${position_drift_for}. Checked all the time, so after every reconnect and at the session's end too.",
+          "broker", for_="position_drift_for", fast=True),
+    Alert("BreakerLeakingOrders", "critical",
+          # the synthetic checks' test breakers refuse only their own intents: not a kill switch
+          'sum by (job) (ib_working_orders) > 0\n  and on () (max(circuit_breaker_open{breaker!~"synthetic.*"}) > 0)',
+          "Circuit breaker open but {{ $value }} order(s) still working at IB",
+          'A circuit breaker is open, yet IB has had {{ printf "%.0f" $value }} working order(s) for more than '
+          "${breaker_leak_for}: the kill switch did not cancel them. They can still fill.",
+          "broker", for_="breaker_leak_for", fast=True),
+    Alert("OrderEfficiencyRatioExcessive", "critical",
+          "max by (job) (ib_order_efficiency_ratio) > ${oer_max}\n"
+          '  and on (job) sum by (job) (ib_order_actions_today{kind!="execution"}) >= ${oer_min_actions}',
+          'Order Efficiency Ratio {{ printf "%.1f" $value }}: IB calls it excessive',
+          'Today\'s Order Efficiency Ratio ((submissions + revisions + cancellations) / (executions + 1)) is '
+          '{{ printf "%.1f" $value }}, above ${oer_max}: IB calls that excessive and restricts repeat offenders.',
+          "broker"),
+    Alert("ActiveOrdersAtIBLimit", "critical",
+          "max by (job, symbol, side) (ib_active_orders) >= ${active_orders_max}",
+          '{{ printf "%.0f" $value }} working {{ $labels.side }} orders for {{ $labels.symbol }}: IB\'s limit',
+          '{{ printf "%.0f" $value }} orders to {{ $labels.side }} {{ $labels.symbol }} are working at IB; IB allows '
+          "${active_orders_max} per contract and side and refuses the next one.",
+          "broker"),
     # --- Warning: quiet ---
+    Alert("OrderAcknowledgementSlow", "warning",
+          unacknowledged("${order_unacked_warning_after}"),
+          '{{ printf "%.0f" $value }} order(s) of {{ $labels.strategy }} not yet at IB',
+          '{{ printf "%.0f" $value }} order(s) the trading system sent for {{ $labels.strategy }} more than '
+          "${order_unacked_warning_after} ago have not appeared at IB yet (OrderNotAcknowledgedByIB pages if they stay "
+          "missing).",
+          "broker"),
+    Alert("OrderEfficiencyRatioHigh", "warning",
+          "max by (job) (ib_order_efficiency_ratio) > ${oer_warning} <= ${oer_max}\n"
+          '  and on (job) sum by (job) (ib_order_actions_today{kind!="execution"}) >= ${oer_min_actions}',
+          'Order Efficiency Ratio {{ printf "%.1f" $value }}, nearing IB\'s ${oer_max}',
+          'Today\'s Order Efficiency Ratio is {{ printf "%.1f" $value }} (warning above ${oer_warning}; IB calls above '
+          "${oer_max} excessive): too many submissions, revisions and cancellations per execution.",
+          "broker"),
+    Alert("ActiveOrdersNearIBLimit", "warning",
+          "max by (job, symbol, side) (ib_active_orders) >= ${active_orders_warning} < ${active_orders_max}",
+          '{{ printf "%.0f" $value }} working {{ $labels.side }} orders for {{ $labels.symbol }}',
+          '{{ printf "%.0f" $value }} orders to {{ $labels.side }} {{ $labels.symbol }} are working at IB (warning at '
+          "${active_orders_warning}; IB refuses more than ${active_orders_max} per contract and side).",
+          "broker"),
+    Alert("IBPacingViolation", "warning",
+          'sum by (job) (increase(ib_errors_total{code="100"}[5m])) > 0',
+          "IB API pacing violations (error 100)",
+          'TWS / IB Gateway answered error 100 (max rate of messages per second exceeded, 50 a second) '
+          '{{ printf "%.0f" $value }} time(s) in the last 5 minutes: requests beyond it are refused.',
+          "broker"),
+    Alert("BrokerOrdersNotVisible", "warning",
+          "max by (job, instance) (ib_master_client) == 0\n  and on () sum(increase(trading_orders_sent_total[10m])) > 0",
+          "The ib-exporter cannot see the trading system's orders",
+          "The trading system has sent orders in the last 10 minutes, but {{ $labels.instance }} has seen no order of "
+          "another API client since it connected, for more than ${master_client_missing_for}: set TWS / IB Gateway's "
+          "Master API client ID (Configure > API > Settings) to the ib-exporter's client id. Until then the broker-truth "
+          "checks compare against nothing.",
+          "broker", for_="master_client_missing_for"),
     Alert("OrderIntentErrorRateHigh", "warning",
           # rate * 300 s = intents in the 5-minute window
           "job:order_intents_error:ratio_rate5m > ${intent_error_ratio}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 
 from trademon.runtime import logs
 from trademon.settings.env import add_env_flags, environ_with_flags
-from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
+from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app, send_text
 from trademon.ib import api, config
 from trademon.ib.connection import Connection
 from trademon.ib.state import BrokerState
@@ -43,12 +44,16 @@ def settings(args: argparse.Namespace) -> config.IBConfig:
 
 
 def scrape_app(state: BrokerState, probes: Probes):
-    """basics_app, with the slippage windows aged just before each /metrics answer."""
+    """basics_app, with the slippage windows aged just before each /metrics answer, and
+    /status: the session and whether other clients' orders are visible, as JSON."""
     inner = basics_app(state.registry, probes)
 
     async def app(scope, receive, send):
         if scope["type"] == "http" and scope["path"] == "/metrics":
             state.before_scrape()
+        if scope["type"] == "http" and scope["path"] == "/status":
+            body = json.dumps(state.status(), indent=1).encode() + b"\n"
+            return await send_text(send, 200, body, b"application/json")
         await inner(scope, receive, send)
 
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -64,6 +66,9 @@ class IBConfig:
     strategy_idle_seconds: float = 86_400.0
     max_farms: int = 50
     max_error_codes: int = 100
+    max_order_contracts: int = 200  # distinct contracts in ib_active_orders / ib_working_order_quantity
+    # the trading day of the Order Efficiency Ratio ends at midnight here
+    day_timezone: dt.tzinfo = field(default_factory=lambda: zoneinfo.ZoneInfo("America/New_York"))
     log_level: str = "info"
 
     def exposure_limit(self, account: str) -> float | None:
@@ -121,6 +126,14 @@ def _strategy_pattern(name: str, env) -> re.Pattern | None:
     return pattern
 
 
+def _timezone(name: str, env) -> dt.tzinfo:
+    text = env_str(name, "America/New_York", env)
+    try:
+        return zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(name, text, "not a time zone", "an IANA time zone name, e.g. America/New_York, Europe/Zurich") from None
+
+
 def load(env: Mapping[str, str] | None = None) -> IBConfig:
     accounts = tuple(env_list("TRADEMON_IB_ACCOUNTS", env=env))
     for a in accounts:
@@ -147,6 +160,8 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         strategy_idle_seconds=env_float("TRADEMON_IB_STRATEGY_IDLE_SECONDS", 86_400.0, 0.1, 366 * 86_400, env),
         max_farms=env_int("TRADEMON_IB_MAX_FARMS", 50, 1, 10_000, env),
         max_error_codes=env_int("TRADEMON_IB_MAX_ERROR_CODES", 100, 1, 10_000, env),
+        max_order_contracts=env_int("TRADEMON_IB_MAX_ORDER_CONTRACTS", 200, 1, 10_000, env),
+        day_timezone=_timezone("TRADEMON_IB_DAY_TIMEZONE", env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
     )
     if cfg.reconnect_max < cfg.reconnect_min:

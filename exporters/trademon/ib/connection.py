@@ -271,6 +271,12 @@ class Connection:
         for t in trades:
             self._watch_order_symbol(t)
 
+    async def _snapshot_executions(self) -> None:
+        """Today's executions: fills that happened while the session was down (TWS does not
+        replay them as events) are counted now, so the trading system's record can be checked."""
+        fills = await within(self.cfg.connect_timeout, self.ib.reqExecutionsAsync())
+        self.state.on_executions_snapshot(fills)
+
     async def _step(self, what: str, coro) -> None:
         """One part of a subscription; if it fails, the rest still happens (a dead socket is
         the heartbeat's to find, not this)."""
@@ -286,6 +292,7 @@ class Connection:
             return
         self._subscribe_streams()
         await self._step("open orders", self._snapshot_open_orders())
+        await self._step("executions", self._snapshot_executions())
         await self._step("watched symbols", self._subscribe_watched())
 
     async def _subscribe_watched(self) -> None:
@@ -329,6 +336,7 @@ class Connection:
         if self.state.live:
             self.state.on_connected(self.accounts)
         await self._step("open orders", self._snapshot_open_orders())
+        await self._step("executions", self._snapshot_executions())
         for key, contract in list(self._md.items()):  # the many market data lines last
             self.ib.cancelMktData(contract)
             del self._md[key]

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from trademon.contract import BROKER_GAUGES, IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES
+from trademon.contract import BROKER_GAUGES, IB_BOUNDED_LABELS, IB_DOWN_REASONS, IB_ERROR_FARM_CODES, metrics_for_job
 from trademon.metrics import Children, JobMetrics
 from trademon.ib.bounds import Bound, strategy_of
 from trademon.ib.config import JOB, IBConfig
+from trademon.ib.truth import SESSION_GAUGES, OrderBook
 
 log = logging.getLogger("trademon.ib.state")
 
@@ -77,6 +78,8 @@ class OrderRecord:
     pre_ack: bool  # first seen before the broker acknowledged it: ack latency is measurable
     arrival_mid: float | None
     order_id: int
+    terms: tuple = ()  # quantity, prices, type: a change is a revision (Order Efficiency Ratio)
+    executed: bool = False  # has had a fill (an "execution" in the Order Efficiency Ratio)
     acked: bool = False
     outcome: str | None = None  # filled, cancelled or rejected: counted once
     reject_code: str | None = None  # from an error event, for orders of other client ids
@@ -110,10 +113,11 @@ class BrokerState:
     """The exporter's handlers for ib_async events and the metrics they move."""
 
     def __init__(self, cfg: IBConfig, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.cfg = cfg
         self.clock = clock
-        self.metrics = JobMetrics(JOB, registry)
+        self.metrics = JobMetrics(JOB, registry, names=[m.name for m in metrics_for_job(JOB)
+                                                        if m.name not in SESSION_GAUGES])
         self.registry = self.metrics.registry
         m = self.metrics
         self.connected_gauge = m["ib_connected"]
@@ -140,6 +144,8 @@ class BrokerState:
         self.strategies = Bound(cfg.max_strategies, overflow.labels("strategy"), clock, cfg.strategy_idle_seconds)
         self.farm_names = Bound(cfg.max_farms, overflow.labels("farm"))
         self.codes = Bound(cfg.max_error_codes, overflow.labels("code"))
+        self.book = OrderBook(m, cfg.client_id, Bound(cfg.max_order_contracts, overflow.labels("symbol")),
+                              cfg.day_timezone, wall, started=wall())
         self.down_reason = m["ib_session_down_reason"]
         for reason in IB_DOWN_REASONS:
             self.down_reason.labels(reason).set(0)
@@ -185,6 +191,7 @@ class BrokerState:
         self.socket_up = True
         self.ib_reachable = True
         self._set_connected(True)
+        self.book.session_up()
         for account in accounts:
             if not self.cfg.watches(account):
                 continue
@@ -203,6 +210,7 @@ class BrokerState:
     def on_disconnected(self) -> None:
         self.socket_up = False
         self._went_down(count=self.connected)
+        self.book.session_down()
         self.farms.clear()  # farm states belong to a TWS session; TWS repeats them on connect
         self.farm_names.clear()
         self._ticker_keys.clear()
@@ -424,10 +432,12 @@ class BrokerState:
             live = live and status not in DONE
             rec = OrderRecord(strategy=strategy, quote=q, first_seen=self.clock(), live=live,
                               pre_ack=live and status in PRE_ACK,
-                              arrival_mid=self.mids.get(q) if live else None, order_id=order.orderId)
+                              arrival_mid=self.mids.get(q) if live else None, order_id=order.orderId,
+                              terms=order_terms(order))
             self.orders[key] = rec
             self._open_by_order_id.setdefault(order.orderId, set()).add(key)
             self.submitted(strategy).inc()
+            self.book.day.add("submission")
             if len(self.orders) > MAX_ORDER_RECORDS:
                 self._forget_oldest()
         return rec
@@ -454,8 +464,19 @@ class BrokerState:
                 log.exception("open order not handled")
 
     def on_open_order(self, trade) -> None:
+        """An open order as it happens (ib_async emits no event for snapshot answers): for
+        another client's order, proof that this client sees every client's orders."""
         try:
-            self._track(trade, live=True)
+            order = trade.order
+            known_before = self.orders.get(self.order_key(order))
+            rec = self._track(trade, live=True)
+            if known_before is not None:
+                terms = order_terms(order)
+                if terms != rec.terms:
+                    rec.terms = terms
+                    self.book.day.add("revision")
+            self.book.seen_live(order.clientId)
+            self.book.update(self.order_key(order), trade, position_label(trade.contract))
         except Exception:
             log.exception("open order not handled")
 
@@ -473,6 +494,7 @@ class BrokerState:
 
     def _status(self, trade) -> None:
         rec = self._track(trade, live=True)
+        self.book.update(self.order_key(trade.order), trade, position_label(trade.contract))
         status = trade.orderStatus.status
         if not rec.acked and status in ACKED:
             rec.acked = True
@@ -495,6 +517,7 @@ class BrokerState:
             else:
                 rec.outcome = "cancelled"
                 self.cancelled(self._strategy(rec)).inc()
+                self.book.day.add("cancellation")
         else:
             return
         self._closed(self.order_key(trade.order), rec)
@@ -503,6 +526,8 @@ class BrokerState:
         try:
             rec = self._track(trade, live=self.order_key(trade.order) in self.orders)
             ex = fill.execution
+            self.book.seen_live(ex.clientId)
+            self._execution(rec, fill)
             arrival = rec.arrival_mid
             if arrival is None or arrival <= 0:
                 return
@@ -518,6 +543,29 @@ class BrokerState:
         except Exception:
             log.exception("execution not handled")
 
+    def on_executions_snapshot(self, fills) -> None:
+        """Today's executions (reqExecutions at every connect): those missed while the session
+        was down are counted now; none of them is proof of seeing other clients live."""
+        for fill in fills:
+            try:
+                key = self.order_key_of_execution(fill.execution)
+                self._execution(self.orders.get(key), fill)
+            except Exception:
+                log.exception("execution not handled")
+
+    def order_key_of_execution(self, ex):
+        return (ex.clientId, ex.orderId) if ex.orderId > 0 else ex.permId
+
+    def _execution(self, rec: OrderRecord | None, fill) -> None:
+        ex = fill.execution
+        when = ex.time.timestamp() if getattr(ex, "time", None) else None
+        strategy = (lambda: self._strategy(rec)) if rec is not None else (
+            lambda: self.strategies(strategy_of(ex.orderRef, self.cfg.strategy_pattern)))
+        if self.book.execution(ex.execId, when, strategy, ex.acctNumber, position_label(fill.contract), ex.shares) \
+                and rec is not None and not rec.executed:
+            rec.executed = True
+            self.book.day.add("execution")
+
     def _refresh_window(self, strategy: str, w: SlippageWindow, now: float) -> None:
         w.evict(now - SLIPPAGE_WINDOW_SECONDS)
         pct = w.mean_pct()
@@ -531,16 +579,39 @@ class BrokerState:
         remove the series of strategies idle for longer than TRADEMON_IB_STRATEGY_IDLE_SECONDS."""
         for strategy in self.strategies.expire():
             self._forget_strategy(strategy)
+        self.book.day.before_scrape()
         now = self.clock()
         for strategy, w in self.windows.items():
             self._refresh_window(strategy, w, now)
 
+    def status(self) -> dict:
+        """What /status answers: the session, and whether other clients' orders are visible."""
+        book = self.book
+        out: dict = {"connected": self.connected, "client_id": self.cfg.client_id,
+                     "down_reason": self.down_cause}
+        if book.session:
+            out["master_client"] = book.sees_other_clients
+            out["other_client_ids_seen"] = sorted(book.other_clients)[:20]
+            out["working_orders"] = len(book.working)
+            if not book.sees_other_clients:
+                out["hint"] = (f"no order of another API client seen live since connecting: if the trading system "
+                               f"has sent orders, set TWS / IB Gateway's Master API client ID (Configure > API > "
+                               f"Settings) to {self.cfg.client_id}, this exporter's client id")
+        out["order_actions_today"] = dict(book.day.counts)
+        return out
+
     def _forget_strategy(self, strategy: str) -> None:
         for fam in self.strategy_families:
             fam.remove(strategy)
+        self.book.forget_strategy(strategy)
         for labels in [k for k in self.rejected.children if k[0] == strategy]:
             self.rejected.remove(*labels)
         self.windows.pop(strategy, None)
+
+
+def order_terms(order) -> tuple:
+    """What a revision changes: quantity, limit and aux price, order type."""
+    return (order.totalQuantity, order.lmtPrice, order.auxPrice, order.orderType)
 
 
 def rejection_code(trade) -> str | None:

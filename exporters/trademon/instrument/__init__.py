@@ -13,6 +13,11 @@ serving ``ins.registry``. The service then reports its intents and workers::
     with ins.processing(worker): ...  # outcome ok, or error if the block raises
     ins.set_worker_lag(worker, seconds)
 
+and what it did with the broker, for the broker-truth checks (docs/broker-truth.md)::
+
+    ins.order_sent(strategy); ins.fill_recorded(strategy)
+    ins.set_position(account, symbol, quantity)   # its own book, signed
+
 Labels: ``endpoint`` is the route template (``/intents/{id}``), with mount prefixes and
 ``include_router`` prefixes, never the raw path and never the ``root_path`` a proxy adds;
 requests no route matched share the one value ``<unmatched>``. ``method`` is the HTTP
@@ -31,6 +36,7 @@ from starlette.responses import Response
 
 from trademon.contract import API, metrics_for_job
 from trademon.metrics import JobMetrics
+from trademon.instrument.broker import BrokerRecord
 from trademon.instrument.intents import STATE_METRICS, IntentCounters, IntentStatesCollector, StatesFn
 from trademon.instrument.middleware import RequestDurationMiddleware
 from trademon.instrument.routes import UNMATCHED, RouteTemplates
@@ -58,6 +64,8 @@ class Instrumentation:
         self._workers = WorkerMetrics(
             m["worker_intents_processed_total"], m["worker_processing_duration_seconds"], m["worker_lag_seconds"]
         )
+        self._broker = BrokerRecord(m["trading_orders_sent_total"], m["trading_fills_recorded_total"],
+                                    m["trading_position_quantity"])
         self.request_duration = m["api_request_duration_seconds"]
         # Bound once: the hot path calls these without attribute lookups on self._*.
         self.intent_created = self._intents.created
@@ -65,6 +73,9 @@ class Instrumentation:
         self.intent_error = self._intents.error
         self.processing = self._workers.processing
         self.set_worker_lag = self._workers.set_lag
+        self.order_sent = self._broker.order_sent
+        self.fill_recorded = self._broker.fill_recorded
+        self.set_position = self._broker.set_position
 
     def track_intent_states(self, fn: StatesFn) -> None:
         """Read intent counts by state from ``fn()`` at each scrape (in the event loop

@@ -39,8 +39,14 @@ def redact(text: str) -> str:
     return redact_shapes(text)
 
 
+# ``extra={..., **DISTINCT}``: a line told apart by its context (a stack's "service up", one
+# per service) is never a repeat, whatever its template; the mark itself is not written.
+DISTINCT = {"_distinct": True}
+
+
 class RepeatLimiter(logging.Filter):
-    """At most ``burst`` records per (logger, level, message template) per ``window`` seconds."""
+    """At most ``burst`` records per (logger, level, message template) per ``window`` seconds;
+    records marked DISTINCT always pass."""
 
     def __init__(self, burst: int = 5, window: float = 10.0, max_keys: int = 1000, clock=time.monotonic):
         super().__init__()
@@ -48,6 +54,8 @@ class RepeatLimiter(logging.Filter):
         self._seen: dict[tuple, list] = {}  # key -> [window start, count, suppressed]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_distinct", False):
+            return True
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         st = self._seen.get(key)

@@ -80,7 +80,7 @@ def bind(host: str, port: int, variable: str | None = None) -> httpguard.CappedS
     return sock
 
 
-async def _send_text(send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"):
+async def send_text(send, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8"):
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -105,16 +105,16 @@ def basics_app(registry: CollectorRegistry, probes: Probes | None = None, inner=
         if scope["type"] == "http":
             path = scope["path"]
             if path == "/metrics":
-                return await _send_text(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode())
+                return await send_text(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode())
             if path == "/healthz":
-                return await _send_text(send, 200, b"ok\n")
+                return await send_text(send, 200, b"ok\n")
             if path == "/readyz":
                 ok, text = probes.ready()
-                return await _send_text(send, 200 if ok else 503, text.encode())
+                return await send_text(send, 200 if ok else 503, text.encode())
         if inner is not None:
             return await inner(scope, receive, send)
         if scope["type"] == "http":
-            return await _send_text(send, 404, b"not found\n")
+            return await send_text(send, 404, b"not found\n")
         if scope["type"] == "lifespan":
             while True:
                 msg = await receive()
@@ -270,7 +270,7 @@ class Runner:
 
         async def gated(scope, receive, send):
             if self.died is not None and scope["type"] == "http" and scope["path"] == "/readyz":
-                return await _send_text(send, 503, f"not ready: background task {self.died} died\n".encode())
+                return await send_text(send, 503, f"not ready: background task {self.died} died\n".encode())
             return await app(scope, receive, send)
 
         return gated

@@ -76,6 +76,28 @@ class PositionManagerExporter:
             self._d.inc(m["circuit_breaker_trips_total"], (name, reason), n, (name, reason))
 
 
+class TradingRecordExporter:
+    """What the trading system says it did (trademon.instrument's broker record on the API job):
+    orders sent, fills recorded, its own positions."""
+
+    def __init__(self, world: World, metrics: JobMetrics):
+        self.world, self.m = world, metrics
+        self._d = _Deltas()
+        for st in world.s.strategies:
+            self.m["trading_orders_sent_total"].labels(st)
+            self.m["trading_fills_recorded_total"].labels(st)
+
+    def refresh(self) -> None:
+        w, m, d, st = self.world, self.m, self._d, self.world.broker.stats
+        for s, n in st.sent.items():
+            d.inc(m["trading_orders_sent_total"], s, n, (s,))
+        for s, n in st.recorded.items():
+            d.inc(m["trading_fills_recorded_total"], s, n, (s,))
+        for a in w.s.accounts:
+            for sym in w.s.symbols:
+                m["trading_position_quantity"].labels(a, sym).set(w.trading_position(a, sym))
+
+
 class IBExporter:
     def __init__(self, world: World, clock: SimClock):
         self.world, self.clock = world, clock
@@ -90,6 +112,9 @@ class IBExporter:
             for code in REJECT_CODES:
                 m["orders_rejected_total"].labels(st, code)
         self._slippage_shown: set[str] = set()
+        self._working_shown: set[tuple] = set()  # label sets of ib_active_orders / ib_working_order_quantity
+        for st in world.s.strategies:
+            m["ib_executions_total"].labels(st)
         # the simulated strategies, farms and codes are few: nothing overflows
         for label in IB_BOUNDED_LABELS:
             m["ib_label_overflow_total"].labels(label)
@@ -129,6 +154,40 @@ class IBExporter:
                 m["avg_slippage_pct"].remove(s)
                 self._slippage_shown.discard(s)
         self._broker_state()
+        self._broker_truth()
+
+    def _broker_truth(self) -> None:
+        """Working orders, executions, today's order actions, as the real exporter's OrderBook.
+        Executions are counted while the session is up: those of an outage at the reconnect
+        (the real exporter's reqExecutions)."""
+        w, m, d, st = self.world, self.m, self._d, self.world.broker.stats
+        m["ib_master_client"].set(1)  # the simulated exporter is the Master API client
+        if w.ib_connected:
+            for s, n in st.executions.items():
+                d.inc(m["ib_executions_total"], s, n, (s,))
+            for key, q in st.filled_qty.items():
+                d.inc(m["ib_filled_quantity_total"], ("q", key), q, key)
+        working = list(w.broker.working.values())
+        m["ib_working_orders"].set(len(working))
+        active: dict[tuple, float] = {}
+        in_flight: dict[tuple, float] = {}
+        for o in working:
+            k = (o.symbol, "BUY" if o.side > 0 else "SELL")
+            active[k] = active.get(k, 0) + 1
+            k2 = (o.account, o.symbol)
+            in_flight[k2] = in_flight.get(k2, 0) + o.qty
+        shown: set[tuple] = set()
+        for kind, values, name in (("a", active, "ib_active_orders"), ("q", in_flight, "ib_working_order_quantity")):
+            for k, v in values.items():
+                m[name].labels(*k).set(v)
+                shown.add((kind, k))
+        for kind, k in self._working_shown - shown:
+            m["ib_active_orders" if kind == "a" else "ib_working_order_quantity"].remove(*k)
+        self._working_shown = shown
+        sub, canc, ex = sum(st.submitted.values()), sum(st.cancelled.values()), sum(st.filled.values())
+        for kind, n in (("submission", sub), ("revision", st.revisions), ("cancellation", canc), ("execution", ex)):
+            m["ib_order_actions_today"].labels(kind).set(n)
+        m["ib_order_efficiency_ratio"].set((sub + st.revisions + canc) / (ex + 1))
 
     def _broker_state(self) -> None:
         w, m = self.world, self.m

@@ -14,7 +14,7 @@ from trademon.runtime.service import Listener, Probes, Runner, Task, basics_app
 from trademon.sim.api import api_port_app
 from trademon.sim.clock import SimClock
 from trademon.sim.control import build_control
-from trademon.sim.exporters import IBExporter, MarketDataExporter, PositionManagerExporter
+from trademon.sim.exporters import IBExporter, MarketDataExporter, PositionManagerExporter, TradingRecordExporter
 from trademon.sim.loadgen import LoadGenerator
 from trademon.sim.scenarios import switch
 from trademon.sim.settings import API, IB, MD, PM, SimConfig, port_env_variable
@@ -48,6 +48,7 @@ class Simulator:
         self.md = MarketDataExporter(self.world, self.clock)
         self.pm = PositionManagerExporter(self.world)
         self.ib = IBExporter(self.world, self.clock)
+        self.trading = TradingRecordExporter(self.world, self.ins.metrics)
         self.workers = make_workers(self.world, self.clock, self.ins, cfg.world.seed)
         api_host = _reachable(cfg.host)
         self.loadgen = LoadGenerator(self.world, self.clock, f"http://{api_host}:{cfg.ports[API]}", cfg.world.seed)
@@ -76,6 +77,7 @@ class Simulator:
         self.md.refresh()
         self.pm.refresh()
         self.ib.refresh()
+        self.trading.refresh()
 
     async def _tick(self) -> None:
         while True:

@@ -17,12 +17,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import BinaryIO
 
 import yaml
 
-from trademon.runtime import http
+from trademon.runtime import http, logs
 from trademon.runtime.backoff import delay
 from trademon.settings import paths
 from trademon.settings.values import seconds
@@ -85,8 +85,8 @@ def alertmanager_cmd(config: Path, data: Path, port: int, host: str = "127.0.0.1
            f"--web.listen-address={host}:{port}",
            "--cluster.listen-address=",  # a single instance: no gossip port
            "--log.format=json"]
-    if external_url:
-        cmd.append(f"--web.external-url={external_url}")
+    if external_url:  # the UI and API stay at / whatever path the external URL has, as in compose
+        cmd += [f"--web.external-url={external_url}", "--web.route-prefix=/"]
     return cmd
 
 
@@ -103,6 +103,7 @@ class Service:
     # started again when it exits, as compose's `restart: unless-stopped` does for every service: a
     # trademon service whose loop died exits 1 for exactly this (runtime/service.py, Runner)
     restart: bool = True
+    together: bool = False  # may stop at once with the others so marked (nothing waits on it to leave)
 
 
 def _last_words(path: Path) -> str:
@@ -152,18 +153,40 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{svc.name} not healthy at {svc.health} after {timeout}s; see {self.log_dir / (svc.name + '.log')}")
             time.sleep(0.2)
-        log.info("service up", extra={"svc": svc.name, "health": svc.health})
+        log.info("service up", extra={"svc": svc.name, "health": svc.health, **logs.DISTINCT})
 
-    def stop(self) -> None:
-        for _svc, p, logf in reversed(self.procs):
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every service: those that may stop ``together`` all at once (so that takes as
+        long as the slowest, not the sum), then the others one by one, the last started
+        first (a Prometheus flushes into the store before the store stops; an Alertmanager
+        leaves the gossip while its peer still listens). SIGKILL after ``timeout``."""
+        def term(p: subprocess.Popen) -> None:
             if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+        def wait(p: subprocess.Popen) -> None:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(5)
+                except ProcessLookupError:
+                    pass
+
+        together = [p for svc, p, _ in self.procs if svc.together]
+        for p in together:
+            term(p)
+        for p in together:
+            wait(p)
+        for svc, p, _ in reversed(self.procs):
+            if not svc.together:
+                term(p)
+                wait(p)
+        for _svc, _p, logf in self.procs:
             logf.close()
         self.procs.clear()
 
@@ -319,7 +342,7 @@ def where(data: Path, env_file: Path | None, layout: services.Layout, speed: flo
                      "(guided tour: trademon demo)")
     lines += [f"  notifications {data / 'alerts.jsonl'}  (every notification, one JSON line each)",
               f"  logs          {data / 'logs'}/<service>.log",
-              f"  data          {data}/<service>; rendered configs in {data}",
+              f"  data          {', '.join(f'{data}/{p.name}' for p in layout.parts if p.engine)}; rendered configs in {data}",
               f"  settings from {env_file if env_file else 'the shell only (no .env)'}"]
     return "\n".join(lines)
 
@@ -376,20 +399,25 @@ def native_paths(root: Path, data: Path, am_out: Path) -> dict[str, str]:
 
 
 def native_services(layout: services.Layout, root: Path, data: Path, am_cfg: Path, prom_files: Mapping[str, Path],
-                    timescale: float = 1.0) -> list[Service]:
-    """The description's services as processes on this host, in start order."""
+                    timescale: float = 1.0, names: Collection[str] | None = None) -> list[Service]:
+    """The description's services (those in ``names``, default all) as processes on this
+    host, in start order."""
     from trademon.stack import scaleout
 
     host, port, base = layout.host, layout.port, layout.base
     files = native_paths(root, data, am_cfg.parent)
     gossip = [f"{host}:{port[p.name + ':cluster']}" for p in layout.parts if p.name + ":cluster" in port]
+    # Alertmanager's links point where the user reaches it (ALERTMANAGER_URL), as in compose.
+    external = (layout.env.get("ALERTMANAGER_URL") or "").strip()
     out = []
     for p in layout.parts:
+        if names is not None and p.name not in names:
+            continue
         env = {var: files[var] for var in p.paths}
         if p.engine == "prometheus":
             cmd = prometheus_cmd(prom_files[p.name], data / p.name, port[p.name], host)
         elif p.engine == "alertmanager":
-            cmd = alertmanager_cmd(am_cfg, data / p.name, port[p.name], host, base[p.name])
+            cmd = alertmanager_cmd(am_cfg, data / p.name, port[p.name], host, external or base[p.name])
             if layout.ha:
                 cmd = scaleout.clustered(cmd, f"{host}:{port[p.name + ':cluster']}", gossip)
         elif p.engine == "victoria-metrics":
@@ -400,13 +428,13 @@ def native_services(layout: services.Layout, root: Path, data: Path, am_cfg: Pat
             env.update(layout.wiring(p))
             if p.name == "alertmanager-config":
                 env["TRADEMON_AM_TIMESCALE"] = str(timescale)  # keeps the demo's compression in every render
-        out.append(Service(p.name, cmd, p.health_url(base[p.name]), env, restart=p.restart))
+        # trademon's own services hand nothing over on the way out: they stop together
+        out.append(Service(p.name, cmd, p.health_url(base[p.name]), env, restart=p.restart, together=not p.engine))
     return out
 
 
 def main(args) -> int:
     from trademon.alertmanager import amconfig
-    from trademon.runtime import logs
     from trademon.settings.env import ConfigError, env_float, read_env_file
 
     root = repo_root()

@@ -59,7 +59,19 @@ def ha_prometheus_config(cfg: dict, *, alertmanagers: list[str], replica: str | 
     return out
 
 
-def alertmanager_cluster_args(listen: str, peers: list[str], peer_timeout: str | None = None) -> list[str]:
+# How long a node waits per position in the cluster for the earlier nodes' notification log
+# entries before it sends itself (Alertmanager's default: 15 s). A node that died is counted
+# until gossip declares it dead (about 5.5 s: probe interval 1 s, probe timeout 0.5 s,
+# suspicion 4 probe intervals), so a group flushed meanwhile waited one whole peer timeout
+# on the survivor: a page 17.5-18.9 s after the breach instead of about 6. 5 s still covers
+# what the first node's sending takes (the alert-sink and the bot answer in milliseconds;
+# the bot also takes a notification it already has once; Slack and SMTP in a second or
+# two) plus the gossip of its log entry (200 ms interval); a slower one is sent twice,
+# never lost (Alertmanager fails open).
+PEER_TIMEOUT = "5s"
+
+
+def alertmanager_cluster_args(listen: str, peers: list[str], peer_timeout: str | None = PEER_TIMEOUT) -> list[str]:
     """Gossip flags: listen on ``listen`` (host:port), join every other node in ``peers``.
     Loopback needs the advertise address said explicitly (Alertmanager looks for a private
     address otherwise and refuses to start without one)."""
@@ -70,7 +82,7 @@ def alertmanager_cluster_args(listen: str, peers: list[str], peer_timeout: str |
     return args
 
 
-def clustered(am_cmd: list[str], listen: str, peers: list[str], peer_timeout: str | None = None) -> list[str]:
+def clustered(am_cmd: list[str], listen: str, peers: list[str], peer_timeout: str | None = PEER_TIMEOUT) -> list[str]:
     """An Alertmanager command line (trademon.stack.native.alertmanager_cmd) with gossip on."""
     cmd = [a for a in am_cmd if not a.startswith("--cluster.")]
     return cmd + alertmanager_cluster_args(listen, peers, peer_timeout)

@@ -114,11 +114,10 @@ PARTS: tuple[Part, ...] = (
               settings=("TRADEMON_IB_HOST", "TRADEMON_IB_PORT", "TRADEMON_IB_CLIENT_ID", "TRADEMON_IB_ACCOUNTS", "TRADEMON_IB_SYMBOLS",
                         "TRADEMON_IB_EXPOSURE_LIMIT", "TRADEMON_IB_MARKET_DATA_TYPE", "TRADEMON_IB_STRATEGY_PATTERN",
                         "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_LOG_LEVEL")),
-    Part("prometheus", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", port_var=port_variable("prometheus"),
-         ha_depends_on={"victoriametrics": "service_started"}),
-    Part("prometheus-b", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", ha=True,
-         port_var="TRADEMON_PROMETHEUS_B_PORT", depends_on={"victoriametrics": "service_started"}),
     # Continuous synthetic checks; they watch the first node of each pair (the partner is scraped and alerted on).
+    # Started before Prometheus, so every target answers its first scrape (at --speed 30 a
+    # `for: 2m` is 4 s: a service still starting paged as ExporterDown); its checks have a
+    # start-up grace for Prometheus and Alertmanager not answering yet.
     _trademon("synthetic", ("synthetic",), "TRADEMON_SYNTHETIC_HOST",
               wiring={"TRADEMON_SYNTHETIC_PROMETHEUS_URL": "{prometheus}", "TRADEMON_SYNTHETIC_ALERTMANAGER_URL": "{alertmanager}",
                       "TRADEMON_SYNTHETIC_API_URL": "{automatictrader-api}",
@@ -126,6 +125,10 @@ PARTS: tuple[Part, ...] = (
               overridable=frozenset({"TRADEMON_SYNTHETIC_PROMETHEUS_URL", "TRADEMON_SYNTHETIC_ALERTMANAGER_URL",
                                      "TRADEMON_SYNTHETIC_API_URL", "TRADEMON_SYNTHETIC_POSITION_MANAGER_URL"}),
               settings=(*COMMON, *SYNTHETIC_SETTINGS)),
+    Part("prometheus", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", port_var=port_variable("prometheus"),
+         ha_depends_on={"victoriametrics": "service_started"}),
+    Part("prometheus-b", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", ha=True,
+         port_var="TRADEMON_PROMETHEUS_B_PORT", depends_on={"victoriametrics": "service_started"}),
 )
 
 # Services that run in Docker only (no binary natively), each with why; the compose check

@@ -120,8 +120,11 @@ class FakeTWS:
     """Scriptable stand-in TWS. Use as a context manager, or ``start()`` / ``stop()``."""
 
     def __init__(self, accounts=("DU111111",), host: str = "127.0.0.1", port: int = 0,
-                 max_version: int = MAX_SERVER_VERSION, farm_messages=FARM_OK):
+                 max_version: int = MAX_SERVER_VERSION, farm_messages=FARM_OK, master_client_id: int | None = None):
         self.accounts = list(accounts)
+        # TWS's "Master API client ID" (Configure > API > Settings): that client is sent every
+        # client's order events and executions; any other client only its own. None: not set.
+        self.master_client_id = master_client_id
         self.host, self.port = host, port
         self.max_version = max_version
         self.farm_messages = list(farm_messages)
@@ -345,7 +348,7 @@ class FakeTWS:
 
         def f():
             self.orders[(client_id, order_id)] = o
-            for s in self._live():
+            for s in self._watching(o.client_id):
                 self._send_open_order(s, o)
                 self._send_order_status(s, o)
         self._call(f)
@@ -362,7 +365,7 @@ class FakeTWS:
         def f():
             for o in made:
                 self.orders[(o.client_id, o.order_id)] = o
-                for s in self._live():
+                for s in self._watching(o.client_id):
                     self._send_open_order(s, o)
                     self._send_order_status(s, o)
         self._call(f)
@@ -378,7 +381,7 @@ class FakeTWS:
             for order_id in order_ids:
                 o = self.orders[(client_id, order_id)]
                 o.status = status
-                for s in self._live():
+                for s in self._watching(client_id):
                     self._send_order_status(s, o)
         self._call(f)
 
@@ -387,7 +390,7 @@ class FakeTWS:
         def f():
             o = self.orders[(client_id, order_id)]
             o.status = "Cancelled"
-            for s in self._live():
+            for s in self._watching(client_id):
                 self._send_error(s, order_id, code, message)
                 self._send_order_status(s, o)
         self._call(f)
@@ -409,7 +412,7 @@ class FakeTWS:
                 o.status = "Filled" if o.filled >= o.quantity else "Submitted"
                 ex = (exec_id, o, shares, price, o.filled, o.avg_price, time.time())
                 self.executions.append(ex)
-                for s in self._live():
+                for s in self._watching(client_id):
                     self._send_execution(s, -1, ex)
                     s.send(59, 1, exec_id, commission, "USD", 1.7976931348623157e308, 1.7976931348623157e308, "")
                     self._send_order_status(s, o)
@@ -420,6 +423,13 @@ class FakeTWS:
 
     def _live(self):
         return [s for s in self.sessions if s.client_id is not None]
+
+    def _sees(self, s: Session, client_id: int) -> bool:
+        """Whether session ``s`` is sent events of orders placed by ``client_id``."""
+        return s.client_id == client_id or (self.master_client_id is not None and s.client_id == self.master_client_id)
+
+    def _watching(self, client_id: int):
+        return [s for s in self._live() if self._sees(s, client_id)]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(writer)
@@ -526,7 +536,8 @@ class FakeTWS:
         elif msg == REQ_EXECUTIONS:
             req_id = int(f[2])
             for ex in self.executions:
-                self._send_execution(s, req_id, ex)
+                if self._sees(s, ex[1].client_id):
+                    self._send_execution(s, req_id, ex)
             s.send(55, 1, req_id)
         elif msg == REQ_CONTRACT_DATA:
             self._send_contract_details(s, int(f[2]), f[4], f[5] or "STK", f[10] or "SMART", f[12] or "USD")
