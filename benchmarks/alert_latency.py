@@ -76,7 +76,7 @@ def firing(stack: E2EStack, t0: float, name: str) -> list[float]:
 
 
 def resolved(stack: E2EStack, after: float, name: str) -> bool:
-    return any(m["at"] > after and f"resolved: {name}" in visible_text(m["text"]) for m in stack.telegram.sent())
+    return bool(stack.telegram.resolved_shown(name, after))
 
 
 def wait_groups_settled(stack: E2EStack, names: tuple[str, ...], timeout: float = 150) -> None:

@@ -5,6 +5,7 @@ splitting, and the Telegram client's 429 handling against the stand-in."""
 from __future__ import annotations
 
 import asyncio
+import re
 import os
 import subprocess
 import sys
@@ -281,7 +282,7 @@ def test_page_has_a_signed_runbook_button_per_firing_alert(tmp_path):
 
     asyncio.run(run())
     page = stand.snapshot()[-1]
-    assert stand.buttons(page["message_id"]) == ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
+    assert stand.buttons(page["message_id"]) == ["✋ Ack", "🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
                                                  "📖 DailyLossLimitBreach", "📖 TWSConnectionLost"]
     assert 'href="https://example.org/runbooks.md#dailylosslimitbreach">runbook</a>' in page["text"]  # the link stays
     data = [b["callback_data"] for row in page["reply_markup"]["inline_keyboard"] for b in row if b["text"].startswith("📖")]
@@ -546,13 +547,13 @@ def test_the_bot_says_at_start_when_its_retry_window_does_not_fit_the_routes(tmp
                for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
-def _deliver_all(tmp_path, *payloads):
+def _deliver_all(tmp_path, *payloads, env: dict | None = None):
     """Accept and deliver each payload in turn through the bot's Delivery; return the stand-in."""
     from trademon.bot import runbooks
     from trademon.bot.webhook import Delivery
 
     stand = TelegramStandIn(TOKEN)
-    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
+    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url, **(env or {})})
 
     async def run():
         tg = TelegramClient(stand.url, TOKEN)
@@ -625,3 +626,77 @@ def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
     assert quiet == ("Broker truth: no check firing ✅ · sees other clients' orders: unknown · "
                      "working orders at IB: unknown · order efficiency today: unknown")
     assert broker_truth_line(RuntimeError("am"), None, None, None).startswith("Broker truth: unknown (Alertmanager")
+
+
+def test_who_acted_is_said_by_name():
+    """The edit said "Silenced by telegram:u111111 (111111)"; the trader is a name."""
+    from trademon.bot.handlers import name_of, who
+
+    assert name_of({"id": 111111, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"}) == "Ada Lovelace"
+    assert name_of({"id": 111111, "username": "ada"}) == "@ada"
+    assert name_of({"id": 111111}) == "user 111111"
+    assert who({"id": 111111, "first_name": "Ada"}) == "Ada (Telegram 111111)"
+
+
+def test_every_button_fits_telegrams_64_bytes():
+    from trademon.bot.keyboards import extend_keyboard, keyboard
+
+    signer = Signer(TOKEN)
+    rows = keyboard(signer, "a" * 12, -1001234567890123, ["DailyLossLimitBreach"])["inline_keyboard"]
+    rows += extend_keyboard(signer, "a" * 12, -1001234567890123)["inline_keyboard"]
+    data = [b["callback_data"] for row in rows for b in row]
+    assert {d.split("|")[0] for d in data} == {"ack", "s1h", "s4h", "sns", "rbk", "x1h", "x4h"}
+    assert all(1 <= len(d.encode()) <= 64 and signer.verify(d, -1001234567890123) for d in data)
+
+
+def _hrefs(text: str) -> list[str]:
+    import re
+
+    return re.findall(r'href="([^"]+)"', text)
+
+
+def test_links_open_on_a_phone_or_the_page_says_once_why_not(tmp_path):
+    """With the defaults the dashboard and silence links pointed at localhost, which Telegram
+    shows as plain text: only the runbook link opened on the phone."""
+    page = _page(("DailyLossLimitBreach", "firing"), ("TWSConnectionLost", "firing"))
+    for a in page["alerts"]:
+        a["annotations"]["dashboard"] = "/d/trademon-pnl"
+    text = _deliver_all(tmp_path / "a", page).sent()[0]["text"]
+    assert [h for h in _hrefs(text) if "localhost" in h or "127.0.0.1" in h] == []
+    assert len(_hrefs(text)) == 2  # the runbooks
+    assert visible_text(text).count("GRAFANA_URL and ALERTMANAGER_URL point at an address only this machine can open") == 1
+    external = {"GRAFANA_URL": "https://grafana.example.org", "ALERTMANAGER_URL": "https://am.example.org"}
+    text = _deliver_all(tmp_path / "b", page, env=external).sent()[0]["text"]
+    hrefs = _hrefs(text)
+    assert "https://grafana.example.org/d/trademon-pnl" in hrefs and sum(h.startswith("https://am.example.org/#/silences/new") for h in hrefs) == 2
+    assert "only this machine" not in visible_text(text)
+
+
+def test_times_on_pages_are_in_the_traders_zone(tmp_path):
+    assert BotConfig.from_env(BASE).zone.key == "America/New_York"  # the summary's, unless set
+    assert BotConfig.from_env({**BASE, "TRADEMON_BOT_SUMMARY_TZ": "Asia/Tokyo"}).zone.key == "Asia/Tokyo"
+    firing, resolved = _page(("DailyLossLimitBreach", "firing")), _page(("DailyLossLimitBreach", "resolved"))
+    resolved["status"] = "resolved"
+    stand = _deliver_all(tmp_path, firing, resolved, env={"TRADEMON_BOT_TZ": "Europe/Berlin", "TRADEMON_BOT_SUMMARY_TZ": "Asia/Tokyo"})
+    shown = visible_text(stand.snapshot()[0]["text"])
+    assert re.search(r"Resolved at \d\d:\d\d CET", shown), shown
+
+
+def test_a_storm_pages_buttons_act_only_on_the_alerts_shown(tmp_path):
+    """One Silence 1h press on a 60-alert page created 60 silences, 44 of them for alerts the
+    trader never saw (the page shows what fits in 4 messages): the page's reference holds the
+    alerts shown, and only those."""
+    from trademon.bot.webhook import Delivery
+
+    storm = _page(*[(f"Storm{i:02d}", "firing") for i in range(60)])
+    for a in storm["alerts"]:
+        a["annotations"]["description"] = "why " * 90
+    t = _Telegram(tmp_path)
+    d = Delivery(t.cfg, t.h.store, t.tg, t.signer)
+    _, item = d.accept(storm)
+    shown = visible_text("\n".join(item["parts"]))
+    assert "more not shown" in shown
+    on_page = {a["labels"]["alertname"] for a in storm["alerts"] if a["labels"]["alertname"] + " ·" in shown}
+    ref = t.h.store.ref(item["ref"])
+    assert 0 < len(on_page) < 60 and {labels["alertname"] for labels in ref["alerts"]} == on_page
+    t.run()

@@ -32,14 +32,16 @@ AM_INTERVALS = {"group_wait": "3s", "group_interval": "3s", "repeat_interval": f
 GROUP = int(StandIns.CHAT_ID)
 USER = StandIns.USER_ID
 OTHER_CHAT = USER  # the trader's private chat with the bot, allowed too: a button copied there must not work
-BUTTONS = ["🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session"]
+BUTTONS = ["✋ Ack", "🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session"]
 
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     stack = E2EStack(tmp_path_factory.mktemp("bot-e2e"), speed=SPEED, scrape="1s", evaluation="1s", am_intervals=AM_INTERVALS,
                      for_scale=SPEED, resend_delay="2s",
-                     bot_env={"TRADEMON_BOT_ALLOWED_CHAT_IDS": str(OTHER_CHAT), "TRADEMON_BOT_MAX_SILENCE": "1d"})
+                     bot_env={"TRADEMON_BOT_ALLOWED_CHAT_IDS": str(OTHER_CHAT), "TRADEMON_BOT_MAX_SILENCE": "1d",
+                              # an acknowledgement held 90 s and announced 85 s before its end: seen within a test
+                              "TRADEMON_BOT_ACK_HOLD": "90s", "TRADEMON_BOT_ACK_WARN": "85s", "TRADEMON_BOT_ACK_CHECK": "1s"})
     yield stack
     stack.close()
 
@@ -100,7 +102,7 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
     e2e.sim.on("loss-breach")
     try:
         page = wait(e2e, lambda: page_with(e2e, "DailyLossLimitBreach"), 40, "the loss page with buttons")[0]
-        assert tg(e2e).buttons(page["message_id"])[:3] == BUTTONS
+        assert tg(e2e).buttons(page["message_id"])[:4] == BUTTONS
         assert "📖 DailyLossLimitBreach" in tg(e2e).buttons(page["message_id"])
         mid = page["message_id"]
         # The control: unsilenced, the group repeats (repeat_interval) or updates within REPEAT + margin.
@@ -125,14 +127,14 @@ def test_loss_breach_arrives_with_buttons_silence_1h_then_unsilence(e2e):
         for s in made:
             length = (datetime.fromisoformat(s["endsAt"].replace("Z", "+00:00")) - datetime.fromisoformat(s["startsAt"].replace("Z", "+00:00")))
             assert abs(length.total_seconds() - 3600) < 5
-            assert s["createdBy"] == f"telegram:trader ({USER})"
+            assert s["createdBy"] == f"Trader (Telegram {USER})"
         edited = next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)
-        assert "Silenced by telegram:trader" in visible_text(edited["text"]) and "edit_date" in edited
+        assert "Silenced by Trader until" in visible_text(edited["text"]) and "edit_date" in edited
         runbook_buttons = [b for b in tg(e2e).buttons(mid) if b.startswith("📖")]
         assert tg(e2e).buttons(mid) == ["🔔 Unsilence", *runbook_buttons] and "📖 DailyLossLimitBreach" in runbook_buttons
         wait(e2e, lambda: actions(e2e, "silence"), 10, "the action on record")
         act = actions(e2e, "silence")[-1]["action"]
-        assert sorted(act["silence_ids"]) == sorted(s["id"] for s in made) and act["by"] == f"telegram:trader ({USER})"
+        assert sorted(act["silence_ids"]) == sorted(s["id"] for s in made) and act["by"] == f"Trader (Telegram {USER})"
         assert {a["alertname"]: a for a in act["matchers"]} == dict(by_name)
 
         # The next repeat does not notify: nothing about the loss for longer than repeat_interval.
@@ -156,7 +158,7 @@ def test_refused_user_forged_and_copied_buttons_change_nothing(e2e):
     e2e.alerting.post({"labels": {"alertname": "HighRiskExposure", "severity": "warning", "account": "DU7654321", "job": "ib-exporter"},
                        "annotations": {"summary": "Exposure 95 % of limit", "description": "x"}})
     page = wait(e2e, lambda: page_with(e2e, "HighRiskExposure"), 30, "the warning with buttons")[-1]
-    mid, data = page["message_id"], page["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+    mid, data = page["message_id"], page["reply_markup"]["inline_keyboard"][1][1]["callback_data"]
     before = len(silences(e2e))
     q = [tg(e2e).press(mid, "Silence 4h", 999999, "stranger"),                   # a group member not allowed
          tg(e2e).press(mid, "", USER, chat_id=OTHER_CHAT, data=data),            # copied to another (allowed) chat
@@ -168,7 +170,7 @@ def test_refused_user_forged_and_copied_buttons_change_nothing(e2e):
     assert answers == ["Not allowed.", "This button is no longer valid.", "This button is no longer valid.",
                        "This button is no longer valid.", "Not allowed."]
     assert len(silences(e2e)) == before
-    assert tg(e2e).buttons(mid)[:3] == BUTTONS
+    assert tg(e2e).buttons(mid)[:4] == BUTTONS
     # A stranger's command gets no answer at all (it would cost a send, and a 429 on it).
     last = newest_id(e2e)
     tg(e2e).command("/status", 555, 999999, "stranger")
@@ -412,3 +414,52 @@ def test_a_resolve_edits_the_page_quietly_and_its_old_buttons_cannot_silence(e2e
     assert tg(e2e).callback_answers[qid]["text"] == "Already resolved: nothing to silence."
     assert len(silences(e2e)) == before
     assert "resolve probe" in visible_text(m["text"])  # the page still says what it was about
+
+
+
+def test_ack_by_name_holds_a_silence_while_it_fires_and_ends_it_on_the_resolve(e2e):
+    """Alertmanager has no acknowledgement, and 0.33.1 sends no resolved notification for a
+    silenced alert: the bot holds a silence and asks Alertmanager itself."""
+    alert = {"labels": {"alertname": "TWSConnectionLost", "severity": "critical", "account": "DU0000124", "job": "ib-exporter"},
+             "annotations": {"summary": "TWS connection lost (ack probe)", "description": "x"}}
+    e2e.alerting.post(alert)
+    page = wait(e2e, lambda: [m for m in page_with(e2e, "ack probe") if m.get("reply_markup")], 30, "the page")[-1]
+    mid = page["message_id"]
+    before = {s["id"] for s in silences(e2e)}
+    qid = tg(e2e).press(mid, "Ack", USER)
+    wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the Ack's answer")
+    assert tg(e2e).callback_answers[qid]["text"] == "Acknowledged by Trader."
+    made = [s for s in silences(e2e) if s["id"] not in before]
+    assert len(made) == 1 and matchers_of(made[0]) == alert["labels"] and made[0]["createdBy"] == f"Trader (Telegram {USER})"
+    shown = visible_text(next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)["text"])
+    assert "✋ Acknowledged by Trader at" in shown and "telegram:" not in shown
+    assert tg(e2e).buttons(mid)[0] == "🔔 Unsilence"
+    wait(e2e, lambda: actions(e2e, "ack"), 10, "the acknowledgement on record")
+
+    # Its silence ends within the warning time while it still fires: announced, with Extend buttons.
+    note = wait(e2e, lambda: last_reply(e2e, mid, GROUP, "The acknowledgement by Trader"), 15, "the announcement")
+    assert "TWSConnectionLost" in visible_text(note["text"]) and tg(e2e).buttons(note["message_id"]) == ["⏳ Extend 1h", "⏳ Extend 4h"]
+    qid = tg(e2e).press(note["message_id"], "Extend 1h", USER)
+    wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the Extend's answer")
+    assert tg(e2e).callback_answers[qid]["text"].startswith("Extended until")
+    states = {s["id"]: s for s in silences(e2e)}
+    assert states[made[0]["id"]]["status"]["state"] == "expired"
+    extended = [s for s in states.values() if s["id"] not in before and s["status"]["state"] == "active"]
+    assert len(extended) == 1 and matchers_of(extended[0]) == alert["labels"]
+
+    # Reminders stop: for longer than repeat_interval, nothing about it but copies of the page (a
+    # page sent twice under load is one page: each copy shows the acknowledgement).
+    time.sleep(REPEAT + 4)
+    later = [visible_text(m["text"]) for m in page_with(e2e, "ack probe", mid)]
+    assert all("✋ Acknowledged by Trader" in t for t in later), later
+
+    # The resolve: Alertmanager sends nothing (silenced); the bot sees it gone, ends the silence, edits the page.
+    e2e.alerting.post(alert, resolved=True)
+
+    def resolved():
+        m = next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)
+        return m if "Resolved at" in visible_text(m["text"]) else None
+
+    wait(e2e, resolved, 20, "the acknowledged page edited as resolved")
+    assert {s["id"]: s["status"]["state"] for s in silences(e2e)}[extended[0]["id"]] == "expired"
+    assert not [b for b in tg(e2e).buttons(mid) if "Silence" in b or "Ack" in b or "Unsilence" in b]

@@ -91,7 +91,7 @@ def test_loss_breach_two_pages_loss_then_breaker_each_once_then_resolved(e2e):
         print(f"\nloss-breach -> Telegram: {latency:.2f} s (bound scrape+evaluation+group_wait = {e2e.bound(AM_INTERVALS['group_wait']):.0f} s)")
     finally:
         e2e.sim.off("loss-breach")
-    wait(e2e, lambda: any("resolved: DailyLossLimitBreach" in m["shown"] for m in messages_since(e2e, t0)), 30, "the resolved message")
+    wait(e2e, lambda: e2e.telegram.resolved_shown("DailyLossLimitBreach", t0), 30, "the resolve (a message, or the page edited)")
     assert ("critical", "resolved", "DailyLossLimitBreach") in sink_alerts(e2e, "critical")
     # Nothing delivered twice. (If the breaker resets before the P&L alert resolves, the group's
     # update lists the loss once more, beside the resolved breaker: other content, not a repeat.)
@@ -129,7 +129,7 @@ def test_ib_disconnect_pages_once_and_inhibits_its_warnings(e2e):
         assert "TWSConnectionLost" in recorded and not names & recorded, (names, recorded)
     finally:
         e2e.sim.off("ib-disconnect")
-    wait(e2e, lambda: any("resolved: TWSConnectionLost" in m["shown"] for m in messages_since(e2e, t0)), 30, "TWS resolved")
+    wait(e2e, lambda: e2e.telegram.resolved_shown("TWSConnectionLost", t0), 30, "TWS resolved")
 
 
 def received(record: dict) -> float:

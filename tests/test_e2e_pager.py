@@ -43,7 +43,7 @@ def pages(e2e: E2EStack, name: str, since: float = 0) -> list[dict]:
 
 
 def resolved(e2e: E2EStack, name: str) -> list[str]:
-    return [visible_text(m["text"]) for m in e2e.telegram.sent() if f"resolved: {name}" in visible_text(m["text"])]
+    return e2e.telegram.resolved_shown(name)
 
 
 # ------------------------------------------------------------------ 1. the broker's view lost

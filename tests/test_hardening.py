@@ -467,3 +467,51 @@ def test_a_flood_of_wrong_passwords_does_not_stall_the_health_check(tmp_path):
         for t in threads:
             t.join(60)
         p.close()
+
+
+# --- 7. bursts: every request answered or refused with 503, none left hanging -----------------
+
+def loopback_burst(port: int, n: int = 2000, wait: float = 20.0) -> dict[str, int]:
+    """``n`` connections opened at once, each sending GET /healthz: how each ended (a status,
+    "closed" without an answer, "reset", or "hanging" past ``wait`` seconds)."""
+    import asyncio
+    import collections
+
+    async def one():
+        try:
+            async with asyncio.timeout(wait):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    await w.drain()
+                    line = await r.readline()
+                finally:
+                    w.close()
+        except TimeoutError:
+            return "hanging"
+        except OSError:
+            return "reset"
+        return line.split()[1].decode() if line.startswith(b"HTTP/1.1 ") else "closed"
+
+    async def run():
+        return collections.Counter(await asyncio.gather(*(one() for _ in range(n))))
+    return dict(asyncio.run(run()))
+
+
+def test_a_burst_of_2000_requests_is_answered_or_refused_never_left_hanging(tmp_path):
+    url, p, _ = start_sink(tmp_path)
+    try:
+        got = loopback_burst(int(url.rsplit(":", 1)[1]))
+        assert set(got) <= {"200", "503"} and got.get("200"), got
+        assert requests.get(f"{url}/healthz", timeout=5).ok
+    finally:
+        p.close()
+
+
+def test_a_burst_of_2000_requests_on_the_simulator_api_is_answered_or_refused(tmp_path):
+    urls, p = start_sim(tmp_path)
+    try:
+        got = loopback_burst(int(urls["automatictrader-api"].rsplit(":", 1)[1]))
+        assert set(got) <= {"200", "503"} and got.get("200"), got
+    finally:
+        p.close()

@@ -113,3 +113,26 @@ def test_intent_store_queues_lag_and_retention():
         store.advance(b, state_now)
     # a was sent more than RETAIN_SENT_S before b: archived, its key free again.
     assert store.existing("k1") is None and a.id not in store.by_id and store.counts()["sent"] == 1
+
+
+def test_broker_truth_in_the_healthy_world_and_the_kill_switch():
+    """The simulated trading system's record meets IB's (orders, fills, positions); a tripped
+    breaker cancels IB's working orders (a synthetic check's test breaker does not)."""
+    w = World(Settings(seed=3), T0)
+    for _ in range(6):
+        w.send(SimpleNamespace(account=w.account_of["momentum"], strategy="momentum", symbol="AAPL", side="buy",
+                               quantity=10, order_type="limit", limit_price=1.0), w.t)
+    for _ in range(10):  # 5 s: acknowledged (within 2 s), none filled yet at a limit far below the market
+        w.step()
+    st = w.broker.stats
+    assert st.sent["momentum"] == st.submitted["momentum"] == 6
+    assert 0 < len(w.broker.working) <= 6
+    assert st.executions == st.recorded
+    for a in w.s.accounts:
+        for sym in w.s.symbols:
+            assert w.trading_position(a, sym) == w.account(a)["positions"][sym]
+    working = len(w.broker.working)
+    w.trip("synthetic_test", "synthetic")
+    assert len(w.broker.working) == working
+    w.trip("daily_loss", "manual")
+    assert w.broker.working == {} and sum(st.cancelled.values()) >= working

@@ -385,6 +385,24 @@ class TelegramStandIn:
         with self._server.lock:
             return [json.loads(json.dumps(m)) for _, m in sorted(self.messages.items())]
 
+    def resolved_shown(self, name: str, since: float = 0) -> list[str]:
+        """The visible texts telling that alert ``name`` resolved since ``since``: a message
+        listing it under "resolved:", or a page about it edited to say "✅ Resolved" (the bot
+        edits the page a resolve ends instead of sending a new message)."""
+        out = []
+        with self._server.lock:
+            for r in self.requests:
+                if r.status == 200 and r.path.endswith("/sendMessage") and r.at >= since:
+                    shown = visible_text(r.body.get("text", ""))
+                    if f"resolved: {name}" in shown:
+                        out.append(shown)
+            for m in self.messages.values():
+                shown = visible_text(m.get("text", ""))
+                page, _, rest = shown.partition("✅ Resolved at")
+                if rest and name in page and m.get("edit_date", 0) >= int(since):
+                    out.append(shown)
+        return out
+
     def buttons(self, message_id: int) -> list[str]:
         with self._server.lock:
             markup = self.messages[message_id].get("reply_markup") or {}

@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import re
 
-ACTIONS = {"s1h", "s4h", "sns", "uns", "rbk"}  # silence 1h, 4h, until the next session; unsilence; runbook (ref: its key)
-_DATA = re.compile(r"(s1h|s4h|sns|uns|rbk)\|([A-Za-z0-9]{1,16})\|([A-Za-z0-9_-]{16})")
+# silence 1h, 4h, until the next session; unsilence; runbook (ref: its key); acknowledge; extend an acknowledgement 1h, 4h
+ACTIONS = {"s1h", "s4h", "sns", "uns", "rbk", "ack", "x1h", "x4h"}
+_DATA = re.compile(r"(s1h|s4h|sns|uns|rbk|ack|x1h|x4h)\|([A-Za-z0-9]{1,16})\|([A-Za-z0-9_-]{16})")
 
 
 class Signer:

@@ -60,11 +60,14 @@ class Bot:
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
-        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.summary_zone)
+        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.zone)
         self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics, runbooks=self.runbooks)
         self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock, runbooks=self.runbooks)
         self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)
         self.summary = Summary(cfg, self.reports, self.tg, self.store, clock)
+        from trademon.bot.acks import AckWatch
+
+        self.acks = AckWatch(cfg, self.store, self.tg, self.am, self.record, self.signer, self.runbooks, clock)
 
     def app(self):
         from trademon.bot.webhook import build_app
@@ -131,6 +134,9 @@ def main(args) -> int:
     async def summary():
         await bot.summary.run()
 
+    async def acks():
+        await bot.acks.run()
+
     async def warm_up():
         from trademon.bot import charts
 
@@ -146,7 +152,7 @@ def main(args) -> int:
     # The webhook's token is checked before the body is read (a caller without it sends nothing in).
     runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY,
                               token_paths=("/alerts",), token=cfg.webhook_token)],
-                    [outbox, poll, summary, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
+                    [outbox, poll, summary, acks, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})

@@ -102,6 +102,7 @@ class BotConfig:
     max_silence_s: float
     summary_at: dtime
     summary_zone: ZoneInfo
+    zone: ZoneInfo                  # the trader's: every time the bot shows (the summary's zone unless set)
     summary_days: frozenset[int]
     state_dir: Path
     config_root: Path  # holds monitoring/config.yml and alertmanager/alertmanager.yml
@@ -111,6 +112,9 @@ class BotConfig:
     # most on the shipped routes to the bot); the same content on purpose only after its
     # repeat_interval (1h at least): within this window the same content is not sent twice.
     retry_window_s: float
+    ack_hold_s: float         # an acknowledgement's silence: this long, then announced and extended while it still fires
+    ack_warn_s: float         # how long before its end an acknowledgement still firing is announced
+    ack_check_s: float        # how often Alertmanager is asked whether acknowledged alerts still fire
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:
@@ -123,6 +127,7 @@ class BotConfig:
         users = id_list("TRADEMON_BOT_ALLOWED_USER_IDS", env)
         sink = env_str("TRADEMON_BOT_ALERT_SINK_URL", env=env)
         state = env_str("TRADEMON_BOT_STATE_DIR", DEFAULT_STATE_DIR, env)
+        summary_tz = env_str("TRADEMON_BOT_SUMMARY_TZ", "America/New_York", env)
         return cls(
             token=token, chat_id=chat, allowed_chats=frozenset(allowed), allowed_users=users,
             webhook_token=webhook_token(env) or "",
@@ -138,10 +143,14 @@ class BotConfig:
             max_silence_s=env_duration("TRADEMON_BOT_MAX_SILENCE", "24h", env),
             summary_at=_clock_time("TRADEMON_BOT_SUMMARY_AT", env_str("TRADEMON_BOT_SUMMARY_AT", "16:15", env)),
             summary_days=_days("TRADEMON_BOT_SUMMARY_DAYS", env_str("TRADEMON_BOT_SUMMARY_DAYS", "mon-fri", env)),
-            summary_zone=_zone("TRADEMON_BOT_SUMMARY_TZ", env_str("TRADEMON_BOT_SUMMARY_TZ", "America/New_York", env)),
+            summary_zone=_zone("TRADEMON_BOT_SUMMARY_TZ", summary_tz),
+            zone=_zone("TRADEMON_BOT_TZ", env_str("TRADEMON_BOT_TZ", summary_tz, env)),
             state_dir=Path(state),
             config_root=Path(env_str("TRADEMON_BOT_CONFIG_ROOT", str(paths.config_root()), env)),
             poll_timeout_s=env_int("TRADEMON_BOT_POLL_TIMEOUT", 25, 1, 50, env),
             deliver_within_s=env_float("TRADEMON_BOT_DELIVER_WITHIN", 8.0, 0.5, 60, env),
             retry_window_s=env_duration("TRADEMON_BOT_RETRY_WINDOW", "15m", env),
+            ack_hold_s=env_duration("TRADEMON_BOT_ACK_HOLD", "2h", env),
+            ack_warn_s=env_duration("TRADEMON_BOT_ACK_WARN", "10m", env),
+            ack_check_s=env_duration("TRADEMON_BOT_ACK_CHECK", "30s", env),
         )

@@ -37,7 +37,8 @@ HELP = """<b>trademon bot</b>
 /exposure [range] – chart of gross exposure per account against its limit
 /runbook &lt;alertname&gt; – what to do when it fires (the runbook shipped with the stack), e.g. /runbook TWSConnectionLost
 /help – this
-Buttons under each alert: silence 1h, 4h, or until the next session opens; Unsilence undoes it; 📖 shows the alert's runbook here."""
+Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves); silence 1h, 4h, or until the next
+session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
 
 REFUSAL_LOG_EVERY_S = 60.0
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -60,11 +61,21 @@ def human(seconds: float) -> str:
     return f"{max(seconds // 60, 1)}m"
 
 
+def name_of(user: dict | None) -> str:
+    """The person, as the chat shows them: first and last name, else @username, else the id."""
+    if not user:
+        return "someone"
+    full = " ".join(str(x) for x in (user.get("first_name"), user.get("last_name")) if x).strip()
+    if full:
+        return full[:40]
+    return f"@{str(user['username'])[:40]}" if user.get("username") else f"user {int(user.get('id', 0))}"
+
+
 def who(user: dict | None) -> str:
+    """For Alertmanager's createdBy and the record: the name, and the Telegram id that proves it."""
     if not user:
         return "telegram:unknown"
-    name = user.get("username") or " ".join(x for x in (user.get("first_name"), user.get("last_name")) if x) or "?"
-    return f"telegram:{name[:40]} ({int(user.get('id', 0))})"
+    return f"{name_of(user)} (Telegram {int(user.get('id', 0))})"
 
 
 class Handlers:
@@ -173,7 +184,7 @@ class Handlers:
         await self.record.action("silence", [{"alertname": args[0]}], {"by": who(user), "silence_ids": [sid], "ends_at": ends.isoformat(),
                                                                        "matchers": [{"alertname": args[0]}]})
         capped = f" (capped at the maximum {human(self.cfg.max_silence_s)})" if want > dur else ""
-        return f"🔕 {esc(args[0])} silenced until {fmt_time(ends, self.cfg.summary_zone)}{capped}\nid <code>{sid}</code>"
+        return f"🔕 {esc(args[0])} silenced until {fmt_time(ends, self.cfg.zone)}{capped}\nid <code>{sid}</code>"
 
     async def unsilence_cmd(self, args: list[str], user: dict | None) -> str:
         if len(args) != 1 or not _SILENCE_ID.fullmatch(args[0]):
@@ -209,6 +220,10 @@ class Handlers:
             elif ref["state"].get("resolved"):
                 note = "Already resolved: nothing to silence."
                 await pages.edit(self.tg, self.signer, self.runbooks, ref)  # an old copy still showing buttons loses them
+            elif action == "ack":
+                note = await self._ack(ref, user)
+            elif action in ("x1h", "x4h"):
+                note = await self._extend(ref, 3600 if action == "x1h" else 4 * 3600, user)
             else:
                 note = await self._silence(ref, action, user)
         except UpstreamError as e:
@@ -228,12 +243,69 @@ class Handlers:
         except TelegramError as e:  # an old query cannot be answered any more; the action stands
             log.info("answerCallbackQuery failed", extra={"error": str(e)})
 
+    async def _still_firing(self, ref: dict) -> list[dict]:
+        """The page's alerts Alertmanager still has (it knows of resolves the bot may not have heard of yet)."""
+        active = {json.dumps(a.get("labels", {}), sort_keys=True) for a in await self.am.alerts(active=True, silenced=True, inhibited=True)}
+        return [labels for labels in ref["alerts"] if json.dumps(labels, sort_keys=True) in active]
+
+    async def _hold(self, targets: list[dict], ends: datetime, by: str, comment: str) -> list[dict]:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ids = [await self.am.silence(labels, ends, by, comment, starts=now) for labels in targets]
+        return [{"id": i, "matchers": labels} for i, labels in zip(ids, targets)]
+
+    async def _ack(self, ref: dict, user: dict | None) -> str:
+        ack = ref["state"].get("ack")
+        if ack and ref["silences"]:
+            return f"Already acknowledged by {ack['by']}."[:190]
+        if ref["silences"]:
+            return "Already silenced."
+        targets = await self._still_firing(ref)
+        if not targets:
+            return "Already resolved: nothing to acknowledge."
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ends = now + timedelta(seconds=min(self.cfg.ack_hold_s, self.cfg.max_silence_s))
+        silences = await self._hold(targets, ends, who(user), "acknowledged from Telegram: held while it fires, ended when it resolves")
+        self.store.set_silences(ref["ref"], silences)
+        ref["silences"] = silences
+        name = name_of(user)
+        pages.add_note(self.store, ref, f"✋ <b>Acknowledged</b> by {esc(name)} at {render.fmt_clock(self.clock(), self.cfg.zone)}"
+                                        f" · reminders held while it fires (until {render.fmt_clock(ends.timestamp(), self.cfg.zone)})",
+                       ack={"by": name, "until": ends.timestamp(), "warned": False})
+        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self.record.action("ack", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences], "ends_at": ends.isoformat(),
+                                                  "matchers": targets, "message_id": ref["message_id"]})
+        return f"Acknowledged by {name}."[:190]
+
+    async def _extend(self, ref: dict, seconds: float, user: dict | None) -> str:
+        """A new silence from now for what still fires, the old one ended (an active silence's
+        matchers cannot change; its end could, but a new one is plainer in the record)."""
+        if not ref["state"].get("ack") or not ref["silences"]:
+            return "Not acknowledged any more."
+        targets = await self._still_firing(ref)
+        if not targets:
+            return "Already resolved: nothing to extend."
+        old = [s["id"] for s in ref["silences"]]
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ends = now + timedelta(seconds=min(seconds, self.cfg.max_silence_s))
+        silences = await self._hold(targets, ends, who(user), "acknowledgement extended from Telegram")
+        for i in old:
+            try:
+                await self.am.expire(i)
+            except UpstreamError:  # ended already: nothing to undo
+                pass
+        self.store.set_silences(ref["ref"], silences)
+        ref["silences"] = silences
+        pages.add_note(self.store, ref, f"⏳ Extended by {esc(name_of(user))} until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}",
+                       ack={**ref["state"]["ack"], "until": ends.timestamp(), "warned": False})
+        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self.record.action("ack_extended", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences],
+                                                           "ends_at": ends.isoformat(), "matchers": targets})
+        return f"Extended until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}"
+
     async def _silence(self, ref: dict, action: str, user: dict | None) -> str:
         if ref["silences"]:
             return "Already silenced."
-        # Only what still fires: Alertmanager knows of resolves the bot may not have heard of yet.
-        active = {json.dumps(a.get("labels", {}), sort_keys=True) for a in await self.am.alerts(active=True, silenced=True, inhibited=True)}
-        targets = [labels for labels in ref["alerts"] if json.dumps(labels, sort_keys=True) in active]
+        targets = await self._still_firing(ref)
         if not targets:
             return "Already resolved: nothing to silence."
         now = datetime.fromtimestamp(self.clock(), UTC)
@@ -241,17 +313,17 @@ class Handlers:
         ends = {"s1h": now + timedelta(hours=1), "s4h": now + timedelta(hours=4)}.get(action) or next_session_open(now, self.hours)
         ends = min(ends, cap)
         by = who(user)
-        ids = [await self.am.silence(labels, ends, by, "from Telegram: button on the alert message", starts=now) for labels in targets]
-        silences = [{"id": i, "matchers": labels} for i, labels in zip(ids, targets)]
+        silences = await self._hold(targets, ends, by, "from Telegram: button on the alert message")
+        ids = [s["id"] for s in silences]
         self.store.set_silences(ref["ref"], silences)
         ref["silences"] = silences
         names = sorted({lab.get("alertname", "?")[:80] for lab in targets})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(by)} until {fmt_time(ends, self.cfg.summary_zone)}: {shown}")
+        pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(name_of(user))} until {fmt_time(ends, self.cfg.zone)}: {shown}")
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("silence", targets, {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": targets,
                                                       "message_id": ref["message_id"], "button": action})
-        return f"Silenced until {fmt_time(ends, self.cfg.summary_zone)}"
+        return f"Silenced until {fmt_time(ends, self.cfg.zone)}"
 
     async def _unsilence(self, ref: dict, user: dict | None) -> str:
         if not ref["silences"]:
@@ -262,7 +334,8 @@ class Handlers:
         self.store.set_silences(ref["ref"], [])
         ref["silences"] = []
         by = who(user)
-        pages.add_note(self.store, ref, f"🔔 Unsilenced by {esc(by)} at {fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.summary_zone)}")
+        at = fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.zone)
+        pages.add_note(self.store, ref, f"🔔 Unsilenced by {esc(name_of(user))} at {at}", ack=None)
         await pages.edit(self.tg, self.signer, self.runbooks, ref)
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
         return "Unsilenced."

@@ -1,4 +1,4 @@
-"""The buttons under the bot's messages: silence an alert for 1h, 4h or until the next session,
+"""The buttons under the bot's messages: acknowledge, silence an alert for 1h, 4h or until the next session,
 and one per runbook. Each button's callback data is signed (trademon.bot.auth), so a press
 proves it came from a message the bot sent to that chat."""
 
@@ -17,7 +17,14 @@ def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[lis
 
 def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = ()) -> dict:
     return {"inline_keyboard": [
+        [{"text": "✋ Ack", "callback_data": signer.sign("ack", ref, chat_id)}],
         [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
          {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
         [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
         *runbook_rows(signer, runbooks, chat_id)]}
+
+
+def extend_keyboard(signer: Signer, ref: str, chat_id: int) -> dict:
+    """Under the announcement that an acknowledgement ends while its alert still fires."""
+    return {"inline_keyboard": [[{"text": "⏳ Extend 1h", "callback_data": signer.sign("x1h", ref, chat_id)},
+                                 {"text": "⏳ Extend 4h", "callback_data": signer.sign("x4h", ref, chat_id)}]]}

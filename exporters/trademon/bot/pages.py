@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+from trademon.bot import render
 from trademon.bot.auth import Signer
 from trademon.bot.keyboards import keyboard, runbook_rows
 from trademon.bot.runbooks import Runbooks
@@ -14,11 +15,18 @@ from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
 
 log = logging.getLogger("trademon.bot.pages")
-MAX_NOTES = 6  # a page's text stays under Telegram's 4096: the page part is cut at 3600, a note is one short line
+MAX_NOTES = 6
+TEXT_BUDGET = 4000  # UTF-16 units of raw text: Telegram's 4096 are counted after the markup is parsed
 
 
 def text_of(ref: dict) -> str:
-    return "\n\n".join([ref["text"], *ref["state"].get("notes", [])])
+    """The page and its notes; the oldest notes go first when it would not fit Telegram's 4096."""
+    notes = list(ref["state"].get("notes", []))
+    while True:
+        text = "\n\n".join([ref["text"], *notes])
+        if not notes or render.units(text) <= TEXT_BUDGET:
+            return text
+        notes.pop(0)
 
 
 def add_note(store: Store, ref: dict, note: str, **state) -> None:

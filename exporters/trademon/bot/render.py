@@ -11,11 +11,12 @@ markup, so no cut ever falls inside a tag), at most MAX_PARTS of them.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 PART_BUDGET = 3600   # UTF-16 units of raw text per message: Telegram's 4096 visible, less room for the edit note
 MAX_PARTS = 4        # a storm is summarised, not sent as 50 messages (Telegram allows ~20/min per group)
@@ -23,10 +24,41 @@ ICONS = {"critical": "🔴", "warning": "🟠"}
 SUMMARY_CHARS, DESCRIPTION_CHARS = 200, 400  # each alert's text is cut here (the start says what and why)
 
 
+LOCAL_ONLY_NOTE = ("ℹ️ Dashboard and silence links left out: {names} point at an address only this machine can open "
+                   "(set them to ones the phone can reach; docs/telegram.md)")
+
+
+def local_only(url: str) -> bool:
+    """A base URL a phone cannot open (Telegram shows links to localhost as plain text): a
+    loopback or unspecified address, localhost, or a bare host name (a container's)."""
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost") or "." not in host
+    return ip.is_loopback or ip.is_unspecified
+
+
 @dataclass
 class Links:
+    """The external URLs of Grafana and Alertmanager (GRAFANA_URL, ALERTMANAGER_URL: the ones a
+    browser uses, as Alertmanager's --web.external-url)."""
+
     grafana_url: str
     alertmanager_url: str
+
+    @property
+    def grafana_ok(self) -> bool:
+        return not local_only(self.grafana_url)
+
+    @property
+    def alertmanager_ok(self) -> bool:
+        return not local_only(self.alertmanager_url)
+
+    def note(self) -> str | None:
+        """Said once per page when a link had to be left out."""
+        names = [n for n, ok in (("GRAFANA_URL", self.grafana_ok), ("ALERTMANAGER_URL", self.alertmanager_ok)) if not ok]
+        return LOCAL_ONLY_NOTE.format(names=" and ".join(names)) if names else None
 
 
 def fmt_clock(t: float, zone: ZoneInfo) -> str:
@@ -77,22 +109,25 @@ def _links(a: dict, links: Links) -> str:
     out = []
     dash = ann.get("dashboard_url") or ann.get("dashboard") or ""
     if dash.startswith("/"):
-        dash = links.grafana_url + dash
+        dash = links.grafana_url + dash if links.grafana_ok else ""
     elif not dash.startswith(("http://", "https://")):
-        dash = links.grafana_url
-    if len(dash) < 400:
+        dash = links.grafana_url if links.grafana_ok else ""
+    elif local_only(dash):
+        dash = ""
+    if dash and len(dash) < 400:
         out.append(f'<a href="{html.escape(dash)}">dashboard</a>')
     rb = ann.get("runbook_url", "")
-    if rb.startswith(("http://", "https://")) and len(rb) < 400:
+    if rb.startswith(("http://", "https://")) and len(rb) < 400 and not local_only(rb):
         out.append(f'<a href="{html.escape(rb)}">runbook</a>')
-    flt = quote_plus(silence_filter(a.get("labels", {})), safe="")
-    out.append(f'<a href="{html.escape(links.alertmanager_url)}/#/silences/new?filter={flt}">silence</a>')
+    if links.alertmanager_ok:
+        flt = quote_plus(silence_filter(a.get("labels", {})), safe="")
+        out.append(f'<a href="{html.escape(links.alertmanager_url)}/#/silences/new?filter={flt}">silence</a>')
     return " · ".join(out)
 
 
-def blocks(payload: dict, links: Links) -> list[list[str]]:
-    """Per alert, its lines (firing first, then resolved)."""
-    out = []
+def blocks(payload: dict, links: Links) -> list[tuple[dict | None, list[str]]]:
+    """Per alert, its labels (None for a resolved one) and its lines (firing first, then resolved)."""
+    out: list[tuple[dict | None, list[str]]] = []
     for a in payload["alerts"]:
         if a["status"] != "firing":
             continue
@@ -101,21 +136,30 @@ def blocks(payload: dict, links: Links) -> list[list[str]]:
         lines = [f"<b>{name}</b> · {_cut(ann.get('summary', ''), SUMMARY_CHARS)}"]
         if ann.get("description"):
             lines.append(_cut(ann["description"], DESCRIPTION_CHARS).replace("\n", " "))
-        lines.append(_links(a, links))
-        out.append(lines)
+        shown = _links(a, links)
+        if shown:
+            lines.append(shown)
+        out.append((a["labels"], lines))
     for a in payload["alerts"]:
         if a["status"] == "resolved":
             name = _cut(a["labels"].get("alertname", ""), 80)
-            out.append([f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), SUMMARY_CHARS)}"])
+            out.append((None, [f"✅ resolved: <b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), SUMMARY_CHARS)}"]))
     return out
 
 
 def render(payload: dict, links: Links) -> list[str]:
     """The message(s): one unless the alerts do not fit in one."""
+    return render_page(payload, links)[0]
+
+
+def render_page(payload: dict, links: Links) -> tuple[list[str], list[dict]]:
+    """The message(s), and the label sets of the firing alerts they show: the page's buttons
+    act on these, never on an alert a storm left out of the text."""
     head = header(payload)
     parts: list[list[str]] = [[]]
     omitted = 0
-    for block in blocks(payload, links):
+    shown: list[dict] = []
+    for labels, block in blocks(payload, links):
         text = "\n".join(block)
         size = units(text) + 2
         cur = parts[-1]
@@ -126,14 +170,20 @@ def render(payload: dict, links: Links) -> list[str]:
             parts.append([])
             cur = parts[-1]
         cur.append(text)
+        if labels is not None:
+            shown.append(labels)
     out = []
     n = len(parts)
     for i, p in enumerate(parts, 1):
         h = head + (f" · {i}/{n}" if n > 1 else "")
         out.append("\n\n".join([h, *p]))
     if omitted:
-        out[-1] += f"\n\n… {omitted} more not shown: <a href=\"{html.escape(links.alertmanager_url)}\">Alertmanager</a>"
-    return out
+        where = f'<a href="{html.escape(links.alertmanager_url)}">Alertmanager</a>' if links.alertmanager_ok else "Alertmanager"
+        out[-1] += f"\n\n… {omitted} more not shown (the buttons act on the {len(shown)} shown): {where}"
+    note = links.note()
+    if note and any(a["status"] == "firing" for a in payload["alerts"]):
+        out[-1] += "\n\n" + html.escape(note, quote=False)
+    return out, shown
 
 
 def split_lines(text: str, budget: int = 4000) -> list[str]:

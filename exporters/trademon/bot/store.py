@@ -165,6 +165,12 @@ class Store:
             return None
         return out
 
+    def acknowledged(self, limit: int) -> list[dict]:
+        """The pages acknowledged and not resolved, oldest first (bounded)."""
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE state LIKE ? AND created>=? ORDER BY created LIMIT ?",
+                       ('%"ack": {%', time.time() - REF_TTL_S, limit))
+        return [r for r in map(self._ref_row, rows) if r["state"].get("ack") and not r["state"].get("resolved") and r["silences"]]
+
     def open_pages(self, chat_id: int, group_key: str, limit: int = 10) -> list[dict]:
         """The pages of this Alertmanager group not yet resolved, newest first (bounded)."""
         rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE chat_id=? AND group_key=? AND created>=? "

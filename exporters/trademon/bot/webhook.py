@@ -60,8 +60,7 @@ class Delivery:
         """Render, and put in the outbox (on disk when this returns). A notification whose
         alerts are all resolved edits the pages it ends (quietly, their buttons retired)
         instead of ringing as a new message."""
-        parts = render.render(payload, self.links)
-        firing = [a["labels"] for a in payload["alerts"] if a["status"] == "firing"]
+        parts, firing = render.render_page(payload, self.links)  # the firing alerts shown: what the buttons act on
         ended = self._ended_pages(payload)
         silent = render.severity_of(payload) != "critical" or not firing  # warnings and resolves arrive quietly
         item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": [] if ended and not firing else parts, "sent": 0, "ref": None,
@@ -81,7 +80,7 @@ class Delivery:
         if not gone:
             return []
         ended = []
-        at = render.fmt_clock(time.time(), self.cfg.summary_zone)
+        at = render.fmt_clock(time.time(), self.cfg.zone)
         for page in self.store.open_pages(self.cfg.chat_id, str(payload.get("groupKey", ""))):
             if all(json.dumps(labels, sort_keys=True) in gone for labels in page["alerts"]):
                 pages.add_note(self.store, page, f"✅ <b>Resolved</b> at {at}", resolved=True)

@@ -20,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import fcntl
 import resource
 import socket
+import struct
+import termios
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -191,37 +195,68 @@ def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = ()
 
 
 class ConnectionCap:
-    """The connections of one port, oldest first; past ``limit``, the oldest one still waiting
-    for its request is closed. Checked at accept() time (``CappedSocket``), not only when a
-    protocol starts: asyncio accepts a burst of connections before any protocol sees one, so a
-    check there alone lags behind a flood and lets it reach the file-descriptor limit."""
+    """The connections of one port, oldest first. Checked at accept() time (``CappedSocket``),
+    not only when a protocol starts: asyncio accepts a burst of connections before any protocol
+    sees one, so a check there alone lags behind a flood and lets it reach the file-descriptor
+    limit. Past ``limit``, the oldest connection still waiting for its request is closed to make
+    room (idle after a request, or slow: a slowloris), unless it is new and has sent nothing yet
+    (for ``grace`` seconds: in a burst its request is still on the way); when none can go, the
+    new connection is refused with a 503. A burst of fresh requests is answered, never cut."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
+    def __init__(self, limit: int, grace: float = 2.0):
+        self.limit, self.grace = limit, grace
         self.live: dict[GuardedH11Protocol, None] = {}  # insertion order = age
 
-    def make_room(self, extra: int = 0) -> None:
+    def make_room(self, extra: int = 0) -> bool:
         over = len(self.live) + extra - self.limit
         if over <= 0:
-            return
+            return True
+        now = time.monotonic()
         for proto in list(self.live):
             if over <= 0:
                 break
-            if proto._waiting() and not proto.transport.is_closing():
+            fresh = not proto.got_data and (now - proto.opened < self.grace or proto._unread())
+            if proto._waiting() and not fresh and not proto.transport.is_closing():
                 proto._drop()
                 over -= 1
+        return over <= 0
+
+
+LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn (4096 on current Linux)
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
+        b"connection: close\r\ncontent-length: 49\r\n\r\nbusy: too many connections at once; try again soon\n")
+
+
+def refuse(conn: socket.socket) -> None:
+    """Answer a connection there is no room for with 503 and close it, without a protocol."""
+    try:
+        conn.setblocking(False)
+        conn.send(BUSY)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 class CappedSocket(socket.socket):
-    """A listening socket whose accept() makes room under the port's ConnectionCap first."""
+    """A listening socket whose accept() makes room under the port's ConnectionCap first, and
+    refuses with 503 what it cannot make room for."""
 
     cap: ConnectionCap | None = None
 
+    def listen(self, backlog: int = LISTEN_BACKLOG) -> None:
+        """The kernel's queue is always LISTEN_BACKLOG long, whatever asyncio asks for (it passes
+        its per-wake-up accept count): a short queue drops a burst's SYNs, and those clients
+        wait seconds for their retransmits (234 waited 30 s behind a queue of 64)."""
+        super().listen(max(backlog, LISTEN_BACKLOG))
+
     def accept(self):
-        conn, addr = super().accept()
-        if self.cap is not None:
-            self.cap.make_room(extra=1)
-        return conn, addr
+        while True:
+            conn, addr = super().accept()  # BlockingIOError when none is waiting: asyncio's signal to stop
+            if self.cap is None or self.cap.make_room(extra=1):
+                return conn, addr
+            refuse(conn)
 
 
 class GuardedConfig(uvicorn.Config):
@@ -246,6 +281,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport):
         super().connection_made(transport)
+        self.opened, self.got_data, self._late = time.monotonic(), False, False  # what the cap's grace looks at
         self._arm()
         self.cap.live[self] = None
         self.cap.make_room()
@@ -263,19 +299,34 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def _unread(self) -> bool:
+        """Bytes in the kernel's queue this process has not read yet: when nothing was read so far,
+        the event loop is behind a burst, not the client slow."""
+        try:
+            fd = self.transport.get_extra_info("socket").fileno()
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] > 0
+        except (OSError, AttributeError):
+            return False
+
     def _too_slow(self) -> None:
         self._deadline = None
+        if not self.got_data and not self._late and self._unread():
+            self._late = True  # once: the request came in time, the loop had not read it yet
+            self._arm()
+            return
         if self.conn.their_state is not h11.DONE:
             self._drop()
 
     def _drop(self) -> None:
         self._disarm()
+        self.cap.live.pop(self, None)  # gone for the count now, not at connection_lost (next loop turn)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
         if not self.transport.is_closing():
             self.transport.abort()  # no lingering: the descriptor is freed on the next loop turn
 
     def data_received(self, data: bytes) -> None:
+        self.got_data = True
         self._arm()  # the first byte of a request starts its clock
         super().data_received(data)
         if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):

@@ -75,7 +75,7 @@ def bind(host: str, port: int, variable: str | None = None) -> httpguard.CappedS
         if e.errno == errno.EADDRINUSE:
             raise PortInUse(host, port, variable) from None
         raise
-    sock.listen(2048)
+    sock.listen(httpguard.LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -210,6 +210,7 @@ class Runner:
                              limit_concurrency=4 * limits.max_connections,
                              # asyncio accepts up to `backlog` connections per wake-up before any is
                              # seen by the protocol: keep that burst inside the file-descriptor headroom
+                             # (the kernel's queue stays LISTEN_BACKLOG long: CappedSocket.listen)
                              backlog=min(64, max(8, limits.max_connections // 8)))
         return _Server(cfg)
 

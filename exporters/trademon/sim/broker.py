@@ -61,8 +61,6 @@ class BrokerStats:
     executions: Counter = field(default_factory=Counter)          # strategy: executions IB reported
     filled_qty: Counter = field(default_factory=Counter)          # (account, symbol): quantity IB executed
     recorded: Counter = field(default_factory=Counter)            # strategy: fills the trading system recorded
-    revisions: int = 0                                            # order amendments (Order Efficiency Ratio)
-    unrecorded: Counter = field(default_factory=Counter)          # (strategy, symbol) -> signed qty IB filled, book missed
     # Observations not yet taken by the exporter: (kind, strategy, value).
     observations: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
@@ -73,10 +71,6 @@ class Broker:
         self.rng = rng
         self.stats = BrokerStats()
         self.rejection_burst = False
-        self.silent_drop: str | None = None  # silent-drop: IB drops this strategy's orders, no callback ever
-        self.lose_fills = False  # fill-lost: fills happen at IB but the trading system never records them
-        self.hold_orders = False  # breaker-leak: limit orders rest at IB and are never cancelled
-        self.revise_per_order = 0  # oer-runup: amendments per new order
         self.working: dict[int, Order] = {}  # acknowledged, not yet filled, cancelled or rejected
         self.slippage_spike: str | None = None  # the strategy whose fills slip (slippage-spike)
         self._ids = itertools.count(1)
@@ -93,18 +87,13 @@ class Broker:
     def submit(self, account, strategy, symbol, side, qty, order_type, limit_price, now) -> Order:
         o = Order(next(self._ids), account, strategy, symbol, side, qty, order_type, limit_price, self.market.mid[symbol], now)
         self.stats.sent[strategy] += 1
-        if self.silent_drop == strategy:
-            return o  # IB's paper server has been seen to do this: nothing comes back, ever
         self.stats.submitted[strategy] += 1
-        self.stats.revisions += self.revise_per_order
         ack = now + min(self._lognormal(0.03, 0.6), 2.0)
         reject_rate = BURST_REJECT_RATE if self.rejection_burst else REJECT_RATE
         if self.rng.random() < reject_rate:
             self._at(ack, "reject", o)
             return o
         self._at(ack, "ack", o)
-        if order_type == "limit" and self.hold_orders:
-            return o  # rests at IB until someone cancels it
         if order_type == "limit" and self.rng.random() < CANCEL_RATE:
             self._at(ack + self.rng.uniform(20, 60), "cancel", o)
         elif order_type == "limit":
@@ -169,10 +158,7 @@ class Broker:
         self.stats.filled[o.strategy] += 1
         self.stats.executions[o.strategy] += 1
         self.stats.filled_qty[(o.account, o.symbol)] += o.qty
-        if self.lose_fills:
-            self.stats.unrecorded[(o.strategy, o.symbol)] += o.side * o.qty
-        else:
-            self.stats.recorded[o.strategy] += 1
+        self.stats.recorded[o.strategy] += 1
         self.stats.observations.append(("fill_latency", o.strategy, t - o.submitted_at))
         self.stats.observations.append(("slippage_bps", o.strategy, slip_bps))
         self._recent.setdefault(o.strategy, SlippageWindow()).add(t, slip_bps)

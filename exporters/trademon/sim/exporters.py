@@ -185,9 +185,10 @@ class IBExporter:
             m["ib_active_orders" if kind == "a" else "ib_working_order_quantity"].remove(*k)
         self._working_shown = shown
         sub, canc, ex = sum(st.submitted.values()), sum(st.cancelled.values()), sum(st.filled.values())
-        for kind, n in (("submission", sub), ("revision", st.revisions), ("cancellation", canc), ("execution", ex)):
+        # the simulated strategies never amend an order: no revisions
+        for kind, n in (("submission", sub), ("revision", 0), ("cancellation", canc), ("execution", ex)):
             m["ib_order_actions_today"].labels(kind).set(n)
-        m["ib_order_efficiency_ratio"].set((sub + st.revisions + canc) / (ex + 1))
+        m["ib_order_efficiency_ratio"].set((sub + canc) / (ex + 1))
 
     def _broker_state(self) -> None:
         w, m = self.world, self.m

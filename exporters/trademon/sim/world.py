@@ -67,7 +67,6 @@ class World:
         # Books per (strategy, symbol): what the broker holds, and what position-manager believes.
         self.positions: dict[tuple[str, str], Position] = {}
         self.book_offset: dict[tuple[str, str], int] = {}  # position-manager's book minus the broker's
-        self.trading_offset: dict[tuple[str, str], int] = {}  # (account, symbol): the trading system's own position minus IB's
         self._open_positions()
         self.breakers: dict[str, Breaker] = {DAILY_LOSS_BREAKER: Breaker()}
         self.breaker_trips: Counter = Counter()  # (breaker, reason)
@@ -129,11 +128,8 @@ class World:
         return self.positions[(strategy, symbol)].qty
 
     def trading_position(self, account: str, symbol: str) -> int:
-        """The trading system's own position: IB's, less the fills it never recorded, plus any drift."""
-        qty = 0
-        for st in self.strategies_of(account):
-            qty += self.positions[(st, symbol)].qty - self.broker.stats.unrecorded.get((st, symbol), 0)
-        return qty + self.trading_offset.get((account, symbol), 0)
+        """The trading system's own position: the simulated one records every fill, so IB's."""
+        return sum(self.positions[(st, symbol)].qty for st in self.strategies_of(account))
 
     def discrepancy(self, account: str, symbol: str) -> int:
         return sum(self.book_offset.get((st, symbol), 0) for st in self.strategies_of(account))
@@ -145,8 +141,8 @@ class World:
             return False
         b.open, b.reason, b.since = True, reason, self.t
         self.breaker_trips[(name, reason)] += 1
-        if not name.startswith("synthetic") and not self.broker.hold_orders:
-            self.broker.cancel_working()  # the kill switch (breaker-leak: it does not work)
+        if not name.startswith("synthetic"):
+            self.broker.cancel_working()  # the kill switch: IB's working orders go
         log.warning("circuit breaker tripped", extra={"breaker": name, "reason": reason})
         self.on_change()
         return True
