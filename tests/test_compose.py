@@ -480,3 +480,15 @@ def test_operations_doc_ports_table_matches_the_contract_and_compose(resolved):
     trading = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| the trader's services"))
     for job in contract.jobs_of_kind("trading"):
         assert f"`{job}` {contract.JOBS[job].port}" in trading
+
+
+def test_nothing_autoheals_a_gateway_into_a_2fa_storm():
+    """docs/ib-gateway.md's restart policy: no autoheal container, no restart on a health check.
+    Each gateway start is a login, and after IB's weekly re-authentication each login a 2FA push."""
+    for path in (COMPOSE, ROOT / "docker-compose.ha.yml", SYNTHETIC_TESTS):
+        text = path.read_text().lower()
+        assert "autoheal" not in text, f"{path.name}: an autoheal container restarts on health checks"
+        for name, svc in (raw(path).get("services") or {}).items():
+            assert not any("autoheal" in str(k).lower() for k in (svc.get("labels") or {})), f"{path.name}: {name}"
+    doc = (ROOT / "docs" / "ib-gateway.md").read_text()
+    assert "restart: on-failure:3" in doc and "livenessProbe" in doc and "ib_gateway_2fa_required" in doc

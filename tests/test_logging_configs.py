@@ -311,3 +311,44 @@ def test_redaction_expressions_compile_in_gos_regexp(tmp_path):
     cfg["scrape_configs"][0]["relabel_configs"][0]["regex"] = "(?<=x)y"  # a lookbehind: not RE2, must be refused
     bad.write_text(yaml.safe_dump(cfg))
     assert subprocess.run([str(promtool), "check", "config", str(bad)], capture_output=True, timeout=60).returncode != 0
+
+
+# --- The gateway controller's ALERT_* tokens (issue 26: IBGatewayLoginAlert) -----------------
+
+from trademon.contract import IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER as GATEWAY_COUNTER  # noqa: E402
+
+
+def promtail_gateway_stages(job: str) -> tuple[str, dict]:
+    stages = scrape(job)["pipeline_stages"]
+    (regex,) = [s["regex"]["expression"] for s in stages if "regex" in s and "gateway_alert" in s["regex"]["expression"]]
+    (metrics,) = [s["metrics"] for s in stages if "metrics" in s]
+    return regex, metrics
+
+
+def test_both_shippers_count_the_contracts_gateway_tokens_under_one_name():
+    rules = (ROOT / "monitoring" / "rules" / "trademon.alerts.yml").read_text()
+    assert GATEWAY_COUNTER in rules
+    alloy_regex = json.loads(re.search(r'stage\.regex\s*\{\s*expression\s*=\s*(".*gateway_alert.*")', alloy_code())[1])
+    counter = re.search(r"metric\.counter\s*\{([^}]*)\}", alloy_code())[1]
+    attrs = alloy_attrs(counter)
+    assert attrs["prefix"] + attrs["name"] == GATEWAY_COUNTER and attrs["source"] == "gateway_alert" and attrs["action"] == "inc"
+    for job in ("containers", "trading-files"):
+        regex, metrics = promtail_gateway_stages(job)
+        assert regex == alloy_regex, job
+        ((name, m),) = metrics.items()
+        assert m["prefix"] + name == GATEWAY_COUNTER and m["source"] == "gateway_alert" and m["config"]["action"] == "inc"
+        assert m["type"] == "Counter"
+    # Each of the contract's tokens is picked out whole, and nothing else: the label is bounded.
+    for token in IB_GATEWAY_LOG_ALERTS:
+        line = f"2026-12-06 01:07:33 ibg-controller: {token}: second factor not approved within 180 s"
+        assert re.search(alloy_regex, line)["gateway_alert"] == token
+    for other in ("ALERT_SOMETHING_NEW", "alert_2fa_failed", "2FA_FAILED"):
+        assert not re.search(alloy_regex, f"controller: {other}"), other
+
+
+def test_gateway_tokens_are_taken_after_the_secrets_are_masked():
+    (body,) = [b for b in alloy_blocks("loki.process") if "stage.json" in b and "level" in b]
+    assert body.rindex("stage.replace") < body.index("stage.regex") < body.index("stage.metrics")
+    for job in ("containers", "trading-files"):
+        kinds = [next(iter(s)) for s in scrape(job)["pipeline_stages"]]
+        assert max(i for i, k in enumerate(kinds) if k == "replace") < kinds.index("metrics")

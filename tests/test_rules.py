@@ -250,7 +250,8 @@ def test_every_metric_in_the_rules_is_in_the_contract_or_recorded_here():
     alerts, records = load_rules()
     from trademon.gen.grafana_panels import STACK_ENGINE_SERIES
 
-    known = contract.all_series_names() | set(records) | {"up"} | STACK_ENGINE_SERIES
+    # the log shipper's counter of the gateway's ALERT_* tokens (tests/test_logging_configs.py checks its config)
+    known = contract.all_series_names() | set(records) | {"up"} | STACK_ENGINE_SERIES | {contract.IB_GATEWAY_LOG_ALERTS_COUNTER}
     for kind, rules in (("alert", alerts), ("record", records)):
         for name, rule in rules.items():
             unknown = metric_names(rule["expr"]) - known
@@ -308,6 +309,7 @@ TUNED = {
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
+    "ib_2fa_for": "3m", "ib_gateway_log_window": "30m", "ib_reauth_warn_seconds": 43200, "ib_controller_down_for": "5m",
     "order_unacked_critical_after": "5m", "order_unacked_warning_after": "2m", "execution_unrecorded_after": "3m",
     "position_drift_for": "3m", "breaker_leak_for": "2m", "master_client_missing_for": "4m", "broker_truth_window": "2h",
     "oer_max": 25, "oer_warning": 12, "oer_min_actions": 30, "active_orders_max": 18, "active_orders_warning": 14,
@@ -391,6 +393,8 @@ NUMERIC = {
     "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
         f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
         f"marketdata_connected{{{IB}}}": flat(1)}, AT),
+    # IB's weekly re-authentication v seconds away, all along
+    "ib_reauth_warn_seconds": ("IBWeeklyReauthSoon", -1, lambda v: {f"ib_gateway_reauth_in_seconds{{{IB}}}": flat(v)}, AT),
     # today's Order Efficiency Ratio v, with 100 submissions
     "oer_max": ("OrderEfficiencyRatioExcessive", 0.1, lambda v: {
         f"ib_order_efficiency_ratio{{{IB}}}": flat(v), f'ib_order_actions_today{{kind="submission", {IB}}}': flat(100)}, AT),
@@ -448,6 +452,9 @@ WINDOWS = {
                                                             f"up{{{API}}}": "1x149"}, "13m", "12m"),
     "ib_maintenance_hold": ("TWSConnectionLost", {f'trademon_ib_maintenance_window{{window="w", {API}}}': "1x60",
                                                   f"ib_connected{{{IB}}}": "1x10 0x50"}, "33m", "29m"),
+    # the shipper's counter created by a token at 10m is news for the window (30m, default 15m)
+    "ib_gateway_log_window": ("IBGatewayLoginAlert", {'trademon_ib_gateway_log_alerts_total{gateway_alert="ALERT_2FA_FAILED", job="alloy"}':
+                                                      "_x9 1x50"}, "35m", "41m"),
 }
 
 # The money alerts' `for`, checked by evaluation too: the condition from 10m on fires at 10m + for
@@ -457,6 +464,8 @@ FOR_BY_EVALUATION = {
     "reconciliation_for": ("PositionReconciliationMismatch",
                            {f'position_reconciliation_discrepancy{{account="DU1", symbol="AAPL", {IB}}}': "0x9 5x50"}),
     "broker_view_lost_for": ("BrokerViewLost", {f"up{{{IB}}}": "1x9 0x50"}),
+    "ib_2fa_for": ("IBGateway2FARequired", {f"ib_gateway_2fa_required{{{IB}}}": "0x9 1x50"}),
+    "ib_controller_down_for": ("IBGatewayControllerDown", {f'ib_gateway_controller_up{{check="health", {IB}}}': "1x9 0x50"}),
     "broker_data_missing_for": ("BrokerDataMissing", {f'daily_pnl{{account="DU1", {IB}}}': "1x9 stale",
                                                       f"ib_connected{{{IB}}}": "1x60"}),
 }

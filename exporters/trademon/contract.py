@@ -176,6 +176,10 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_farm_connected", GAUGE, "Data farm state from codes 2103/2104 (market), 2105/2106 (historical), 2157/2158 (secdef).", ["farm", "kind"], job=IB, group="IB connection"),
     _m("ib_session_down_reason", GAUGE, "Why the API session is down: 1 for the reason of the current outage (one of IB_DOWN_REASONS), 0 for the others; all 0 while the session is up.", ["reason"], job=IB, group="IB connection"),
     _m("ib_client_id", GAUGE, "The API client id the exporter connects with (TRADEMON_IB_CLIENT_ID), so a page can name it.", job=IB, group="IB connection"),
+    # IB Gateway's week (trademon.ib.week, trademon.ib.controller; docs/ib-gateway.md)
+    _m("ib_gateway_reauth_in_seconds", GAUGE, "Countdown to IB's next forced weekly re-authentication of the gateway session (Sunday 01:00 America/New_York; the next login needs the second factor by hand).", job=IB, group="IB gateway"),
+    _m("ib_gateway_2fa_required", GAUGE, "1 while the gateway waits for a login with the second factor (the API session is down since IB's weekly re-authentication, the handshake stalls at login, or the gateway controller is alive but not ready), else 0.", job=IB, group="IB gateway"),
+    _m("ib_gateway_controller_up", GAUGE, "1 if the gateway controller's (ibg-controller) check answered 200 at the last poll, else 0; check is health or ready. Absent when no controller is configured (TRADEMON_IB_CONTROLLER_URL).", ["check"], job=IB, group="IB gateway"),
     _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm or error code was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
     # Broker truth: what IB says, beside what the trading system says it did (docs/broker-truth.md)
     _m("ib_master_client", GAUGE, "1 once this session has seen an order of another API client as it happened (the exporter is TWS's Master API client), 0 while it has not (it cannot see other clients' orders, or none was placed since it connected); absent while the session is down.", job=IB, group="Broker truth"),
@@ -246,6 +250,21 @@ BROKER_GAUGES = (
     "account_net_liquidation", "account_gross_position_value", "account_maint_margin_req",
     "account_excess_liquidity", "account_buying_power", "account_cushion",
 )
+
+# The gateway controller's checks (ib_gateway_controller_up's label values: bounded) and the
+# ALERT_* tokens IBC / ibg-controller write to their log that the log shippers count
+# (trademon_ib_gateway_log_alerts_total{gateway_alert}: bounded to these) with what to do.
+IB_CONTROLLER_CHECKS = ("health", "ready")
+# Made by the log shipper (Alloy, or the legacy Promtail) from its config, not by trademon.
+IB_GATEWAY_LOG_ALERTS_COUNTER = "trademon_ib_gateway_log_alerts_total"
+IB_GATEWAY_LOG_ALERTS = {
+    "ALERT_2FA_FAILED": "the second-factor login was not approved in time: approve the IB Key push in IBKR Mobile "
+                        "(or enter the code) at the next prompt; do not restart the gateway to get a new prompt",
+    "ALERT_LOGIN_FAILED": "IB refused the login: check the user name and password the controller uses; each failed "
+                          "login counts towards IB locking the account",
+    "ALERT_PASSWORD_EXPIRED": "the IB password has expired: change it in Client Portal, then update the controller's "
+                              "secret; no login works until then",
+}
 
 # ib_session_down_reason's reasons (a fixed set: the label is bounded) and what to do about
 # each; TWSConnectionLost's description says it. {client_id} is the exporter's client id.

@@ -46,6 +46,8 @@ SEED_LOG_QUERY = '{job="trading"} |= "error"'
 # The market's clock and IB's (am-config --watch): open is good news here, not an alarm.
 MARKET_OPEN = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="closed", color="#8e8e8e"),
                                     "1": dm.ValueMappingResult(text="OPEN", color=GREEN)})]
+TWO_FA = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="no", color=GREEN),
+                               "1": dm.ValueMappingResult(text="waits for 2FA", color=RED)})]
 IB_WINDOW = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="normal", color=GREEN),
                                   "1": dm.ValueMappingResult(text="IB maintenance", color=ORANGE)})]
 
@@ -562,7 +564,9 @@ def system_health(t: dict) -> Board:
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
-         "TelegramRefusesBot", "PageLatencyHigh", "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
+         "TelegramRefusesBot", "PageLatencyHigh",
+         "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown",
+         "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
          "PrometheusNotificationsBacklog", "PrometheusErrorSendingAlertsToAnyAlertmanager", "PrometheusNotConnectedToAlertmanagers",
          "PrometheusRemoteWriteBehind", "AlertmanagerFailedReload", "AlertmanagerMembersInconsistent",
          "AlertmanagerConfigInconsistent", "AlertmanagerClusterDown"],
@@ -583,8 +587,21 @@ def system_health(t: dict) -> Board:
                                  description="Time since the market-data feed last connected."),
             ]),
             ("Interactive Brokers", [
-                state_panel("IB API session", [Q(m("ib_connected"), "TWS / IB Gateway")], description="The ib-exporter's API session to TWS / IB Gateway.",
-                            mappings=UP_DOWN, thresholds=below(1), links=[runbook("TWSConnectionLost")]),
+                state_panel("IB API session", [Q(m("ib_connected"), "TWS / IB Gateway")],
+                            description="The ib-exporter's API session to TWS / IB Gateway. Down on Sunday after 01:00 New York time: "
+                                        "IB's weekly re-authentication, the login waits for the 2FA push (docs/ib-gateway.md).",
+                            mappings=UP_DOWN, thresholds=below(1),
+                            links=[runbook("TWSConnectionLost"), runbook("IBGatewayLoginAlert")]),
+                stat_panel("Weekly re-authentication in", [Q(f"min({m('ib_gateway_reauth_in_seconds')})", "countdown")], unit="s",
+                           description="Until IB ends the gateway session (Sunday after 01:00 New York time); the next login "
+                                       "needs the 2FA push approved by hand.", thresholds=below(86400), w=6, h=6,
+                           links=[runbook("IBWeeklyReauthSoon")]),
+                state_panel("Gateway waits for 2FA", [Q(f"max({m('ib_gateway_2fa_required')})", "2FA login")],
+                            description="The gateway waits for a login with the second factor: approve the push, restart nothing.",
+                            mappings=TWO_FA, thresholds=above(1), w=9, links=[runbook("IBGateway2FARequired")]),
+                state_panel("Gateway controller", [Q(f"max by (check) ({m('ib_gateway_controller_up')})", "{{check}}")],
+                            description="The gateway controller's /health and /ready (TRADEMON_IB_CONTROLLER_URL; empty without one).",
+                            mappings=UP_DOWN, thresholds=below(1), w=9, links=[runbook("IBGatewayControllerDown")]),
                 state_panel("Data farms", [Q(f"max by (farm, kind) ({m('ib_farm_connected')})", "{{kind}} {{farm}}")],
                             description="IB data farm state from codes 2103-2106, 2157/2158.", mappings=UP_DOWN, thresholds=below(1),
                             links=[runbook("IBDataFarmDisconnected")]),

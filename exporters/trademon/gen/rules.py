@@ -26,7 +26,7 @@ import yaml
 
 from trademon import grafana_uids
 from trademon.settings import thresholds
-from trademon.contract import BOT, IB_DOWN_REASONS, TELEGRAM_REFUSALS, jobs_of_kind
+from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
 
 RULES_FILE = "monitoring/rules/trademon.rules.yml"
 ALERTS_FILE = "monitoring/rules/trademon.alerts.yml"
@@ -251,10 +251,27 @@ def down_reason_text() -> str:
             "{{ end }}{{ else }}not known yet (the ib-exporter has not failed to connect yet, or is not scraped): "
             "see its log{{ end }}.")
 
+
+def text_by_label(label: str, texts: dict[str, str]) -> str:
+    """A template that says texts[value] for the alert's ``label`` value (each a sentence)."""
+    return ("".join(f'{{{{ {"if" if i == 0 else "else if"} eq $labels.{label} "{value}" }}}}{text}.'
+                    for i, (value, text) in enumerate(texts.items())) + "{{ end }}")
+
+
+def gateway_log_alert_text() -> str:
+    """What to do about each ALERT_* token of the gateway controller's log (contract.IB_GATEWAY_LOG_ALERTS)."""
+    return text_by_label("gateway_alert", IB_GATEWAY_LOG_ALERTS)
+
+
 def refusal_text() -> str:
     """TelegramRefusesBot's fix for its reason label (contract.TELEGRAM_REFUSALS)."""
-    return ("".join(f'{{{{ {"if" if i == 0 else "else if"} eq $labels.reason "{r}" }}}}{text}.'
-                    for i, (r, text) in enumerate(TELEGRAM_REFUSALS.items())) + "{{ end }}")
+    return text_by_label("reason", TELEGRAM_REFUSALS)
+
+
+# The one action for a gateway waiting for its second factor; said in the page itself.
+TWO_FA_ACTION = ("Approve the IB Key push in IBKR Mobile now (or log in to IB Gateway by hand with the second factor). "
+                 "Do NOT restart the gateway or its container: each restart sends another 2FA push, and unanswered "
+                 "pushes can get the account locked (docs/ib-gateway.md, restart policy).")
 
 
 ALERTS: list[Alert] = [
@@ -273,6 +290,22 @@ ALERTS: list[Alert] = [
           "Why: " + down_reason_text() + " No order reaches the broker, and P&L, positions and risk from the broker "
           "are not current.",
           "health", for_="tws_lost_for", fast=True),
+    Alert("IBGateway2FARequired", "critical",
+          "max by (job, instance) (ib_gateway_2fa_required) == 1",
+          "IB Gateway waits for the two-factor login",
+          "{{ $labels.instance }}: IB Gateway is waiting for a login with the second factor (IB's weekly re-authentication, "
+          "Sunday after 01:00 New York time, or a restart), for more than ${ib_2fa_for}. " + TWO_FA_ACTION
+          + " Until then no order reaches the broker.",
+          "health", for_="ib_2fa_for"),
+    Alert("IBGatewayLoginAlert", "critical",
+          # A shipper's counter appears at 1 with its first token, which increase() does not
+          # count: a series new within the window fires too.
+          f"sum by (gateway_alert) (increase({IB_GATEWAY_LOG_ALERTS_COUNTER}[${{ib_gateway_log_window}}]) > 0"
+          f" or ({IB_GATEWAY_LOG_ALERTS_COUNTER} unless {IB_GATEWAY_LOG_ALERTS_COUNTER} offset ${{ib_gateway_log_window}})) > 0",
+          "IB Gateway login: {{ $labels.gateway_alert }}",
+          "The gateway controller logged {{ $labels.gateway_alert }} within the last ${ib_gateway_log_window}: "
+          + gateway_log_alert_text(),
+          "health"),
     Alert("DailyLossLimitBreach", "critical",
           ByAccount("daily_loss_limit", "min by (account) (daily_pnl{sel})",
                     "min by (account) (last_over_time(daily_pnl{sel}[${money_hold}]))", "<", "daily_pnl"),
@@ -489,6 +522,20 @@ ALERTS: list[Alert] = [
           "TWS / IB Gateway has reported the {{ $labels.kind }} data farm {{ $labels.farm }} down for more than "
           "${farm_down_for}.",
           "health", for_="farm_down_for"),
+    Alert("IBWeeklyReauthSoon", "warning",
+          "min by (job, instance) (ib_gateway_reauth_in_seconds) < ${ib_reauth_warn_seconds}",
+          "IB's weekly re-authentication in {{ $value | humanizeDuration }}",
+          "IB ends the gateway session on Sunday after 01:00 New York time ({{ $value | humanizeDuration }} from now) and the "
+          "next login needs the second factor by hand: have IBKR Mobile at hand then, and keep orders that must not "
+          "wait out of that hour.",
+          "health"),
+    Alert("IBGatewayControllerDown", "warning",
+          'min by (job, instance) (ib_gateway_controller_up{check="health"}) == 0',
+          "IB Gateway controller not healthy",
+          "The gateway controller polled by {{ $labels.instance }} has not answered /health with 200 for more than "
+          "${ib_controller_down_for}: the gateway it runs may be down, and IBGateway2FARequired cannot see a login wait "
+          "through it. Look at the controller's log; restart it by hand only after reading docs/ib-gateway.md.",
+          "health", for_="ib_controller_down_for"),
     Alert("SyntheticCheckFailed", "warning",
           "min by (job, check) (synthetic_check_success) == 0",
           "Synthetic check {{ $labels.check }} failing",

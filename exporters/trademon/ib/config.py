@@ -66,6 +66,10 @@ class IBConfig:
     strategy_idle_seconds: float = 86_400.0
     max_farms: int = 50
     max_error_codes: int = 100
+    # the gateway controller (ibg-controller) to poll: its base URL, or None
+    controller_url: str | None = None
+    controller_interval: float = 15.0
+    controller_timeout: float = 5.0
     max_order_contracts: int = 200  # distinct contracts in ib_active_orders / ib_working_order_quantity
     # the trading day of the Order Efficiency Ratio ends at midnight here
     day_timezone: dt.tzinfo = field(default_factory=lambda: zoneinfo.ZoneInfo("America/New_York"))
@@ -126,6 +130,14 @@ def _strategy_pattern(name: str, env) -> re.Pattern | None:
     return pattern
 
 
+def _controller_url(name: str, env) -> str | None:
+    url = env_str(name, None, env)
+    if url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise ConfigError(name, url, "not an http(s) base URL",
+                          "the gateway controller's base URL, e.g. http://ib-gateway:8080 (it serves /health and /ready)")
+    return url
+
+
 def _timezone(name: str, env) -> dt.tzinfo:
     text = env_str(name, "America/New_York", env)
     try:
@@ -160,6 +172,9 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         strategy_idle_seconds=env_float("TRADEMON_IB_STRATEGY_IDLE_SECONDS", 86_400.0, 0.1, 366 * 86_400, env),
         max_farms=env_int("TRADEMON_IB_MAX_FARMS", 50, 1, 10_000, env),
         max_error_codes=env_int("TRADEMON_IB_MAX_ERROR_CODES", 100, 1, 10_000, env),
+        controller_url=_controller_url("TRADEMON_IB_CONTROLLER_URL", env),
+        controller_interval=env_float("TRADEMON_IB_CONTROLLER_INTERVAL_SECONDS", 15.0, 0.05, 3600, env),
+        controller_timeout=env_float("TRADEMON_IB_CONTROLLER_TIMEOUT_SECONDS", 5.0, 0.05, 600, env),
         max_order_contracts=env_int("TRADEMON_IB_MAX_ORDER_CONTRACTS", 200, 1, 10_000, env),
         day_timezone=_timezone("TRADEMON_IB_DAY_TIMEZONE", env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),

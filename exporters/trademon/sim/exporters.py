@@ -8,8 +8,9 @@ dropped (contract.BROKER_GAUGES, as the real ib-exporter does): stale broker dat
 
 from __future__ import annotations
 
-from trademon.contract import BROKER_GAUGES, IB, IB_BOUNDED_LABELS, IB_DOWN_REASONS, MD, PM
+from trademon.contract import BROKER_GAUGES, IB, IB_BOUNDED_LABELS, IB_CONTROLLER_CHECKS, IB_DOWN_REASONS, MD, PM
 from trademon.ib.config import IBConfig
+from trademon.ib.week import GatewayWeek
 from trademon.metrics import JobMetrics
 from trademon.sim.broker import REJECT_CODES
 from trademon.sim.clock import SimClock
@@ -119,12 +120,19 @@ class IBExporter:
         for label in IB_BOUNDED_LABELS:
             m["ib_label_overflow_total"].labels(label)
         m["ib_client_id"].set(IBConfig().client_id)
+        # The simulated gateway's week on the simulated clock; its controller is always healthy
+        # and its only outage is IB's (1100), which is not a login wait.
+        for check in IB_CONTROLLER_CHECKS:
+            m["ib_gateway_controller_up"].labels(check).set(1)
+        self.week = GatewayWeek(m, lambda: world.ib_connected, lambda: None if world.ib_connected else "connectivity_lost",
+                                lambda: dict.fromkeys(IB_CONTROLLER_CHECKS, True), clock.now)
         self._observe = {"ack": m["order_ack_latency_seconds"], "fill_latency": m["order_fill_latency_seconds"],
                          "slippage_bps": m["order_slippage_bps"]}
 
     def refresh(self) -> None:
         w, m, d, st = self.world, self.m, self._d, self.world.broker.stats
         m["ib_connected"].set(1 if w.ib_connected else 0)
+        self.week.update()
         for reason in IB_DOWN_REASONS:  # the simulated outage is IB's (code 1100)
             m["ib_session_down_reason"].labels(reason).set(int(reason == "connectivity_lost" and not w.ib_connected))
         d.inc(m["ib_disconnects_total"], "", w.ib_disconnects)

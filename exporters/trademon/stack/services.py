@@ -113,7 +113,7 @@ PARTS: tuple[Part, ...] = (
     _trademon("ib-exporter", ("ib-exporter",), "TRADEMON_IB_EXPORTER_HOST", profile="live",
               settings=("TRADEMON_IB_HOST", "TRADEMON_IB_PORT", "TRADEMON_IB_CLIENT_ID", "TRADEMON_IB_ACCOUNTS", "TRADEMON_IB_SYMBOLS",
                         "TRADEMON_IB_EXPOSURE_LIMIT", "TRADEMON_IB_MARKET_DATA_TYPE", "TRADEMON_IB_STRATEGY_PATTERN",
-                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_LOG_LEVEL")),
+                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_IB_CONTROLLER_URL", "TRADEMON_LOG_LEVEL")),
     # Continuous synthetic checks; they watch the first node of each pair (the partner is scraped and alerted on).
     # Started before Prometheus, so every target answers its first scrape (at --speed 30 a
     # `for: 2m` is 4 s: a service still starting paged as ExporterDown); its checks have a
