@@ -18,6 +18,7 @@ import yaml
 from trademon.settings import thresholds
 from trademon.stack import tools
 from trademon.gen import rules as gen_rules
+from trademon.thresholds import render as threshold_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data" / "account_thresholds"
@@ -49,10 +50,11 @@ def write_root(root: Path, config: dict) -> Path:
 
 
 def generate_rules(root: Path) -> None:
-    for rel, fn in gen_rules.GENERATED:
-        if rel.endswith(".yml"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text(fn(root))
+    """The generated rules, and the threshold rules as a running stack renders them, in monitoring/rules/."""
+    for rel in (gen_rules.RULES_FILE, gen_rules.ALERTS_FILE):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(dict(gen_rules.GENERATED)[rel](root))
+    (root / "monitoring" / "rules" / threshold_rules.FILE).write_text(threshold_rules.render(root))
 
 
 @pytest.mark.promtool
@@ -84,21 +86,25 @@ def test_the_hand_written_tests_fail_with_one_limit_for_all(tmp_path):
         assert test in r.stdout + r.stderr, r.stdout + r.stderr
 
 
-def test_without_overrides_the_rules_are_the_shipped_ones(tmp_path):
-    """``accounts: {}`` (shipped) gives the committed rules byte for byte; overrides change the
-    two per-account alerts and nothing else."""
+def test_overrides_and_values_live_in_the_threshold_rules_only(tmp_path):
+    """The generated alert rules are the same whatever the numbers and the overrides: those
+    reach Prometheus as series (the threshold rules, rendered at run time), so a change needs
+    a reload, never `trademon gen`. The threshold rules have one series per override."""
     shipped = thresholds.load_config(ROOT)
     assert shipped["accounts"] in ({}, None), "the shipped config has no account overrides"
     assert gen_rules.render_alerts(ROOT) == (ROOT / gen_rules.ALERTS_FILE).read_text()
 
-    plain = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "plain", config_with({}))))
-    tuned = yaml.safe_load(gen_rules.render_alerts(write_root(tmp_path / "tuned", config_with(ACCOUNTS))))
-
-    def by_name(doc):
-        return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
-
-    plain, tuned = by_name(plain), by_name(tuned)
-    assert {n for n in plain if plain[n] != tuned[n]} == {"DailyLossLimitBreach", "HighRiskExposure"}
+    plain = write_root(tmp_path / "plain", config_with({}))
+    tuned = config_with(ACCOUNTS)
+    tuned["critical"]["daily_loss_limit"] = -750
+    tuned = write_root(tmp_path / "tuned", tuned)
+    assert gen_rules.render_alerts(plain) == gen_rules.render_alerts(tuned)
+    rules = {(r["record"], r.get("labels", {}).get("account")): r["expr"]
+             for g in yaml.safe_load(threshold_rules.render(tuned))["groups"] for r in g["rules"]}
+    assert rules[("trademon:threshold:daily_loss_limit", None)] == "vector(-750)"
+    assert rules[("trademon:threshold:daily_loss_limit", "DU2222222")] == "vector(-250)"
+    assert rules[("trademon:threshold:exposure_ratio", "U4444444")] == "vector(0.8)"
+    assert ("trademon:threshold:daily_loss_limit", "U4444444") not in rules  # its loss limit is the default
 
 
 def test_every_per_account_key_has_a_per_account_alert():
@@ -129,9 +135,15 @@ def test_a_bad_override_is_a_clear_error_at_gen(tmp_path, accounts, says):
 # ------------------------------------------------------------------ the bot shows each account's own limit
 
 def test_the_bot_knows_each_accounts_own_loss_limit(tmp_path):
+    """From the threshold series as the running stack renders them (what the alert compares
+    with), not from the file: the default and each override."""
     from trademon.bot.reports import Limits, pnl_lines
 
-    limits = Limits.from_config(write_root(tmp_path, config_with(ACCOUNTS)))
+    root = write_root(tmp_path, config_with(ACCOUNTS))
+    samples = [({"__name__": r["record"], **r.get("labels", {})}, float(r["expr"].removeprefix("vector(").removesuffix(")")))
+               for g in yaml.safe_load(threshold_rules.render(root))["groups"] for r in g["rules"]
+               if r["record"] == "trademon:threshold:daily_loss_limit"]
+    limits = Limits.from_series(samples, "USD")
     assert (limits.daily_loss_limit, limits.currency) == (-500, "USD")
     assert {a: limits.loss_limit(a) for a in ("DU1111111", "DU2222222", "DU3333333", "U4444444")} == {
         "DU1111111": -2000, "DU2222222": -250, "DU3333333": -500, "U4444444": -500}
@@ -144,8 +156,10 @@ def test_the_bot_knows_each_accounts_own_loss_limit(tmp_path):
     assert limits.loss_lines(["DU1111111", "DU3333333"]) == [("loss limit -500.00", -500), ("loss limit DU1111111 -2,000.00", -2000)]
     assert limits.loss_lines(["DU2222222"]) == [("loss limit DU2222222 -250.00", -250)]
     assert limits.loss_lines([]) == [("loss limit -500.00", -500)]
-    shipped = Limits.from_config(ROOT)
-    assert shipped.per_account == {} and shipped.loss_lines(["DU1234567"]) == [(f"loss limit {shipped.daily_loss_limit:,.2f}", shipped.daily_loss_limit)]
+    # No series (Prometheus unreachable, thresholds not rendered): unknown, never a made-up limit.
+    unknown = Limits.from_series([], "USD")
+    assert pnl_lines([({"account": "DU1"}, -900.0)], unknown) == ["P&amp;L DU1: -900.00 USD (limit unknown)"]
+    assert unknown.loss_lines(["DU1"]) == []
 
 
 # ------------------------------------------------------------------ dashboards: own limits and the currency
@@ -164,20 +178,14 @@ def panels(doc: dict):
         yield from p.get("panels", [])
 
 
-def test_dashboards_say_which_accounts_have_their_own_limit(tmp_path):
-    """A Grafana threshold is one per panel: the line stays the default's, and the description
-    says so and names each account's own limit, not the default alone."""
-    docs = dashboard_docs(write_root(tmp_path, config_with(ACCOUNTS)))
-    loss = [p for key in ("overview", "pnl") for p in panels(docs[key]) if "daily loss limit" in p.get("description", "")]
-    assert len(loss) == 4
-    for p in loss:
-        assert "Accounts with their own daily_loss_limit (monitoring/config.yml accounts:): DU1111111 -2000, DU2222222 -250; " \
-               "the colours and lines here are the default's (-500)." in p["description"], p["title"]
-    share = next(p for p in panels(docs["risk"]) if p["title"] == "Gross exposure / limit")
-    assert "DU1111111 95%, DU2222222 50%, U4444444 80%; the colours and lines here are the default's (90%)" in share["description"]
-    # The shipped config has no override: no note.
-    shipped = dashboard_docs(ROOT)
-    assert not any("Accounts with their own" in p.get("description", "") for d in shipped.values() for p in panels(d))
+def test_the_dashboards_do_not_depend_on_the_overrides(tmp_path):
+    """The limit lines read the threshold series: the same dashboards with and without
+    overrides (an override needs a reload, never a regeneration), and the panels whose colours
+    are a Grafana threshold say the colours are the default's."""
+    assert dashboard_docs(write_root(tmp_path / "tuned", config_with(ACCOUNTS))) == dashboard_docs(write_root(tmp_path / "plain", config_with({})))
+    docs = dashboard_docs(ROOT)
+    loss = [p for key in ("overview", "pnl") for p in panels(docs[key]) if p["type"] == "stat" and "daily loss limit" in p.get("description", "")]
+    assert len(loss) == 2 and all("The colours are monitoring/config.yml's default" in p["description"] for p in loss)
 
 
 def target(doc: dict, legend: str) -> str:
@@ -189,8 +197,8 @@ def target(doc: dict, legend: str) -> str:
 @pytest.mark.promtool
 def test_the_limit_lines_are_each_accounts_own(tmp_path):
     """The P&L board's "limit" lines and the risk board's "alert at" line, evaluated by real
-    promtool: each account's own loss limit and share of its exposure limit (where its alert
-    fires), the default for the others."""
+    promtool against the threshold rules: each account's own loss limit and share of its
+    exposure limit (where its alert fires), the default for the others."""
     docs = dashboard_docs(write_root(tmp_path, config_with(ACCOUNTS)))
     accounts = ("DU1111111", "DU2222222", "DU3333333", "U4444444")
     series = [f'{metric}{{account="{a}", job="ib-exporter"}}' for a in accounts for metric in ("daily_pnl", "risk_gross_exposure_limit")]
@@ -199,7 +207,8 @@ def test_the_limit_lines_are_each_accounts_own(tmp_path):
         return {"expr": expr, "eval_time": "1m",
                 "exp_samples": [{"labels": f'{{account="{a}"}}', "value": v} for a, v in zip(accounts, values, strict=True)]}
 
-    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+    (tmp_path / "thresholds.yml").write_text(threshold_rules.render(tmp_path))  # the series, as the running stack has them
+    test = {"rule_files": ["thresholds.yml"], "evaluation_interval": "1m", "tests": [{
         "interval": "1m",
         "input_series": [{"series": s, "values": ("-123x3" if s.startswith("daily_pnl") else "100000x3")} for s in series],
         "promql_expr_test": [expect(target(docs["pnl"], "limit {{account}}"), (-2000, -250, -500, -500)),
@@ -208,9 +217,6 @@ def test_the_limit_lines_are_each_accounts_own(tmp_path):
     (tmp_path / "lines.yml").write_text(yaml.safe_dump(test))
     r = subprocess.run([tools.find("promtool"), "test", "rules", "lines.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    # Without overrides there is no per-account line: the dashed default is the limit of all.
-    shipped = dashboard_docs(ROOT)
-    assert not [t for p in panels(shipped["pnl"]) for t in p.get("targets", []) if t.get("legendFormat") == "limit {{account}}"]
 
 
 def money_units(docs: dict[str, dict]) -> set[str]:

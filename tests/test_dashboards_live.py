@@ -45,8 +45,8 @@ BOT_TOKEN = "7312345678:AAG-fakeTelegramToken_dashboardslive"
 
 
 class Stack:
-    """Simulator, alert sink, synthetic checks, am-config --watch and the Telegram bot (against
-    the Telegram stand-in), scraped by Prometheus with the project's config."""
+    """Simulator, alert sink, synthetic checks, am-config --watch, thresholds --watch and the Telegram
+    bot (against the Telegram stand-in), scraped by Prometheus with the project's config."""
 
     def __init__(self, workdir: Path, configure=None):
         """``configure``: a function of the rendered prometheus.yml (tests/test_store_live.py
@@ -55,7 +55,7 @@ class Stack:
         self.procs = []
         self.sim = SimProcess.start(workdir, speed=30.0, seed=7)
         self.sink_port, self.syn_port, self.prom_port = free_port(), free_port(), free_port()
-        self.amc_port = free_port()
+        self.amc_port, self.thr_port = free_port(), free_port()
         self.prom = f"http://127.0.0.1:{self.prom_port}"
         sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
                      {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", port_variable("alert-sink"): str(self.sink_port),
@@ -69,6 +69,13 @@ class Stack:
                     {port_variable("alertmanager-config"): str(self.amc_port)}, workdir / "am-config.log")
         self.procs.append(amc)
         wait_http(f"http://127.0.0.1:{self.amc_port}/readyz", 30, amc)
+        # the thresholds service: the threshold series' rules, rendered before Prometheus starts
+        thr = start("thresholds", [sys.executable, "-m", "trademon", "thresholds", "--watch", "--root", str(ROOT),
+                                   "--out", str(workdir / "thresholds")],
+                    {port_variable("thresholds"): str(self.thr_port),
+                     "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://127.0.0.1:{self.prom_port}/-/reload"}, workdir / "thresholds.log")
+        self.procs.append(thr)
+        wait_http(f"http://127.0.0.1:{self.thr_port}/readyz", 30, thr)
         # the bot, delivering to the Telegram stand-in
         self.telegram = TelegramStandIn(BOT_TOKEN)
         self.bot_port = free_port()
@@ -80,8 +87,9 @@ class Stack:
         wait_http(f"http://127.0.0.1:{self.bot_port}/healthz", 30, bot)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",
                         "prometheus": f"127.0.0.1:{self.prom_port}", "alertmanager-config": f"127.0.0.1:{self.amc_port}",
-                        contract.BOT: f"127.0.0.1:{self.bot_port}"})
-        cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s")
+                        contract.BOT: f"127.0.0.1:{self.bot_port}", "thresholds": f"127.0.0.1:{self.thr_port}"})
+        cfg = render_prometheus_config(ROOT, targets, None, scrape_interval="1s", evaluation_interval="1s",
+                                      thresholds_dir=workdir / "thresholds")
         if configure is not None:
             cfg = configure(cfg)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -20,6 +20,7 @@ import yaml
 
 from trademon import contract, grafana_uids
 from trademon.settings import thresholds
+from trademon.thresholds import render as threshold_rules
 from trademon.gen import dashboard_queries as dq
 from trademon.gen import dashboards as gen
 from trademon.gen.grafana_panels import EXTERNAL_EXPORTERS, PROMETHEUS_BUILTIN_SERIES, STACK_ENGINE_SERIES
@@ -55,8 +56,9 @@ def parseable(q: dq.Query) -> str:
 
 
 def recording_rules() -> set[str]:
-    rules = yaml.safe_load((ROOT / "monitoring" / "rules" / "trademon.rules.yml").read_text())
-    return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    """The generated recording rules and the threshold series (rendered at run time)."""
+    return {r["record"] for f in ("monitoring/rules/trademon.rules.yml", threshold_rules.TEST_COPY)
+            for g in yaml.safe_load((ROOT / f).read_text())["groups"] for r in g["rules"] if "record" in r}
 
 
 def rule_exprs() -> list[str]:

@@ -21,6 +21,7 @@ import yaml
 from trademon import contract, gen
 from trademon.gen import kubernetes as k8s
 from trademon.gen import rules
+from trademon.thresholds import render as threshold_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / k8s.BASE
@@ -96,15 +97,17 @@ def test_kustomization_lists_every_file():
 
 def test_prometheus_rule_holds_every_rule_group():
     rule = next(d for _, d in manifests() if d["kind"] == "PrometheusRule")
-    want = [g for rel in (rules.RULES_FILE, rules.ALERTS_FILE) for g in yaml.safe_load((ROOT / rel).read_text())["groups"]]
+    # the thresholds of monitoring/config.yml first: the operator loads PrometheusRules only
+    want = [g for rel in (threshold_rules.TEST_COPY, rules.RULES_FILE, rules.ALERTS_FILE) for g in yaml.safe_load((ROOT / rel).read_text())["groups"]]
     assert rule["spec"]["groups"] == want
 
 
 def test_service_monitors_and_services_follow_the_contract():
     docs = [d for _, d in manifests()]
     monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
-    # every trading job, and the trademon jobs that run in the cluster (not alertmanager-config)
-    assert set(monitors) == set(contract.jobs_of_kind("trading")) | (set(contract.jobs_of_kind("trademon")) - {"alertmanager-config"})
+    # every trading job, and the trademon jobs that run in the cluster (not alertmanager-config;
+    # not thresholds: the operator loads the thresholds from the PrometheusRule)
+    assert set(monitors) == set(contract.jobs_of_kind("trading")) | (set(contract.jobs_of_kind("trademon")) - {"alertmanager-config", "thresholds"})
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     for job, sm in monitors.items():
         assert sm["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": job}

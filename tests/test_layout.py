@@ -12,6 +12,7 @@ import yaml
 
 from trademon.settings import thresholds
 from trademon.gen import rules as gen_rules
+from trademon.stack import native
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +58,8 @@ def test_the_stacks_read_the_monitoring_folder_where_it_is():
     """Compose mounts the rules and dashboards from monitoring/; prometheus.yml finds the rules
     by the same relative path in a checkout and in the container."""
     prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-    (pattern,) = prom["rule_files"]
+    pattern, rendered = prom["rule_files"]  # the generated rules, and the thresholds the running stack renders
+    assert rendered == native.THRESHOLDS_RULES
     assert sorted((ROOT / "prometheus").joinpath(pattern).parent.resolve().glob("*.yml")) == sorted((ROOT / "monitoring" / "rules").glob("*.yml"))
     for compose in ("docker-compose.yml", "docker-compose.ha.yml"):
         services = yaml.safe_load((ROOT / compose).read_text())["services"]
@@ -68,6 +70,8 @@ def test_the_stacks_read_the_monitoring_folder_where_it_is():
                 continue
             want = str(Path(config_dir).joinpath(Path(pattern).parent))
             assert ["./monitoring/rules", re.sub(r"/[^/]+/\.\.", "", want)] in mounts, f"{compose}: {name}"
+            rendered_dir = re.sub(r"/[^/]+/\.\.", "", str(Path(config_dir).joinpath(Path(rendered).parent)))
+            assert ["thresholds", rendered_dir] in mounts, f"{compose}: {name} does not mount the thresholds volume"
     grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
     assert any(v.startswith("./monitoring/dashboards:") for v in grafana["volumes"])
 

@@ -15,6 +15,7 @@ from trademon import contract, grafana_uids
 from trademon.settings import thresholds
 from trademon.stack import tools
 from trademon.gen import rules as gen_rules
+from trademon.thresholds import render as threshold_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
@@ -35,7 +36,8 @@ def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def rule_files() -> list[Path]:
-    return sorted((MON / "rules").glob("*.yml"))
+    """The generated rules and the threshold rules (as the running stack renders them)."""
+    return sorted((MON / "rules").glob("*.yml")) + [ROOT / threshold_rules.TEST_COPY]
 
 
 def promtool_test_files() -> list[Path]:
@@ -69,7 +71,7 @@ def test_promtool_check_config():
 @pytest.mark.promtool
 def test_promtool_check_rules():
     files = rule_files()
-    assert {f.name for f in files} == {"trademon.rules.yml", "trademon.alerts.yml"}
+    assert {f.name for f in files} == {"trademon.rules.yml", "trademon.alerts.yml", "trademon.thresholds.yml"}
     r = promtool("check", "rules", *map(str, files))
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -85,7 +87,10 @@ def test_promtool_unit_tests():
 
 @pytest.mark.promtool
 @pytest.mark.parametrize("alert, old, new", [
-    ("DailyLossLimitBreach", "min by (account) (daily_pnl) < -500", "min by (account) (daily_pnl) < -700"),
+    # the loss limit's value lives in the threshold rules (a series), its comparison in the alert
+    ("DailyLossLimitBreach", "record: trademon:threshold:daily_loss_limit\n    expr: vector(-500)",
+     "record: trademon:threshold:daily_loss_limit\n    expr: vector(-700)"),
+    ("DailyLossLimitBreach", "min by (account) (daily_pnl) < on (account)", "min by (account) (daily_pnl) + 200 < on (account)"),
     ("TWSConnectionLost", "for: 1m\n", "for: 1m30s\n"),
     ("CircuitBreakerTripped", "(circuit_breaker_open) > 0", "(circuit_breaker_open) > 1"),
     # the IB maintenance hold dropped (a reset pages) or made a mute (a lost session never pages)
@@ -98,13 +103,19 @@ def test_promtool_unit_tests_catch_a_broken_rule(tmp_path, alert, old, new):
     schedule.yml the IB maintenance hold)."""
     shutil.copytree(MON / "rules", tmp_path / "rules")
     shutil.copytree(MON / "tests", tmp_path / "tests")
-    path = tmp_path / "rules" / "trademon.alerts.yml"
-    text = path.read_text()
-    block_start = text.index(f"- alert: {alert}\n")
-    block_end = text.find("- alert:", block_start + 1)
-    block = text[block_start:block_end]
-    assert old in block, f"{alert}'s rule no longer contains {old!r}: update this test"
-    path.write_text(text[:block_start] + block.replace(old, new) + text[block_end:])
+    if old.startswith("record: "):  # a threshold's value: in the rendered threshold rules
+        path = tmp_path / threshold_rules.TEST_COPY.removeprefix("monitoring/")
+        text = path.read_text()
+        assert old in text, f"the threshold rules no longer contain {old!r}: update this test"
+        path.write_text(text.replace(old, new))
+    else:
+        path = tmp_path / "rules" / "trademon.alerts.yml"
+        text = path.read_text()
+        block_start = text.index(f"- alert: {alert}\n")
+        block_end = text.find("- alert:", block_start + 1)
+        block = text[block_start:block_end]
+        assert old in block, f"{alert}'s rule no longer contains {old!r}: update this test"
+        path.write_text(text[:block_start] + block.replace(old, new) + text[block_end:])
     r = promtool("test", "rules", str(tmp_path / "tests" / "money.yml"), str(tmp_path / "tests" / "schedule.yml"), cwd=tmp_path)
     assert r.returncode != 0
     assert f"alertname: {alert}" in r.stdout + r.stderr
@@ -117,7 +128,7 @@ def test_prometheus_yml_scrapes_every_job_of_the_contract():
     cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert cfg["global"]["scrape_interval"] == "15s"
     assert cfg["global"]["evaluation_interval"] == "30s"
-    assert cfg["rule_files"] == ["../monitoring/rules/*.yml"]
+    assert cfg["rule_files"] == ["../monitoring/rules/*.yml", "../monitoring/thresholds/*.yml"]
     am = contract.JOBS["alertmanager"]
     assert cfg["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [f"alertmanager:{am.port}"]}]}]
     jobs = {}
@@ -308,7 +319,7 @@ TUNED = {
     "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
-    "ib_maintenance_hold": "20m", "market_calendar_min_days": 10,
+    "ib_maintenance_hold": "20m", "market_calendar_min_days": 10, "thresholds_not_live_for": "2m",
     "ib_2fa_for": "3m", "ib_gateway_log_window": "30m", "ib_reauth_warn_seconds": 43200, "ib_controller_down_for": "5m",
     "order_unacked_critical_after": "5m", "order_unacked_warning_after": "2m", "execution_unrecorded_after": "3m",
     "position_drift_for": "3m", "breaker_leak_for": "2m", "master_client_missing_for": "4m", "broker_truth_window": "2h",
@@ -526,7 +537,7 @@ def test_tuned_thresholds_move_the_rules_along(tmp_path):
     for rel, render in gen_rules.GENERATED:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(render(tmp_path))
-    rule_paths = [tmp_path / gen_rules.RULES_FILE, tmp_path / gen_rules.ALERTS_FILE]
+    rule_paths = [tmp_path / gen_rules.RULES_FILE, tmp_path / gen_rules.ALERTS_FILE, tmp_path / threshold_rules.TEST_COPY]
     r = promtool("check", "rules", *map(str, rule_paths))
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -539,7 +550,7 @@ def test_tuned_thresholds_move_the_rules_along(tmp_path):
             assert rendered[a.name].get("for") == want, f"{a.name}: for {rendered[a.name].get('for')}, tuned {want}"
 
     tests = {"rule_files": [str(p) for p in rule_paths], "evaluation_interval": "1m",
-             "group_eval_order": [*gen_rules.RECORDING_GROUPS, gen_rules.MONEY_GROUP, gen_rules.ALERTS_GROUP],
+             "group_eval_order": [threshold_rules.GROUP, *gen_rules.RECORDING_GROUPS, gen_rules.MONEY_GROUP, gen_rules.ALERTS_GROUP],
              "tests": tuned_cases()}
     (tmp_path / "tuned_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False, width=1000))
     r = promtool("test", "rules", str(tmp_path / "tuned_test.yml"))
@@ -558,3 +569,14 @@ def test_readme_counts_the_alerts():
     alerts, _ = load_rules()
     readme = (ROOT / "README.md").read_text()
     assert f"{len(alerts)} alerts (" in readme, f"README's overview should say {len(alerts)} alerts"
+
+
+def test_every_promtool_test_file_loads_the_threshold_rules():
+    """The alerts compare with threshold series: a test file without them tests blind alerts
+    (thresholds.yml gives them as input series on purpose, to test their absence)."""
+    for f in promtool_test_files():
+        doc = yaml.safe_load(f.read_text())
+        if f.name == "thresholds.yml":
+            continue
+        assert "rendered/trademon.thresholds.yml" in doc["rule_files"], f"{f.name}: add rendered/trademon.thresholds.yml to rule_files"
+        assert doc["group_eval_order"][0] == threshold_rules.GROUP, f"{f.name}: evaluate {threshold_rules.GROUP} first"

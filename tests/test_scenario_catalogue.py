@@ -50,7 +50,7 @@ def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
     alerts = {x["alert"]: x for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "alert" in x}
     assert alerts["OrderIntentsPendingTooMany"]["for"] == "20s"  # 10m / 30
     assert alerts["SyntheticCheckFailed"]["for"] == "5m"  # the checks run on the wall clock
-    assert "* 10 >= 20" in alerts["OrderIntentErrorRateHigh"]["expr"].replace("\n", " ").replace("  ", " ")  # rate5m * 300 -> * 10
+    assert "* 10 >= scalar(" in alerts["OrderIntentErrorRateHigh"]["expr"].replace("\n", " ").replace("  ", " ")  # rate5m * 300 -> * 10
     rules = {x["record"]: x["expr"] for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "record" in x}
     assert "[30s]" in rules["strategy:orders_submitted:rate15m"]  # [15m] / 30
     assert "offset 10s" in rules["account:daily_pnl:delta5m"]

@@ -16,7 +16,6 @@ from trademon.settings import thresholds
 from trademon.sim.book import COMMISSION_PER_SHARE, Position
 from trademon.sim.clock import SimClock
 from trademon.sim.loadgen import INTENTS_PER_S, Strategies
-from trademon.sim.settings import DEFAULT_DAILY_LOSS_LIMIT
 from trademon.sim.world import Settings, World
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +69,8 @@ def test_a_healthy_day_trips_no_alert(seed):
 
 
 def test_default_loss_limit_is_the_thresholds_file_value():
-    assert DEFAULT_DAILY_LOSS_LIMIT == thresholds.load(ROOT)["daily_loss_limit"]
+    """The simulator's limit until Prometheus's threshold series answers (sim/limits.py)."""
+    assert Settings().daily_loss_limit == thresholds.load(ROOT)["daily_loss_limit"]
 
 
 def test_position_accounting():

@@ -23,6 +23,7 @@ from trademon.synthetic import config as syn_config
 from trademon.synthetic.runner import CheckRunner
 
 from tests.support.amstack import AlertingStack
+from tests.support.e2estack import render_thresholds
 from tests.support.procs import ClosedPort, HangingServer, free_port, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
@@ -398,7 +399,8 @@ def alert_path(sim, tmp_path_factory):
     prom_port = free_port()
     try:
         targets = {job: f"127.0.0.1:{sim.ports[job]}" for job in ("automatictrader-api", "marketdata-stream", "position-manager", "ib-exporter")}
-        cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{stack.am_port}", scrape_interval="1s", evaluation_interval="1s")
+        cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{stack.am_port}", scrape_interval="1s", evaluation_interval="1s",
+                                              thresholds_dir=render_thresholds(work / "thresholds"))
         (work / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         # Alerts fired before Prometheus has discovered Alertmanager (a few seconds) are resent
         # only after --rules.alert.resend-delay (1m): shortened like the intervals.

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "ib-exporter": ("trademon.ib.cli", "Prometheus exporter for TWS / IB Gateway (read-only)"),
     "alert-sink": ("trademon.alertsink.app", "file-based Alertmanager webhook receiver (JSON lines)"),
     "am-config": ("trademon.alertmanager.cli", "render the Alertmanager config from alertmanager/ and the environment (secrets to 0600 files)"),
+    "thresholds": ("trademon.thresholds.cli", "monitoring/config.yml's thresholds as Prometheus rules; --watch keeps them current, --reload applies an edit"),
     "bot": ("trademon.bot.cli", "Telegram companion: delivers alerts with silence buttons, answers /status, /pnl and more"),
     "synthetic": ("trademon.synthetic.cli", "continuous synthetic checks"),
     "native": ("trademon.stack.native", "run Prometheus, Alertmanager and the trademon services natively, without Docker"),

@@ -35,6 +35,7 @@ JOBS: dict[str, Job] = {
         Job("synthetic", 9111, "trademon", "continuous synthetic checks"),
         Job("alert-sink", 9112, "trademon", "file-based Alertmanager webhook receiver"),
         Job("alertmanager-config", 9113, "trademon", "Alertmanager config render kept current: market calendar, IB schedule"),
+        Job("thresholds", 9115, "trademon", "monitoring/config.yml's thresholds rendered into Prometheus rules, reloaded on change"),
         Job("trademon-bot", 9114, "trademon", "the Telegram companion: page delivery (outbox), buttons, commands"),
         Job("prometheus", 9090, "stack", "Prometheus"),
         Job("alertmanager", 9093, "stack", "Alertmanager"),
@@ -105,6 +106,7 @@ IB = "ib-exporter"
 SYN = "synthetic"
 SINK = "alert-sink"
 AMC = "alertmanager-config"
+THR = "thresholds"
 
 # The reasons Telegram refuses the bot for good (until someone fixes the setting), with the fix;
 # trademon_bot_telegram_refused's label values and TelegramRefusesBot's description.
@@ -221,6 +223,9 @@ METRICS: tuple[Metric, ...] = (
     _m("trademon_ib_maintenance_window", GAUGE, "1 inside a configured IB maintenance window (server reset, Gateway restart), else 0.", ["window"], job=AMC, group="Market and IB schedule"),
     _m("trademon_am_config_last_render_timestamp_seconds", GAUGE, "Unix time of the last successful Alertmanager config render.", job=AMC, group="Market and IB schedule"),
     _m("trademon_am_config_render_failures_total", COUNTER, "Failed renders or Alertmanager reloads (the last good config stays).", job=AMC, group="Market and IB schedule"),
+    # Thresholds (trademon thresholds --watch: monitoring/config.yml as series)
+    _m("trademon_thresholds_last_reload_successful", GAUGE, "1 when monitoring/config.yml as it is now is what Prometheus evaluates; 0 when it was refused (the log names the key) or Prometheus did not reload; absent before the first render.", job=THR, group="Thresholds"),
+    _m("trademon_thresholds_last_reload_success_timestamp_seconds", GAUGE, "Unix time monitoring/config.yml last went live (rendered and reloaded, or found unchanged).", job=THR, group="Thresholds"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

@@ -19,10 +19,11 @@ import yaml
 
 from trademon.settings.values import seconds
 from trademon.stack import native
+from trademon.thresholds import render as threshold_rules
 
 from . import described
 from .amstack import AlertingStack
-from .procs import Proc, free_port, wait_for
+from .procs import Proc, free_port, start, wait_for, wait_http
 from .sim import SIM_JOBS, SimProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +33,20 @@ def duration(s: float) -> str:
     return f"{max(int(round(s * 1000)), 1)}ms"
 
 
-def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None) -> list[str]:
+def render_thresholds(out: Path, root: Path = ROOT) -> Path:
+    """The threshold rules of ``root``'s monitoring/config.yml, as the thresholds service of a
+    running stack renders them, in ``out``; the folder (for render_prometheus_config)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / threshold_rules.FILE).write_text(threshold_rules.render(root))
+    return out
+
+
+def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None, thresholds: bool = True) -> list[str]:
     """Copies of monitoring/rules/*.yml with every ``for`` divided by ``for_scale``, and the
     groups with an interval of their own (the money alerts) evaluated every ``evaluation``
-    like the rest when the evaluation interval is shortened."""
-    files = []
+    like the rest when the evaluation interval is shortened; and (``thresholds``) the threshold
+    rules, rendered from monitoring/config.yml into ``out/thresholds``."""
+    files = [str(render_thresholds(out / "thresholds") / threshold_rules.FILE)] if thresholds else []
     for src in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         if for_scale is None and evaluation is None:
             files.append(str(src))
@@ -60,14 +70,19 @@ class E2EStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, scrape: str = "1s", evaluation: str = "1s",
                  am_intervals: dict[str, str] | None = None, for_scale: float | None = None, seed: int = 7,
                  resend_delay: str | None = None, targets: dict[str, str] | None = None, am_env: dict[str, str] | None = None,
-                 standins=None, ports: dict[str, int] | None = None, before_sim=None, bot_env: dict[str, str] | None = None):
+                 standins=None, ports: dict[str, int] | None = None, before_sim=None, bot_env: dict[str, str] | None = None,
+                 thresholds_root: Path | None = None):
         """``scrape``/``evaluation`` None keep prometheus.yml's (production) intervals;
         ``targets`` replaces a job's target (host:port), e.g. a closed port for a dead exporter;
         ``ports`` fixes ports beforehand ("prometheus", "alertmanager", the simulator's jobs and
         "control"), for a process started before the stack that must know them; ``before_sim``
         (with ``ports``): Prometheus starts first, then this is called, then the simulator (a
-        cold start where the trading services come up last)."""
+        cold start where the trading services come up last); ``thresholds_root`` (a folder with
+        monitoring/config.yml and monitoring/rules/): the thresholds come from a running
+        `trademon thresholds --watch` on it, which reloads Prometheus when the file changes,
+        instead of a copy rendered once."""
         ports = ports or {}
+        self.thresholds_root = thresholds_root
         self.dir = workdir
         self.targets_override = targets or {}
         self.scrape, self.evaluation = scrape, evaluation
@@ -98,11 +113,15 @@ class E2EStack:
         targets["alert-sink"] = f"127.0.0.1:{self.alerting.sink_port}"
         targets["alertmanager"] = f"127.0.0.1:{self.alerting.am_port}"
         targets["prometheus"] = f"127.0.0.1:{self.prom_port}"
+        if self.thresholds_root is not None:
+            targets["thresholds"] = f"127.0.0.1:{self._start_thresholds()}"
         targets.update(self.targets_override)
         cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{self.alerting.am_port}", self.scrape, self.evaluation)
         rules_dir = self.dir / "rules"
         rules_dir.mkdir(parents=True, exist_ok=True)
-        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation)
+        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation, thresholds=self.thresholds_root is None)
+        if self.thresholds_root is not None:
+            cfg["rule_files"].append(str(self.dir / "thresholds" / "*.yml"))
         path = self.dir / "prometheus.yml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         lay = described.layout({"prometheus": self.prom_port, "alertmanager": self.alerting.am_port})
@@ -115,6 +134,20 @@ class E2EStack:
         self.n_targets = len(targets)
         if wait:
             self._wait_scraped()
+
+    def _start_thresholds(self) -> int:
+        """`trademon thresholds --watch` on ``thresholds_root``, reloading this Prometheus; its port."""
+        import sys
+
+        self.thresholds_port = free_port()
+        proc = start("thresholds", [sys.executable, "-m", "trademon", "thresholds", "--watch", "--root", str(self.thresholds_root),
+                                    "--out", str(self.dir / "thresholds")],
+                     {"TRADEMON_THRESHOLDS_PORT": str(self.thresholds_port), "TRADEMON_THRESHOLDS_POLL_SECONDS": "0.5",
+                      "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://127.0.0.1:{self.prom_port}/-/reload"},
+                     self.dir / "logs" / "thresholds.log")
+        self.procs.append(proc)
+        wait_http(f"http://127.0.0.1:{self.thresholds_port}/readyz", 30, proc)
+        return self.thresholds_port
 
     def _wait_scraped(self) -> None:
         # Prometheus starts scraping some seconds after it is ready (its scrape manager applies

@@ -29,7 +29,8 @@ class Bot:
         from trademon.bot.auth import Signer
         from trademon.bot.handlers import Handlers
         from trademon.bot.poller import Poller
-        from trademon.bot.reports import Limits, Reports
+        from trademon.bot.reports import Reports
+        from trademon.settings import thresholds
         from trademon.bot.store import Store
         from trademon.bot.summary import Summary
         from trademon.bot.telegram import TelegramClient
@@ -60,7 +61,9 @@ class Bot:
         self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
-        self.reports = Reports(self.prom, self.am, Limits.from_config(cfg.config_root), cfg.zone)
+        # The loss limits come from Prometheus (the series the alert compares with); the
+        # currency, a label for money, from monitoring/config.yml.
+        self.reports = Reports(self.prom, self.am, thresholds.currency(cfg.config_root), cfg.zone)
         self.delivery = Delivery(cfg, self.store, self.tg, self.signer, self.metrics, runbooks=self.runbooks)
         self.handlers = Handlers(cfg, self.tg, self.am, self.record, self.store, self.signer, self.reports, hours, clock, runbooks=self.runbooks)
         self.poller = Poller(self.tg, self.handlers.dispatch, cfg.poll_timeout_s)

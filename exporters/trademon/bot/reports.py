@@ -12,7 +12,7 @@ from datetime import datetime, UTC
 from zoneinfo import ZoneInfo
 
 from trademon import contract, grafana_uids
-from trademon.settings import thresholds
+from trademon.thresholds import render as threshold_rules
 from trademon.bot import charts
 from trademon.bot.upstream import Alertmanager, Prometheus, UpstreamError
 
@@ -38,20 +38,30 @@ def fmt_time(t: datetime, zone: ZoneInfo) -> str:
     return t.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+LOSS_LIMIT = threshold_rules.series("daily_loss_limit")  # the alert's own threshold, as Prometheus has it
+
+
 @dataclass
 class Limits:
-    daily_loss_limit: float  # the default, for the accounts without their own
+    """The daily loss limits DailyLossLimitBreach compares with, read from Prometheus's
+    threshold series (trademon.thresholds): what the alert uses now, reload included."""
+    daily_loss_limit: float | None  # the default, for the accounts without their own; None: unknown
     currency: str
     per_account: dict[str, float] = field(default_factory=dict)  # account -> its own daily loss limit
 
     @classmethod
-    def from_config(cls, root) -> Limits:
-        """From monitoring/config.yml: the default and the accounts: overrides, as the alert uses them."""
-        th = thresholds.load(root)
-        own = {a: float(o["daily_loss_limit"]) for a, o in thresholds.accounts(root).items() if "daily_loss_limit" in o}
-        return cls(float(th["daily_loss_limit"]), str(th.get("currency", "")), own)
+    def from_series(cls, samples, currency: str) -> Limits:
+        """From the samples of trademon:threshold:daily_loss_limit: the one without an account
+        label is the default, the others are accounts' own."""
+        default, own = None, {}
+        for lab, v in samples or []:
+            if lab.get("account"):
+                own[lab["account"]] = v
+            else:
+                default = v
+        return cls(default, currency, own)
 
-    def loss_limit(self, account: str) -> float:
+    def loss_limit(self, account: str) -> float | None:
         return self.per_account.get(account, self.daily_loss_limit)
 
     def loss_lines(self, accounts) -> list[tuple[str, float]]:
@@ -59,9 +69,13 @@ class Limits:
         chart has it, or no account has its own), and each charted account's own."""
         own = sorted(a for a in set(accounts) if a in self.per_account)
         lines = [(f"loss limit {a} {money(self.per_account[a])}", self.per_account[a]) for a in own]
-        if not own or set(accounts) - set(own):
+        if self.daily_loss_limit is not None and (not own or set(accounts) - set(own)):
             lines.insert(0, (f"loss limit {money(self.daily_loss_limit)}", self.daily_loss_limit))
         return lines
+
+    def text(self, account: str) -> str:
+        lim = self.loss_limit(account)
+        return "limit unknown" if lim is None else f"limit {money(lim)}"
 
 
 def _one(samples) -> float | None:
@@ -95,14 +109,14 @@ def pnl_lines(pnl: list[tuple[dict, float]], limits: Limits) -> list[str]:
     out = []
     for lab, v in sorted(pnl, key=lambda s: s[0].get("account", "")):
         lim_v = limits.loss_limit(lab.get("account", ""))
-        flag = "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
-        out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(limits.currency)} (limit {money(lim_v)}) {flag}".rstrip())
+        flag = "" if lim_v is None else "⛔ below the limit" if v < lim_v else ("⚠️" if v < lim_v / 2 else "")
+        out.append(f"P&amp;L {esc(lab.get('account', '?'))}: {money(v)} {esc(limits.currency)} ({limits.text(lab.get('account', ''))}) {flag}".rstrip())
     return out
 
 
 class Reports:
-    def __init__(self, prom: Prometheus, am: Alertmanager, limits: Limits, zone: ZoneInfo):
-        self.prom, self.am, self.limits, self.zone = prom, am, limits, zone
+    def __init__(self, prom: Prometheus, am: Alertmanager, currency: str, zone: ZoneInfo):
+        self.prom, self.am, self.currency, self.zone = prom, am, currency, zone
 
     async def _q(self, expr: str):
         try:
@@ -110,13 +124,20 @@ class Reports:
         except UpstreamError:
             return None  # unknown
 
+    async def limits(self, at: float | None = None) -> Limits:
+        """The loss limits in force (at ``at``): unknown while Prometheus or its threshold series are."""
+        try:
+            return Limits.from_series(await self.prom.query(LOSS_LIMIT, at), self.currency)
+        except UpstreamError:
+            return Limits(None, self.currency)
+
     async def status(self) -> str:
-        alerts, ib, farms, pnl, breakers, exp, lim, down, master, working, oer = await asyncio.gather(
+        alerts, ib, farms, pnl, breakers, exp, lim, down, master, working, oer, loss = await asyncio.gather(
             self.am.alerts(active=True, silenced=False, inhibited=False), self._q(M["ib_connected"]),
             self._q(M["ib_farm_connected"]), self._q(M["daily_pnl"]), self._q(M["circuit_breaker_open"]),
             self._q(M["risk_gross_exposure"]), self._q(M["risk_gross_exposure_limit"]), self._q("up == 0"),
             self._q(f"min({M['ib_master_client']})"), self._q(f"sum({M['ib_working_orders']})"),
-            self._q(f"max({M['ib_order_efficiency_ratio']})"),
+            self._q(f"max({M['ib_order_efficiency_ratio']})"), self.limits(),
             return_exceptions=True)
         out = [f"📊 <b>Status</b> · {fmt_time(datetime.now(UTC), self.zone)}"]
         if isinstance(alerts, BaseException):
@@ -137,7 +158,7 @@ class Reports:
         if not pnl or isinstance(pnl, BaseException):
             out.append("P&amp;L: unknown (no daily_pnl in Prometheus)")
         else:
-            out += pnl_lines(pnl, self.limits)
+            out += pnl_lines(pnl, loss if isinstance(loss, Limits) else Limits(None, self.currency))
         if breakers and not isinstance(breakers, BaseException):
             opened = [esc(lab.get("breaker", "?")) for lab, v in breakers if v == 1]
             out.append("Breakers: " + ("OPEN: " + ", ".join(opened) if opened else "all closed"))
@@ -200,10 +221,11 @@ class Reports:
     async def pnl_chart(self, start: float | None = None, end: float | None = None) -> tuple[bytes, str]:
         end = end or time.time()
         start = start or self.day_start(end)
-        r, step, start = await self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end)
-        cur = self.limits.currency
+        (r, step, start), limits = await asyncio.gather(self._range({"acct": M["daily_pnl"], "strat": M["strategy_pnl"]}, start, end),
+                                                        self.limits(end))
+        cur = self.currency
         accounts = charts.series_of(r["acct"], "account")
-        panels = [charts.Panel(f"Daily P&L per account ({cur})", accounts, self.limits.loss_lines(accounts), cur),
+        panels = [charts.Panel(f"Daily P&L per account ({cur})", accounts, limits.loss_lines(accounts), cur),
                   charts.Panel(f"P&L per strategy ({cur})", charts.series_of(r["strat"], "strategy"), [], cur)]
         png = await asyncio.to_thread(charts.chart, f"P&L {fmt_time(datetime.fromtimestamp(end, UTC), self.zone)}",
                                       panels, self.zone, {"start": start, "end": end, "step": step})

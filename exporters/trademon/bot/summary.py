@@ -70,17 +70,18 @@ class Summary:
         start = r.day_start(at)
         w = f"{max(int(at - start), 60)}s"
         q = lambda e: r.prom.query(e, at)  # noqa: E731
-        (pnl, strat, sub, fill, rej, slip), alerts = await asyncio.gather(asyncio.gather(
+        (pnl, strat, sub, fill, rej, slip), alerts, limits = await asyncio.gather(asyncio.gather(
             q(M["daily_pnl"]), q(M["strategy_pnl"]), q(f"sum(increase({M['orders_submitted_total']}[{w}]))"),
             q(f"sum(increase({M['orders_filled_total']}[{w}]))"), q(f"sum(increase({M['orders_rejected_total']}[{w}]))"),
             q(f"avg(avg_over_time({M['avg_slippage_pct']}[{w}]))")),
-            r.prom.query_range(fired_expr(max(15.0, (at - start) / 1000)), start, at, max(15.0, (at - start) / 1000)))
-        cur = r.limits.currency
+            r.prom.query_range(fired_expr(max(15.0, (at - start) / 1000)), start, at, max(15.0, (at - start) / 1000)),
+            r.limits(at))
+        cur = r.currency
         day = datetime.fromtimestamp(at, self.cfg.summary_zone)
         out = [f"📅 <b>Daily summary</b> · {day:%a %Y-%m-%d} ({esc(self.cfg.summary_zone.key)})"]
         accounts = sorted(pnl, key=lambda s: s[0].get("account", ""))
         strategies = sorted(strat, key=lambda s: s[0].get("strategy", ""))
-        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)} (limit {money(r.limits.loss_limit(lab.get('account', '')))})"
+        out.append("P&amp;L: " + ("; ".join(f"{esc(lab.get('account', '?'))} {money(v)} {esc(cur)} ({limits.text(lab.get('account', ''))})"
                                             for lab, v in accounts)
                                   or "unknown (no data)"))
         out.append("Strategies: " + ("; ".join(f"{esc(lab.get('strategy', '?'))} {money(v)}" for lab, v in strategies)
@@ -131,7 +132,7 @@ class Summary:
             for lab, v in res:
                 totals[lab.get("account", "?")] = totals.get(lab.get("account", "?"), 0.0) + v
             out.append(f"{d:%a}: {vals or 'unknown (no data)'}")
-        out.append("Week P&amp;L: " + ("; ".join(f"{esc(a)} {money(v)} {esc(r.limits.currency)}" for a, v in sorted(totals.items()))
+        out.append("Week P&amp;L: " + ("; ".join(f"{esc(a)} {money(v)} {esc(r.currency)}" for a, v in sorted(totals.items()))
                                      or "unknown (no data)"))
         if sub:
             out.append(f"Orders: {sub[0][1]:.0f} submitted, {rej[0][1] if rej else 0:.0f} rejected")

@@ -22,6 +22,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from trademon import grafana_uids
 from trademon.settings import thresholds
 from trademon.gen import hostfilter, rules
+from trademon.thresholds import render as threshold_rules
 from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel, two_states
 
 DASHBOARD_DIR = "monitoring/dashboards"
@@ -184,20 +185,8 @@ def intent_error_ratio(t: dict, *more_links) -> Panel:
         min_value=0, links=[runbook("OrderIntentErrorRateHigh"), *more_links])
 
 
-def own_limits(t: dict, key: str) -> dict[str, float]:
-    """account -> its own value of ``key``, for the accounts monitoring/config.yml ``accounts:``
-    gives one (``t["accounts"]``, as :func:`values` puts it)."""
-    return {a: o[key] for a, o in (t.get("accounts") or {}).items() if key in o}
-
-
-def own_note(t: dict, key: str, fmt: Callable[[float], str] = str) -> str:
-    """A description's note on the accounts with their own ``key``: the colours and lines a
-    panel draws from ``t[key]`` are the default's (a Grafana threshold is one per panel)."""
-    own = own_limits(t, key)
-    if not own:
-        return ""
-    return (f" Accounts with their own {key} (monitoring/config.yml accounts:): "
-            + ", ".join(f"{a} {fmt(v)}" for a, v in own.items()) + f"; the colours and lines here are the default's ({fmt(t[key])}).")
+STATIC_COLOURS = (" The colours are monitoring/config.yml's default as of `trademon gen` (a Grafana threshold is one per "
+                  "panel); the 'limit' lines are the limits in force, each account's own.")
 
 
 def trading_overview(t: dict) -> Board:
@@ -212,7 +201,7 @@ def trading_overview(t: dict) -> Board:
             ("Now", [
                 stat_panel("Daily P&L", [Q(f"sum({m('daily_pnl')}{{{A}}})")], unit=money,
                            description="Today's P&L of the selected accounts (IB dailyPnL). Red below the daily loss limit."
-                           + own_note(t, "daily_loss_limit"),
+                           + STATIC_COLOURS,
                            thresholds=below(loss), links=[to_dashboard("pnl", "Real-time P&L"), runbook("DailyLossLimitBreach")]),
                 stat_panel("Intents / min", [Q(f"sum({rate(m('order_intents_created_total'), S)}) * 60")], unit="short",
                            description="Order intents accepted per minute.", decimals=1),
@@ -252,9 +241,10 @@ def trading_overview(t: dict) -> Board:
                                  thresholds=below(t["fill_ratio_min"]), draw_thresholds=True, min_value=0, links=[runbook("LowOrderFillRate")]),
             ]),
             ("P&L", [
-                timeseries_panel("Daily P&L by account", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=money,
-                                 description="Today's P&L per account; the dashed line is the daily loss limit." + own_note(t, "daily_loss_limit"),
-                                 thresholds=below(loss), draw_thresholds=True, links=[runbook("DailyLossLimitBreach")]),
+                timeseries_panel("Daily P&L by account", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}"), loss_limit_line()],
+                                 unit=money, description="Today's P&L per account; the 'limit' lines are each account's daily loss limit "
+                                 "in force (the series DailyLossLimitBreach compares with).",
+                                 thresholds=below(loss), links=[runbook("DailyLossLimitBreach")]),
                 timeseries_panel("P&L by strategy", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})", "{{strategy}}")], unit=money,
                                  description="Cumulative P&L of the day per strategy (position-manager).",
                                  links=[to_dashboard("pnl", "Real-time P&L")]),
@@ -273,7 +263,7 @@ def realtime_pnl(t: dict) -> Board:
         [
             ("Accounts", [
                 stat_panel("Daily P&L", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
-                           description="Today's P&L per account; red below the daily loss limit." + own_note(t, "daily_loss_limit"),
+                           description="Today's P&L per account; red below the daily loss limit." + STATIC_COLOURS,
                            thresholds=below(loss),
                            links=[runbook("DailyLossLimitBreach"), runbook("BrokerDataMissing")]),
                 stat_panel("Unrealized P&L", [Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
@@ -281,11 +271,11 @@ def realtime_pnl(t: dict) -> Board:
                 stat_panel("Realized P&L", [Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "{{account}}")], unit=money, w=8,
                            description="P&L realized by closed trades today.", thresholds=steps(RED, (0, GREEN))),
                 timeseries_panel("Daily P&L against the loss limit", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}"),
-                                                                       *loss_limits(t)],
-                                 unit=money, w=24, h=9, description="Today's P&L per account; the dashed line is the daily loss limit "
-                                 f"({loss}, monitoring/config.yml daily_loss_limit)." + own_note(t, "daily_loss_limit")
-                                 + (" The 'limit' lines are each account's own." if loss_limits(t) else ""),
-                                 thresholds=below(loss), draw_thresholds=True, links=[runbook("DailyLossLimitBreach")]),
+                                                                       loss_limit_line()],
+                                 unit=money, w=24, h=9, description="Today's P&L per account; the 'limit' lines are each account's "
+                                 "daily loss limit in force (monitoring/config.yml daily_loss_limit, or its accounts: override, as "
+                                 "the series DailyLossLimitBreach compares with: an edit shows here after the reload).",
+                                 thresholds=below(loss), links=[runbook("DailyLossLimitBreach")]),
                 timeseries_panel("Unrealized and realized", [
                     Q(f"sum by (account) ({m('unrealized_pnl')}{{{A}}})", "unrealized {{account}}"),
                     Q(f"sum by (account) ({m('realized_pnl')}{{{A}}})", "realized {{account}}"),
@@ -367,32 +357,22 @@ def pct(v: float) -> str:
     return f"{v:.0%}"
 
 
-def each_accounts_own(t: dict, key: str, metric: str, shape: str) -> str:
-    """PromQL giving, for each account of ``metric`` (summed by account, under the account
-    variable), ``shape`` with ``{v}`` its own value of ``key`` (the default for the accounts
-    without one) and ``{s}`` its series: a line per account where its alert fires."""
-    def series(extra: str = "") -> str:
-        return f"sum by (account) ({metric}{{{A}{extra}}})"
-
-    own = own_limits(t, key)
-    if not own:
-        return shape.format(v=t[key], s=series())
-    others = ", ".join(f'account!="{a}"' for a in own)
-    return " or ".join([shape.format(v=v, s=series(f', account="{a}"')) for a, v in own.items()]
-                       + [shape.format(v=t[key], s=series(", " + others))])
+def by_account(metric: str) -> str:
+    return f"sum by (account) ({metric}{{{A}}})"
 
 
-def alert_at(t: dict) -> str:
-    """Where HighRiskExposure fires for each account, in money: its own share of its limit."""
-    return each_accounts_own(t, "exposure_ratio", m("risk_gross_exposure_limit"), "{v} * {s}")
+def alert_at() -> str:
+    """Where HighRiskExposure fires for each account, in money: its share in force (its own,
+    or the default; the threshold series) of its limit."""
+    s = by_account(m("risk_gross_exposure_limit"))
+    return f"{threshold_rules.per_account('exposure_ratio', s)} * on (account) {s}"
 
 
-def loss_limits(t: dict) -> list[Q]:
-    """With per-account loss limits: a "limit" line for each account at its own (the dashed
-    threshold line can only be the default)."""
-    if not own_limits(t, "daily_loss_limit"):
-        return []
-    return [Q(each_accounts_own(t, "daily_loss_limit", m("daily_pnl"), "{v} + 0 * {s}"), "limit {{account}}")]
+def loss_limit_line() -> Q:
+    """Each shown account's daily loss limit in force (its own, or the default): the series
+    DailyLossLimitBreach compares with, so a reload moves the line with the alert."""
+    s = by_account(m("daily_pnl"))
+    return Q(f"max by (account) {threshold_rules.per_account('daily_loss_limit', s)} and on (account) {s}", "limit {{account}}")
 
 
 def risk_exposure(t: dict) -> Board:
@@ -406,7 +386,7 @@ def risk_exposure(t: dict) -> Board:
             ("Exposure", [
                 stat_panel("Gross exposure / limit", [Q(f"max by (account) ({rec('account:risk_gross_exposure:ratio_limit', A)})", "{{account}}")],
                            unit="percentunit", w=6, description="Gross exposure as a share of its configured limit; HighRiskExposure fires above the red step."
-                           + own_note(t, "exposure_ratio", pct),
+                           + STATIC_COLOURS.replace("'limit' lines", "'alert at' lines of the panel below"),
                            thresholds=above(ratio, ratio * 0.8), links=[runbook("HighRiskExposure")]),
                 stat_panel("Leverage", [Q(f"max by (account) ({m('risk_leverage')}{{{A}}})", "{{account}}")], unit=TIMES, w=6, decimals=2,
                            description="Gross exposure / net liquidation.", thresholds=above(4, 2)),
@@ -419,9 +399,9 @@ def risk_exposure(t: dict) -> Board:
                     Q(f"sum by (account) ({m('risk_gross_exposure')}{{{A}}})", "gross {{account}}"),
                     Q(f"sum by (account) ({m('risk_net_exposure')}{{{A}}})", "net {{account}}"),
                     Q(f"sum by (account) ({m('risk_gross_exposure_limit')}{{{A}}})", "limit {{account}}"),
-                    Q(alert_at(t), "alert at {{account}}"),
-                ], unit=money, w=24, h=9, description=f"Gross (sum of |market value|) and net (signed) exposure; HighRiskExposure fires above {ratio:.0%} of the limit"
-                  + (" (each account's own share: the 'alert at' lines)." if own_limits(t, "exposure_ratio") else "."),
+                    Q(alert_at(), "alert at {{account}}"),
+                ], unit=money, w=24, h=9, description=f"Gross (sum of |market value|) and net (signed) exposure; HighRiskExposure fires above a share of the limit ({ratio:.0%} by default)"
+                  + " (each account's own share in force: the 'alert at' lines).",
                     links=[runbook("HighRiskExposure")]),
                 timeseries_panel("Leverage over time", [Q(f"max by (account) ({m('risk_leverage')}{{{A}}})", "{{account}}")], unit=TIMES,
                                  description="Gross exposure / net liquidation.", thresholds=above(4, 2), draw_thresholds=True),
@@ -565,7 +545,7 @@ def system_health(t: dict) -> Board:
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
          "TelegramRefusesBot", "PageLatencyHigh",
-         "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown",
+         "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown", "ThresholdsNotLive",
          "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
          "PrometheusNotificationsBacklog", "PrometheusErrorSendingAlertsToAnyAlertmanager", "PrometheusNotConnectedToAlertmanagers",
          "PrometheusRemoteWriteBehind", "AlertmanagerFailedReload", "AlertmanagerMembersInconsistent",
@@ -657,6 +637,14 @@ def system_health(t: dict) -> Board:
                 stat_panel("Config render failures", [Q(f"sum(increase({m('trademon_am_config_render_failures_total')}[1d]))")], unit="short", w=4,
                            description="Failed renders or Alertmanager reloads in the last day (the last good config stays in use).",
                            thresholds=above(1), links=[runbook("MarketCalendarExpiring")]),
+                stat_panel("Thresholds live", [Q(f"min({m('trademon_thresholds_last_reload_successful')})")], unit="none", w=4,
+                           mappings=[{"type": "value", "options": {"0": {"text": "REFUSED", "color": RED}, "1": {"text": "live", "color": GREEN}}}],
+                           description="Whether monitoring/config.yml as it is on disk is what the alerts use (the thresholds service "
+                           "renders it into series on every change); REFUSED: its log names the key and the fix.",
+                           thresholds=below(1), links=[runbook("ThresholdsNotLive")]),
+                stat_panel("Thresholds live since", [Q(f"time() - max({m('trademon_thresholds_last_reload_success_timestamp_seconds')})")],
+                           unit="s", w=4, description="Time since monitoring/config.yml last went live (rendered and reloaded, or "
+                           "found unchanged at the service's start)."),
                 timeseries_panel("Alertmanager: failed deliveries",
                                  [Q('sum by (integration) (increase(alertmanager_notifications_failed_total{job="alertmanager"}[5m]))',
                                     "{{integration}}")],

@@ -31,6 +31,7 @@ from trademon import contract
 from trademon.settings.env import port_variable
 from trademon.gen import dashboards as dashboards_gen
 from trademon.gen import rules
+from trademon.thresholds import render as threshold_rules
 
 BASE = "deploy/kubernetes/base"
 NAMESPACE = "trademon"
@@ -92,7 +93,9 @@ def _scrape_interval(root: Path) -> str:
 
 
 def render_prometheus_rule(root: Path) -> str:
-    groups = []
+    # The thresholds group too: on Kubernetes the operator loads PrometheusRules, so the
+    # thresholds of monitoring/config.yml go in with the rest (a change: `trademon gen`, apply).
+    groups = list(threshold_rules.groups(root))
     for rel in (rules.RULES_FILE, rules.ALERTS_FILE):
         groups += yaml.safe_load(_generated(root, rel))["groups"]
     doc = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",

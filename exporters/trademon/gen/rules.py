@@ -4,7 +4,8 @@ definitions below.
 The definitions are data: each recording rule is a name and a PromQL expression; each
 alert is a name, severity, PromQL template, ``for``, texts and a dashboard. Templates
 take ``${key}`` from monitoring/config.yml (``${key|pct}`` writes a ratio as a
-percentage) and the job selectors (``${trading}``, ``${trademon}``, ``${broker}``,
+percentage): a number becomes its threshold series (trademon.thresholds, rendered at run
+time), a duration or the currency is written in; and the job selectors (``${trading}``, ``${trademon}``, ``${broker}``,
 ``${alertmanager}``: the config's ``selectors``, by default the contract's job names),
 so no threshold, job or port is typed twice. ``{{ ... }}`` is Prometheus's own alert
 templating (Go text/template), left as is; it only uses functions that Prometheus 2.x
@@ -25,8 +26,9 @@ from pathlib import Path
 import yaml
 
 from trademon import grafana_uids
-from trademon.settings import thresholds
+from trademon.settings import paths, thresholds
 from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
+from trademon.thresholds import render as threshold_rules
 
 RULES_FILE = "monitoring/rules/trademon.rules.yml"
 ALERTS_FILE = "monitoring/rules/trademon.alerts.yml"
@@ -42,31 +44,23 @@ class Record:
 
 @dataclass(frozen=True)
 class ByAccount:
-    """A money alert whose threshold ``${key}`` may differ per account (monitoring/config.yml
+    """A money alert whose threshold ``key`` may differ per account (monitoring/config.yml
     ``accounts:``), held on the last value like :func:`held_on_last_value`.
 
-    ``live`` and ``last`` are the current and the held value by account, with ``{sel}`` where
-    the account matcher goes. Without overrides of ``key`` the rule is the plain one, the same
-    for every account. With some, each overridden account gets the same rule at its own
-    threshold (``daily_pnl{account="DU1"} < -2000``) and the default rule excludes them
-    (``account!="DU1"``): one alert per account throughout, ``$value`` the account's own."""
+    ``live`` and ``last`` are the current and the held value by account. Each is compared with
+    its account's own threshold series, or the default's (trademon.thresholds.render.per_account):
+    one rule for every account, whatever the config overrides, so an override is a reload away."""
     key: str
     live: str
     last: str
     op: str  # "<" or ">"
     present: str
 
-    def render(self, overrides: dict[str, float]) -> str:
-        def block(sel: str, threshold: str) -> str:
-            return held_on_last_value(self.live.replace("{sel}", sel), self.last.replace("{sel}", sel),
-                                      f"{self.op} {threshold}", "account", self.present)
+    def render(self) -> str:
+        def cond(vector: str) -> str:
+            return f"{self.op} on (account) {threshold_rules.per_account(self.key, vector)}"
 
-        default = f"${{{self.key}}}"
-        if not overrides:
-            return block("", default)
-        others = ",".join(f'account!="{a}"' for a in overrides)
-        blocks = [block(f'{{account="{a}"}}', _fmt(v)) for a, v in overrides.items()] + [block(f"{{{others}}}", default)]
-        return "\nor ".join(f"({b})" for b in blocks)
+        return held_on_last_value(self.live, self.last, cond(self.live), "account", self.present, cond(self.last))
 
 
 @dataclass(frozen=True)
@@ -213,7 +207,7 @@ def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
 CURRENCY_VALUE = '{{ printf "%.2f" $value }} ${currency}'
 
 
-def held_on_last_value(live: str, last: str, cond: str, key: str, present: str) -> str:
+def held_on_last_value(live: str, last: str, cond: str, key: str, present: str, cond_last: str | None = None) -> str:
     """A money alert that does not resolve because its data went away (issue 10.4).
 
     ``live cond`` fires on current data. While the series of ``present`` has no current
@@ -222,7 +216,7 @@ def held_on_last_value(live: str, last: str, cond: str, key: str, present: str) 
     keeps firing on it, and resolves only when a current value shows recovery. The alert's
     labels are the same on both branches, so Alertmanager sees one alert throughout."""
     return (f"{live} {cond}\n"
-            f"  or ({last} {cond}\n"
+            f"  or ({last} {cond_last or cond}\n"
             f"        unless on ({key}) group by ({key}) ({present}))")
 
 
@@ -307,8 +301,8 @@ ALERTS: list[Alert] = [
           + gateway_log_alert_text(),
           "health"),
     Alert("DailyLossLimitBreach", "critical",
-          ByAccount("daily_loss_limit", "min by (account) (daily_pnl{sel})",
-                    "min by (account) (last_over_time(daily_pnl{sel}[${money_hold}]))", "<", "daily_pnl"),
+          ByAccount("daily_loss_limit", "min by (account) (daily_pnl)",
+                    "min by (account) (last_over_time(daily_pnl[${money_hold}]))", "<", "daily_pnl"),
           "Daily loss limit breached on {{ $labels.account }}",
           "Account {{ $labels.account }}: daily P&L " + CURRENCY_VALUE + ", limit ${daily_loss_limit}."
           + held_note("daily_pnl", "account"),
@@ -489,8 +483,8 @@ ALERTS: list[Alert] = [
           "(limit ${api_p99_seconds}s), for more than ${api_latency_for}.",
           "latency", for_="api_latency_for"),
     Alert("HighRiskExposure", "warning",
-          ByAccount("exposure_ratio", "account:risk_gross_exposure:ratio_limit{sel}",
-                    "last_over_time(account:risk_gross_exposure:ratio_limit{sel}[${money_hold}])", ">",
+          ByAccount("exposure_ratio", "account:risk_gross_exposure:ratio_limit",
+                    "last_over_time(account:risk_gross_exposure:ratio_limit[${money_hold}])", ">",
                     "account:risk_gross_exposure:ratio_limit"),
           "Gross exposure of {{ $labels.account }} near its limit",
           "Gross exposure of account {{ $labels.account }} is {{ $value | humanizePercentage }} of its limit "
@@ -556,6 +550,20 @@ ALERTS: list[Alert] = [
           '({{ printf "%.0f" $value }} failed attempts in 5 minutes): pages sent that way are not arriving. With the '
           "Telegram companion down (integration webhook), pages reach only Slack and email.",
           "health", for_="delivery_failing_for"),
+    # The thresholds reach the alerts as series (trademon.thresholds): a refused edit of
+    # monitoring/config.yml leaves the old ones in force, and without the series every alert
+    # that compares with one is blind. Either way what the trader believes is live is not.
+    Alert("ThresholdsNotLive", "critical",
+          "max by (job, instance) (trademon_thresholds_last_reload_successful{${trademon}}) == 0\n"
+          "  or absent(" + threshold_rules.default("daily_loss_limit") + ")",
+          "The thresholds in monitoring/config.yml are not the ones in force",
+          "{{ if $labels.job }}{{ $labels.job }} refused the monitoring/config.yml on disk (or Prometheus did not reload it) "
+          "for more than ${thresholds_not_live_for}: the alerts, dashboards and bot still use the thresholds of the last "
+          "config that went live. Its log names the key and the fix; `trademon thresholds --reload` prints it."
+          "{{ else }}Prometheus has no threshold series (trademon:threshold:*): every alert that compares with a "
+          "threshold (loss limit, exposure, error ratios, latency) is blind. The thresholds service is not running "
+          "or its rules are not loaded.{{ end }}",
+          "health", for_="thresholds_not_live_for"),
     # --- The pager's last hop (trademon bot): routed to the `pager` receiver, Slack and email
     # only (alertmanager.yml, PAGER_ALERTS), since Telegram is the part that failed. ---
     Alert("TelegramBotDown", "critical",
@@ -690,6 +698,7 @@ def _fmt(value) -> str:
 
 
 _FILTERS = {"pct": lambda v: f"{float(v) * 100:g}%"}
+_TEMPLATE_FILTERS = {"pct": "humanizePercentage"}  # the same, at notification time
 
 
 def default_selectors() -> dict[str, str]:
@@ -706,43 +715,43 @@ def default_selectors() -> dict[str, str]:
 
 
 class Filler:
-    """Fills ``${key}`` placeholders and remembers which thresholds were used."""
+    """Fills ``${key}`` placeholders and remembers which thresholds were used.
+
+    A threshold that is a number is not written into the rules: in an expression it becomes
+    its series (``scalar(trademon:threshold:key)``), in a text a template query of it, so the
+    rules never need regenerating for a new value (trademon.thresholds). Durations, the
+    currency and the job selectors are written in as they are."""
 
     def __init__(self, root: Path):
         self.thresholds = thresholds.load(root)
+        self.series = thresholds.numbers(root)
         self.values = dict(self.thresholds)
         config = thresholds.load_config(root)
         self.values.update(default_selectors())
         self.values.update(config.get("selectors") or {})
         self.runbook_url_pattern = str(config["runbook_url_pattern"])
-        self.accounts = thresholds.accounts(root)
         self.used: set[str] = set()
 
-    def overrides(self, key: str) -> dict[str, float]:
-        """account -> its own value of ``key``, for the accounts that override it."""
-        return {a: over[key] for a, over in self.accounts.items() if key in over}
-
-    def __call__(self, text: str, by_account: str | None = None) -> str:
-        """``text`` with its placeholders filled; ``${by_account}`` (an alert's per-account
-        threshold) becomes a Go-template choice of the alert's account's own value."""
-        def value(key: str, v, filt: str | None) -> str:
-            if filt:
-                if filt not in _FILTERS:
-                    raise KeyError(f"unknown filter |{filt} (known: {', '.join(_FILTERS)})")
-                return _FILTERS[filt](v)
-            return _fmt(v)
-
+    def __call__(self, text: str, by_account: str | None = None, expr: bool = False) -> str:
+        """``text`` with its placeholders filled: in an expression (``expr``) a number
+        threshold is its series; in a text, its value looked up when the alert is sent, for
+        ``by_account`` (an alert's per-account threshold) the alert's own account's."""
         def sub(m: re.Match) -> str:
             key, filt = m.group(1), m.group(2)
             if key not in self.values:
                 raise KeyError(f"${{{key}}} in an alert definition: no such key in monitoring/config.yml")
+            if filt and filt not in _FILTERS:
+                raise KeyError(f"unknown filter |{filt} (known: {', '.join(_FILTERS)})")
             self.used.add(key)
-            default = value(key, self.values[key], filt)
-            overrides = self.overrides(key) if key == by_account else {}
-            if not overrides:
-                return default
-            return ("{{ " + "{{ else ".join(f'if eq $labels.account "{a}" }}}}{value(key, v, filt)}' for a, v in overrides.items())
-                    + "{{ else }}" + default + "{{ end }}")
+            if key in self.series:
+                if expr:
+                    return threshold_rules.scalar(key)
+                fmt = _TEMPLATE_FILTERS[filt] if filt else 'printf "%g"'
+                if key == by_account:
+                    return threshold_rules.template_account_value(key, fmt)
+                return threshold_rules.template_value(key, fmt)
+            v = self.values[key]
+            return _FILTERS[filt](v) if filt else _fmt(v)
 
         return _PLACEHOLDER.sub(sub, text)
 
@@ -758,9 +767,11 @@ def _expr(text: str) -> str:
 
 
 def alert_expr(a: Alert, fill: Filler) -> str:
-    """The alert's PromQL, filled; per account where the config overrides its threshold."""
-    text = a.expr if isinstance(a.expr, str) else a.expr.render(fill.overrides(a.expr.key))
-    return fill(_expr(text))
+    """The alert's PromQL, filled: thresholds are series, per account where the alert's is."""
+    if isinstance(a.expr, str):
+        return fill(_expr(a.expr), expr=True)
+    fill.used.add(a.expr.key)
+    return fill(_expr(a.expr.render()), expr=True)
 
 
 def alert_rule(a: Alert, fill: Filler) -> dict:
@@ -824,10 +835,12 @@ def used_thresholds(root: Path) -> tuple[set[str], set[str]]:
 
 
 def recording_rule_names() -> set[str]:
-    return {r.name for rules in RECORDING_GROUPS.values() for r in rules}
+    """The series the rules record: the generated ones and the thresholds' (rendered at run time)."""
+    return {r.name for rules in RECORDING_GROUPS.values() for r in rules} | threshold_rules.names(paths.config_root())
 
 
-GENERATED = [(RULES_FILE, render_rules), (ALERTS_FILE, render_alerts)]
+GENERATED = [(RULES_FILE, render_rules), (ALERTS_FILE, render_alerts),
+             (threshold_rules.TEST_COPY, threshold_rules.render_test_copy)]
 
 
 def render_doc(root: Path) -> str:

@@ -17,6 +17,6 @@ def async_client(timeout: float, headers: Mapping[str, str] | None = None, base_
     return httpx.AsyncClient(timeout=timeout, headers=headers, base_url=base_url, follow_redirects=False)
 
 
-def request(method: str, url: str, *, timeout: float) -> httpx.Response:
+def request(method: str, url: str, *, timeout: float, headers: Mapping[str, str] | None = None) -> httpx.Response:
     """One request, no connection kept (the command-line steps ask now and then)."""
-    return httpx.request(method, url, timeout=timeout, follow_redirects=False)
+    return httpx.request(method, url, timeout=timeout, headers=headers, follow_redirects=False)

@@ -19,6 +19,8 @@ TOP_KEYS = {"currency", "runbook_url_pattern", "selectors", "accounts", *SECTION
 SELECTOR_KINDS = ("broker", "trading", "trademon", "alertmanager")
 ACCOUNT_KEYS = ("daily_loss_limit", "exposure_ratio")  # what may differ per account
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217: goes into alert texts and the dashboards' unit
+DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")  # a Prometheus duration: a rule's `for`, a window
+NEGATIVE = ("daily_loss_limit",)  # a loss: below 0, or the alert would fire on every profitable day too
 
 
 def path(root: Path) -> Path:
@@ -33,8 +35,12 @@ def load_config(root: Path) -> dict[str, Any]:
     """The whole config, checked: known sections only, each threshold once, per-account
     overrides of known keys for well-formed account ids."""
     p = path(root)
-    with open(p, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(p, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError.in_file(p, f"not valid YAML ({' '.join(str(e).split())[:300]}); fix the line it names "
+                                  "(indentation, an unclosed bracket or quote)") from None
     if not isinstance(data, dict):
         raise ConfigError.in_file(p, f"expected a mapping with the sections {', '.join(sorted(TOP_KEYS))}")
     unknown = sorted(set(data) - TOP_KEYS)
@@ -46,10 +52,11 @@ def load_config(root: Path) -> dict[str, Any]:
         values = data.get(section) or {}
         if not isinstance(values, dict):
             raise ConfigError.in_file(p, f"{section}: expected a mapping of threshold names to values")
-        for key in values:
+        for key, value in values.items():
             if key in seen:
                 raise ConfigError.in_file(p, f"{key} is under both {seen[key]}: and {section}:; keep it in one")
             seen[key] = section
+            _check_value(p, f"{section}: {key}", key, value)
     pattern = data.get("runbook_url_pattern", "")
     if "{alert}" not in str(pattern):
         raise ConfigError.in_file(p, f"runbook_url_pattern {pattern!r} has no {{alert}} placeholder; "
@@ -72,9 +79,36 @@ def load_config(root: Path) -> dict[str, Any]:
             raise ConfigError.in_file(p, f"accounts: {account}: expected some of {', '.join(ACCOUNT_KEYS)} "
                               f"(got {over!r}); other thresholds are the same for every account")
         for key, value in over.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not is_number(value):
                 raise ConfigError.in_file(p, f"accounts: {account}: {key} must be a number, not {value!r}")
+            _check_value(p, f"accounts: {account}: {key}", key, value)
     return data
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def _check_value(p: Path, where: str, key: str, value: Any) -> None:
+    """A threshold is a number (compared with a series: it reaches Prometheus as one) or a
+    Prometheus duration (a rule's `for`, a window: written into the alert rules)."""
+    if not (is_number(value) or (isinstance(value, str) and DURATION.match(value))):
+        raise ConfigError.in_file(p, f"{where}: {value!r} is neither a number nor a Prometheus duration; "
+                                  "write a number (e.g. -500, 0.05) or a duration (e.g. 90s, 5m, 1h30m)")
+    if key in NEGATIVE and is_number(value) and value >= 0:
+        raise ConfigError.in_file(p, f"{where}: {value!r} is not a loss: the limit is the daily P&L below which the alert "
+                                  f"fires, a negative number (e.g. {key}: -{abs(value) or 500:g})")
+
+
+def currency(root: Path) -> str:
+    """The accounts' base currency (alert texts, the bot, the dashboards' money unit)."""
+    return str(load_config(root).get("currency", "USD"))
+
+
+def numbers(root: Path) -> dict[str, float]:
+    """The thresholds that are numbers: each reaches Prometheus as a series
+    (trademon.thresholds.render), which the alerts, dashboards and bot read."""
+    return {k: v for k, v in load(root).items() if k != "currency" and is_number(v)}
 
 
 def load(root: Path) -> dict[str, Any]:

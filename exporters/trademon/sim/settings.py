@@ -7,8 +7,7 @@ import re
 from dataclasses import dataclass
 from collections.abc import Mapping
 
-from trademon.settings import thresholds
-from trademon.settings import paths, values
+from trademon.settings import values
 from trademon.settings.env import LOOPBACK, ConfigError, env_choice, env_float, env_int, env_list, env_port, env_str, job_port, port_variable
 from trademon.contract import IB, MD, PM, API, SIM_CONTROL_PORT
 from trademon.sim.scenarios import SCENARIOS
@@ -18,9 +17,6 @@ SIM_JOBS = (API, MD, PM, IB)
 DEFAULT_HOST = LOOPBACK
 DEFAULT_SPEED = 1.0
 CONTROL_PORT_VARIABLE = "TRADEMON_SIM_CONTROL_PORT"
-# Used only where monitoring/config.yml is not around (an image holding just the
-# package); a test keeps it equal to the file's daily_loss_limit.
-DEFAULT_DAILY_LOSS_LIMIT = -500.0
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -33,6 +29,7 @@ class SimConfig:
     world: Settings
     log_level: str = "info"
     loss_limit_source: str = "default"
+    prometheus_url: str | None = None  # where the loss limit in force is read (sim/limits.py), unless set here
 
 
 def _names(variable: str, default: list[str], env: Mapping[str, str], what: str, reserved: str | None = None) -> list[str]:
@@ -60,23 +57,15 @@ def _accounts(env: Mapping[str, str], default: list[str]) -> list[str]:
     return accounts
 
 
-def _thresholds_file_limit() -> float | None:
-    root = paths.config_root()
-    if not thresholds.exists(root):
-        return None
-    value = thresholds.load(root).get("daily_loss_limit")
-    return float(value) if value is not None else None
-
-
 def daily_loss_limit(env: Mapping[str, str]) -> tuple[float, str]:
-    """The limit and where it came from (for the start-up log line)."""
+    """The limit to start with and where it came from (for the start-up log line): the
+    variable, else the world's default until Prometheus's threshold series is read."""
     v = env_float("TRADEMON_SIM_DAILY_LOSS_LIMIT", float("nan"), None, -0.01, env=env)
     if v == v:
         return v, "TRADEMON_SIM_DAILY_LOSS_LIMIT"
-    from_file = _thresholds_file_limit()
-    if from_file is not None:
-        return from_file, "monitoring/config.yml"
-    return DEFAULT_DAILY_LOSS_LIMIT, "default (no monitoring/config.yml here; set TRADEMON_SIM_DAILY_LOSS_LIMIT)"
+    if env_str("TRADEMON_SIM_PROMETHEUS_URL", env=env):
+        return Settings().daily_loss_limit, "Prometheus (trademon:threshold:daily_loss_limit), the default until it answers"
+    return Settings().daily_loss_limit, "default (set TRADEMON_SIM_PROMETHEUS_URL to follow monitoring/config.yml, or TRADEMON_SIM_DAILY_LOSS_LIMIT)"
 
 
 def load(env: Mapping[str, str] | None = None) -> SimConfig:
@@ -107,6 +96,8 @@ def load(env: Mapping[str, str] | None = None) -> SimConfig:
         world=world,
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
         loss_limit_source=loss_limit_source,
+        # followed only where no variable fixes the limit
+        prometheus_url=None if loss_limit_source == "TRADEMON_SIM_DAILY_LOSS_LIMIT" else env_str("TRADEMON_SIM_PROMETHEUS_URL", env=env),
     )
 
 

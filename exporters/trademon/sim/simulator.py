@@ -67,6 +67,11 @@ class Simulator:
         # Supervised by the Runner: a task that dies ends the process (not ready, exit 1).
         tasks = [Task(self._tick, "tick"), Task(self.loadgen.run, "loadgen"),
                  *(Task(wk.run, f"worker {wk.name}") for wk in self.workers)]
+        if cfg.prometheus_url:  # the loss limit in force (a reload of monitoring/config.yml moves it)
+            from trademon.sim.limits import follow
+
+            url = cfg.prometheus_url.rstrip("/")
+            tasks.append(Task(lambda: follow(self.world, url), "loss limit"))
         self.runner = Runner(listeners, tasks)
         self.world.on_change = self.refresh  # a switch or a breaker shows in the very next scrape
         self.refresh()

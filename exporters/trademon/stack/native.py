@@ -33,6 +33,9 @@ log = logging.getLogger("trademon.native")
 # The jobs scraped natively (the demo's); those whose service runs in Docker only (Grafana,
 # Loki, Promtail, cAdvisor) are left out of the natively rendered prometheus.yml.
 NATIVE_JOBS = tuple(services.jobs("demo", ha=False))
+# prometheus.yml's folder of the threshold rules the thresholds service renders (a volume in
+# compose); natively, a folder of the data directory.
+THRESHOLDS_RULES = "../monitoring/thresholds/*.yml"
 
 
 def repo_root() -> Path:
@@ -40,9 +43,11 @@ def repo_root() -> Path:
 
 
 def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]], alertmanager: str | None,
-                             scrape_interval: str | None = None, evaluation_interval: str | None = None) -> dict:
+                             scrape_interval: str | None = None, evaluation_interval: str | None = None,
+                             thresholds_dir: Path | None = None) -> dict:
     """The project's prometheus.yml with job targets replaced by ``targets`` (job -> host:port);
-    jobs not in ``targets`` are dropped. Rule files become absolute paths."""
+    jobs not in ``targets`` are dropped. Rule files become absolute paths; the threshold rules
+    are read from ``thresholds_dir`` (where the thresholds service renders them), last."""
     src = root / "prometheus" / "prometheus.yml"
     cfg = yaml.safe_load(src.read_text())
     g = cfg.setdefault("global", {})
@@ -66,7 +71,12 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
     if missing:
         raise ValueError(f"prometheus/prometheus.yml has no job named {', '.join(sorted(missing))}")
     cfg["scrape_configs"] = kept
-    cfg["rule_files"] = [str((src.parent / r).resolve()) if not os.path.isabs(r) else r for r in cfg.get("rule_files", [])]
+    rule_files = [r for r in cfg.get("rule_files", []) if r != THRESHOLDS_RULES]
+    if len(rule_files) == len(cfg.get("rule_files", [])):
+        raise ValueError(f"prometheus/prometheus.yml has no rule_files entry {THRESHOLDS_RULES} (the rendered thresholds)")
+    cfg["rule_files"] = [str((src.parent / r).resolve()) if not os.path.isabs(r) else r for r in rule_files]
+    if thresholds_dir is not None:
+        cfg["rule_files"].append(str(thresholds_dir / "*.yml"))
     if alertmanager:  # the address changes; alert relabelling stays as shipped
         cfg.setdefault("alerting", {})["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     else:
@@ -360,8 +370,10 @@ def _compress(prom: dict, speed: float, rules_out: Path) -> None:
     for sc in prom["scrape_configs"]:
         sc.pop("scrape_interval", None)
         sc.pop("scrape_timeout", None)
-    files = [Path(f) for pattern in prom["rule_files"] for f in sorted(glob.glob(pattern))]
-    prom["rule_files"] = timescale.scale_rule_files(files, rules_out, speed)
+    # the threshold rules (last) change at run time and hold no duration: loaded as rendered
+    generated, rendered = prom["rule_files"][:-1], prom["rule_files"][-1:]
+    files = [Path(f) for pattern in generated for f in sorted(glob.glob(pattern))]
+    prom["rule_files"] = timescale.scale_rule_files(files, rules_out, speed) + rendered
 
 
 def prometheus_configs(root: Path, data: Path, layout: services.Layout, speed: float | None) -> dict[str, Path]:
@@ -374,7 +386,7 @@ def prometheus_configs(root: Path, data: Path, layout: services.Layout, speed: f
     targets = services.scrape_targets(layout.mode, layout.ha, host, port, layout.env)
     out = {}
     for i, p in enumerate(pr for pr in layout.parts if pr.engine == "prometheus"):
-        cfg = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}")
+        cfg = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds")
         if layout.ha:
             cfg = scaleout.ha_prometheus_config(
                 cfg, alertmanagers=[f"{host}:{port[a.name]}" for a in layout.parts if a.engine == "alertmanager"],
@@ -394,6 +406,8 @@ def native_paths(root: Path, data: Path, am_out: Path) -> dict[str, str]:
             # the checkout's monitoring/config.yml, runbooks.md and alertmanager/alertmanager.yml, as compose mounts them
             "TRADEMON_BOT_CONFIG_ROOT": str(root), "TRADEMON_AM_SOURCE": str(root / "alertmanager"),
             "TRADEMON_AM_OUT": str(am_out),
+            # the checkout's monitoring/config.yml and rules; the threshold rules Prometheus loads
+            "TRADEMON_THRESHOLDS_ROOT": str(root), "TRADEMON_THRESHOLDS_OUT": str(data / "thresholds"),
             # the time zones of the market-hours intervals, for hosts without a tz database
             "ZONEINFO": str(am_out / "zoneinfo")}
 

@@ -107,6 +107,7 @@ PARTS: tuple[Part, ...] = (
     # The demo: the simulator answers as the trader's services and the broker, on their ports.
     _trademon("sim", ("sim",), "TRADEMON_SIM_HOST", port=contract.SIM_CONTROL_PORT, port_var="TRADEMON_SIM_CONTROL_PORT",
               profile="demo", answers_as=(contract.API, contract.MD, contract.PM, contract.IB),
+              wiring={"TRADEMON_SIM_PROMETHEUS_URL": "{prometheus}"},  # the loss limit in force (sim/limits.py)
               settings=(*COMMON, "TRADEMON_SIM_SPEED", "TRADEMON_SIM_SEED", "TRADEMON_SIM_SCENARIOS", "TRADEMON_SIM_ACCOUNTS",
                         "TRADEMON_SIM_SYMBOLS", "TRADEMON_SIM_STRATEGIES")),
     # Live: broker truth from IB Gateway / TWS.
@@ -114,6 +115,12 @@ PARTS: tuple[Part, ...] = (
               settings=("TRADEMON_IB_HOST", "TRADEMON_IB_PORT", "TRADEMON_IB_CLIENT_ID", "TRADEMON_IB_ACCOUNTS", "TRADEMON_IB_SYMBOLS",
                         "TRADEMON_IB_EXPOSURE_LIMIT", "TRADEMON_IB_MARKET_DATA_TYPE", "TRADEMON_IB_STRATEGY_PATTERN",
                         "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_IB_CONTROLLER_URL", "TRADEMON_LOG_LEVEL")),
+    # monitoring/config.yml's thresholds as series rules, rendered before Prometheus starts and on every
+    # change of the file; reloads Prometheus (trademon.thresholds).
+    _trademon("thresholds", ("thresholds", "--watch"), "TRADEMON_THRESHOLDS_HOST",
+              wiring={"TRADEMON_THRESHOLDS_RELOAD_URL": "{prometheus}/-/reload"},
+              ha_wiring={"TRADEMON_THRESHOLDS_RELOAD_URL": "{prometheus}/-/reload,{prometheus-b}/-/reload"},  # both load them
+              paths=("TRADEMON_THRESHOLDS_ROOT", "TRADEMON_THRESHOLDS_OUT"), settings=COMMON),
     # Continuous synthetic checks; they watch the first node of each pair (the partner is scraped and alerted on).
     # Started before Prometheus, so every target answers its first scrape (at --speed 30 a
     # `for: 2m` is 4 s: a service still starting paged as ExporterDown); its checks have a
@@ -126,9 +133,9 @@ PARTS: tuple[Part, ...] = (
                                      "TRADEMON_SYNTHETIC_API_URL", "TRADEMON_SYNTHETIC_POSITION_MANAGER_URL"}),
               settings=(*COMMON, *SYNTHETIC_SETTINGS)),
     Part("prometheus", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", port_var=port_variable("prometheus"),
-         ha_depends_on={"victoriametrics": "service_started"}),
+         depends_on={"thresholds": "service_healthy"}, ha_depends_on={"victoriametrics": "service_started"}),
     Part("prometheus-b", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", ha=True,
-         port_var="TRADEMON_PROMETHEUS_B_PORT", depends_on={"victoriametrics": "service_started"}),
+         port_var="TRADEMON_PROMETHEUS_B_PORT", depends_on={"thresholds": "service_healthy", "victoriametrics": "service_started"}),
 )
 
 # Services that run in Docker only (no binary natively), each with why; the compose check

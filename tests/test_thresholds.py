@@ -1,0 +1,110 @@
+"""Thresholds at run time (trademon.thresholds): monitoring/config.yml rendered into series
+rules, a refused edit leaving the rules in force untouched, and the service's outcome metric."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+
+from trademon.settings import thresholds
+from trademon.thresholds import render, watch
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkout(tmp_path: Path) -> Path:
+    """A root with the shipped monitoring/config.yml and generated rules."""
+    (tmp_path / "monitoring").mkdir()
+    shutil.copy(ROOT / thresholds.CONFIG_FILE, tmp_path / thresholds.CONFIG_FILE)
+    shutil.copytree(ROOT / "monitoring" / "rules", tmp_path / "monitoring" / "rules")
+    return tmp_path
+
+
+def edit(root: Path, section: str, key: str, value) -> None:
+    cfg = yaml.safe_load((root / thresholds.CONFIG_FILE).read_text())
+    if value is None:
+        del cfg[section][key]
+    else:
+        cfg[section][key] = value
+    (root / thresholds.CONFIG_FILE).write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def live(renderer: watch.Renderer) -> str:
+    registry = CollectorRegistry()
+    registry.register(renderer)
+    return generate_latest(registry).decode()
+
+
+def test_every_number_is_a_series_and_every_override_one_more(tmp_path):
+    root = checkout(tmp_path)
+    cfg = yaml.safe_load((root / thresholds.CONFIG_FILE).read_text())
+    cfg["accounts"] = {"DU1": {"daily_loss_limit": -2000}}
+    (root / thresholds.CONFIG_FILE).write_text(yaml.safe_dump(cfg))
+    (group,) = yaml.safe_load(render.render(root))["groups"]
+    records = {(r["record"], (r.get("labels") or {}).get("account")): r["expr"] for r in group["rules"]}
+    numbers = thresholds.numbers(root)
+    assert {name for name, account in records if account is None} == {render.series(k) for k in numbers}
+    assert records[("trademon:threshold:daily_loss_limit", None)] == "vector(-500)"
+    assert records[("trademon:threshold:daily_loss_limit", "DU1")] == "vector(-2000)"
+    assert "money_hold" not in numbers and "currency" not in numbers  # durations and the currency are not series
+    assert group["interval"] == cfg["shared"]["money_evaluation_interval"]
+
+
+def test_an_edit_goes_live_and_a_refused_one_changes_nothing(tmp_path):
+    root = checkout(tmp_path)
+    r = watch.Renderer(root, tmp_path / "out", [])
+    assert r.check().live and "vector(-500)" in r.target.read_text()
+    assert "trademon_thresholds_last_reload_successful 1.0" in live(r)
+    assert r.check() is None  # unchanged file: nothing to do
+
+    edit(root, "critical", "daily_loss_limit", -750)
+    assert r.check().live and "vector(-750)" in r.target.read_text()
+
+    before = r.target.read_text()
+    for section, key, value, says in [
+        ("critical", "daily_loss_limit", 750, "critical: daily_loss_limit: 750 is not a loss"),
+        ("critical", "daily_loss_limit", "-1,000", "critical: daily_loss_limit: '-1,000' is neither a number nor a Prometheus duration"),
+        ("warning", "intents_pending_max", None, "intents_pending_max missing: the alert rules compare with it"),
+    ]:
+        edit(root, section, key, value)
+        outcome = r.check()
+        assert not outcome.live and says in outcome.message and "thresholds in force are unchanged" in outcome.message, outcome.message
+        assert r.target.read_text() == before
+        assert "trademon_thresholds_last_reload_successful 0.0" in live(r)
+        edit(root, section, key, {"daily_loss_limit": -750, "intents_pending_max": 50}[key])
+    (root / thresholds.CONFIG_FILE).write_text("critical: [unclosed\n")
+    assert not r.check().live and r.target.read_text() == before
+    shutil.copy(ROOT / thresholds.CONFIG_FILE, root / thresholds.CONFIG_FILE)
+    assert r.check().live and "vector(-500)" in r.target.read_text()
+    assert "trademon_thresholds_last_reload_successful 1.0" in live(r)
+
+
+def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
+    """A reload answered with an error: not live (it pages), retried at the next poll."""
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"failed to reload config")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [f"http://127.0.0.1:{srv.server_port}/-/reload"])
+        outcome = r.check()
+        assert not outcome.live and "HTTP 500 failed to reload config" in outcome.message
+        assert r.check() is not None  # retried although the file did not change
+    finally:
+        srv.shutdown()
