@@ -700,3 +700,15 @@ def test_a_storm_pages_buttons_act_only_on_the_alerts_shown(tmp_path):
     ref = t.h.store.ref(item["ref"])
     assert 0 < len(on_page) < 60 and {labels["alertname"] for labels in ref["alerts"]} == on_page
     t.run()
+
+
+def test_ack_watch_asks_alertmanager_nothing_while_nothing_is_acknowledged(tmp_path):
+    from trademon.bot.acks import AckWatch
+    from trademon.bot.webhook import Delivery
+
+    t = _Telegram(tmp_path)
+    Delivery(t.cfg, t.h.store, t.tg, t.signer).accept(_page(("DailyLossLimitBreach", "firing")))  # a page, not acknowledged
+    watch = AckWatch(t.cfg, t.h.store, t.tg, None, None, t.signer, t.rb)  # no Alertmanager at all: a call would fail
+    asyncio.run(watch.turn())
+    assert t.h.store.acknowledged(50) == []
+    t.run()

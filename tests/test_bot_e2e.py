@@ -442,6 +442,9 @@ def test_ack_by_name_holds_a_silence_while_it_fires_and_ends_it_on_the_resolve(e
     qid = tg(e2e).press(note["message_id"], "Extend 1h", USER)
     wait(e2e, lambda: qid in tg(e2e).callback_answers, 15, "the Extend's answer")
     assert tg(e2e).callback_answers[qid]["text"].startswith("Extended until")
+    announcement = next(m for m in tg(e2e).snapshot() if m["message_id"] == note["message_id"])
+    assert visible_text(announcement["text"]).startswith("⏳ The acknowledgement") and tg(e2e).buttons(note["message_id"]) == []
+    assert "⏳ Extended by Trader until" in visible_text(next(m for m in tg(e2e).snapshot() if m["message_id"] == mid)["text"])
     states = {s["id"]: s for s in silences(e2e)}
     assert states[made[0]["id"]]["status"]["state"] == "expired"
     extended = [s for s in states.values() if s["id"] not in before and s["status"]["state"] == "active"]

@@ -235,14 +235,18 @@ def test_a_misspelt_metric_or_label_returns_nothing(stack):
 
 def test_panels_that_need_an_external_exporter_are_only_the_marked_ones():
     """Skipped here: cAdvisor cannot run on this machine, and this stack scrapes no Alertmanager
-    (its failed-deliveries panel is AlertDeliveryFailing's, tested by promtool): listed, and only these."""
+    and configures no remote write (those panels' alerts are tested by promtool): listed, and only these."""
     skipped = sorted(f"{q.dashboard}: {q.where} (needs {q.needs})" for _, q in EXTERNAL)
     print("panels not run here:\n  " + "\n  ".join(skipped))
-    assert skipped == ["trademon-health: panel 'Alertmanager: failed deliveries' (needs alertmanager)",
+    assert skipped == ["trademon-health: panel 'Alertmanager cluster' (needs alertmanager)",
+                       "trademon-health: panel 'Alertmanager cluster' (needs alertmanager)",
+                       "trademon-health: panel 'Alertmanager config reloads' (needs alertmanager)",
+                       "trademon-health: panel 'Alertmanager: failed deliveries' (needs alertmanager)",
                        "trademon-health: panel 'Container CPU' (needs cadvisor)",
-                       "trademon-health: panel 'Container memory' (needs cadvisor)"]
+                       "trademon-health: panel 'Container memory' (needs cadvisor)",
+                       "trademon-health: panel 'Remote write lag' (needs remote_write)"]
     for _, q in EXTERNAL:  # and they say so to the trader
-        assert q.needs in ("cadvisor", "alertmanager")
+        assert q.needs in ("cadvisor", "alertmanager", "remote_write")
 
 
 def test_the_panels_checked_here_cover_every_prometheus_dashboard():

@@ -325,6 +325,10 @@ TUNED = {
     "position_drift_for": "3m", "breaker_leak_for": "2m", "master_client_missing_for": "4m", "broker_truth_window": "2h",
     "oer_max": 25, "oer_warning": 12, "oer_min_actions": 30, "active_orders_max": 18, "active_orders_warning": 14,
     "bot_down_for": "2m", "outbox_stuck_seconds": 300, "page_latency_p95_seconds": 5, "page_latency_for": "5m",
+    "prometheus_rule_failures_for": "2m", "prometheus_reload_failed_for": "5m", "prometheus_backlog_for": "10m",
+    "prometheus_send_error_ratio": 0.05, "prometheus_send_errors_for": "10m", "prometheus_no_alertmanager_for": "5m",
+    "remote_write_lag_seconds": 300, "remote_write_behind_for": "10m", "alertmanager_reload_failed_for": "5m",
+    "alertmanager_cluster_for": "10m", "alertmanager_cluster_down_for": "3m",
 }
 
 
@@ -422,6 +426,15 @@ NUMERIC = {
     "page_latency_p95_seconds": ("PageLatencyHigh", 0.1, lambda v: {
         f'trademon_bot_page_latency_seconds_bucket{{since="webhook", le="{n(v)}", job="trademon-bot"}}': per_min(0),
         'trademon_bot_page_latency_seconds_bucket{since="webhook", le="+Inf", job="trademon-bot"}': per_min(10)}, AT),
+    # 100 alerts sent a minute to the one Alertmanager, a share v of them failing
+    "prometheus_send_error_ratio": ("PrometheusErrorSendingAlertsToAnyAlertmanager", 0.01, lambda v: {
+        'prometheus_notifications_sent_total{job="prometheus", instance="p", alertmanager="a"}': per_min(100),
+        'prometheus_notifications_errors_total{job="prometheus", instance="p", alertmanager="a"}': per_min(100 * v)}, AT),
+    # remote write v seconds behind, all along
+    "remote_write_lag_seconds": ("PrometheusRemoteWriteBehind", 1, lambda v: {
+        'prometheus_remote_storage_highest_timestamp_in_seconds{job="prometheus", instance="p"}': f"{n(100000 + v)}+60x40",
+        'prometheus_remote_storage_queue_highest_sent_timestamp_seconds{job="prometheus", instance="p", remote_name="vm", url="u"}':
+            "100000+60x40"}, AT),
     # market hours rendered until v days from now, all along
     "market_calendar_min_days": ("MarketCalendarExpiring", -0.1, lambda v: {
         f"trademon_market_calendar_end_timestamp_seconds{{{API}}}": f"{n(v * 86400)}+60x40"}, AT),

@@ -211,3 +211,87 @@ def test_reconciliation_mismatch_shows_for_one_symbol(start_sim):
     assert len(off_sync) == 1 and off_sync[0].labels["symbol"] == "AAPL"
     sim.off("reconciliation-mismatch")
     assert all(s.value == 0 for s in samples(sim.scrape(PM), "position_reconciliation_discrepancy"))
+
+
+# ---- broker truth (docs/broker-truth.md): what IB does silently --------------------------
+
+def gap(sim, ours, ibs) -> float:
+    """The trading system's count minus IB's (two scrapes a moment apart: an order or fill may land between)."""
+    return sim.total(API, ours) - sim.total(IB, ibs)
+
+
+def test_silent_drop_counts_orders_sent_that_ib_never_shows_and_releases_them(start_sim):
+    sim = start_sim()
+    sent = ("trading_orders_sent_total", "orders_submitted_total")
+    wait(lambda: gap(sim, *sent) == 0, "every order sent at IB")
+    sim.on("silent-drop")
+    wait(lambda: gap(sim, *sent) >= 3, "orders sent that IB never shows")
+    sim.off("silent-drop")
+    wait(lambda: gap(sim, *sent) == 0, "the held orders at IB")
+
+
+def test_fill_lost_is_counted_at_ib_on_reconnect_but_not_recorded_until_switched_off(start_sim):
+    sim = start_sim()
+    wait(lambda: sim.total(IB, "ib_executions_total") > 3, "fills")
+    wait(lambda: gap(sim, "trading_fills_recorded_total", "ib_executions_total") == 0, "every fill recorded")
+    sim.on("fill-lost")
+    assert sim.total(IB, "ib_connected") == 0
+    wait(lambda: sim.total(IB, "ib_connected") == 1, "the session back by itself (1102)")
+    fills = ("trading_fills_recorded_total", "ib_executions_total")
+    aapl = ("trading_position_quantity", "ib_position_quantity")
+    wait(lambda: gap(sim, *fills) <= -9, "the ten fills of the outage at IB, not recorded")
+    assert abs(sim.total(API, aapl[0], symbol="AAPL") - sim.total(IB, aapl[1], symbol="AAPL") + 1000) < 200
+    time.sleep(0.3)  # 30 simulated seconds: they stay lost
+    assert gap(sim, *fills) <= -9
+    sim.off("fill-lost")
+    wait(lambda: gap(sim, *fills) == 0, "the lost fills recorded")
+    assert abs(sim.total(API, aapl[0], symbol="AAPL") - sim.total(IB, aapl[1], symbol="AAPL")) < 200
+
+
+def test_position_drift_moves_the_trading_position_of_one_symbol(start_sim):
+    sim = start_sim()
+
+    def diff(symbol="AAPL"):  # the two jobs are scraped moments apart: a fill may land between
+        return sim.total(API, "trading_position_quantity", symbol=symbol) - sim.total(IB, "ib_position_quantity", symbol=symbol)
+
+    assert abs(diff()) < 200
+    sim.on("position-drift")
+    assert abs(diff() - 1000) < 200
+    assert abs(diff("MSFT")) < 200
+    sim.off("position-drift")
+    assert abs(diff()) < 200
+
+
+def test_breaker_leak_keeps_orders_working_with_the_breaker_open(start_sim):
+    sim = start_sim()
+    sim.on("breaker-leak")
+    assert sim.total(PM, "circuit_breaker_open", breaker="momentum") == 1
+    time.sleep(0.5)  # 50 simulated seconds: a working kill switch would have cancelled them at once
+    assert sim.total(IB, "ib_working_orders") >= 3
+    assert sim.total(IB, "ib_active_orders", symbol="AAPL", side="BUY") >= 3
+    sim.off("breaker-leak")
+    assert sim.total(PM, "circuit_breaker_open", breaker="momentum") == 0
+    assert sim.state()["scenarios"] == []
+
+
+def test_a_tripped_breaker_still_cancels_when_the_kill_switch_works(start_sim):
+    sim = start_sim()
+    sim.on("breaker-leak")
+    sim.off("breaker-leak")
+    sim.on("loss-breach")
+    wait(lambda: sim.total(IB, "ib_working_orders") == 0, "the daily-loss breaker's kill switch cancels")
+    sim.off("loss-breach")
+
+
+def test_oer_runup_passes_20_within_a_simulated_minute_and_a_new_day_restarts_the_counts(start_sim):
+    sim = start_sim(speed=30)  # a poll every 0.2 s is 6 simulated seconds
+    wait(lambda: sim.total(IB, "ib_order_actions_today", kind="execution") > 20, "a busy morning", timeout=40)
+    assert sim.total(IB, "ib_order_efficiency_ratio") < 3
+    sim.on("oer-runup")
+    t0 = sim.state()["sim_time"]
+    wait(lambda: sim.total(IB, "ib_order_efficiency_ratio") > 20, "the ratio past 20")
+    assert sim.state()["sim_time"] - t0 <= 60 + 6  # the catalogue's onset (a poll late at most)
+    assert sim.total(IB, "ib_order_actions_today", kind="revision") > 0
+    sim.off("oer-runup")
+    assert sim.total(IB, "ib_order_actions_today", kind="revision") == 0
+    assert sim.total(IB, "ib_order_efficiency_ratio") < 20

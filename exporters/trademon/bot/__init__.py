@@ -2,7 +2,7 @@
 
 Alertmanager posts the critical and warning notifications to the bot's webhook; the bot
 renders them (HTML, escaped, split on line boundaries), delivers them to Telegram with
-silence and runbook buttons, and answers the trader's commands (status, alerts, silences, P&L charts)
+Ack, silence and runbook buttons (a resolve edits its page), and answers the trader's commands (status, alerts, silences, P&L charts)
 by long polling. Modules, one job each:
 
     config     .env -> BotConfig, errors naming the variable
@@ -13,6 +13,8 @@ by long polling. Modules, one job each:
     webhook    the HTTP endpoint Alertmanager posts to, and the outbox sender
     poller     getUpdates long polling, one poller per token
     handlers   commands and button presses
+    pages      a page's life in one message: its text and notes, its buttons by state, the edit of every copy
+    acks       acknowledgements watched: resolved ones end their silence, ones ending while firing are announced
     runbooks   monitoring/runbooks.md's sections, as Telegram HTML (the 📖 button, /runbook)
     upstream   Alertmanager API v2 (silences, alerts), Prometheus queries, the alert record
     charts     PNG charts (matplotlib, Agg)

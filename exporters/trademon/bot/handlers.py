@@ -41,6 +41,7 @@ Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves
 session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
 
 REFUSAL_LOG_EVERY_S = 60.0
+EXTEND = {"x1h": 3600, "x4h": 4 * 3600}  # the Extend buttons under an acknowledgement about to end
 _ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _SILENCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -210,10 +211,12 @@ class Handlers:
             log.warning("button refused: forged, stale or for another chat", extra={"chat_id": chat.get("id"), "user_id": (user or {}).get("id")})
             return await self._answer(cq, "This button is no longer valid.")
         pressed = msg.get("message_id")
-        if isinstance(pressed, int) and pressed not in ref["message_ids"]:
+        action = checked[0]
+        if action in EXTEND:  # pressed on the announcement, not on a copy of the page: its buttons go once used
+            await self._retire_buttons(int(chat["id"]), pressed)
+        elif isinstance(pressed, int) and pressed not in ref["message_ids"]:
             self.store.set_message(ref["ref"], pressed)  # a copy whose sending the bot has not heard back from yet
             ref["message_ids"].append(pressed)
-        action = checked[0]
         try:
             if action == "uns":
                 note = await self._unsilence(ref, user)
@@ -222,8 +225,8 @@ class Handlers:
                 await pages.edit(self.tg, self.signer, self.runbooks, ref)  # an old copy still showing buttons loses them
             elif action == "ack":
                 note = await self._ack(ref, user)
-            elif action in ("x1h", "x4h"):
-                note = await self._extend(ref, 3600 if action == "x1h" else 4 * 3600, user)
+            elif action in EXTEND:
+                note = await self._extend(ref, EXTEND[action], user)
             else:
                 note = await self._silence(ref, action, user)
         except UpstreamError as e:
@@ -236,6 +239,15 @@ class Handlers:
             return await self._answer(cq, "No runbook for this alert in the bot's runbooks.md.")
         await self._answer(cq, f"📖 {name}")
         await self.send_parts(chat_id, self.runbooks.messages(name))
+
+    async def _retire_buttons(self, chat_id: int, message_id) -> None:
+        if not isinstance(message_id, int):
+            return
+        try:
+            await self.tg.call_within(time.monotonic() + 10, "editMessageReplyMarkup",
+                                      {"chat_id": chat_id, "message_id": message_id, "reply_markup": {"inline_keyboard": []}})
+        except TelegramError as e:  # pressed twice: nothing left to retire
+            log.info("buttons not retired", extra={"error": str(e)})
 
     async def _answer(self, cq: dict, text: str) -> None:
         try:

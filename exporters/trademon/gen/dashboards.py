@@ -513,6 +513,7 @@ def broker_truth(t: dict) -> Board:
     )
 CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
 REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
+OK_FAILED = two_states(("FAILED", RED), ("ok", GREEN))
 
 
 KNOWN_UNKNOWN = [
@@ -544,7 +545,11 @@ def system_health(t: dict) -> Board:
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
          "TelegramRefusesBot", "PageLatencyHigh",
-         "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown", "ThresholdsNotLive"],
+         "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown", "ThresholdsNotLive",
+         "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
+         "PrometheusNotificationsBacklog", "PrometheusErrorSendingAlertsToAnyAlertmanager", "PrometheusNotConnectedToAlertmanagers",
+         "PrometheusRemoteWriteBehind", "AlertmanagerFailedReload", "AlertmanagerMembersInconsistent",
+         "AlertmanagerConfigInconsistent", "AlertmanagerClusterDown"],
         [prom_variable("job", "Job", "up"), symbol_var()],
         [
             ("Services", [
@@ -678,6 +683,47 @@ def system_health(t: dict) -> Board:
                 state_panel("Second poller (409)", [Q(f"max({m('trademon_bot_poll_conflict')})", "polling")],
                             description="Another process polls Telegram with the same token: it takes the button presses and "
                             "commands. The bot reports not ready meanwhile.", mappings=CONFLICT, thresholds=above(1), w=4),
+            ]),
+            ("Prometheus and Alertmanager", [
+                timeseries_panel("Rule evaluation failures",
+                                 [Q('sum by (instance, rule_group) (increase(prometheus_rule_evaluation_failures_total{job="prometheus"}[5m]))',
+                                    "{{instance}} {{rule_group}}")],
+                                 unit="short", bars=True, thresholds=above(1), links=[runbook("PrometheusRuleFailures")],
+                                 description="Failed evaluations per rule group in 5 minutes: the alerts of that group are blind."),
+                state_panel("Config reloads", [Q('min by (job, instance) (prometheus_config_last_reload_successful{job="prometheus"})',
+                                                 "{{instance}}")],
+                            description="Whether each Prometheus' last configuration reload succeeded (a failed one keeps the old).",
+                            mappings=OK_FAILED, thresholds=below(1), links=[runbook("PrometheusConfigReloadFailed")]),
+                timeseries_panel("Alerts queued for Alertmanager",
+                                 [Q('max by (instance) (prometheus_notifications_queue_length{job="prometheus"})', "{{instance}} queued"),
+                                  Q('sum by (instance) (increase(prometheus_notifications_dropped_total{job="prometheus"}[5m]))',
+                                    "{{instance}} dropped / 5m")],
+                                 unit="short", thresholds=above(1), links=[runbook("PrometheusNotificationsBacklog"),
+                                                                          runbook("PrometheusErrorSendingAlertsToAnyAlertmanager")],
+                                 description="Alerts waiting in each Prometheus' queue to Alertmanager, and dropped from it."),
+                stat_panel("Alertmanagers discovered", [Q('min(prometheus_notifications_alertmanagers_discovered{job="prometheus"})')],
+                           unit="short", w=4, thresholds=below(1), links=[runbook("PrometheusNotConnectedToAlertmanagers")],
+                           description="The fewest Alertmanagers any Prometheus sends to; 0: its alerts go nowhere."),
+                timeseries_panel("Remote write lag",
+                                 [Q('max by (instance) (prometheus_remote_storage_highest_timestamp_in_seconds{job="prometheus"})'
+                                    ' - ignoring (remote_name, url) group_right max by (instance, remote_name) '
+                                    '(prometheus_remote_storage_queue_highest_sent_timestamp_seconds{job="prometheus"})',
+                                    "{{instance}} to {{remote_name}}")],
+                                 unit="s", thresholds=above(t["remote_write_lag_seconds"]), draw_thresholds=True, needs="remote_write",
+                                 links=[runbook("PrometheusRemoteWriteBehind")],
+                                 description="How far behind each Prometheus' remote write is (the long-term store)."),
+                timeseries_panel("Alertmanager config reloads",
+                                 [Q('min by (instance) (alertmanager_config_last_reload_successful{job="alertmanager"})', "{{instance}}")],
+                                 description="Whether each Alertmanager's last configuration reload succeeded (1; 0: it failed and "
+                                 "the old configuration is in use).", unit="short", min_value=0,
+                                 thresholds=below(1), needs="alertmanager", links=[runbook("AlertmanagerFailedReload")]),
+                timeseries_panel("Alertmanager cluster",
+                                 [Q('max by (instance) (alertmanager_cluster_members{job="alertmanager"})', "{{instance}} members"),
+                                  Q('count(count_values("config_hash", alertmanager_config_hash{job="alertmanager"}))', "configurations")],
+                                 unit="short", needs="alertmanager",
+                                 links=[runbook("AlertmanagerMembersInconsistent"), runbook("AlertmanagerConfigInconsistent"),
+                                        runbook("AlertmanagerClusterDown")],
+                                 description="Members each Alertmanager sees (2 in the HA pair) and distinct configurations among them (1)."),
             ]),
             ("Containers", [
                 timeseries_panel("Container CPU", [Q('sum by (name) (rate(container_cpu_usage_seconds_total{name!=""}[$__rate_interval]))', "{{name}}")],

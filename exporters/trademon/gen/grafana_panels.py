@@ -73,8 +73,17 @@ GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
 # Prometheus series that exist without any exporter (Prometheus makes them itself).
 PROMETHEUS_BUILTIN_SERIES = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped",
                                        "scrape_series_added", "ALERTS", "ALERTS_FOR_STATE"})
-# The stack's own engines' series that rules use (Alertmanager is scraped as job alertmanager).
-STACK_ENGINE_SERIES = frozenset({"alertmanager_notifications_failed_total"})
+# The stack's own engines' series that rules and panels use (scraped as jobs alertmanager and
+# prometheus); remote write's only where it is configured (the HA layout).
+ALERTMANAGER_SERIES = frozenset({"alertmanager_notifications_failed_total", "alertmanager_config_last_reload_successful",
+                                 "alertmanager_cluster_members", "alertmanager_config_hash"})
+PROMETHEUS_SERIES = frozenset({"prometheus_rule_evaluation_failures_total", "prometheus_config_last_reload_successful",
+                               "prometheus_notifications_queue_length", "prometheus_notifications_queue_capacity",
+                               "prometheus_notifications_dropped_total", "prometheus_notifications_errors_total",
+                               "prometheus_notifications_sent_total", "prometheus_notifications_alertmanagers_discovered"})
+REMOTE_WRITE_SERIES = frozenset({"prometheus_remote_storage_highest_timestamp_in_seconds",
+                                 "prometheus_remote_storage_queue_highest_sent_timestamp_seconds"})
+STACK_ENGINE_SERIES = ALERTMANAGER_SERIES | PROMETHEUS_SERIES | REMOTE_WRITE_SERIES
 
 # Exporters that are not trademon's and whose metrics are not in the contract: a panel that
 # queries them says so (Panel needs=...), and the live test, which cannot run them here,
@@ -82,7 +91,11 @@ STACK_ENGINE_SERIES = frozenset({"alertmanager_notifications_failed_total"})
 EXTERNAL_EXPORTERS: dict[str, dict] = {
     "alertmanager": {
         "what": "Alertmanager's own metrics (Prometheus job `alertmanager`)",
-        "metrics": STACK_ENGINE_SERIES,
+        "metrics": ALERTMANAGER_SERIES,
+    },
+    "remote_write": {
+        "what": "remote_write configured (the HA layout's VictoriaMetrics: prometheus/prometheus.ha.yml)",
+        "metrics": REMOTE_WRITE_SERIES,
     },
     "cadvisor": {
         "what": "cAdvisor (compose service `cadvisor`, Prometheus job `cadvisor`)",

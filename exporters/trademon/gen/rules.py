@@ -597,6 +597,80 @@ ALERTS: list[Alert] = [
           "The 95th percentile of the time from Alertmanager's send to Telegram's acceptance of a page has been above "
           "${page_latency_p95_seconds}s for ${page_latency_for}: Telegram is slow or rate-limiting the bot.",
           "health", for_="page_latency_for"),
+    # --- Prometheus and Alertmanager watching themselves (the prometheus-mixin and
+    # alertmanager-mixin alerts, at this stack's jobs; the HA pair is one job of two targets).
+    # What a Prometheus cannot send (no Alertmanager at all) the other replica sends in HA,
+    # and the dead man's switch (HEARTBEAT_URL) reports on a single host. ---
+    Alert("PrometheusRuleFailures", "critical",
+          "sum by (job, instance, rule_group) (increase(prometheus_rule_evaluation_failures_total{${prometheus}}[5m])) > 0",
+          "Rules of {{ $labels.rule_group }} fail to evaluate on {{ $labels.instance }}",
+          'Prometheus {{ $labels.instance }} failed {{ printf "%.0f" $value }} evaluations of the rule group {{ $labels.rule_group }} '
+          "in 5 minutes, for more than ${prometheus_rule_failures_for}: the alerts of that group are blind (a many-to-many "
+          "match after a label change is the usual cause). Its log names the rule and the error.",
+          "health", for_="prometheus_rule_failures_for"),
+    Alert("PrometheusConfigReloadFailed", "warning",
+          "max_over_time(prometheus_config_last_reload_successful{${prometheus}}[5m]) == 0",
+          "Prometheus {{ $labels.instance }} could not reload its configuration",
+          "The last configuration reload of Prometheus {{ $labels.instance }} failed and it runs the previous one: the "
+          "rules or scrape jobs edited since are not in force.",
+          "health", for_="prometheus_reload_failed_for"),
+    Alert("PrometheusNotificationsBacklog", "warning",
+          "min_over_time(prometheus_notifications_queue_length{${prometheus}}[10m]) > 0",
+          "Prometheus {{ $labels.instance }} has alerts queued for Alertmanager",
+          'Prometheus {{ $labels.instance }} has had alerts waiting to be sent to Alertmanager for 10 minutes and more '
+          '({{ printf "%.0f" $value }} at least): alerts reach Alertmanager late; a full queue drops them.',
+          "health", for_="prometheus_backlog_for"),
+    Alert("PrometheusErrorSendingAlertsToAnyAlertmanager", "critical",
+          "min without (alertmanager) (rate(prometheus_notifications_errors_total{${prometheus}}[5m])"
+          " / rate(prometheus_notifications_sent_total{${prometheus}}[5m]))"
+          " > ${prometheus_send_error_ratio}",
+          "Prometheus {{ $labels.instance }} fails to send alerts to every Alertmanager",
+          'Prometheus {{ $labels.instance }} fails {{ $value | humanizePercentage }} of its sends to even its best '
+          "Alertmanager (limit ${prometheus_send_error_ratio|pct}) for ${prometheus_send_errors_for}: its alerts are not "
+          "arriving. This page comes from the other replica, or not at all: the dead man's switch then says so.",
+          "health", for_="prometheus_send_errors_for"),
+    Alert("PrometheusNotConnectedToAlertmanagers", "warning",
+          "max_over_time(prometheus_notifications_alertmanagers_discovered{${prometheus}}[5m]) < 1",
+          "Prometheus {{ $labels.instance }} has no Alertmanager",
+          "Prometheus {{ $labels.instance }} has discovered no Alertmanager for ${prometheus_no_alertmanager_for}: its "
+          "alerts go nowhere (check the alerting section of prometheus.yml).",
+          "health", for_="prometheus_no_alertmanager_for"),
+    Alert("PrometheusRemoteWriteBehind", "critical",
+          "(max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds{${prometheus}}[5m])"
+          " - ignoring (remote_name, url) group_right"
+          " max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds{${prometheus}}[5m]))"
+          " > ${remote_write_lag_seconds}",
+          "Prometheus {{ $labels.instance }} is {{ $value | humanizeDuration }} behind writing to {{ $labels.remote_name }}",
+          "Remote write from Prometheus {{ $labels.instance }} to {{ $labels.url }} is {{ $value | humanizeDuration }} "
+          "behind (limit ${remote_write_lag_seconds}s) for ${remote_write_behind_for}: the long-term store misses the "
+          "recent data, and Prometheus loses it past its WAL.",
+          "health", for_="remote_write_behind_for"),
+    Alert("AlertmanagerFailedReload", "critical",
+          "max_over_time(alertmanager_config_last_reload_successful{${alertmanager}}[5m]) == 0",
+          "Alertmanager {{ $labels.instance }} could not load its configuration",
+          "The last configuration reload of Alertmanager {{ $labels.instance }} failed and it routes with the previous one: "
+          "a receiver or route added since is not in force. Its log names the error.",
+          "health", for_="alertmanager_reload_failed_for"),
+    Alert("AlertmanagerMembersInconsistent", "critical",
+          "max_over_time(alertmanager_cluster_members{${alertmanager}}[5m])"
+          " < on (job) group_left count by (job) (max_over_time(alertmanager_cluster_members{${alertmanager}}[5m]))",
+          "Alertmanager {{ $labels.instance }} sees only {{ $value }} cluster members",
+          "Alertmanager {{ $labels.instance }} has not found every member of its cluster for "
+          "${alertmanager_cluster_for}: the pair does not share silences and notification state, so a page may go "
+          "out twice or a silence not hold (check the --cluster.peer addresses and the gossip port).",
+          "health", for_="alertmanager_cluster_for"),
+    Alert("AlertmanagerConfigInconsistent", "critical",
+          'count by (job) (count_values by (job) ("config_hash", alertmanager_config_hash{${alertmanager}})) != 1',
+          "The Alertmanagers of {{ $labels.job }} run different configurations",
+          "The Alertmanagers of {{ $labels.job }} have run {{ $value }} different configurations for "
+          "${alertmanager_cluster_for}: they route and notify differently (a reload that reached one node only).",
+          "health", for_="alertmanager_cluster_for"),
+    Alert("AlertmanagerClusterDown", "critical",
+          "count by (job) (avg_over_time(up{${alertmanager}}[5m]) < 0.5) / count by (job) (up{${alertmanager}}) >= 0.5",
+          "Half or more of the Alertmanagers of {{ $labels.job }} are down",
+          "{{ $value | humanizePercentage }} of the Alertmanagers of {{ $labels.job }} could not be scraped for "
+          "${alertmanager_cluster_down_for}: in the HA pair the survivor still notifies, with no redundancy left.",
+          "health", for_="alertmanager_cluster_down_for"),
     Alert("MarketCalendarExpiring", "warning",
           "(min by (job) (trademon_market_calendar_end_timestamp_seconds) - time()) / 86400 < ${market_calendar_min_days}",
           'Market calendar runs out in {{ printf "%.0f" $value }} days',
@@ -642,6 +716,7 @@ def default_selectors() -> dict[str, str]:
         "trademon": 'job=~"' + "|".join(j for j in jobs_of_kind("trademon") if j != BOT) + '"',
         "bot": f'job="{BOT}"',
         "alertmanager": 'job="alertmanager"',
+        "prometheus": 'job="prometheus"',
     }
 
 

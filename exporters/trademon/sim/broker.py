@@ -23,6 +23,7 @@ CANCEL_RATE = 0.05          # limit orders the strategy cancels before they fill
 # limit, so the scenario means slippage, not a loss breach.
 SPIKE_SLIPPAGE = 0.02
 BURST_REJECT_RATE = 0.75    # rejection-burst: most orders rejected with code 201
+ORDER_ACTION_KINDS = ("submission", "revision", "cancellation", "execution")  # IB's Order Efficiency Ratio terms
 
 
 @dataclass
@@ -61,6 +62,7 @@ class BrokerStats:
     executions: Counter = field(default_factory=Counter)          # strategy: executions IB reported
     filled_qty: Counter = field(default_factory=Counter)          # (account, symbol): quantity IB executed
     recorded: Counter = field(default_factory=Counter)            # strategy: fills the trading system recorded
+    revised: Counter = field(default_factory=Counter)             # strategy: amendments of working orders (oer-runup)
     # Observations not yet taken by the exporter: (kind, strategy, value).
     observations: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
@@ -77,6 +79,14 @@ class Broker:
         self._events: list[tuple[float, int, str, Order]] = []  # (time, seq, kind, order)
         self._seq = itertools.count()
         self._recent: dict[str, SlippageWindow] = {}  # strategy -> slippage of its recent fills
+        # Broker-truth failures (sim/scenarios.py): placements IB drops without a word, fills
+        # the trading system does not record, a kill switch whose cancels do not reach IB.
+        self.drop_placements = False
+        self.dropped: list[Order] = []
+        self.recording = True
+        self.lost: list[Order] = []
+        self.kill_switch_works = True
+        self._day_base: dict[str, int] = dict.fromkeys(ORDER_ACTION_KINDS, 0)
 
     def _lognormal(self, median: float, sigma: float) -> float:
         return median * math.exp(sigma * self.rng.gauss(0.0, 1.0))
@@ -87,12 +97,35 @@ class Broker:
     def submit(self, account, strategy, symbol, side, qty, order_type, limit_price, now) -> Order:
         o = Order(next(self._ids), account, strategy, symbol, side, qty, order_type, limit_price, self.market.mid[symbol], now)
         self.stats.sent[strategy] += 1
+        if self.drop_placements:  # IB never shows it: no openOrder, no status, no fill
+            self.dropped.append(o)
+            return o
+        self._place(o, now)
+        return o
+
+    def release_dropped(self, now: float) -> int:
+        """The held placements turn up at IB after all (a late acknowledgement)."""
+        held, self.dropped = self.dropped, []
+        for o in held:
+            self._place(o, now)
+        return len(held)
+
+    def rest(self, account: str, strategy: str, symbol: str, side: int, qty: int, price: float, now: float) -> Order:
+        """A limit order far from the market: acknowledged, then working until cancelled."""
+        o = Order(next(self._ids), account, strategy, symbol, side, qty, "limit", price, self.market.mid[symbol], now)
+        self.stats.sent[strategy] += 1
         self.stats.submitted[strategy] += 1
+        self._at(now, "ack", o)
+        return o
+
+    def _place(self, o: Order, now: float, reject: bool = True) -> None:
+        self.stats.submitted[o.strategy] += 1
+        order_type = o.order_type
         ack = now + min(self._lognormal(0.03, 0.6), 2.0)
         reject_rate = BURST_REJECT_RATE if self.rejection_burst else REJECT_RATE
-        if self.rng.random() < reject_rate:
+        if reject and self.rng.random() < reject_rate:
             self._at(ack, "reject", o)
-            return o
+            return
         self._at(ack, "ack", o)
         if order_type == "limit" and self.rng.random() < CANCEL_RATE:
             self._at(ack + self.rng.uniform(20, 60), "cancel", o)
@@ -100,6 +133,12 @@ class Broker:
             self._at(ack + min(self._lognormal(2.0, 1.0), 45.0), "fill", o)
         else:
             self._at(ack + self._lognormal(0.15, 0.5), "fill", o)
+
+    def place_now(self, account: str, strategy: str, symbol: str, side: int, qty: int, now: float) -> Order:
+        """A market order that is not rejected: the fill a scenario needs, for certain."""
+        o = Order(next(self._ids), account, strategy, symbol, side, qty, "market", None, self.market.mid[symbol], now)
+        self.stats.sent[strategy] += 1
+        self._place(o, now, reject=False)
         return o
 
     def process(self, until: float) -> list[Fill]:
@@ -128,12 +167,29 @@ class Broker:
         self.working.pop(o.id, None)
         self.stats.cancelled[o.strategy] += 1
 
-    def cancel_working(self) -> int:
-        """The kill switch: cancel every working order (a circuit breaker trips)."""
-        orders = list(self.working.values())
+    def cancel_working(self, orders: list[Order] | None = None) -> int:
+        """The kill switch: cancel every working order (a circuit breaker trips), or the given ones."""
+        orders = list(self.working.values()) if orders is None else [o for o in orders if o.id in self.working]
         for o in orders:
             self._cancelled(o)
         return len(orders)
+
+    def recover_lost(self) -> list[Order]:
+        """The trading system re-reads its executions (reqExecutions) and records the fills it missed."""
+        lost, self.lost = self.lost, []
+        for o in lost:
+            self.stats.recorded[o.strategy] += 1
+        return lost
+
+    def today(self) -> dict[str, int]:
+        """Today's order actions (IB's Order Efficiency Ratio terms), since new_day()."""
+        st = self.stats
+        totals = {"submission": sum(st.submitted.values()), "revision": sum(st.revised.values()),
+                  "cancellation": sum(st.cancelled.values()), "execution": sum(st.filled.values())}
+        return {k: v - self._day_base[k] for k, v in totals.items()}
+
+    def new_day(self) -> None:
+        self._day_base = {k: self._day_base[k] + v for k, v in self.today().items()}
 
     def _reject_code(self) -> str:
         r, acc = self.rng.random(), 0.0
@@ -158,7 +214,10 @@ class Broker:
         self.stats.filled[o.strategy] += 1
         self.stats.executions[o.strategy] += 1
         self.stats.filled_qty[(o.account, o.symbol)] += o.qty
-        self.stats.recorded[o.strategy] += 1
+        if self.recording:
+            self.stats.recorded[o.strategy] += 1
+        else:
+            self.lost.append(o)
         self.stats.observations.append(("fill_latency", o.strategy, t - o.submitted_at))
         self.stats.observations.append(("slippage_bps", o.strategy, slip_bps))
         self._recent.setdefault(o.strategy, SlippageWindow()).add(t, slip_bps)

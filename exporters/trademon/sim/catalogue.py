@@ -47,6 +47,16 @@ EXPECTED: dict[str, tuple[Expect, ...]] = {
     "intent-backlog": (Expect("WorkerProcessingLag", 60, 30), Expect("OrderIntentsPendingTooMany", 270, 60)),
     "api-down": (Expect("APIHealthCheckFailed", 15, 15),),
     "reconciliation-mismatch": (Expect("PositionReconciliationMismatch", 0, 0),),
+    # Broker truth: the order and fill checks compare counts 5/30/60 s old (their offsets), so
+    # the onset is that offset after the switch (silent-drop places its first order at once;
+    # fill-lost's missing executions count at the 1102, 10 s in, and its position drift shows
+    # once IB's fills of the last minute no longer excuse it); the rest hold from the switch.
+    "silent-drop": (Expect("OrderNotAcknowledgedByIB", 30, 0,
+                           "OrderAcknowledgementSlow warns at 5 s, then is inhibited by it"),),
+    "fill-lost": (Expect("ExecutionNotRecorded", 70, 0), Expect("PositionDriftFromBroker", 70, 0)),
+    "position-drift": (Expect("PositionDriftFromBroker", 0, 0),),
+    "breaker-leak": (Expect("BreakerLeakingOrders", 0, 0), Expect("CircuitBreakerTripped", 0, 0)),
+    "oer-runup": (Expect("OrderEfficiencyRatioExcessive", 60, 0),),
 }
 
 

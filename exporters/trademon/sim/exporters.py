@@ -192,11 +192,10 @@ class IBExporter:
         for kind, k in self._working_shown - shown:
             m["ib_active_orders" if kind == "a" else "ib_working_order_quantity"].remove(*k)
         self._working_shown = shown
-        sub, canc, ex = sum(st.submitted.values()), sum(st.cancelled.values()), sum(st.filled.values())
-        # the simulated strategies never amend an order: no revisions
-        for kind, n in (("submission", sub), ("revision", 0), ("cancellation", canc), ("execution", ex)):
+        today = w.broker.today()  # the simulated strategies amend orders only in oer-runup
+        for kind, n in today.items():
             m["ib_order_actions_today"].labels(kind).set(n)
-        m["ib_order_efficiency_ratio"].set((sub + canc) / (ex + 1))
+        m["ib_order_efficiency_ratio"].set((today["submission"] + today["revision"] + today["cancellation"]) / (today["execution"] + 1))
 
     def _broker_state(self) -> None:
         w, m = self.world, self.m

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from trademon.sim.world import World
+from trademon.sim.world import DRIFT_QTY, World
 
 log = logging.getLogger("trademon.sim.scenarios")
 
@@ -17,6 +17,17 @@ SCENARIOS = {
     "intent-backlog": "the workers stall: pending intents pile up, worker lag climbs",
     "api-down": "the automatictrader-api port answers 503 to everything, /metrics included",
     "reconciliation-mismatch": "position-manager's book and the broker differ for one symbol",
+    # Broker truth (docs/broker-truth.md): what IB does silently.
+    "silent-drop": "IB drops every order placement without a word (no openOrder, no status, ever); "
+                   "off: the held orders turn up at IB (a real silent drop stays counted for the window, 1 h)",
+    "fill-lost": "10 orders fill during a 10 s IB disconnect (1100, then 1102) and the trading system never records "
+                 "those fills, so its position is 1000 shares short too; off: it re-reads its executions "
+                 "(reqExecutions) and records them",
+    "position-drift": "the trading system's position in one symbol drifts 1000 shares from IB's",
+    "breaker-leak": "a strategy's circuit breaker trips but its kill switch's cancels never reach IB: "
+                    "3 resting orders keep working",
+    "oer-runup": "a strategy amends its working orders in a loop: today's Order Efficiency Ratio passes 20 "
+                 "within a minute; off: a new trading day (the counts restart)",
 }
 
 
@@ -47,6 +58,22 @@ def _apply(world: World, name: str, on: bool) -> None:
         if key is not None:
             # A fill the book saw but the broker did not (or the reverse): 25 shares apart.
             world.book_offset[key] = 25 if on else 0
+    elif name == "silent-drop":
+        world.broker.drop_placements = on
+        if on:  # one order at once, so the page does not wait on the load generator's next one
+            st, sym = world.s.strategies[0], world.s.symbols[0]
+            world.broker.submit(world.account_of[st], st, sym, 1, 1, "market", None, world.t)
+        else:
+            world.broker.release_dropped(world.t)
+    elif name == "fill-lost":
+        world.start_fill_lost_outage() if on else world.recover_lost_fills()
+    elif name == "position-drift":
+        world.drift(world.s.accounts[0], world.s.symbols[0], DRIFT_QTY if on else -DRIFT_QTY)
+    elif name == "breaker-leak":
+        world.leak_breaker(on)
+    elif name == "oer-runup":
+        if not on:
+            world.broker.new_day()
     elif name == "loss-breach":
         if not on:
             world.loss_shock.clear()  # the P&L recovers; the breaker resets once it is back above the limit

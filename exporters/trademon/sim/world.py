@@ -34,6 +34,15 @@ FARMS = (("usfarm", "market"), ("ushmds", "historical"), ("secdefil", "secdef"))
 FARM_OK_CODES = ("2104", "2106", "2158")
 # Start-of-day holdings per account, as gross notional spread over the symbols.
 START_GROSS = 90_000.0
+# Broker-truth scenarios (sim/scenarios.py), in simulated seconds and shares.
+FILL_LOST_OUTAGE_S = 10.0  # fill-lost: the 1100 outage during which a fill goes unrecorded (1102 after it)
+# fill-lost: market orders that fill during the outage. Several: the rule counts IB's fills up
+# to a minute ago against all the trading system recorded, so the fills of that last minute
+# (three or four a strategy) hide as many lost ones.
+PROBE_ORDERS, PROBE_QTY = 10, 100
+DRIFT_QTY = 1000           # position-drift: well beyond what orders in flight could explain
+RESTING_ORDERS = 3         # breaker-leak: resting orders the kill switch fails to cancel
+OER_TARGET, OER_RUNUP_S = 24.0, 60.0  # oer-runup: amendments enough for this ratio in this long (past 20 in ~50 s)
 
 
 @dataclass
@@ -67,6 +76,10 @@ class World:
         # Books per (strategy, symbol): what the broker holds, and what position-manager believes.
         self.positions: dict[tuple[str, str], Position] = {}
         self.book_offset: dict[tuple[str, str], int] = {}  # position-manager's book minus the broker's
+        self.trading_offset: dict[tuple[str, str], int] = {}  # (account, symbol): the trading system's position minus IB's
+        self.leaking: list = []  # breaker-leak's resting orders
+        self.outage_ends: float | None = None  # fill-lost: when the session comes back by itself
+        self._amend_carry = 0.0  # oer-runup: the fraction of an amendment not yet made
         self._open_positions()
         self.breakers: dict[str, Breaker] = {DAILY_LOSS_BREAKER: Breaker()}
         self.breaker_trips: Counter = Counter()  # (breaker, reason)
@@ -128,8 +141,12 @@ class World:
         return self.positions[(strategy, symbol)].qty
 
     def trading_position(self, account: str, symbol: str) -> int:
-        """The trading system's own position: the simulated one records every fill, so IB's."""
-        return sum(self.positions[(st, symbol)].qty for st in self.strategies_of(account))
+        """The trading system's own position: IB's, but for the fills it lost and a scenario's drift."""
+        return sum(self.positions[(st, symbol)].qty for st in self.strategies_of(account)) + self.trading_offset.get((account, symbol), 0)
+
+    def drift(self, account: str, symbol: str, qty: int) -> None:
+        key = (account, symbol)
+        self.trading_offset[key] = self.trading_offset.get(key, 0) + qty
 
     def discrepancy(self, account: str, symbol: str) -> int:
         return sum(self.book_offset.get((st, symbol), 0) for st in self.strategies_of(account))
@@ -141,7 +158,7 @@ class World:
             return False
         b.open, b.reason, b.since = True, reason, self.t
         self.breaker_trips[(name, reason)] += 1
-        if not name.startswith("synthetic"):
+        if not name.startswith("synthetic") and self.broker.kill_switch_works:
             self.broker.cancel_working()  # the kill switch: IB's working orders go
         log.warning("circuit breaker tripped", extra={"breaker": name, "reason": reason})
         self.on_change()
@@ -213,6 +230,59 @@ class World:
         """What follows from the books at this instant (also run right after a scenario switch)."""
         self._hold_loss_shock()
         self._check_loss_limit()
+        if self.outage_ends is not None and self.t >= self.outage_ends:
+            self.end_fill_lost_outage()
+        if "oer-runup" in self.scenarios:
+            self._amend_in_a_loop()
+
+    # ---- broker-truth failures ---------------------------------------------------------
+    def start_fill_lost_outage(self) -> None:
+        """Market orders go out, the session drops (1100) and they fill meanwhile; the trading
+        system records no fill until the session is back (1102), and then not those."""
+        st, sym = self.s.strategies[0], self.s.symbols[0]
+        for _ in range(PROBE_ORDERS):
+            self.broker.place_now(self.account_of[st], st, sym, 1, PROBE_QTY, self.t)
+        self.broker.recording = False
+        self.outage_ends = self.t + FILL_LOST_OUTAGE_S
+        self.ib_disconnect()
+
+    def end_fill_lost_outage(self) -> None:
+        self.outage_ends = None
+        self.broker.recording = True
+        for o in self.broker.lost:  # the trading system's position misses them too
+            self.drift(o.account, o.symbol, -o.side * o.qty)
+        self.ib_reconnect()
+
+    def recover_lost_fills(self) -> None:
+        if self.outage_ends is not None:
+            self.end_fill_lost_outage()
+        for o in self.broker.recover_lost():
+            self.drift(o.account, o.symbol, o.side * o.qty)
+
+    def leak_breaker(self, on: bool) -> None:
+        """A strategy's breaker trips, but its kill switch's cancels never reach IB."""
+        st = self.s.strategies[0]
+        if on:
+            self.broker.kill_switch_works = False
+            sym = self.s.symbols[0]
+            mid = self.market.mid[sym]
+            self.leaking = [self.broker.rest(self.account_of[st], st, sym, 1, 10, round(mid * 0.8, 2), self.t)
+                            for _ in range(RESTING_ORDERS)]
+            self.trip(st, "manual")
+        else:
+            self.broker.kill_switch_works = True
+            self.broker.cancel_working(self.leaking)
+            self.leaking = []
+            self.reset(st)
+
+    def _amend_in_a_loop(self) -> None:
+        """oer-runup: the first strategy amends its working orders so often that today's
+        ratio reaches OER_TARGET within OER_RUNUP_S, however busy the day was so far."""
+        per_step = (self.broker.today()["execution"] + 1) * OER_TARGET * STEP_S / OER_RUNUP_S
+        self._amend_carry += per_step
+        n = int(self._amend_carry)
+        self._amend_carry -= n
+        self.broker.stats.revised[self.s.strategies[0]] += n
 
     def _hold_loss_shock(self) -> None:
         if "loss-breach" not in self.scenarios or not self.s.strategies:
