@@ -34,11 +34,12 @@ LABEL org.opencontainers.image.title="trademon" \
 # /var/lib/trademon: the alert sink's JSON-lines file (a named volume takes this owner).
 # /alertmanager-config: what `trademon am-config` renders for Alertmanager, whose image
 # runs as nobody (65534); the init step runs as nobody too, so Alertmanager can read the
-# 0600 secret files it writes.
+# 0600 secret files it writes. /thresholds: the threshold rules `trademon thresholds` renders
+# for Prometheus, whose image runs as nobody too (a new named volume takes this owner).
 RUN groupadd --system --gid 10001 trademon \
  && useradd --system --uid 10001 --gid trademon --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin trademon \
  && install -d -o 10001 -g 10001 -m 0755 /var/lib/trademon \
- && install -d -o 65534 -g 65534 -m 0755 /alertmanager-config
+ && install -d -o 65534 -g 65534 -m 0755 /alertmanager-config /thresholds
 COPY --from=build /opt/trademon /opt/trademon
 ENV PATH=/opt/trademon/bin:$PATH \
     PYTHONUNBUFFERED=1 \

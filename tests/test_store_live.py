@@ -102,6 +102,10 @@ def names(url: str, match: str | None = None) -> set[str]:
 def store(tmp_path_factory):
     s = Store(tmp_path_factory.mktemp("store"))
     try:
+        # Every Prometheus has the bot's histogram at 0 before exercise() pages once: a replica
+        # whose first scrape came after the page would hold no increase for the latency panel.
+        for url in (s.stack.prom, s.replica_b.url, s.host2.url):
+            wait_for(lambda: query(url, f'up{{job="{contract.BOT}"}} == 1'), 30, 0.5, f"{url} scraping the bot")
         exercise(s.stack)
         yield s
     finally:

@@ -94,6 +94,8 @@ class BotMetrics:
             self.refused.labels(reason=reason).set(0)
         self.pages = Children(jm["trademon_bot_pages_delivered_total"], "inc")
         self.latency = Children(jm["trademon_bot_page_latency_seconds"], "observe")
+        for since in ("webhook", "alert_start"):  # at 0 from the start, so the first page is an increase rate() sees
+            self.latency(since)
         self._measured: OrderedDict[str, None] = OrderedDict()
 
     def watch_outbox(self, read: Callable[[], tuple[int, float | None]]) -> None:

@@ -48,9 +48,11 @@ def per_account(key: str, vector: str) -> str:
     monitoring/config.yml overrides it, else the default, one element per account.
 
     ``own or on () default`` would not do: ``or on ()`` drops the default as soon as any
-    account has its own, leaving the other accounts without a threshold."""
+    account has its own, leaving the other accounts without a threshold. The default is taken
+    through ``max``: one Prometheus has one, while the long-term store holds one per trading
+    host (the dashboards read it there), which ``group_left`` would refuse as duplicates."""
     return (f'({series(key)}{{account!=""}} or on (account) '
-            f"(group by (account) ({vector}) * on () group_left () {default(key)}))")
+            f"(group by (account) ({vector}) * on () group_left () max({default(key)})))")
 
 
 def template_value(key: str, fmt: str = 'printf "%g"') -> str:
