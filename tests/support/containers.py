@@ -76,7 +76,8 @@ def tools_root() -> Path:
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("TRADEMON_IMAGE_CACHE", Path.home() / ".cache" / "trademon-images"))
+    # inside the checkout (git-ignored, like .tools/): the suite writes nothing outside it
+    d = Path(os.environ.get("TRADEMON_IMAGE_CACHE", ROOT / ".cache" / "images"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
