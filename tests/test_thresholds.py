@@ -108,3 +108,84 @@ def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
         assert r.check() is not None  # retried although the file did not change
     finally:
         srv.shutdown()
+
+
+def test_the_poll_and_a_reload_request_render_one_at_a_time(tmp_path, monkeypatch):
+    """CI saw `trademon thresholds --reload` answered by a bare 500 while the poll rendered the
+    same edit: both wrote the one temporary file and one rename found it gone."""
+    import threading
+    import time
+
+    r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [])
+    inside, most, lock = [0], [0], threading.Lock()
+    real = render.render
+
+    def slow_render(root):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return real(root)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(render, "render", slow_render)
+    outcomes: list = []
+    threads = [threading.Thread(target=lambda: outcomes.append(r.render_once())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and len(outcomes) == 4 and all(o.live for o in outcomes), (most, outcomes)
+
+
+def test_a_render_that_cannot_write_is_refused_not_a_bare_500(tmp_path):
+    """An output directory it cannot write to: not live, named, and the reload endpoint answers
+    JSON (the CLI reads it) rather than an unhandled exception."""
+    import asyncio
+    import json
+
+    (tmp_path / "out").write_text("a file where the rules directory should be")
+    r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [])
+    outcome = r.render_once()
+    assert not outcome.live and "could not write" in outcome.message, outcome.message
+
+    sent: list[dict] = []
+
+    async def call():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+        await watch.reload_app(r)({"type": "http", "path": "/reload", "method": "POST"}, receive, send)
+    asyncio.run(call())
+    assert sent[0]["status"] == 422 and "could not write" in json.loads(sent[1]["body"])["message"]
+
+
+def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
+    """A bare 500 from the service is reported as what it is, not as a stack that is not running."""
+    import http.server
+    import threading
+
+    from trademon.thresholds import cli
+
+    class Bare500(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"Internal Server Error")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Bare500)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(srv.server_port)}) == 2
+    finally:
+        srv.shutdown()
+    err = capsys.readouterr().err
+    assert "answered HTTP 500 'Internal Server Error'" in err and "is the stack running" not in err, err

@@ -37,9 +37,14 @@ def ask_reload(env) -> int:
     token = env_str("TRADEMON_API_TOKEN", env=env)
     try:
         r = http.request("POST", url, timeout=60, headers={"Authorization": f"Bearer {token}"} if token else {})
-        body = r.json()
-    except (http.Error, ValueError) as e:
+    except http.Error as e:
         print(f"trademon thresholds: no answer from {url} ({e}); is the stack running?", file=sys.stderr)
+        return 2
+    try:
+        body = r.json()
+    except ValueError:
+        print(f"trademon thresholds: {url} answered HTTP {r.status_code} {r.text.strip()[:200]!r}, not an outcome; "
+              "its log (thresholds) says why", file=sys.stderr)
         return 2
     print(body.get("message", r.text), file=sys.stdout if body.get("live") else sys.stderr)
     return 0 if body.get("live") else 1

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ class Renderer:
         self.outcome: Outcome | None = None
         self.last_success: float | None = None
         self.reload_failed = False  # retried at the next poll, changed or not
+        # The poll and POST /reload render from two threads: one at a time, or both write the
+        # one temporary file and one rename finds it gone.
+        self._lock = threading.Lock()
 
     def _digest(self) -> str:
         try:
@@ -70,12 +74,17 @@ class Renderer:
 
     def check(self) -> Outcome | None:
         """Render if the config changed since the last look; the outcome, or None if unchanged."""
-        digest = self._digest()
-        if digest == self.seen and not self.reload_failed:
-            return None
-        return self.render_once(digest)
+        with self._lock:
+            digest = self._digest()
+            if digest == self.seen and not self.reload_failed:
+                return None
+            return self._render(digest)
 
     def render_once(self, digest: str | None = None) -> Outcome:
+        with self._lock:
+            return self._render(digest)
+
+    def _render(self, digest: str | None) -> Outcome:
         self.seen = digest or self._digest()
         try:
             text = render.render(self.root)
@@ -87,12 +96,16 @@ class Renderer:
                     "under critical:, warning: or shared:")
         except (thresholds.ConfigError, OSError, ValueError) as e:  # yaml errors are ValueErrors
             return self._done(Outcome(False, f"monitoring/config.yml refused, the thresholds in force are unchanged: {e}"))
-        changed = not self.target.exists() or self.target.read_text(encoding="utf-8") != text
-        if changed:
-            self.out.mkdir(parents=True, exist_ok=True)
-            tmp = self.out / f".{render.FILE}.tmp"  # not *.yml: Prometheus's glob never sees it half written
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.target)
+        try:
+            changed = not self.target.exists() or self.target.read_text(encoding="utf-8") != text
+            if changed:
+                self.out.mkdir(parents=True, exist_ok=True)
+                tmp = self.out / f".{render.FILE}.tmp"  # not *.yml: Prometheus's glob never sees it half written
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, self.target)
+        except OSError as e:
+            return self._done(Outcome(False, f"could not write the threshold rules to {self.target} ({e}); "
+                                             "the thresholds in force are unchanged: make the directory writable"))
         failed = self.reload() if changed or not (self.outcome and self.outcome.live) else []
         self.reload_failed = bool(failed)
         if failed:
