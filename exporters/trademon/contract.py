@@ -216,6 +216,7 @@ METRICS: tuple[Metric, ...] = (
     _m("trademon_bot_telegram_refused", GAUGE, "1 while Telegram refuses the bot for this reason (one of TELEGRAM_REFUSALS), else 0: set by the refusal, cleared by the next success.", ["reason"], job=BOT, group="Telegram bot"),
     _m("trademon_bot_pages_delivered_total", COUNTER, "Firing notifications (pages) delivered to Telegram, by severity.", ["severity"], job=BOT, group="Telegram bot"),
     _m("trademon_bot_page_latency_seconds", HISTOGRAM, "Time to Telegram's acceptance of a page's last message, since Alertmanager's send (since=webhook) and since the newest alert's startsAt (since=alert_start).", ["since"], job=BOT, group="Telegram bot", buckets=PAGE_LATENCY_BUCKETS),
+    _m("trademon_bot_storm_folded_total", COUNTER, "Notifications counted in a chat's storm status message instead of sent as messages of their own (past 8 pages a minute in the chat: Telegram allows about 20 messages a minute in a group).", job=BOT, group="Telegram bot"),
     _m("trademon_bot_poll_conflict", GAUGE, "1 while Telegram answers getUpdates with 409 Conflict (a second poller with the same token).", job=BOT, group="Telegram bot"),
     # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
     _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
