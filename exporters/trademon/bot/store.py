@@ -9,6 +9,8 @@ refs:   what each page is about (the alerts' label sets, its Alertmanager group,
 seen:   the notifications taken lately, by a digest of their content, so Alertmanager's retry
         of one it did not see answered (its call timed out) is not a second message.
 kv:     small facts (the last daily summary sent).
+ladders: the escalation of critical pages nobody acknowledged (trademon.bot.escalation), one
+        row per set of alerts: which tiers went out, so a restart resumes mid-ladder.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS refs (ref TEXT PRIMARY KEY, chat_id INTEGER, message_
                                  alerts TEXT, text TEXT, silences TEXT);
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS seen (digest TEXT PRIMARY KEY, oid TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS ladders (key TEXT PRIMARY KEY, ref TEXT, started REAL, running INTEGER, state TEXT);
 """
 REF_TTL_S = 7 * 86400  # a button older than this is stale
 # Columns added to refs since the first release: an older state file gets them at open.
@@ -179,6 +182,30 @@ class Store:
 
     def prune(self, now: float) -> None:
         self._x("DELETE FROM refs WHERE created<?", (now - REF_TTL_S,))
+        self._x("DELETE FROM ladders WHERE started<?", (now - REF_TTL_S,))
+
+    def refs_since(self, since: float, limit: int) -> list[dict]:
+        """The pages made after ``since``, newest first (bounded)."""
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE created>=? ORDER BY created DESC LIMIT ?", (since, limit))
+        return [self._ref_row(r) for r in rows]
+
+    # ladders (escalation)
+    def ladder(self, key: str) -> dict | None:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE key=?", (key,))
+        return self._ladder_row(rows[0]) if rows else None
+
+    def running_ladders(self, limit: int) -> list[dict]:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE running=1 ORDER BY started LIMIT ?", (limit,))
+        return [self._ladder_row(r) for r in rows]
+
+    def put_ladder(self, ladder: dict) -> None:
+        self._x("INSERT OR REPLACE INTO ladders VALUES (?,?,?,?,?)",
+                (ladder["key"], ladder["ref"], ladder["started"], 1 if ladder["running"] else 0, json.dumps(ladder["state"])))
+
+    @staticmethod
+    def _ladder_row(row) -> dict:
+        key, ref, started, running, state = row
+        return {"key": key, "ref": ref, "started": started, "running": bool(running), "state": json.loads(state or "{}")}
 
     # kv
     def get(self, k: str) -> str | None:
