@@ -354,6 +354,25 @@ def test_a_repeat_continues_the_ladder_and_a_new_incident_starts_one(rig):
     assert rig.counts() == {"pushover": 2, "sms": 1, "call": 1, "chat": 0}
 
 
+def test_a_storms_status_renderings_climb_one_ladder(rig):
+    """In a storm the status message is rendered again and again (trademon.bot.storm), each
+    rendering a page of its own with the alerts it lists: one ladder for the storm, not one per
+    rendering; the message names the critical alerts."""
+    storm = "storm:ab12cd34"
+    warn = {"alertname": "UnusualSlippage", "severity": "warning", "strategy": "s1"}
+    first = rig.store.new_ref(CHAT, [warn, alert("TWSConnectionLost")], "🌩 STORM", storm, state={"storm": True, "counted": True})
+    for a in (warn, alert("TWSConnectionLost"), alert("CircuitBreakerTripped")):
+        rig.am.fire(a)
+    rig.turns(30, ref=first)
+    rig.store.new_ref(CHAT, [warn, alert("TWSConnectionLost"), alert("CircuitBreakerTripped")], "🌩 STORM", storm,
+                      state={"storm": True, "counted": True})
+    rig.turns(61, 121, ref=first)
+    assert rig.counts() == {"pushover": 1, "sms": 1, "call": 1, "chat": 0}
+    assert "TWSConnectionLost (DU1), CircuitBreakerTripped (DU1)." in rig.pushover.sent()[0]["message"]
+    assert "UnusualSlippage" not in rig.pushover.sent()[0]["message"]
+    assert rig.edited == []  # the storm's next rendering shows the note, not an edit of an old one
+
+
 def test_a_failing_channel_is_retried_counted_and_visible(rig, caplog):
     ref = rig.page(alert("TWSConnectionLost"))
     rig.twilio.fail_for(3600)

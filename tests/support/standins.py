@@ -6,7 +6,8 @@ and voice calls). Each speaks the real protocol and records what it receives.
 The Telegram stand-in answers like the real Bot API (``{"ok": true, "result": Message}``),
 is as strict about the text as Telegram (HTML must parse with Telegram's tags, at most 4096
 characters after entity parsing), and can be told to fail: HTTP 500, then 429 with
-``parameters.retry_after``, for a while.
+``parameters.retry_after``, for a while; or to keep a group's flood limit (``flood_limit``:
+20 messages a minute, edits included, 429 with retry_after past it).
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class TelegramStandIn:
         self._fail_500 = 0
         self._retry_after = 1
         self._fail_chat: int | None = None
+        self._flood: tuple[int, float] | None = None  # (messages, per seconds) a group takes; see flood_limit
         self._next_id = 1
         self.messages: dict[int, dict] = {}      # message_id -> the message as it stands (edits applied)
         self.photos: list[dict] = []
@@ -186,6 +188,36 @@ class TelegramStandIn:
             self._fail_500 = first_500
             self._retry_after = retry_after
             self._fail_chat = chat_id
+
+    FLOOD_METHODS = ("sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto")
+
+    def flood_limit(self, per_minute: int = 20, minute: float = 60.0) -> None:
+        """Enforce Telegram's flood limit of a group (a negative chat id): past ``per_minute``
+        messages (sends and edits alike) in any ``minute`` seconds, 429 "Too Many Requests:
+        retry after N" with ``parameters.retry_after``, as Telegram answers. ``minute`` shorter
+        than 60 s compresses time for a test."""
+        with self._server.lock:
+            self._flood = (per_minute, minute)
+
+    def _flooded(self, method: str, body: dict):
+        """The 429 for a send past the group's flood limit, or None (the lock held)."""
+        if self._flood is None or method not in self.FLOOD_METHODS or not str(body.get("chat_id", "")).startswith("-"):
+            return None
+        limit, per = self._flood
+        now = time.time()
+        taken = [r.at for r in self.requests if r.status == 200 and r.path.rsplit("/", 1)[-1] in self.FLOOD_METHODS
+                 and str(r.body.get("chat_id")) == str(body.get("chat_id")) and r.at > now - per]
+        if len(taken) < limit:
+            return None
+        ra = max(1, int(taken[-limit] + per - now + 0.999))
+        return self._error(429, f"Too Many Requests: retry after {ra}", retry_after=ra)
+
+    def max_in_window(self, chat_id: int, per: float) -> int:
+        """The most messages (sends and edits) Telegram took for ``chat_id`` within any ``per`` seconds."""
+        with self._server.lock:
+            at = sorted(r.at for r in self.requests if r.status == 200 and r.path.rsplit("/", 1)[-1] in self.FLOOD_METHODS
+                        and str(r.body.get("chat_id")) == str(chat_id))
+        return max((sum(1 for t in at[i:] if t < start + per) for i, start in enumerate(at)), default=0)
 
     REFUSALS = {
         "token": (401, "Unauthorized", {}),
@@ -245,6 +277,9 @@ class TelegramStandIn:
             return self._error(404, "Not Found")
         if method == "getMe":
             return 200, {"ok": True, "result": self._bot()}
+        flooded = self._flooded(method, body)
+        if flooded is not None:
+            return flooded
         if method == "answerCallbackQuery":
             self.callback_answers[str(body.get("callback_query_id"))] = body
             return 200, {"ok": True, "result": True}

@@ -190,6 +190,7 @@ def human(seconds: float) -> str:
 
 
 def message(alerts: list[dict], tier: int, after_s: float) -> Message:
+    alerts = [a for a in alerts if a.get("severity") == "critical"] or alerts  # a storm's status lists warnings too
     def one(a: dict) -> str:
         where = a.get("account") or a.get("instance") or a.get("job")
         return f"{a.get('alertname', '?')} ({where})" if where else str(a.get("alertname", "?"))
@@ -247,7 +248,9 @@ class Escalator:
         for ref in reversed(self.store.refs_since(now - self.horizon_s, MAX_NEW_PAGES)):  # oldest first
             if not is_critical(ref) or answered(ref):
                 continue
-            key = ladder_key(ref["alerts"])
+            # A storm's status message (trademon.bot.storm) is one rendering after another, each a page
+            # of its own: one ladder for the storm, following its newest rendering.
+            key = ref["group_key"] if ref["state"].get("storm") else ladder_key(ref["alerts"])
             lad = self.store.ladder(key)
             if lad is not None and (lad["ref"] == ref["ref"] or lad["state"].get("ref_created", 0) >= ref["created"]):
                 continue
@@ -346,7 +349,7 @@ class Escalator:
         """The page says who else was called (the trader who opens it later knows)."""
         at = render.fmt_clock(now, self.zone)
         pages.add_note(self.store, ref, f"📣 Not acknowledged: escalated to {esc(', '.join(reached))} at {at}")
-        if self.page_editor is None:
+        if self.page_editor is None or ref["state"].get("storm"):  # a storm's next rendering shows the note
             return
         try:
             await self.page_editor(ref)

@@ -88,6 +88,7 @@ class BotMetrics:
         self.registry = jm.registry
         self.notifications = jm["trademon_bot_notifications_total"]
         self.conflict = jm["trademon_bot_poll_conflict"]
+        self.folded = jm["trademon_bot_storm_folded_total"]
         self.sends = Children(jm["trademon_bot_telegram_sends_total"], "inc")
         self.refused = jm["trademon_bot_telegram_refused"]
         for reason in TELEGRAM_REFUSALS:  # known: not refused (0), not unknown
