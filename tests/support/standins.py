@@ -27,6 +27,8 @@ from urllib.parse import parse_qs
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
+from tests.support.procs import serve
+
 # The tags Telegram's HTML parse mode knows (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
                  "span", "tg-spoiler", "tg-emoji", "blockquote"}
@@ -122,9 +124,7 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        # polled every 0.1 s, not 0.5: close() waits for the loop to notice (a test closes several)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        self.thread = serve(self.httpd)
         self.lock = threading.Lock()
 
     def close(self):
