@@ -73,6 +73,12 @@ class Bot:
         from trademon.bot.acks import AckWatch
 
         self.acks = AckWatch(cfg, self.store, self.tg, self.am, self.record, self.signer, self.runbooks, clock)
+        from trademon.bot import escalation, pages
+
+        ladder = escalation.from_env(env)  # None: off (TRADEMON_BOT_ESCALATE unset)
+        self.escalator = None if ladder is None else escalation.Escalator(
+            ladder, self.store, self.tg, self.am, self.record, self.metrics, clock=clock, zone=cfg.zone,
+            page_editor=lambda ref: pages.edit(self.tg, self.signer, self.runbooks, ref))
 
     def app(self):
         from trademon.bot.webhook import build_app
@@ -88,6 +94,8 @@ class Bot:
                           inner=build_app(self.delivery, self.cfg.webhook_token))
 
     async def close(self) -> None:
+        if self.escalator is not None:
+            await self.escalator.close()
         for c in (self.tg, self.am, self.prom, self.record):
             await c.close()
         self.store.close()
@@ -129,6 +137,8 @@ def main(args) -> int:
     if not cfg.webhook_token:
         raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
     bot = Bot(cfg, env=os.environ)
+    for s in bot.escalator.settings.secrets if bot.escalator else ():
+        logs.register_secret(s)
 
     async def outbox():
         await bot.delivery.run_outbox()
@@ -141,6 +151,10 @@ def main(args) -> int:
 
     async def acks():
         await bot.acks.run()
+
+    async def escalate():
+        if bot.escalator is not None:
+            await bot.escalator.run()
 
     async def warm_up():
         from trademon.bot import charts
@@ -157,9 +171,11 @@ def main(args) -> int:
     # The webhook's token is checked before the body is read (a caller without it sends nothing in).
     runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY,
                               token_paths=("/alerts",), token=cfg.webhook_token)],
-                    [outbox, poll, summary, acks, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
+                    # the loops are supervised: one that dies ends the bot
+                    [outbox, poll, summary, acks, *([escalate] if bot.escalator else []), Task(warm_up, once=True)])
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
+                                             "escalation": bot.escalator.describe() if bot.escalator else "off",
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})
     async def serve():
         try:

@@ -12,6 +12,8 @@ history: what fired and resolved (the alerts' own startsAt and endsAt, each once
         Alertmanager repeats it) and who acknowledged, silenced or unsilenced what, for /history
         (HISTORY_KEEP_S).
 kv:     small facts (the last daily summary sent).
+ladders: the escalation of critical pages nobody acknowledged (trademon.bot.escalation), one
+        row per set of alerts: which tiers went out, so a restart resumes mid-ladder.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS seen (digest TEXT PRIMARY KEY, oid TEXT, at REAL);
 CREATE TABLE IF NOT EXISTS history (at REAL, kind TEXT, alert TEXT, labels TEXT, who TEXT, until REAL,
                                     UNIQUE (kind, labels, at));
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
+CREATE TABLE IF NOT EXISTS ladders (key TEXT PRIMARY KEY, ref TEXT, started REAL, running INTEGER, state TEXT);
 """
 HISTORY_KEEP_S = 30 * 86400  # what /history can look back on
 HISTORY_KINDS = ("fired", "resolved", "ack", "ack_extended", "ack_resolved", "silence", "unsilence")
@@ -189,6 +192,7 @@ class Store:
     def prune(self, now: float) -> None:
         self._x("DELETE FROM refs WHERE created<?", (now - REF_TTL_S,))
         self._x("DELETE FROM history WHERE at<?", (now - HISTORY_KEEP_S,))
+        self._x("DELETE FROM ladders WHERE started<?", (now - REF_TTL_S,))
 
     # history
     def record(self, rows: list[tuple[float, str, dict, str | None, float | None]]) -> None:
@@ -211,6 +215,29 @@ class Store:
 
     def alert_names(self, since: float) -> list[str]:
         return [r[0] for r in self._x("SELECT DISTINCT alert FROM history WHERE at>=? LIMIT 1000", (since,))]
+
+    def refs_since(self, since: float, limit: int) -> list[dict]:
+        """The pages made after ``since``, newest first (bounded)."""
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE created>=? ORDER BY created DESC LIMIT ?", (since, limit))
+        return [self._ref_row(r) for r in rows]
+
+    # ladders (escalation)
+    def ladder(self, key: str) -> dict | None:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE key=?", (key,))
+        return self._ladder_row(rows[0]) if rows else None
+
+    def running_ladders(self, limit: int) -> list[dict]:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE running=1 ORDER BY started LIMIT ?", (limit,))
+        return [self._ladder_row(r) for r in rows]
+
+    def put_ladder(self, ladder: dict) -> None:
+        self._x("INSERT OR REPLACE INTO ladders VALUES (?,?,?,?,?)",
+                (ladder["key"], ladder["ref"], ladder["started"], 1 if ladder["running"] else 0, json.dumps(ladder["state"])))
+
+    @staticmethod
+    def _ladder_row(row) -> dict:
+        key, ref, started, running, state = row
+        return {"key": key, "ref": ref, "started": started, "running": bool(running), "state": json.loads(state or "{}")}
 
     # kv
     def get(self, k: str) -> str | None:
