@@ -322,3 +322,26 @@ def test_the_group_limit_is_telegrams_unless_set_and_the_storm_scales_with_it(tm
     assert Pacer(group_limit=10).window(-1).limit == 10 and Pacer(group_limit=10).window(1).limit == 30
     s = Storm(Store(tmp_path / "bot.sqlite3"), per_minute=10)
     assert (s.pages_limit, s.critical_limit, s.edit_every) == (4, 2, 20.0)
+
+
+def test_a_press_while_the_chat_is_at_its_limit_stands_is_recorded_and_answered(tmp_path):
+    """In a storm the chat's window may be full for a minute: the page's edit waits for none of
+    it, but the silences, the record and the answer do not depend on that edit."""
+    from trademon.bot.pace import Pacer
+    from trademon.bot.upstream import Record
+    from trademon.bot.webhook import Delivery
+
+    page = _page(("DailyLossLimitBreach", "firing"))
+    t = _Telegram(tmp_path)
+    t.h.am = _FakeAlertmanager([a["labels"] for a in page["alerts"]])
+    t.h.record = Record(None, local=t.h.store)
+    d = Delivery(t.cfg, t.h.store, t.tg, t.signer)
+    oid, item = d.accept(page)
+    asyncio.run(d.deliver(oid, item, time.monotonic() + 10))
+    t.tg.pacer = Pacer(group_limit=1)
+    t.tg.pacer.window(t.cfg.chat_id).take()  # the chat's minute is full
+    data = t.signer.sign("s1h", item["ref"], t.cfg.chat_id)
+    t.run(t.press(data))
+    assert len(t.h.am.silences) == 1 and [r["kind"] for r in t.h.store.history(0)] == ["fired", "silence"]
+    assert [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")][0].startswith("Silenced until")
+    assert not [r for r in t.stand.requests if r.path.endswith("/editMessageText")]
