@@ -400,6 +400,35 @@ def test_a_channel_that_keeps_failing_is_given_up_after_its_tries(rig):
     assert rig.metric("trademon_bot_escalations_total", tier="1", channel="pushover", result="failed") == escalation.MAX_ATTEMPTS
 
 
+def test_the_loop_outlives_a_fault(rig, caplog):
+    """One turn that raises (a bug, a disk error) is logged; the loop goes on: it is supervised,
+    and a loop that ends takes the whole bot, the pager with it."""
+    import dataclasses
+
+    turns = []
+
+    async def run():
+        tg = TelegramClient(rig.telegram.url, TOKEN)
+        esc = escalation.Escalator(dataclasses.replace(rig.settings, check_s=0.01), rig.store, tg, rig.am, clock=rig.clock)
+
+        async def turn():
+            turns.append(1)
+            if len(turns) == 1:
+                raise RuntimeError("boom")
+
+        esc.turn = turn  # type: ignore[method-assign]
+        task = asyncio.create_task(esc.run())
+        while len(turns) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await esc.close()
+        await tg.close()
+
+    with caplog.at_level(logging.ERROR, logger="trademon.bot.escalation"):
+        asyncio.run(asyncio.wait_for(run(), 5))
+    assert [r.error for r in caplog.records] == ["RuntimeError: boom"]
+
+
 # --- the bot as a process, with the real Alertmanager ------------------------------------------------
 
 @pytest.mark.e2e
