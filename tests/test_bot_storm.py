@@ -12,6 +12,7 @@ import re
 import time
 
 import httpx
+import pytest
 
 from trademon.bot import render
 from trademon.bot.auth import Signer
@@ -165,6 +166,8 @@ def test_a_200_alert_storm_meets_no_429_and_loses_nothing(tmp_path):
     firing = int(re.match(r"🌩 STORM · (\d+) firing", status).group(1))
     counted = sum(int(x) for x in re.findall(r"Storm\d ×(\d+)", status))
     assert len(on_pages) == len(pages) and len(on_pages) + firing == 200 and counted == firing  # none twice, none lost
+    recorded = {r["labels"]["account"] for r in d.store.history(0) if r["kind"] == "fired"}  # the bot's record: /history's
+    assert len(recorded) == 200
     assert d.metrics.registry.get_sample_value("trademon_bot_storm_folded_total") == 200 - len(pages), [visible_text(m["text"])[:40] for m in pages]
     assert stand.buttons(storm[0]["message_id"])[:3] == [f"🔕 Silence 1h · all {firing}", f"🔕 Silence 4h · all {firing}",
                                                          f"🔕 Until the next session · all {firing}"]
@@ -279,3 +282,17 @@ def test_the_status_is_edited_at_most_every_10_s_and_its_buttons_act_on_each_ren
     text = visible_text(tg.calls[-1][1]["text"])
     assert text.startswith("🌩 STORM · 21 firing · 30 silenced · 0 resolved") and "X ×20" in text and "W ×" not in text
     assert len(store.ref(s.state(chat)["refs"][-1])["alerts"]) == 21
+
+
+def test_the_group_limit_is_telegrams_unless_set_and_the_storm_scales_with_it(tmp_path):
+    from trademon.bot.pace import Pacer
+    from trademon.bot.storm import Storm
+    from trademon.settings.env import ConfigError
+
+    assert BotConfig.from_env(BASE).group_per_minute == 20
+    with pytest.raises(ConfigError) as e:
+        BotConfig.from_env({**BASE, "TRADEMON_BOT_GROUP_PER_MINUTE": "0"})
+    assert e.value.variable == "TRADEMON_BOT_GROUP_PER_MINUTE"
+    assert Pacer(group_limit=10).window(-1).limit == 10 and Pacer(group_limit=10).window(1).limit == 30
+    s = Storm(Store(tmp_path / "bot.sqlite3"), per_minute=10)
+    assert (s.pages_limit, s.critical_limit, s.edit_every) == (4, 2, 20.0)

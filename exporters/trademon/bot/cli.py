@@ -28,6 +28,7 @@ class Bot:
         from trademon.bot import runbooks, sessions
         from trademon.bot.auth import Signer
         from trademon.bot.handlers import Handlers
+        from trademon.bot.pace import Pacer
         from trademon.bot.poller import Poller
         from trademon.bot.reports import Reports
         from trademon.settings import thresholds
@@ -58,10 +59,11 @@ class Bot:
         self.metrics = BotMetrics()
         self.store = Store(cfg.state_dir / "bot.sqlite3")
         self.metrics.watch_outbox(self.store.depth)
-        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token, answered=self.metrics.telegram_answered)
+        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token, answered=self.metrics.telegram_answered,
+                                 pacer=Pacer(group_limit=cfg.group_per_minute))
         self.am = Alertmanager(cfg.alertmanager_url)
         self.prom = Prometheus(cfg.prometheus_url)
-        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
+        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token, local=self.store)  # and /history's
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
         # The loss limits come from Prometheus (the series the alert compares with); the

@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timedelta, UTC
 from collections.abc import Callable
 
-from trademon.bot import pages, render
+from trademon.bot import history, pages, render
 from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
 from trademon.bot.reports import Reports, esc, fmt_time
@@ -36,6 +36,7 @@ HELP = """<b>trademon bot</b>
 /pnl [range] – chart of today's P&amp;L per account and strategy, loss limit drawn (or the last range, e.g. /pnl 2h)
 /exposure [range] – chart of gross exposure per account against its limit
 /runbook &lt;alertname&gt; – what to do when it fires (the runbook shipped with the stack), e.g. /runbook TWSConnectionLost
+/history [period | alert] – what fired, for how long, who acknowledged or silenced it (the last 24h, e.g. /history 7d, /history TWSConnectionLost)
 /help – this
 Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves); silence 1h, 4h, or until the next
 session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
@@ -136,6 +137,8 @@ class Handlers:
                 await self.chart_cmd(chat["id"], name, args)
             elif name == "runbook":
                 await self.runbook_cmd(chat["id"], args)
+            elif name == "history":
+                await self.reply(chat["id"], history.answer(self.store, args, self.clock(), self.cfg.zone))
             else:
                 await self.reply(chat["id"], "Unknown command. /help lists them.")
         except UpstreamError as e:
