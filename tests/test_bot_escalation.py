@@ -294,6 +294,33 @@ def test_the_whole_ladder_tier_by_tier(rig):
     assert rig.store.running_ladders(10) == []
 
 
+def test_history_shows_who_else_was_called(rig):
+    """The escalation is recorded as an action (the alert-sink's record and the bot's own, which
+    /history reads): "📣 pushover, tier 1" under the alert that fired."""
+    from trademon.bot import history
+    from trademon.bot.upstream import Record
+
+    labels = alert("DailyLossLimitBreach")
+    ref = rig.page(labels)
+    rig.store.record([(rig.started(ref) - 5, "fired", labels, None, None)])
+    record = Record(None, local=rig.store)
+
+    async def run():
+        tg = TelegramClient(rig.telegram.url, TOKEN)
+        esc = escalation.Escalator(rig.settings, rig.store, tg, rig.am, record=record, clock=rig.clock)
+        rig.clock.t = rig.started(ref) + 60
+        try:
+            await esc.turn()
+        finally:
+            await esc.close()
+            await tg.close()
+            await record.close()
+
+    asyncio.run(run())
+    shown = visible_text(history.answer(rig.store, ["DailyLossLimitBreach"], time.time() + 61, escalation.UTC))
+    assert "📣 pushover, tier 1" in shown, shown
+
+
 def test_never_what_was_acknowledged_silenced_or_resolved(rig):
     acked = rig.page(alert("TWSConnectionLost", "A"))
     rig.store.set_silences(acked, [{"id": "s-1", "matchers": alert("TWSConnectionLost", "A")}])

@@ -333,7 +333,8 @@ class Escalator:
             self.store.put_ladder(lad)  # each send on disk before the next: a restart resumes after it
             self._count(str(i + 1), ch, st["result"])
             if self.record is not None:
-                await self.record.action("escalated", alerts, {"tier": i + 1, "channel": ch, "result": st["result"],
+                by = f"{ch}, tier {i + 1}" + ("" if st["result"] == "ok" else " (failed)")  # /history's "who"
+                await self.record.action("escalated", alerts, {"tier": i + 1, "channel": ch, "result": st["result"], "by": by,
                                                                "after_s": tier.after_s, "attempt": st["attempts"]})
         if self._finished(lad):
             self._stop(lad, "exhausted")
