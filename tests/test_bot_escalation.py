@@ -294,6 +294,33 @@ def test_the_whole_ladder_tier_by_tier(rig):
     assert rig.store.running_ladders(10) == []
 
 
+def test_history_shows_who_else_was_called(rig):
+    """The escalation is recorded as an action (the alert-sink's record and the bot's own, which
+    /history reads): "📣 pushover, tier 1" under the alert that fired."""
+    from trademon.bot import history
+    from trademon.bot.upstream import Record
+
+    labels = alert("DailyLossLimitBreach")
+    ref = rig.page(labels)
+    rig.store.record([(rig.started(ref) - 5, "fired", labels, None, None)])
+    record = Record(None, local=rig.store)
+
+    async def run():
+        tg = TelegramClient(rig.telegram.url, TOKEN)
+        esc = escalation.Escalator(rig.settings, rig.store, tg, rig.am, record=record, clock=rig.clock)
+        rig.clock.t = rig.started(ref) + 60
+        try:
+            await esc.turn()
+        finally:
+            await esc.close()
+            await tg.close()
+            await record.close()
+
+    asyncio.run(run())
+    shown = visible_text(history.answer(rig.store, ["DailyLossLimitBreach"], time.time() + 61, escalation.UTC))
+    assert "📣 pushover, tier 1" in shown, shown
+
+
 def test_never_what_was_acknowledged_silenced_or_resolved(rig):
     acked = rig.page(alert("TWSConnectionLost", "A"))
     rig.store.set_silences(acked, [{"id": "s-1", "matchers": alert("TWSConnectionLost", "A")}])
@@ -398,6 +425,35 @@ def test_a_channel_that_keeps_failing_is_given_up_after_its_tries(rig):
     rig.turns(*[60 + escalation.RETRY_S * n for n in range(6)], ref=ref)
     assert len(rig.pushover.requests) == escalation.MAX_ATTEMPTS
     assert rig.metric("trademon_bot_escalations_total", tier="1", channel="pushover", result="failed") == escalation.MAX_ATTEMPTS
+
+
+def test_the_loop_outlives_a_fault(rig, caplog):
+    """One turn that raises (a bug, a disk error) is logged; the loop goes on: it is supervised,
+    and a loop that ends takes the whole bot, the pager with it."""
+    import dataclasses
+
+    turns = []
+
+    async def run():
+        tg = TelegramClient(rig.telegram.url, TOKEN)
+        esc = escalation.Escalator(dataclasses.replace(rig.settings, check_s=0.01), rig.store, tg, rig.am, clock=rig.clock)
+
+        async def turn():
+            turns.append(1)
+            if len(turns) == 1:
+                raise RuntimeError("boom")
+
+        esc.turn = turn  # type: ignore[method-assign]
+        task = asyncio.create_task(esc.run())
+        while len(turns) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await esc.close()
+        await tg.close()
+
+    with caplog.at_level(logging.ERROR, logger="trademon.bot.escalation"):
+        asyncio.run(asyncio.wait_for(run(), 5))
+    assert [r.error for r in caplog.records] == ["RuntimeError: boom"]
 
 
 # --- the bot as a process, with the real Alertmanager ------------------------------------------------

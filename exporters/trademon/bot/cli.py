@@ -40,6 +40,9 @@ class Bot:
 
         self.cfg = cfg
         env = os.environ if env is None else env
+        from trademon.bot import escalation, pages
+
+        ladder = escalation.from_env(env)  # None: off (TRADEMON_BOT_ESCALATE unset); a bad setting stops the bot before it opens anything
         am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
         from trademon.alertmanager import markets
 
@@ -73,9 +76,6 @@ class Bot:
         from trademon.bot.acks import AckWatch
 
         self.acks = AckWatch(cfg, self.store, self.tg, self.am, self.record, self.signer, self.runbooks, clock)
-        from trademon.bot import escalation, pages
-
-        ladder = escalation.from_env(env)  # None: off (TRADEMON_BOT_ESCALATE unset)
         self.escalator = None if ladder is None else escalation.Escalator(
             ladder, self.store, self.tg, self.am, self.record, self.metrics, clock=clock, zone=cfg.zone,
             page_editor=lambda ref: pages.edit(self.tg, self.signer, self.runbooks, ref))

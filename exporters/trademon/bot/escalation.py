@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -228,8 +227,9 @@ class Escalator:
         while True:
             try:
                 await self.turn()
-            except sqlite3.Error as e:  # the state directory: the next turn tries again (the outbox's alert says why)
-                log.error("escalation not worked this turn", extra={"error": str(e)[:200]})
+            except Exception as e:  # noqa: BLE001 - the loop must outlive any one fault: it ends the bot, the pager with it
+                # (a state directory that takes no write: the outbox's alerts say so; the next turn tries again)
+                log.error("escalation not worked this turn", extra={"error": f"{type(e).__name__}: {str(e)[:200]}"})
             await asyncio.sleep(self.settings.check_s)
 
     async def turn(self) -> None:
@@ -333,7 +333,8 @@ class Escalator:
             self.store.put_ladder(lad)  # each send on disk before the next: a restart resumes after it
             self._count(str(i + 1), ch, st["result"])
             if self.record is not None:
-                await self.record.action("escalated", alerts, {"tier": i + 1, "channel": ch, "result": st["result"],
+                by = f"{ch}, tier {i + 1}" + ("" if st["result"] == "ok" else " (failed)")  # /history's "who"
+                await self.record.action("escalated", alerts, {"tier": i + 1, "channel": ch, "result": st["result"], "by": by,
                                                                "after_s": tier.after_s, "attempt": st["attempts"]})
         if self._finished(lad):
             self._stop(lad, "exhausted")

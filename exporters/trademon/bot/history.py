@@ -20,7 +20,7 @@ DEFAULT_PERIOD_S = 86400
 BUDGET = 3800  # UTF-16 units: one message, under Telegram's 4096
 ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 ICONS = {**render.ICONS, "info": "🔵"}
-ACTIONS = {"ack": "✋", "ack_extended": "⏳", "silence": "🔕", "unsilence": "🔔"}
+ACTIONS = {"ack": "✋", "ack_extended": "⏳", "silence": "🔕", "unsilence": "🔔", "escalated": "📣"}  # escalated: by "sms, tier 2"
 USAGE = ("Usage: /history [period | alert], e.g. /history 6h, /history 7d, /history DailyLossLimitBreach "
          f"(the record keeps {HISTORY_KEEP_S // 86400} days)")
 

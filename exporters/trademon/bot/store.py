@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS history_at ON history (at);
 CREATE TABLE IF NOT EXISTS ladders (key TEXT PRIMARY KEY, ref TEXT, started REAL, running INTEGER, state TEXT);
 """
 HISTORY_KEEP_S = 30 * 86400  # what /history can look back on
-HISTORY_KINDS = ("fired", "resolved", "ack", "ack_extended", "ack_resolved", "silence", "unsilence")
+HISTORY_KINDS = ("fired", "resolved", "ack", "ack_extended", "ack_resolved", "silence", "unsilence", "escalated")
 REF_TTL_S = 7 * 86400  # a button older than this is stale
 # Columns added to refs since the first release: an older state file gets them at open.
 REF_COLUMNS = {"group_key": "TEXT DEFAULT ''", "message_ids": "TEXT DEFAULT '[]'", "state": "TEXT DEFAULT '{}'"}
