@@ -122,6 +122,12 @@ TELEGRAM_REFUSALS = {
 }
 
 
+# How the bot tries one escalation channel of one tier (trademon.bot.escalation), and what
+# EscalationChannelFailing's description says of it.
+ESCALATION_TRIES = 3
+ESCALATION_RETRY_S = 30
+
+
 def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
     return Metric(name, type_, help_, tuple(labels), job, group, buckets)
 
@@ -224,6 +230,8 @@ METRICS: tuple[Metric, ...] = (
     _m("trademon_bot_page_latency_seconds", HISTOGRAM, "Time to Telegram's acceptance of a page's last message, since Alertmanager's send (since=webhook) and since the newest alert's startsAt (since=alert_start).", ["since"], job=BOT, group="Telegram bot", buckets=PAGE_LATENCY_BUCKETS),
     _m("trademon_bot_storm_folded_total", COUNTER, "Notifications counted in a chat's storm status message instead of sent as messages of their own (past 8 pages a minute in the chat: Telegram allows about 20 messages a minute in a group).", job=BOT, group="Telegram bot"),
     _m("trademon_bot_poll_conflict", GAUGE, "1 while Telegram answers getUpdates with 409 Conflict (a second poller with the same token).", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_escalations_total", COUNTER, "Escalations of a critical page nobody acknowledged, by tier (1 is the first), channel (pushover, sms, call, chat) and result (ok, failed: every try counts).", ["tier", "channel", "result"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_escalation_channel_failing", GAUGE, "1 while the last escalation through this channel failed, else 0 (each channel of the ladder at 0 from the start; absent while escalation is off).", ["channel"], job=BOT, group="Telegram bot"),
     # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
     _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
     _m("trademon_market_calendar_end_timestamp_seconds", GAUGE, "Unix time the rendered market-open intervals end (the calendar horizon).", job=AMC, group="Market and IB schedule"),

@@ -17,6 +17,8 @@ by long polling. Modules, one job each:
     handlers   commands and button presses
     pages      a page's life in one message: its text and notes, its buttons by state, the edit of every copy
     acks       acknowledgements watched: resolved ones end their silence, ones ending while firing are announced
+    escalation a critical page nobody acknowledged, up the ladder (TRADEMON_BOT_ESCALATE); saved in the store
+    channels   the ladder's channels: Pushover's emergency priority, SMS and calls (Twilio-compatible), another chat
     runbooks   monitoring/runbooks.md's sections, as Telegram HTML (the 📖 button, /runbook)
     upstream   Alertmanager API v2 (silences, alerts), Prometheus queries, the alert record
     charts     PNG charts (matplotlib, Agg)

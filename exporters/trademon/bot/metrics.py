@@ -98,6 +98,8 @@ class BotMetrics:
         for since in ("webhook", "alert_start"):  # at 0 from the start, so the first page is an increase rate() sees
             self.latency(since)
         self._measured: OrderedDict[str, None] = OrderedDict()
+        self.escalations = Children(jm["trademon_bot_escalations_total"], "inc")  # trademon.bot.escalation's
+        self.escalation_failing = jm["trademon_bot_escalation_channel_failing"]
 
     def watch_outbox(self, read: Callable[[], tuple[int, float | None]]) -> None:
         self.registry.register(OutboxCollector(read, self.clock))

@@ -40,11 +40,13 @@ class Window:
 
 
 class Pacer:
-    """One Window per chat: a group's (a negative chat id) at GROUP_PER_MINUTE, a private chat's
-    at PRIVATE_PER_MINUTE. ``minute`` is 60 s but in tests."""
+    """One Window per chat: a group's (a negative chat id) at ``group_limit`` a minute
+    (TRADEMON_BOT_GROUP_PER_MINUTE, Telegram's 20 unless set), a private chat's at three times
+    that. ``minute`` is 60 s but in tests."""
 
-    def __init__(self, minute: float = MINUTE, clock: Callable[[], float] = time.monotonic, max_chats: int = 100):
-        self.minute, self.clock, self.max_chats = minute, clock, max_chats
+    def __init__(self, minute: float = MINUTE, clock: Callable[[], float] = time.monotonic, max_chats: int = 100,
+                 group_limit: int = GROUP_PER_MINUTE):
+        self.minute, self.clock, self.max_chats, self.group_limit = minute, clock, max_chats, group_limit
         self._windows: dict[str, Window] = {}
 
     def window(self, chat_id) -> Window:
@@ -53,6 +55,6 @@ class Pacer:
         if w is None:
             if len(self._windows) >= self.max_chats:  # bounded: the idle windows go
                 self._windows = {k: v for k, v in self._windows.items() if v.count()}
-            limit = GROUP_PER_MINUTE if key.startswith("-") else PRIVATE_PER_MINUTE
+            limit = self.group_limit if key.startswith("-") else self.group_limit * PRIVATE_PER_MINUTE // GROUP_PER_MINUTE
             w = self._windows[key] = Window(limit, self.minute, self.clock)
         return w

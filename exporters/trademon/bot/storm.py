@@ -23,11 +23,13 @@ from zoneinfo import ZoneInfo
 
 from trademon.bot import pages, render
 from trademon.bot.auth import Signer
-from trademon.bot.pace import MINUTE, Window
+from trademon.bot.pace import GROUP_PER_MINUTE, MINUTE, Window
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.store import Store
 from trademon.bot.telegram import TelegramClient, TelegramError
 
+# At Telegram's 20 messages a minute in a group (TRADEMON_BOT_GROUP_PER_MINUTE); a limit set
+# otherwise scales them alike.
 PAGES_PER_MINUTE = 8    # firing notifications a minute sent as pages of their own, in one chat
 CRITICAL_EXTRA = 4      # more of them a minute when critical (they ring; an edit never does)
 EDITS_PER_MINUTE = 6    # the status message's edits a minute: one every 10 s at most
@@ -44,8 +46,11 @@ class Storm:
     """The storms of the bot's chats: state in the store (kv ``storm:<chat>``), so a restart
     resumes the status message instead of starting a second one."""
 
-    def __init__(self, store: Store, minute: float = MINUTE, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, minute: float = MINUTE, clock: Callable[[], float] = time.time, per_minute: int = GROUP_PER_MINUTE):
         self.store, self.minute, self.clock = store, minute, clock
+        scale = per_minute / GROUP_PER_MINUTE
+        self.pages_limit, self.critical_limit = max(1, round(PAGES_PER_MINUTE * scale)), max(1, round(CRITICAL_EXTRA * scale))
+        self.edit_every = minute / max(1, round(EDITS_PER_MINUTE * scale))
         self._pages: dict[int, Window] = {}
         self._critical: dict[int, Window] = {}
         self._lock = asyncio.Lock()  # one rendering at a time: never two status messages
@@ -73,12 +78,12 @@ class Storm:
         state = self.active(chat_id)
         if state is None and not firing:
             return None
-        if state is None and self._window(self._pages, chat_id, PAGES_PER_MINUTE).wait() == 0:
+        if state is None and self._window(self._pages, chat_id, self.pages_limit).wait() == 0:
             self._pages[chat_id].take()
             return None
         # A critical alert new to the storm still rings as a page of its own, a few a minute (an edit never rings).
         new = [a for a in firing if state is None or key(a["labels"]) not in state["firing"]]
-        if new and render.severity_of(payload) == "critical" and self._window(self._critical, chat_id, CRITICAL_EXTRA).wait() == 0:
+        if new and render.severity_of(payload) == "critical" and self._window(self._critical, chat_id, self.critical_limit).wait() == 0:
             self._critical[chat_id].take()
             return None
         if state is None:
@@ -116,10 +121,9 @@ class Storm:
         critical = sum(1 for a in firing if a["labels"].get("severity") == "critical")
         head = (f"🌩 <b>STORM</b> · {len(firing)} firing" + (f" ({critical} critical)" if critical else "")
                 + f" · {n_silenced} silenced · {state['resolved']} resolved")
-        every = round(self.minute / EDITS_PER_MINUTE)
-        about = (f"<i>Since {render.fmt_clock(state['since'], zone)}, more than {PAGES_PER_MINUTE} pages a minute in this chat: "
-                 f"they are counted in this message, edited at most every {every} s, instead of new messages (Telegram allows "
-                 f"20 a minute in a group). Updated {render.fmt_clock(self.clock(), zone)}.</i>")
+        about = (f"<i>Since {render.fmt_clock(state['since'], zone)}, more than {self.pages_limit} pages a minute in this chat: "
+                 f"they are counted in this message, edited at most every {self.edit_every:.0f} s, instead of new messages "
+                 f"(Telegram allows 20 a minute in a group). Updated {render.fmt_clock(self.clock(), zone)}.</i>")
         tail = "\n\n".join(notes)
         listed, shown, more = render.digest_lines(firing, render.PART_BUDGET - render.units(head + about + tail) - 200)
         text = "\n".join([head, about, *listed])
@@ -135,7 +139,7 @@ class Storm:
             state = self.state(chat_id)
             if state is None or state["id"] != at[0] or state["shown"] >= at[1]:
                 return 0.0
-            wait = state["edited"] + self.minute / EDITS_PER_MINUTE - self.clock()
+            wait = state["edited"] + self.edit_every - self.clock()
             if state["message_id"] is not None and wait > 0:
                 return wait
             version = state["version"]

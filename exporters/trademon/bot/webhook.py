@@ -27,12 +27,12 @@ from fastapi.responses import JSONResponse
 from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
-from trademon.bot import pages
+from trademon.bot import history, pages
 from trademon.bot.metrics import page_of
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
-from trademon.bot.pace import MINUTE
+from trademon.bot.pace import Pacer
 from trademon.bot.storm import Storm
 from trademon.bot.telegram import TelegramClient, TelegramError
 from trademon.runtime.backoff import Backoff
@@ -57,12 +57,14 @@ class Delivery:
         self.metrics = metrics
         self._busy: set[str] = set()  # outbox items being sent now (the webhook and the loop never both send one)
         self.links = render.Links(cfg.grafana_url, cfg.alertmanager_external_url)
-        self.storm = Storm(store, tg.pacer.minute if tg is not None else MINUTE)  # the client's minute: compressed in tests, like its pacing
+        pacer = tg.pacer if tg is not None else Pacer()  # the client's minute and limit: the storm's budgets fit them
+        self.storm = Storm(store, pacer.minute, per_minute=pacer.group_limit)
 
     def accept(self, payload: dict) -> tuple[str, dict]:
         """Render, and put in the outbox (on disk when this returns). A notification whose
         alerts are all resolved edits the pages it ends (quietly, their buttons retired)
         instead of ringing as a new message."""
+        self.store.record(history.rows_of(payload))  # for /history: each alert's start and end, once
         ended = self._ended_pages(payload)
         storm = self.storm.takes(self.cfg.chat_id, payload)
         if storm is not None:  # past the chat's rate of pages: counted in its status message instead

@@ -520,6 +520,7 @@ def broker_truth(t: dict) -> Board:
 CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
 REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
 OK_FAILED = two_states(("FAILED", RED), ("ok", GREEN))
+FAILING = two_states(("ok", GREEN), ("FAILING", RED))
 
 
 KNOWN_UNKNOWN = [
@@ -550,7 +551,7 @@ def system_health(t: dict) -> Board:
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
-         "TelegramRefusesBot", "PageLatencyHigh",
+         "TelegramRefusesBot", "PageLatencyHigh", "EscalationChannelFailing",
          "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown", "ThresholdsNotLive",
          "IBMarketDataStale", "IBMarketDataNotResubscribed", "IBMarketDataDelayed",
          "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
@@ -710,6 +711,15 @@ def system_health(t: dict) -> Board:
                 state_panel("Second poller (409)", [Q(f"max({m('trademon_bot_poll_conflict')})", "polling")],
                             description="Another process polls Telegram with the same token: it takes the button presses and "
                             "commands. The bot reports not ready meanwhile.", mappings=CONFLICT, thresholds=above(1), w=4),
+                timeseries_panel("Escalations", [Q(f"sum by (tier, channel, result) (increase({m('trademon_bot_escalations_total')}[1h]))",
+                                                   "tier {{tier}} {{channel}} {{result}}")],
+                                 unit="short", bars=True, description="Critical pages nobody acknowledged in time, sent up the "
+                                 "ladder (TRADEMON_BOT_ESCALATE) in the last hour, by tier, channel and result (every try counts). "
+                                 "Empty while escalation is off."),
+                state_panel("Escalation channels", [Q(f"max by (channel) ({m('trademon_bot_escalation_channel_failing')})", "{{channel}}")],
+                            description="Whether each escalation channel's last try failed (FAILING), or none failed since the bot "
+                            "started; empty while escalation is off. EscalationChannelFailing says so.", mappings=FAILING, thresholds=above(1), w=4,
+                            links=[runbook("EscalationChannelFailing")]),
             ]),
             ("Prometheus and Alertmanager", [
                 timeseries_panel("Rule evaluation failures",

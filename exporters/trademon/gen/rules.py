@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from trademon import grafana_uids
+from trademon import contract, grafana_uids
 from trademon.settings import paths, thresholds
 from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
 from trademon.thresholds import render as threshold_rules
@@ -627,6 +627,14 @@ ALERTS: list[Alert] = [
           "The 95th percentile of the time from Alertmanager's send to Telegram's acceptance of a page has been above "
           "${page_latency_p95_seconds}s for ${page_latency_for}: Telegram is slow or rate-limiting the bot.",
           "health", for_="page_latency_for"),
+    Alert("EscalationChannelFailing", "warning",
+          "max by (job, instance, channel) (trademon_bot_escalation_channel_failing{${bot}}) == 1",
+          "Escalation by {{ $labels.channel }} fails: an unacknowledged page will not reach that tier",
+          "The bot's last escalation of an unacknowledged critical page through {{ $labels.channel }} failed: the provider "
+          f"refused it or could not be reached (each is tried {contract.ESCALATION_TRIES} times, {contract.ESCALATION_RETRY_S}s apart). Until one goes through, a page nobody "
+          "acknowledges may not reach the people of that tier. The bot's log (logger trademon.bot.escalation) has the "
+          "provider's answer.",
+          "health"),
     # --- Prometheus and Alertmanager watching themselves (the prometheus-mixin and
     # alertmanager-mixin alerts, at this stack's jobs; the HA pair is one job of two targets).
     # What a Prometheus cannot send (no Alertmanager at all) the other replica sends in HA,
