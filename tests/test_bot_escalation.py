@@ -213,6 +213,13 @@ def test_pushover_sends_the_emergency_priority_and_names_a_refusal():
         wrong = Pushover(stand.url, "a" * 30, PUSH_USER, 60, 3600)
         try:
             receipt = await ok.send(MSG)
+            assert await ok.acknowledged(receipt) is None
+            stand.acknowledge(receipt)
+            assert await ok.acknowledged(receipt) == "trader-iphone"
+            assert await ok.acknowledged("../messages") is None  # not a receipt: no request
+            with pytest.raises(ChannelError) as gone:
+                await wrong.acknowledged(receipt)
+            assert "application token is invalid" in str(gone.value)
             with pytest.raises(ChannelError) as e:
                 await wrong.send(MSG)
             stand.fail_for(5)
@@ -227,7 +234,8 @@ def test_pushover_sends_the_emergency_priority_and_names_a_refusal():
     receipt, refused, down = asyncio.run(run())
     (sent,) = stand.sent()
     assert sent["priority"] == "2" and sent["retry"] == "60" and sent["expire"] == "3600" and sent["message"] == MSG.text
-    assert receipt.startswith("receipt r") and "application token is invalid" in refused and "HTTP 400" in refused
+    assert receipt.startswith("r") and "application token is invalid" in refused and "HTTP 400" in refused
+    assert not any(PUSH_TOKEN in r.path for r in stand.requests)
     assert "HTTP 500" in down and not any(s in refused + down for s in SECRETS)
 
 
@@ -350,6 +358,21 @@ def test_acknowledged_mid_ladder_stops_it(rig):
     rig.store.set_silences(ref, [{"id": "s-1", "matchers": alert("CircuitBreakerTripped")}])
     rig.turns(120, 180, ref=ref)
     assert rig.counts() == {"pushover": 1, "sms": 0, "call": 0, "chat": 0}
+
+
+def test_acknowledged_in_pushover_stops_the_ladder(rig):
+    """The person reached by Pushover's emergency priority acknowledges it in the app: the
+    receipt says so, the ladder stops before SMS and call, and the page says who."""
+    ref = rig.page(alert("DailyLossLimitBreach"))
+    rig.turns(60, ref=ref)
+    (receipt,) = [r for r, at in rig.pushover.receipts.items()]
+    rig.turns(90, ref=ref)  # nothing due: Pushover not asked
+    assert not [r for r in rig.pushover.requests if "/receipts/" in r.path]
+    rig.pushover.acknowledge(receipt)
+    rig.turns(120, 180, ref=ref)
+    assert rig.counts() == {"pushover": 1, "sms": 0, "call": 0, "chat": 0}
+    assert rig.store.ladder(escalation.ladder_key([alert("DailyLossLimitBreach")]))["state"]["stopped"] == "acknowledged in Pushover"
+    assert "✋ Acknowledged in Pushover (trader-iphone)" in rig.store.ref(ref)["state"]["notes"][-1]
 
 
 def test_alertmanager_away_escalates_on_what_the_bot_knows(rig):
