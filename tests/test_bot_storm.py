@@ -53,18 +53,44 @@ def test_a_60_alert_notification_is_one_message_showing_all_60_with_its_buttons(
                                       "🔕 Until the next session · all 60"]
 
 
+class _FakeAlertmanager:
+    """Alertmanager's API as the handlers use it: the alerts given fire; silences are recorded."""
+
+    def __init__(self, firing: list[dict]):
+        self.firing, self.silences = firing, []
+
+    async def alerts(self, **_):
+        return [{"labels": labels} for labels in self.firing]
+
+    async def silence(self, matchers, ends, by, comment, starts=None):
+        self.silences.append(matchers)
+        return f"s{len(self.silences)}"
+
+
 def test_silence_all_n_acts_on_the_alerts_the_message_counts(tmp_path):
     """One Silence 1h press created 60 silences, 44 of them for alerts the trader never saw:
-    the press acts on exactly the alerts the message counted, and the button said how many."""
+    the press acts on exactly the alerts the message counted (here 70 fire, 60 on the page),
+    the button said how many, and the record says who."""
+    from trademon.bot.upstream import Record
     from trademon.bot.webhook import Delivery
 
     storm = _storm(60)
+    elsewhere = [{**a["labels"], "account": "X" + a["labels"]["account"]} for a in _storm(10)["alerts"]]
     t = _Telegram(tmp_path)
+    t.h.am = _FakeAlertmanager([a["labels"] for a in storm["alerts"]] + elsewhere)
+    t.h.record = Record(None, local=t.h.store)
     d = Delivery(t.cfg, t.h.store, t.tg, t.signer)
-    _, item = d.accept(storm)
-    ref = t.h.store.ref(item["ref"])
-    assert sorted(a["account"] for a in ref["alerts"]) == sorted(a["labels"]["account"] for a in storm["alerts"])
-    t.run()
+    oid, item = d.accept(storm)
+    asyncio.run(d.deliver(oid, item, time.monotonic() + 10))
+    page = t.stand.snapshot()[-1]
+    button = next(b for row in page["reply_markup"]["inline_keyboard"] for b in row if b["text"].startswith("🔕 Silence 1h"))
+    assert button["text"] == "🔕 Silence 1h · all 60"
+    t.run({"callback_query": {"id": "q1", "from": {"id": 55, "first_name": "Ada"}, "data": button["callback_data"],
+                              "message": {"message_id": page["message_id"], "chat": t.GROUP}}})
+    assert sorted(m["account"] for m in t.h.am.silences) == sorted(a["labels"]["account"] for a in storm["alerts"])
+    assert [r for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")][0].body["text"].startswith("Silenced until")
+    silenced = [r for r in t.h.store.history(0) if r["kind"] == "silence"]
+    assert len(silenced) == 60 and {r["who"] for r in silenced} == {"Ada (Telegram 55)"}
 
 
 def test_a_few_long_alerts_get_a_line_each_in_one_message():
@@ -296,3 +322,26 @@ def test_the_group_limit_is_telegrams_unless_set_and_the_storm_scales_with_it(tm
     assert Pacer(group_limit=10).window(-1).limit == 10 and Pacer(group_limit=10).window(1).limit == 30
     s = Storm(Store(tmp_path / "bot.sqlite3"), per_minute=10)
     assert (s.pages_limit, s.critical_limit, s.edit_every) == (4, 2, 20.0)
+
+
+def test_a_press_while_the_chat_is_at_its_limit_stands_is_recorded_and_answered(tmp_path):
+    """In a storm the chat's window may be full for a minute: the page's edit waits for none of
+    it, but the silences, the record and the answer do not depend on that edit."""
+    from trademon.bot.pace import Pacer
+    from trademon.bot.upstream import Record
+    from trademon.bot.webhook import Delivery
+
+    page = _page(("DailyLossLimitBreach", "firing"))
+    t = _Telegram(tmp_path)
+    t.h.am = _FakeAlertmanager([a["labels"] for a in page["alerts"]])
+    t.h.record = Record(None, local=t.h.store)
+    d = Delivery(t.cfg, t.h.store, t.tg, t.signer)
+    oid, item = d.accept(page)
+    asyncio.run(d.deliver(oid, item, time.monotonic() + 10))
+    t.tg.pacer = Pacer(group_limit=1)
+    t.tg.pacer.window(t.cfg.chat_id).take()  # the chat's minute is full
+    data = t.signer.sign("s1h", item["ref"], t.cfg.chat_id)
+    t.run(t.press(data))
+    assert len(t.h.am.silences) == 1 and [r["kind"] for r in t.h.store.history(0)] == ["fired", "silence"]
+    assert [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")][0].startswith("Silenced until")
+    assert not [r for r in t.stand.requests if r.path.endswith("/editMessageText")]
