@@ -543,19 +543,35 @@ class PushoverStandIn:
     token, user, message (title, priority, retry, expire); answers ``{"status": 1, "request":
     ..., "receipt": ...}`` (a receipt for the emergency priority 2), or HTTP 400 with
     ``{"status": 0, "errors": [...]}`` as Pushover words them: a wrong token or user, priority 2
-    without retry >= 30 and expire <= 10800. ``fail_for(seconds)``: HTTP 500 meanwhile."""
+    without retry >= 30 and expire <= 10800. GET /1/receipts/{receipt}.json?token=... answers
+    whether an emergency message was acknowledged in the app (``acknowledge(receipt)`` plays the
+    person doing it). ``fail_for(seconds)``: HTTP 500 meanwhile."""
 
     def __init__(self, token: str, user: str):
         self.token, self.user = token, user
         self.requests: list[Request] = []
         self._fail_until = 0.0
         self._n = 0
+        self.receipts: dict[str, int] = {}  # receipt -> acknowledged_at (0: not yet)
         self._server = _Server(self._handle)
         self.url = f"http://127.0.0.1:{self._server.port}"
 
     def fail_for(self, seconds: float) -> None:
         with self._server.lock:
             self._fail_until = time.monotonic() + seconds
+
+    def acknowledge(self, receipt: str) -> None:
+        with self._server.lock:
+            self.receipts[receipt] = int(time.time())
+
+    def _receipt(self, receipt: str, query: dict, request: str):
+        if query.get("token") != self.token:
+            return 400, {"token": "invalid", "errors": ["application token is invalid"], "status": 0, "request": request}
+        if receipt not in self.receipts:
+            return 404, {"receipt": "not found", "errors": ["receipt not found; may be invalid or expired"], "status": 0, "request": request}
+        at = self.receipts[receipt]
+        return 200, {"status": 1, "acknowledged": 1 if at else 0, "acknowledged_at": at, "acknowledged_by": self.user if at else "",
+                     "acknowledged_by_device": "trader-iphone" if at else "", "expired": 0, "request": request}
 
     def _errors(self, body: dict) -> list[str]:
         errors = []
@@ -574,11 +590,15 @@ class PushoverStandIn:
 
     def _handle(self, path, ctype, raw):
         body = _decode(ctype, raw)
+        path, _, query = path.partition("?")
+        receipt = re.fullmatch(r"/1/receipts/(\w+)\.json", path)
         with self._server.lock:
             self._n += 1
             request = f"5f1e1b6a-0000-4000-8000-{self._n:012d}"
             if time.monotonic() < self._fail_until:
                 status, answer = 500, b"Internal Server Error"
+            elif receipt:
+                status, answer = self._receipt(receipt.group(1), {k: v[0] for k, v in parse_qs(query).items()}, request)
             elif path != "/1/messages.json":
                 status, answer = 404, {"status": 0, "errors": ["not found"], "request": request}
             elif errors := self._errors(body):
@@ -587,12 +607,13 @@ class PushoverStandIn:
                 status, answer = 200, {"status": 1, "request": request}
                 if body.get("priority") == "2":
                     answer["receipt"] = f"r{self._n:029d}"
+                    self.receipts[answer["receipt"]] = 0
             self.requests.append(Request(time.time(), path, body, status))
         return status, answer
 
     def sent(self) -> list[dict]:
         with self._server.lock:
-            return [r.body for r in self.requests if r.status == 200]
+            return [r.body for r in self.requests if r.status == 200 and r.path == "/1/messages.json"]
 
     def close(self):
         self._server.close()

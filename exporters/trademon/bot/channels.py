@@ -3,7 +3,8 @@ trademon.bot.escalation's). Each sends one short message and raises ChannelError
 not, in words fit for a log: never a URL (Telegram's hold the token) nor a credential.
 
     pushover  Pushover's emergency priority (priority=2: it repeats every ``retry`` until
-              someone acknowledges it in the Pushover app, or ``expire`` passes)
+              someone acknowledges it in the Pushover app, or ``expire`` passes); its
+              receipt says whether someone did
     sms       an SMS to each number, through a Twilio-compatible API (Messages.json)
     call      a voice call to each number, the message read out (Calls.json with Twiml)
     chat      another Telegram chat, through the bot's own token
@@ -11,6 +12,7 @@ not, in words fit for a log: never a URL (Telegram's hold the token) nor a crede
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
@@ -23,7 +25,8 @@ from trademon.runtime import http
 # Pushover's bounds for the emergency priority (https://pushover.net/api#priority).
 PUSHOVER_MIN_RETRY_S = 30
 PUSHOVER_MAX_EXPIRE_S = 10800
-SMS_MAX = 320  # two SMS segments at most: the alert's name and where to acknowledge it
+SMS_MAX = 320
+RECEIPT = re.compile(r"[A-Za-z0-9]{1,64}")  # two SMS segments at most: the alert's name and where to acknowledge it
 
 
 class ChannelError(Exception):
@@ -69,17 +72,38 @@ class Pushover:
     name = "pushover"
 
     def __init__(self, api_url: str, token: str, user: str, retry_s: float, expire_s: float, timeout: float = 10.0):
-        self.url = f"{api_url.rstrip('/')}/1/messages.json"
+        self.base = api_url.rstrip("/")
+        self.url = f"{self.base}/1/messages.json"
         self.token, self.user, self.retry_s, self.expire_s = token, user, retry_s, expire_s
         self._http = http.async_client(timeout)
 
     async def send(self, msg: Message) -> str:
+        """The receipt: what :meth:`acknowledged` asks about."""
         doc = await _post(self._http, "Pushover", self.url, {
             "token": self.token, "user": self.user, "title": msg.title[:250], "message": msg.text[:1024],
             "priority": "2", "retry": str(int(self.retry_s)), "expire": str(int(self.expire_s))})
         if doc.get("status") != 1:
             raise ChannelError(f"Pushover answered status {doc.get('status')!r}: {'; '.join(map(str, doc.get('errors') or []))[:200]}")
-        return f"receipt {str(doc.get('receipt', ''))[:40]}"
+        return str(doc.get("receipt", ""))[:64]
+
+    async def acknowledged(self, receipt: str) -> str | None:
+        """Who acknowledged the emergency message in the Pushover app (GET /1/receipts/{receipt}.json),
+        or None while nobody has."""
+        if not RECEIPT.fullmatch(receipt):  # it came from outside and goes into a URL
+            return None
+        try:
+            r = await self._http.get(f"{self.base}/1/receipts/{receipt}.json", params={"token": self.token})
+        except httpx.HTTPError as e:  # the URL holds the token: never in a message
+            raise ChannelError(f"Pushover unreachable ({type(e).__name__})") from None
+        if r.status_code >= 300:
+            raise _provider_error("Pushover", r)
+        try:
+            doc = r.json()
+        except ValueError:
+            raise ChannelError(f"Pushover answered HTTP {r.status_code} with no JSON") from None
+        if not isinstance(doc, dict) or doc.get("acknowledged") != 1:
+            return None
+        return str(doc.get("acknowledged_by_device") or "someone")[:40]
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -11,7 +11,8 @@ of alerts (a repeat of the page continues it; a page whose alerts ended and fire
 a new one) in the bot's SQLite store, and saved after each send, so a restart resumes it where
 it stood (a send cut by a kill may go once more: at least once, as the pages). Before each
 tier, Alertmanager is asked which of the page's alerts still fire unsilenced: nothing
-acknowledged, silenced (by a button, /silence or Alertmanager's UI) or resolved is escalated.
+acknowledged, silenced (by a button, /silence or Alertmanager's UI) or resolved is escalated;
+nor a page whose Pushover emergency message was acknowledged in the app (its receipt).
 If Alertmanager cannot be asked, the bot goes by what it knows (its Ack, its silences, the
 resolves it received) and escalates: a page that may be unanswered outweighs one call too many.
 
@@ -312,6 +313,8 @@ class Escalator:
             alerts = [a for a in ref["alerts"] if states.get(_labels_key(a), "suppressed") != "suppressed"]  # active, or unprocessed yet
             if not alerts:
                 reason = "silenced" if any(_labels_key(a) in states for a in ref["alerts"]) else "resolved"
+        if reason is None:
+            reason = await self._acknowledged_in_pushover(lad, ref, now)
         if reason is not None:
             return self._stop(lad, reason)
         reached = []
@@ -323,6 +326,8 @@ class Escalator:
             try:
                 detail = await self.channels[ch].send(message(alerts, i + 1, tier.after_s))  # type: ignore[attr-defined]
                 st = {"result": "ok", "attempts": prior["attempts"] + 1, "next_at": 0}
+                if ch == "pushover" and detail:
+                    st["receipt"] = detail
                 reached.append(ch)
                 log.info("escalated", extra={"tier": i + 1, "channel": ch, "detail": detail, "alerts": len(alerts)})
             except ChannelError as e:
@@ -341,6 +346,24 @@ class Escalator:
         if reached:
             await self._note(ref, reached, now)
 
+    async def _acknowledged_in_pushover(self, lad: dict, ref: dict, now: float) -> str | None:
+        """An emergency message acknowledged in the Pushover app stops the ladder (asked only when
+        a tier is due); the page says so (the Telegram Ack and its silence stay the trader's)."""
+        pushover = self.channels.get("pushover")
+        receipts = [st["receipt"] for st in lad["state"]["sent"].values() if st.get("receipt")]
+        if pushover is None or not receipts:
+            return None
+        try:
+            by = await pushover.acknowledged(receipts[-1])  # type: ignore[attr-defined]
+        except ChannelError as e:  # cannot tell: the ladder goes on
+            log.warning("cannot ask Pushover whether the page was acknowledged", extra={"error": str(e)[:200]})
+            return None
+        if by is None:
+            return None
+        await self._show(ref, f"✋ Acknowledged in Pushover ({esc(by)}) at {render.fmt_clock(now, self.zone)}: the escalation "
+                              "stops (the page's reminders go on until someone acks it here)")
+        return "acknowledged in Pushover"
+
     def _count(self, tier: str, channel: str, result: str) -> None:
         if self.metrics is not None:
             self.metrics.escalations(tier, channel, result)()
@@ -348,8 +371,10 @@ class Escalator:
 
     async def _note(self, ref: dict, reached: list[str], now: float) -> None:
         """The page says who else was called (the trader who opens it later knows)."""
-        at = render.fmt_clock(now, self.zone)
-        pages.add_note(self.store, ref, f"📣 Not acknowledged: escalated to {esc(', '.join(reached))} at {at}")
+        await self._show(ref, f"📣 Not acknowledged: escalated to {esc(', '.join(reached))} at {render.fmt_clock(now, self.zone)}")
+
+    async def _show(self, ref: dict, note: str) -> None:
+        pages.add_note(self.store, ref, note)
         if self.page_editor is None or ref["state"].get("storm"):  # a storm's next rendering shows the note
             return
         try:
