@@ -375,3 +375,26 @@ def test_after_a_restart_the_storm_edits_the_same_status_and_a_deleted_one_is_se
     asyncio.run(again.show(tg, Signer(TOKEN), Runbooks({}), zone, chat, at, time.monotonic() + 5))
     assert [m for m, _ in tg.calls] == ["sendMessage"]  # the edit found no message: a new status
     assert visible_text(tg.calls[0][1]["text"]).startswith("🌩 STORM · 3 firing")
+
+
+def test_a_storm_tracks_a_bounded_number_of_alerts_and_counts_the_rest(tmp_path, monkeypatch):
+    """Bounded work per notification: past MAX_TRACKED distinct alerts the storm's state stops
+    growing, and its status says how many notifications it no longer lists, and that the limit
+    it shows is the chat's own."""
+    from zoneinfo import ZoneInfo
+
+    from trademon.bot import storm as st
+
+    monkeypatch.setattr(st, "MAX_TRACKED", 20)
+    clock = Clock()
+    s = st.Storm(Store(tmp_path / "bot.sqlite3"), clock=clock, per_minute=30)
+    chat = -100778
+    for i in range(st.PAGES_PER_MINUTE * 2):  # pages first, then folded
+        s.takes(chat, _note(_alert("W", i)))
+    for i in range(100):
+        s.takes(chat, _note(_alert("W", 1000 + i)))
+    state = s.state(chat)
+    assert len(state["firing"]) == 20 and state["untracked"] > 0
+    text, _ = s.compose(chat, state, ZoneInfo("UTC"))
+    assert f"{state['untracked']} more notifications past the 20 alerts tracked" in visible_text(text)
+    assert "this chat's limit: 30 messages a minute" in visible_text(text)
