@@ -54,7 +54,9 @@ if ! root; then
   echo "start-docker: no Docker engine answers and not root: start dockerd (the container layer fails without it)" >&2
   exit 0
 fi
-log=${TMPDIR:-/tmp}/trademon-dockerd.log
+# In the checkout (git-ignored): the suite leaves nothing of its own outside it.
+log=${TRADEMON_DOCKERD_LOG:-$root_dir/.cache/dockerd.log}
+mkdir -p "$(dirname "$log")"
 echo "start-docker: starting $dockerd (log: $log)" >&2
 # setsid: the engine outlives this script (the test command execs pytest next).
 setsid "$dockerd" >"$log" 2>&1 < /dev/null &

@@ -108,6 +108,24 @@ def test_money_page_alone_other_criticals_by_severity_and_inhibitions(stack):
     assert all(inhibited.values())
 
 
+def test_2fa_wait_inhibits_the_same_gateways_session_loss(stack):
+    """A gateway waiting for its second factor pages once, with the action: its lost API session
+    (TWSConnectionLost, same job and instance) is inhibited; another gateway's loss still pages."""
+    gw_a, gw_b = {"job": "ib-exporter", "instance": "gw-a:9110"}, {"job": "ib-exporter", "instance": "gw-b:9110"}
+    stack.post(alert("IBGateway2FARequired", "critical", "IB Gateway waits for the two-factor login", **gw_a),
+               alert("TWSConnectionLost", "critical", "IB API session lost on gw-a", **gw_a),
+               alert("TWSConnectionLost", "critical", "IB API session lost on gw-b", **gw_b))
+    tg = stack.standins.telegram
+    stack.wait(lambda: stack.alerts(inhibited="true", active="false", silenced="false"), 15, "the inhibition applied")
+    stack.wait(lambda: len(tg.sent()) >= 2, 30, "the pages")
+    stack.settle(3)
+    inhibited = [a["labels"] for a in stack.alerts(inhibited="true", active="false", silenced="false")]
+    assert inhibited == [{"alertname": "TWSConnectionLost", "severity": "critical", **gw_a}], inhibited
+    shown = "\n".join(visible_text(m["text"]) for m in tg.sent())
+    assert "IBGateway2FARequired" in shown and "lost on gw-b" in shown
+    assert "lost on gw-a" not in shown and "lost on gw-a" not in str(stack.records())
+
+
 def test_escaped_and_cut_text_still_arrives(stack):
     """`<`, `&` and a description far over Telegram's limit: every alert arrives, escaped and
     cut, split over several messages on line boundaries (Telegram's strict stand-in accepts

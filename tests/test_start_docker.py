@@ -48,7 +48,7 @@ def stubs(tmp: Path, *, uid: int, engine_up: bool, dockerd_starts: bool = True, 
     plugin = tmp / "pinned-docker-compose"
     plugin.write_text("#!/bin/sh\necho stub compose v2\n")
     plugin.chmod(0o755)
-    return {"PATH": f"{bin_}:/usr/bin:/bin", "TMPDIR": str(tmp), "TRADEMON_DOCKERD": str(bin_ / "dockerd"),
+    return {"PATH": f"{bin_}:/usr/bin:/bin", "TMPDIR": str(tmp), "TRADEMON_DOCKERD_LOG": str(tmp / "trademon-dockerd.log"), "TRADEMON_DOCKERD": str(bin_ / "dockerd"),
             "TRADEMON_DOCKERD_WAIT": "3", "TRADEMON_DOCKERD_STOP_WAIT": "5", "HOME": str(tmp),
             "TRADEMON_COMPOSE_PLUGIN_DIR": str(tmp / "cli-plugins"), "TRADEMON_COMPOSE_PLUGIN": str(plugin)}
 

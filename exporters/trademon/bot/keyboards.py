@@ -15,12 +15,17 @@ def runbook_rows(signer: Signer, names: Sequence[str], chat_id: int) -> list[lis
     return [[{"text": f"📖 {n}", "callback_data": signer.sign("rbk", key(n), chat_id)}] for n in names]
 
 
-def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = ()) -> dict:
+def keyboard(signer: Signer, ref: str, chat_id: int, runbooks: Sequence[str] = (), count: int | None = None,
+             ack: bool = True) -> dict:
+    """``count``: the buttons say how many alerts they act on ("🔕 Silence 1h · all 60"), for a
+    message that counts its alerts rather than showing each in full. ``ack``: a storm's status
+    message has no Ack (it is silenced as a whole; pages are acknowledged one by one)."""
+    all_n = f" · all {count}" if count is not None else ""
     return {"inline_keyboard": [
-        [{"text": "✋ Ack", "callback_data": signer.sign("ack", ref, chat_id)}],
-        [{"text": "🔕 Silence 1h", "callback_data": signer.sign("s1h", ref, chat_id)},
-         {"text": "🔕 Silence 4h", "callback_data": signer.sign("s4h", ref, chat_id)}],
-        [{"text": "🔕 Until the next session", "callback_data": signer.sign("sns", ref, chat_id)}],
+        *([[{"text": f"✋ Ack{all_n}", "callback_data": signer.sign("ack", ref, chat_id)}]] if ack else []),
+        [{"text": f"🔕 Silence 1h{all_n}", "callback_data": signer.sign("s1h", ref, chat_id)},
+         {"text": f"🔕 Silence 4h{all_n}", "callback_data": signer.sign("s4h", ref, chat_id)}],
+        [{"text": f"🔕 Until the next session{all_n}", "callback_data": signer.sign("sns", ref, chat_id)}],
         *runbook_rows(signer, runbooks, chat_id)]}
 
 

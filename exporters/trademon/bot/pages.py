@@ -45,7 +45,9 @@ def markup(signer: Signer, ref: dict, runbooks: Runbooks) -> dict:
     if ref["silences"]:
         return {"inline_keyboard": [[{"text": "🔔 Unsilence", "callback_data": signer.sign("uns", ref["ref"], ref["chat_id"])}],
                                     *runbook_rows(signer, names, ref["chat_id"])]}
-    return keyboard(signer, ref["ref"], ref["chat_id"], names)
+    counted = ref["state"].get("counted")
+    return keyboard(signer, ref["ref"], ref["chat_id"], names, count=len(ref["alerts"]) if counted else None,
+                    ack=not ref["state"].get("storm"))
 
 
 async def edit(tg: TelegramClient, signer: Signer, runbooks: Runbooks, ref: dict, also: int | None = None, within: float = 10) -> None:

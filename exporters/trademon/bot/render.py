@@ -3,9 +3,9 @@
 The same message the trader used to get from Alertmanager's Telegram template
 (alertmanager/templates/telegram.tmpl): a header, one block per alert with its summary,
 description and links (dashboard, runbook, silence), resolved alerts after. Every text from
-an alert is HTML-escaped; fields are cut to fixed lengths; and instead of dropping the alerts
-that do not fit, the text is split into messages on line boundaries (each line is complete
-markup, so no cut ever falls inside a tag), at most MAX_PARTS of them.
+an alert is HTML-escaped; fields are cut to fixed lengths. A notification is always ONE
+message (one buzz, its buttons under all it shows): too many alerts for their full text, they
+get a line each, and past that they are counted by name; none is dropped unsaid.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from urllib.parse import quote_plus, urlsplit
 
 PART_BUDGET = 3600   # UTF-16 units of raw text per message: Telegram's 4096 visible, less room for the edit note
-MAX_PARTS = 4        # a storm is summarised, not sent as 50 messages (Telegram allows ~20/min per group)
+LINE_SUMMARY_CHARS = 100  # an alert's summary on its one line, when the full text does not fit
 ICONS = {"critical": "🔴", "warning": "🟠"}
 SUMMARY_CHARS, DESCRIPTION_CHARS = 200, 400  # each alert's text is cut here (the start says what and why)
 
@@ -148,42 +148,65 @@ def blocks(payload: dict, links: Links) -> list[tuple[dict | None, list[str]]]:
 
 
 def render(payload: dict, links: Links) -> list[str]:
-    """The message(s): one unless the alerts do not fit in one."""
+    """The message: always one (see render_page)."""
     return render_page(payload, links)[0]
 
 
-def render_page(payload: dict, links: Links) -> tuple[list[str], list[dict]]:
-    """The message(s), and the label sets of the firing alerts they show: the page's buttons
-    act on these, never on an alert a storm left out of the text."""
+def render_page(payload: dict, links: Links) -> tuple[list[str], list[dict], bool]:
+    """The message, the label sets of the firing alerts it shows (the page's buttons act on
+    these, never on an alert the trader did not see), and whether it is short of the full text
+    (its buttons then name how many they act on). Always ONE message, so a storm buzzes once
+    and its buttons sit under everything it shows (four parts buzzed four times, with the
+    buttons on the last only): each alert in full if that fits, else one line per alert, else
+    the alerts counted by name (``digest_lines``)."""
     head = header(payload)
-    parts: list[list[str]] = [[]]
-    omitted = 0
-    shown: list[dict] = []
-    for labels, block in blocks(payload, links):
-        text = "\n".join(block)
-        size = units(text) + 2
-        cur = parts[-1]
-        if units(head) + 20 + sum(units(t) + 2 for t in cur) + size > PART_BUDGET:
-            if len(parts) == MAX_PARTS:
-                omitted += 1
-                continue
-            parts.append([])
-            cur = parts[-1]
-        cur.append(text)
-        if labels is not None:
-            shown.append(labels)
-    out = []
-    n = len(parts)
-    for i, p in enumerate(parts, 1):
-        h = head + (f" · {i}/{n}" if n > 1 else "")
-        out.append("\n\n".join([h, *p]))
-    if omitted:
+    firing = [a for a in payload["alerts"] if a["status"] == "firing"]
+    resolved = [a for a in payload["alerts"] if a["status"] == "resolved"]
+    note = links.note() if firing else None
+    tail = "\n\n" + html.escape(note, quote=False) if note else ""
+    full = "\n\n".join([head, *("\n".join(block) for _, block in blocks(payload, links))]) + tail
+    if units(full) <= PART_BUDGET:
+        return [full], [a["labels"] for a in firing], False
+    lines = [_line(a) for a in firing] + [f"✅ resolved: {_line(a)}" for a in resolved]
+    short = "\n".join([head, f"<i>{len(payload['alerts'])} alerts, one line each (the buttons act on all {len(firing)} firing)</i>",
+                        *lines]) + tail
+    if units(short) <= PART_BUDGET:
+        return [short], [a["labels"] for a in firing], True
+    listed, shown, more = digest_lines(firing, PART_BUDGET - units(head) - units(tail) - 400)
+    done = digest_lines(resolved, 300)[0]
+    text = "\n".join([head, f"<i>{len(payload['alerts'])} alerts, counted by name (the buttons act on the {len(shown)} listed)</i>",
+                       *listed, *(f"✅ resolved: {x}" for x in done)])
+    if more:
         where = f'<a href="{html.escape(links.alertmanager_url)}">Alertmanager</a>' if links.alertmanager_ok else "Alertmanager"
-        out[-1] += f"\n\n… {omitted} more not shown (the buttons act on the {len(shown)} shown): {where}"
-    note = links.note()
-    if note and any(a["status"] == "firing" for a in payload["alerts"]):
-        out[-1] += "\n\n" + html.escape(note, quote=False)
-    return out, shown
+        text += f"\n… {more} more not listed: /alerts or {where}"
+    return [text + tail], shown, True
+
+
+def _line(a: dict) -> str:
+    name = _cut(a["labels"].get("alertname", ""), 80)
+    return f"<b>{name}</b> · {_cut(a.get('annotations', {}).get('summary', ''), LINE_SUMMARY_CHARS)}"
+
+
+def digest_lines(alerts: list[dict], budget: int) -> tuple[list[str], list[dict], int]:
+    """The alerts counted by name, critical first, then the most frequent: one line per name
+    (``🔴 <b>Name</b> ×12``) while ``budget`` (UTF-16 units) allows. Returns the lines, the label
+    sets of the alerts they count, and how many alerts did not fit."""
+    by_name: dict[str, list[dict]] = {}
+    for a in alerts:
+        by_name.setdefault(a["labels"].get("alertname", ""), []).append(a)
+    order = sorted(by_name.items(), key=lambda kv: (kv[1][0]["labels"].get("severity") != "critical", -len(kv[1]), kv[0]))
+    lines: list[str] = []
+    shown: list[dict] = []
+    used = 0
+    for name, group in order:
+        icon = ICONS.get(group[0]["labels"].get("severity", ""), "🔵")
+        line = f"{icon} <b>{_cut(name, 80)}</b> ×{len(group)}"
+        if used + units(line) + 1 > budget:
+            break
+        used += units(line) + 1
+        lines.append(line)
+        shown.extend(a["labels"] for a in group)
+    return lines, shown, len(alerts) - len(shown)
 
 
 def split_lines(text: str, budget: int = 4000) -> list[str]:

@@ -122,10 +122,11 @@ class Store:
         return count, oldest
 
     # refs
-    def new_ref(self, chat_id: int, alerts: list[dict], text: str = "", group_key: str = "") -> str:
+    def new_ref(self, chat_id: int, alerts: list[dict], text: str = "", group_key: str = "", state: dict | None = None) -> str:
         ref = secrets.token_hex(6)
         self._x("INSERT INTO refs (ref, chat_id, message_id, created, alerts, text, silences, group_key, message_ids, state) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", (ref, chat_id, None, time.time(), json.dumps(alerts), text, "[]", group_key, "[]", "{}"))
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (ref, chat_id, None, time.time(), json.dumps(alerts), text, "[]", group_key, "[]", json.dumps(state or {})))
         return ref
 
     def set_message(self, ref: str, message_id: int, text: str | None = None) -> None:

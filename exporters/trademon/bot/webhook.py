@@ -60,14 +60,15 @@ class Delivery:
         """Render, and put in the outbox (on disk when this returns). A notification whose
         alerts are all resolved edits the pages it ends (quietly, their buttons retired)
         instead of ringing as a new message."""
-        parts, firing = render.render_page(payload, self.links)  # the firing alerts shown: what the buttons act on
+        parts, firing, counted = render.render_page(payload, self.links)  # the firing alerts shown: what the buttons act on
         ended = self._ended_pages(payload)
         silent = render.severity_of(payload) != "critical" or not firing  # warnings and resolves arrive quietly
         item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": [] if ended and not firing else parts, "sent": 0, "ref": None,
                 "runbooks": self.runbooks.for_alerts(firing), "retire": ended,
                 "page": page_of(payload, render.severity_of(payload), time.time())}  # for its latency, once delivered
         if firing:
-            item["ref"] = self.store.new_ref(self.cfg.chat_id, firing, parts[-1], str(payload.get("groupKey", "")))
+            item["ref"] = self.store.new_ref(self.cfg.chat_id, firing, parts[-1], str(payload.get("groupKey", "")),
+                                             state={"counted": True} if counted else None)
         oid = self.store.put(item)
         now = time.time()
         self.store.remember(digest(payload), oid, now, forget_before=now - self.cfg.retry_window_s)
