@@ -53,7 +53,7 @@ def am_config(alerting) -> dict:
 def check(page: faults.Page, bound: faults.Bound) -> None:
     print(f"\n{page.fault}: {page.alert} on Slack {page.slack - page.at_fault:.2f} s, by email {page.email - page.at_fault:.2f} s "
           f"(bound {bound})")
-    assert page.latency <= bound.total + ALLOWANCE, (page, str(bound))
+    assert bound.floor <= page.latency <= bound.total + ALLOWANCE, (page, str(bound))
 
 
 def test_bot_killed_and_left_dead_pages_by_slack_and_email(e2e):

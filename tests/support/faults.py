@@ -38,6 +38,8 @@ MANY_TO_MANY = {"groups": [{"name": "fault.many_to_many", "rules": [
 class Bound:
     """Seconds from a fault to its page, part by part."""
     parts: dict[str, float] = field(default_factory=dict)
+    floor: float = 0.0  # the least that must pass: an alert fires no sooner than its `for` after the fault
+
 
     @property
     def total(self) -> float:
@@ -108,30 +110,30 @@ def bound(rule: dict, scrape: float, evaluation: float, am_config: dict, *, firs
                                                                         seconds(route.get("group_interval", "5m")))
     windows = [seconds(w) for w in re.findall(r"\[(\d+(?:ms|[smhdwy]))\]", rule["expr"])]
     for_s = seconds(rule.get("for", "0s"))
-    parts = {"rule group's first evaluation": evaluation if first_evaluation else 0.0, "scrape": scrape,
+    parts = {"the failing group's evaluation": evaluation if first_evaluation else 0.0, "scrape": scrape,
              # increase() and rate() need a second sample that differs from the first
              "second scrape": scrape if re.search(r"\b(increase|rate)\(", rule["expr"]) else 0.0,
              "window": WINDOWED.get(name, 0.0) * max(windows, default=0.0), "evaluation": evaluation,
              "for": math.ceil(for_s / evaluation) * evaluation if for_s else 0.0,
              ("group_wait" if alone else "group_wait or group_interval"): wait, "peer timeout": peer_timeout}
-    return Bound(parts)
+    return Bound(parts, floor=for_s)
 
 
 # ------------------------------------------------------------------ the page, as the trader gets it
 
 
 def slack_at(standins, alert: str, since: float, text: str = "") -> float | None:
-    for r in standins.slack.requests:
+    for r in list(standins.slack.requests):
         body = (r.body.get("attachments") or [{}])[0]
-        if (r.at >= since and r.status == 200 and not str(body.get("title", "")).startswith("[RESOLVED]")
-                and f"*{alert}*" in str(body.get("text", "")) and text in str(body.get("text", ""))):
+        firing = str(body.get("text", "")).split("✅ resolved:")[0]  # the resolved alerts of the group are listed last
+        if r.at >= since and r.status == 200 and f"*{alert}*" in firing and text in firing:
             return r.at
     return None
 
 
 def email_at(standins, alert: str, since: float, text: str = "") -> float | None:
-    for m in standins.smtp.messages:
-        if m.at >= since and "RESOLVED" not in m.subject and alert in m.subject and text in m.body:
+    for m in standins.smtp.messages:  # the subject names the firing alerts
+        if m.at >= since and "RESOLVED" not in m.subject and alert in m.subject.split() and text in m.body:
             return m.at
     return None
 
