@@ -8,6 +8,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 dockerd=${TRADEMON_DOCKERD:-/usr/sbin/dockerd}   # overridable for tests/test_start_docker.py
 pidfile=$(mktemp "${TMPDIR:-/tmp}/trademon-dockerd.XXXXXX")
 
+# Gone, or exited and not yet reaped: an engine started by start-docker.sh is init's child, and a
+# zombie still answers kill -0 until init gets to it (seconds on some machines).
+stopped() {
+  [ ! -e "/proc/$1" ] || [ "$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)" = Z ]
+}
+
 stop_engine() {
   local pid
   pid=$(cat "$pidfile" 2>/dev/null || true)
@@ -18,7 +24,7 @@ stop_engine() {
   echo "with-docker: stopping the dockerd this command started (pid $pid)" >&2
   kill -TERM "$pid" 2>/dev/null || return 0
   local wait_s=${TRADEMON_DOCKERD_STOP_WAIT:-30}
-  for _ in $(seq 1 $((wait_s * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 $((wait_s * 10))); do stopped "$pid" && return 0; sleep 0.1; done
   echo "with-docker: dockerd (pid $pid) still runs ${wait_s} s after SIGTERM; killing it" >&2
   kill -KILL "$pid" 2>/dev/null || true
 }

@@ -37,7 +37,7 @@ E2E_MODULES = {
     "test_sim_prometheus", "test_sim_scenarios", "test_synthetic",
     "test_ha_alerting", "test_store_live", "test_native_ha",
     "test_ib_bounds", "test_ib_unknown", "test_ib_down_reason", "test_ib_master",
-    "test_security", "test_hardening", "test_demo_tour", "test_markets_alertmanager", "test_bot_e2e",
+    "test_security", "test_hardening", "test_demo_tour", "test_demo_tour_long", "test_markets_alertmanager", "test_bot_e2e",
 }
 NEEDS = ("e2e", "containers", "slow", "promtool", "amtool", "compose", "node")
 

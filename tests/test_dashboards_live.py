@@ -82,7 +82,9 @@ class Stack:
         bot = start("trademon-bot", [sys.executable, "-m", "trademon", "bot"],
                     {"TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_CHAT_ID": "42", "TELEGRAM_API_URL": self.telegram.url,
                      "TRADEMON_BOT_PORT": str(self.bot_port), "TRADEMON_BOT_STATE_DIR": str(workdir / "bot"),
-                     "TRADEMON_BOT_POLL_TIMEOUT": "1"}, workdir / "bot.log")
+                     "TRADEMON_BOT_POLL_TIMEOUT": "1",
+                     # escalation on (to another chat of the stand-in): its series exist from the start
+                     "TRADEMON_BOT_ESCALATE": "10m:chat", "TRADEMON_BOT_ESCALATE_CHAT_ID": "43"}, workdir / "bot.log")
         self.procs.append(bot)
         wait_http(f"http://127.0.0.1:{self.bot_port}/healthz", 30, bot)
         targets.update({"alert-sink": f"127.0.0.1:{self.sink_port}", "synthetic": f"127.0.0.1:{self.syn_port}",

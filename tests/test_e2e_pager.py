@@ -9,14 +9,13 @@ each rule's `for` divided by 30 (`for: 2m` is 4 s), Prometheus re-sends firing a
 
 from __future__ import annotations
 
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.support.e2estack import E2EStack
-from tests.support.procs import ClosedPort, HangingServer
+from tests.support.procs import ClosedPort, HangingServer, serve
 from tests.support.standins import visible_text
 
 pytestmark = pytest.mark.e2e  # real Prometheus, Alertmanager and trademon processes
@@ -98,7 +97,7 @@ class StandInExposition:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serve(self.httpd)
 
     def close(self):
         self.httpd.shutdown()

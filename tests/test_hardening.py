@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.procs import Proc, free_port, wait_for, wait_http
+from tests.support.procs import Proc, free_port, serve, wait_for, wait_http
 from tests.test_alertsink import small_filesystem
 from tests.support.standins import TelegramStandIn
 from tests.test_security import PAYLOAD, SIM_JOBS, TOKEN, trademon
@@ -357,7 +357,7 @@ class Blackhole:
         self.server.daemon_threads = True
         self.server.outer = self
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
 
     def close(self) -> None:
         self.release.set()

@@ -22,6 +22,7 @@ from trademon.stack import tools
 from trademon.settings.env import ConfigError
 
 from tests.support import amtime
+from tests.support.procs import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 NY, LONDON, BERLIN = ZoneInfo("America/New_York"), ZoneInfo("Europe/London"), ZoneInfo("Europe/Berlin")
@@ -381,7 +382,6 @@ def test_a_template_only_change_reloads_alertmanager(tmp_path):
 
 def reload_recorder(port: int, posts: list):
     """A loopback stand-in for Alertmanager's /-/reload that records each POST's path."""
-    import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class Reload(BaseHTTPRequestHandler):
@@ -394,7 +394,7 @@ def reload_recorder(port: int, posts: list):
             pass
 
     server = HTTPServer(("127.0.0.1", port), Reload)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     return server
 
 

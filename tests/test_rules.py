@@ -316,7 +316,8 @@ TUNED = {
     "rejection_ratio": 0.2, "rejection_for": "10m", "fill_ratio_min": 0.4, "fill_rate_for": "5m",
     "ratio_min_events": 10, "api_p99_seconds": 1, "api_latency_for": "2m", "exposure_ratio": 0.8,
     "exposure_for": "1m", "pnl_anomaly_sigmas": 3, "pnl_anomaly_min_change": 250, "pnl_anomaly_for": "2m",
-    "marketdata_stale_seconds": 120, "farm_down_for": "10m", "synthetic_failing_for": "2m",
+    "marketdata_stale_seconds": 120, "farm_down_for": "10m", "ib_md_quote_stale_seconds": 300,
+    "ib_md_quote_sparse_stale_seconds": 3600, "ib_md_resubscribe_for": "3m", "ib_md_delayed_for": "4m", "synthetic_failing_for": "2m",
     "exporter_down_for": "5m", "delivery_failing_for": "4m", "currency": "EUR", "broker_view_lost_for": "3m", "broker_data_memory": "2h",
     "broker_data_missing_for": "3m", "money_hold": "3h", "money_evaluation_interval": "5s",
     "ib_maintenance_hold": "20m", "market_calendar_min_days": 10, "thresholds_not_live_for": "2m",
@@ -404,6 +405,13 @@ NUMERIC = {
     "marketdata_stale_seconds": ("MarketDataStale", 10, lambda v: {
         f'marketdata_last_tick_timestamp_seconds{{symbol="AAPL", {IB}}}': f"{n(-v)}+60x40",
         f"marketdata_connected{{{IB}}}": flat(1)}, AT),
+    # an IB market data line v seconds without a tick, all along, in its exchange's session
+    "ib_md_quote_stale_seconds": ("IBMarketDataStale", 10, lambda v: {
+        f'ib_market_data_tick_age_seconds{{subscription="AAPL@NASDAQ", cadence="quote", {IB}}}': flat(v),
+        f'ib_market_data_in_session{{subscription="AAPL@NASDAQ", {IB}}}': flat(1)}, AT),
+    "ib_md_quote_sparse_stale_seconds": ("IBMarketDataStale", 10, lambda v: {
+        f'ib_market_data_tick_age_seconds{{subscription="O@CBOE", cadence="quote_sparse", {IB}}}': flat(v),
+        f'ib_market_data_in_session{{subscription="O@CBOE", {IB}}}': flat(1)}, AT),
     # IB's weekly re-authentication v seconds away, all along
     "ib_reauth_warn_seconds": ("IBWeeklyReauthSoon", -1, lambda v: {f"ib_gateway_reauth_in_seconds{{{IB}}}": flat(v)}, AT),
     # today's Order Efficiency Ratio v, with 100 submissions

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +29,7 @@ from trademon.alertsink.app import MAX_BODY, MAX_RECEIVERS
 
 from tests.support import shippers
 from tests.support.amstack import alert
-from tests.support.procs import Proc, free_port, start, wait_for, wait_http
+from tests.support.procs import Proc, free_port, serve, start, wait_for, wait_http
 from tests.support.standins import SMTPStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,7 +410,7 @@ class _Failing:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
 
     def close(self):
         self.server.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from tests.support.procs import serve
 from trademon.metrics import Children
 from trademon.runtime.backoff import Backoff, delay
 
@@ -57,7 +58,6 @@ def test_removing_a_child_drops_its_series_and_its_cache():
 def redirecting_server():
     """A loopback HTTP server that answers every request with a redirect elsewhere and notes
     the headers it got."""
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     seen: list[dict] = []
@@ -74,7 +74,7 @@ def redirecting_server():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     yield f"http://127.0.0.1:{server.server_address[1]}", seen
     server.shutdown()
     server.server_close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from trademon.synthetic.runner import CheckRunner
 
 from tests.support.amstack import AlertingStack
 from tests.support.e2estack import render_thresholds
-from tests.support.procs import ClosedPort, HangingServer, free_port, start, wait_for, wait_http
+from tests.support.procs import ClosedPort, HangingServer, free_port, serve, start, wait_for, wait_http
 from tests.support.sim import SimProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +261,7 @@ class LateServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
 
     def down(self):
         if self.server:

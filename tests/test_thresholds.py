@@ -10,6 +10,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.support.procs import serve
 from trademon.settings import thresholds
 from trademon.thresholds import render, watch
 
@@ -88,7 +89,6 @@ def test_an_edit_goes_live_and_a_refused_one_changes_nothing(tmp_path):
 def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
     """A reload answered with an error: not live (it pages), retried at the next poll."""
     import http.server
-    import threading
 
     class Refuse(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
@@ -100,7 +100,7 @@ def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
             pass
 
     srv = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    serve(srv)
     try:
         r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [f"http://127.0.0.1:{srv.server_port}/-/reload"])
         outcome = r.check()
@@ -168,7 +168,6 @@ def test_a_render_that_cannot_write_is_refused_not_a_bare_500(tmp_path):
 def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
     """A bare 500 from the service is reported as what it is, not as a stack that is not running."""
     import http.server
-    import threading
 
     from trademon.thresholds import cli
 
@@ -182,7 +181,7 @@ def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
             pass
 
     srv = http.server.HTTPServer(("127.0.0.1", 0), Bare500)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    serve(srv)
     try:
         assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(srv.server_port)}) == 2
     finally:

@@ -122,6 +122,12 @@ TELEGRAM_REFUSALS = {
 }
 
 
+# How the bot tries one escalation channel of one tier (trademon.bot.escalation), and what
+# EscalationChannelFailing's description says of it.
+ESCALATION_TRIES = 3
+ESCALATION_RETRY_S = 30
+
+
 def _m(name, type_, help_, labels=(), *, job, group, buckets=None) -> Metric:
     return Metric(name, type_, help_, tuple(labels), job, group, buckets)
 
@@ -182,7 +188,13 @@ METRICS: tuple[Metric, ...] = (
     _m("ib_gateway_reauth_in_seconds", GAUGE, "Countdown to IB's next forced weekly re-authentication of the gateway session (Sunday 01:00 America/New_York; the next login needs the second factor by hand).", job=IB, group="IB gateway"),
     _m("ib_gateway_2fa_required", GAUGE, "1 while the gateway waits for a login with the second factor (the API session is down since IB's weekly re-authentication, the handshake stalls at login, or the gateway controller is alive but not ready), else 0.", job=IB, group="IB gateway"),
     _m("ib_gateway_controller_up", GAUGE, "1 if the gateway controller's (ibg-controller) check answered 200 at the last poll, else 0; check is health or ready. Absent when no controller is configured (TRADEMON_IB_CONTROLLER_URL).", ["check"], job=IB, group="IB gateway"),
-    _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm or error code was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
+    _m("ib_label_overflow_total", COUNTER, "Events whose strategy, farm, error code, contract (symbol) or market data line (subscription) was counted under __overflow__ because the label's cap of distinct values was reached.", ["label"], job=IB, group="IB connection"),
+    # IB's own market-data lines (trademon.ib.subscriptions; docs/ib-exporter.md)
+    _m("ib_market_data_tick_age_seconds", GAUGE, "Seconds since the market data line's last tick, counted from the latest of that tick, the line's (re)request and the open of its exchange's current session; cadence is its class (IB_MARKET_DATA_CADENCES). Absent while the API session is down or TWS has lost IB.", ["subscription", "cadence"], job=IB, group="IB market data"),
+    _m("ib_market_data_in_session", GAUGE, "1 while the line's exchange is in a regular session (exchange-calendars), else 0; absent when its exchange has no known calendar (then its staleness is not judged).", ["subscription"], job=IB, group="IB market data"),
+    _m("ib_market_data_type", GAUGE, "The market data type TWS delivers on the line: 1 live, 2 frozen, 3 delayed (also after code 10167), 4 delayed-frozen; absent until TWS says.", ["subscription"], job=IB, group="IB market data"),
+    _m("ib_market_data_type_requested", GAUGE, "The market data type the exporter asks for (TRADEMON_IB_MARKET_DATA_TYPE: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen).", job=IB, group="IB market data"),
+    _m("ib_market_data_lines_lost", GAUGE, "Market data lines TWS dropped at code 1101 (connectivity restored, data lost) that the exporter has not asked for again; 0 otherwise.", job=IB, group="IB market data"),
     # Broker truth: what IB says, beside what the trading system says it did (docs/broker-truth.md)
     _m("ib_master_client", GAUGE, "1 once this session has seen an order of another API client as it happened (the exporter is TWS's Master API client), 0 while it has not (it cannot see other clients' orders, or none was placed since it connected); absent while the session is down.", job=IB, group="Broker truth"),
     _m("ib_executions_total", COUNTER, "Executions IB reported, once each (by execId), live or recovered with reqExecutions at a (re)connect; executions from before the exporter started are not counted.", ["strategy"], job=IB, group="Broker truth"),
@@ -216,7 +228,10 @@ METRICS: tuple[Metric, ...] = (
     _m("trademon_bot_telegram_refused", GAUGE, "1 while Telegram refuses the bot for this reason (one of TELEGRAM_REFUSALS), else 0: set by the refusal, cleared by the next success.", ["reason"], job=BOT, group="Telegram bot"),
     _m("trademon_bot_pages_delivered_total", COUNTER, "Firing notifications (pages) delivered to Telegram, by severity.", ["severity"], job=BOT, group="Telegram bot"),
     _m("trademon_bot_page_latency_seconds", HISTOGRAM, "Time to Telegram's acceptance of a page's last message, since Alertmanager's send (since=webhook) and since the newest alert's startsAt (since=alert_start).", ["since"], job=BOT, group="Telegram bot", buckets=PAGE_LATENCY_BUCKETS),
+    _m("trademon_bot_storm_folded_total", COUNTER, "Notifications counted in a chat's storm status message instead of sent as messages of their own (past 8 pages a minute in the chat: Telegram allows about 20 messages a minute in a group).", job=BOT, group="Telegram bot"),
     _m("trademon_bot_poll_conflict", GAUGE, "1 while Telegram answers getUpdates with 409 Conflict (a second poller with the same token).", job=BOT, group="Telegram bot"),
+    _m("trademon_bot_escalations_total", COUNTER, "Escalations of a critical page nobody acknowledged, by tier (1 is the first), channel (pushover, sms, call, chat) and result (ok, failed: every try counts).", ["tier", "channel", "result"], job=BOT, group="Telegram bot"),
+    _m("trademon_bot_escalation_channel_failing", GAUGE, "1 while the last escalation through this channel failed, else 0 (each channel of the ladder at 0 from the start; absent while escalation is off).", ["channel"], job=BOT, group="Telegram bot"),
     # Market and IB schedule (am-config --watch, from the rendered exchange calendar)
     _m("trademon_market_open", GAUGE, "1 while the exchange is in a regular session (holidays, early closes and breaks from its calendar), else 0; absent past the calendar's horizon.", ["exchange"], job=AMC, group="Market and IB schedule"),
     _m("trademon_market_calendar_end_timestamp_seconds", GAUGE, "Unix time the rendered market-open intervals end (the calendar horizon).", job=AMC, group="Market and IB schedule"),
@@ -241,7 +256,14 @@ IB_ERROR_FARM_CODES = {
 # The value a bounded label takes once its cap of distinct values is reached, and the labels
 # of the ib-exporter that are bounded that way (ib_label_overflow_total's label values).
 OVERFLOW = "__overflow__"
-IB_BOUNDED_LABELS = ("strategy", "farm", "code", "symbol")
+IB_BOUNDED_LABELS = ("strategy", "farm", "code", "symbol", "subscription")
+
+# ib_market_data_tick_age_seconds' cadence classes (trademon.ib.subscriptions) and what each is;
+# each has its own bound in monitoring/config.yml (ib_md_<class>_stale_seconds).
+IB_MARKET_DATA_CADENCES = {
+    "quote": "streaming quotes (reqMktData) of stocks, futures, FX, indices, CFDs, crypto: ticks many times a minute in session",
+    "quote_sparse": "streaming quotes of options, warrants and bonds: a quote may rest for minutes in session",
+}
 
 # ib_order_actions_today's kinds: the terms of IB's Order Efficiency Ratio
 ORDER_ACTION_KINDS = ("submission", "revision", "cancellation", "execution")

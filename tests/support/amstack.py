@@ -101,8 +101,12 @@ class AlertingStack:
     def bot_environment(self) -> dict[str, str]:
         """The bot's environment: the stack's variables over what the test sets (the channels,
         who may act, short polls and retries)."""
+        # TRADEMON_BOT_GROUP_PER_MINUTE: the stacks run at up to 30x (pages repeat every few
+        # seconds) and their Telegram stand-in keeps no flood limit; a storm at Telegram's own
+        # limit is tests/test_bot_storm.py's.
         return {**self.render_env, "TRADEMON_BOT_ALLOWED_USER_IDS": str(self.standins.USER_ID),
-                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", **self.retry_window(), **self.bot_env,
+                "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_LOG_LEVEL": "debug", "TRADEMON_BOT_GROUP_PER_MINUTE": "1000",
+                **self.retry_window(), **self.bot_env,
                 **self.services["trademon-bot"].env}
 
     def retry_window(self) -> dict[str, str]:

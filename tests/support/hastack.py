@@ -101,7 +101,9 @@ class HAStack:
         self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"],
                          {**env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(bot_port),
                           "TRADEMON_BOT_ALERTMANAGER_URL": f"http://127.0.0.1:{web[0]}", "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"),
-                          "TRADEMON_BOT_POLL_TIMEOUT": "2"}, self.dir / "logs" / "bot.log")
+                          "TRADEMON_BOT_POLL_TIMEOUT": "2",
+                          # compressed time, a stand-in with no flood limit: as the other stacks (amstack.py)
+                          "TRADEMON_BOT_GROUP_PER_MINUTE": "1000"}, self.dir / "logs" / "bot.log")
         wait_http(f"http://127.0.0.1:{bot_port}/healthz", 30, self.bot)
         self.layout = described.layout({"alertmanager": web[0], "alertmanager-b": web[1], "alertmanager:cluster": free_port(),
                                         "alertmanager-b:cluster": free_port(), "prometheus": free_port(),

@@ -1,11 +1,13 @@
 """Loopback stand-ins for what the tests cannot reach: the Telegram Bot API, a Slack incoming
-webhook, an SMTP server and a Healthchecks.io-style heartbeat (dead man's switch) ping URL.
-Each speaks the real protocol and records what it receives.
+webhook, an SMTP server, a Healthchecks.io-style heartbeat (dead man's switch) ping URL, and
+the bot's escalation channels: Pushover's message API and a Twilio-compatible REST API (SMS
+and voice calls). Each speaks the real protocol and records what it receives.
 
 The Telegram stand-in answers like the real Bot API (``{"ok": true, "result": Message}``),
 is as strict about the text as Telegram (HTML must parse with Telegram's tags, at most 4096
 characters after entity parsing), and can be told to fail: HTTP 500, then 429 with
-``parameters.retry_after``, for a while.
+``parameters.retry_after``, for a while; or to keep a group's flood limit (``flood_limit``:
+20 messages a minute, edits included, 429 with retry_after past it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
+
+from tests.support.procs import serve
 
 # The tags Telegram's HTML parse mode knows (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
@@ -97,11 +101,12 @@ class Request:
 class _Server:
     """A ThreadingHTTPServer on 127.0.0.1:<free port> with a handler function."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, with_headers: bool = False):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, body = handle(self.path, self.headers.get("Content-Type", ""), raw)
+                args = (self.path, self.headers.get("Content-Type", ""), raw)
+                status, body = handle(*args, self.headers) if with_headers else handle(*args)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json" if not isinstance(body, bytes) else "text/plain")
@@ -119,8 +124,7 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve(self.httpd)
         self.lock = threading.Lock()
 
     def close(self):
@@ -163,6 +167,7 @@ class TelegramStandIn:
         self._fail_500 = 0
         self._retry_after = 1
         self._fail_chat: int | None = None
+        self._flood: tuple[int, float] | None = None  # (messages, per seconds) a group takes; see flood_limit
         self._next_id = 1
         self.messages: dict[int, dict] = {}      # message_id -> the message as it stands (edits applied)
         self.photos: list[dict] = []
@@ -183,6 +188,36 @@ class TelegramStandIn:
             self._fail_500 = first_500
             self._retry_after = retry_after
             self._fail_chat = chat_id
+
+    FLOOD_METHODS = ("sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto")
+
+    def flood_limit(self, per_minute: int = 20, minute: float = 60.0) -> None:
+        """Enforce Telegram's flood limit of a group (a negative chat id): past ``per_minute``
+        messages (sends and edits alike) in any ``minute`` seconds, 429 "Too Many Requests:
+        retry after N" with ``parameters.retry_after``, as Telegram answers. ``minute`` shorter
+        than 60 s compresses time for a test."""
+        with self._server.lock:
+            self._flood = (per_minute, minute)
+
+    def _flooded(self, method: str, body: dict):
+        """The 429 for a send past the group's flood limit, or None (the lock held)."""
+        if self._flood is None or method not in self.FLOOD_METHODS or not str(body.get("chat_id", "")).startswith("-"):
+            return None
+        limit, per = self._flood
+        now = time.time()
+        taken = [r.at for r in self.requests if r.status == 200 and r.path.rsplit("/", 1)[-1] in self.FLOOD_METHODS
+                 and str(r.body.get("chat_id")) == str(body.get("chat_id")) and r.at > now - per]
+        if len(taken) < limit:
+            return None
+        ra = max(1, int(taken[-limit] + per - now + 0.999))
+        return self._error(429, f"Too Many Requests: retry after {ra}", retry_after=ra)
+
+    def max_in_window(self, chat_id: int, per: float) -> int:
+        """The most messages (sends and edits) Telegram took for ``chat_id`` within any ``per`` seconds."""
+        with self._server.lock:
+            at = sorted(r.at for r in self.requests if r.status == 200 and r.path.rsplit("/", 1)[-1] in self.FLOOD_METHODS
+                        and str(r.body.get("chat_id")) == str(chat_id))
+        return max((sum(1 for t in at[i:] if t < start + per) for i, start in enumerate(at)), default=0)
 
     REFUSALS = {
         "token": (401, "Unauthorized", {}),
@@ -242,6 +277,9 @@ class TelegramStandIn:
             return self._error(404, "Not Found")
         if method == "getMe":
             return 200, {"ok": True, "result": self._bot()}
+        flooded = self._flooded(method, body)
+        if flooded is not None:
+            return flooded
         if method == "answerCallbackQuery":
             self.callback_answers[str(body.get("callback_query_id"))] = body
             return 200, {"ok": True, "result": True}
@@ -495,6 +533,153 @@ class HeartbeatStandIn:
     def pings(self) -> list[Request]:
         with self._server.lock:
             return [r for r in self.requests if r.status == 200]
+
+    def close(self):
+        self._server.close()
+
+
+class PushoverStandIn:
+    """Pushover's message API (https://pushover.net/api): POST /1/messages.json, form-encoded
+    token, user, message (title, priority, retry, expire); answers ``{"status": 1, "request":
+    ..., "receipt": ...}`` (a receipt for the emergency priority 2), or HTTP 400 with
+    ``{"status": 0, "errors": [...]}`` as Pushover words them: a wrong token or user, priority 2
+    without retry >= 30 and expire <= 10800. GET /1/receipts/{receipt}.json?token=... answers
+    whether an emergency message was acknowledged in the app (``acknowledge(receipt)`` plays the
+    person doing it). ``fail_for(seconds)``: HTTP 500 meanwhile."""
+
+    def __init__(self, token: str, user: str):
+        self.token, self.user = token, user
+        self.requests: list[Request] = []
+        self._fail_until = 0.0
+        self._n = 0
+        self.receipts: dict[str, int] = {}  # receipt -> acknowledged_at (0: not yet)
+        self._server = _Server(self._handle)
+        self.url = f"http://127.0.0.1:{self._server.port}"
+
+    def fail_for(self, seconds: float) -> None:
+        with self._server.lock:
+            self._fail_until = time.monotonic() + seconds
+
+    def acknowledge(self, receipt: str) -> None:
+        with self._server.lock:
+            self.receipts[receipt] = int(time.time())
+
+    def _receipt(self, receipt: str, query: dict, request: str):
+        if query.get("token") != self.token:
+            return 400, {"token": "invalid", "errors": ["application token is invalid"], "status": 0, "request": request}
+        if receipt not in self.receipts:
+            return 404, {"receipt": "not found", "errors": ["receipt not found; may be invalid or expired"], "status": 0, "request": request}
+        at = self.receipts[receipt]
+        return 200, {"status": 1, "acknowledged": 1 if at else 0, "acknowledged_at": at, "acknowledged_by": self.user if at else "",
+                     "acknowledged_by_device": "trader-iphone" if at else "", "expired": 0, "request": request}
+
+    def _errors(self, body: dict) -> list[str]:
+        errors = []
+        if body.get("token") != self.token:
+            errors.append("application token is invalid")
+        if body.get("user") != self.user:
+            errors.append("user identifier is not a valid user, group, or subscribed user key")
+        if not body.get("message"):
+            errors.append("message cannot be blank")
+        if body.get("priority") == "2":
+            if not body.get("retry") or int(body["retry"]) < 30:
+                errors.append("retry is invalid")
+            if not body.get("expire") or int(body["expire"]) > 10800:
+                errors.append("expire is invalid")
+        return errors
+
+    def _handle(self, path, ctype, raw):
+        body = _decode(ctype, raw)
+        path, _, query = path.partition("?")
+        receipt = re.fullmatch(r"/1/receipts/(\w+)\.json", path)
+        with self._server.lock:
+            self._n += 1
+            request = f"5f1e1b6a-0000-4000-8000-{self._n:012d}"
+            if time.monotonic() < self._fail_until:
+                status, answer = 500, b"Internal Server Error"
+            elif receipt:
+                status, answer = self._receipt(receipt.group(1), {k: v[0] for k, v in parse_qs(query).items()}, request)
+            elif path != "/1/messages.json":
+                status, answer = 404, {"status": 0, "errors": ["not found"], "request": request}
+            elif errors := self._errors(body):
+                status, answer = 400, {"status": 0, "errors": errors, "request": request}
+            else:
+                status, answer = 200, {"status": 1, "request": request}
+                if body.get("priority") == "2":
+                    answer["receipt"] = f"r{self._n:029d}"
+                    self.receipts[answer["receipt"]] = 0
+            self.requests.append(Request(time.time(), path, body, status))
+        return status, answer
+
+    def sent(self) -> list[dict]:
+        with self._server.lock:
+            return [r.body for r in self.requests if r.status == 200 and r.path == "/1/messages.json"]
+
+    def close(self):
+        self._server.close()
+
+
+class TwilioStandIn:
+    """A Twilio-compatible REST API (2010-04-01): POST /2010-04-01/Accounts/{AccountSid}/
+    Messages.json (To, From, Body) and Calls.json (To, From, and Twiml or Url), form-encoded,
+    HTTP basic auth AccountSid:AuthToken; answers 201 with the resource (``sid`` SM... or
+    CA..., ``status`` queued), or Twilio's error document ``{"code", "message", "more_info",
+    "status"}``: 401 code 20003 for wrong credentials, 400 for a missing parameter.
+    ``fail_for(seconds)``: HTTP 503 meanwhile."""
+
+    def __init__(self, account_sid: str, auth_token: str):
+        self.account_sid, self.auth_token = account_sid, auth_token
+        self.requests: list[Request] = []
+        self._fail_until = 0.0
+        self._n = 0
+        self._server = _Server(self._handle, with_headers=True)
+        self.url = f"http://127.0.0.1:{self._server.port}"
+
+    def fail_for(self, seconds: float) -> None:
+        with self._server.lock:
+            self._fail_until = time.monotonic() + seconds
+
+    @staticmethod
+    def _error(status: int, code: int, message: str):
+        return status, {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+
+    def _answer(self, path: str, body: dict, auth: str):
+        import base64
+
+        m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/(Messages|Calls)\.json", path)
+        if time.monotonic() < self._fail_until:
+            return 503, b"Service Unavailable"
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if auth != expected or (m and m.group(1) != self.account_sid):
+            return self._error(401, 20003, "Authenticate")
+        if not m:
+            return self._error(404, 20404, "The requested resource was not found")
+        if not body.get("To"):
+            return self._error(400, 21604, "A 'To' phone number is required.")
+        if not body.get("From"):
+            return self._error(400, 21603, "A 'From' phone number is required.")
+        self._n += 1
+        if m.group(2) == "Messages":
+            if not body.get("Body"):
+                return self._error(400, 21602, "Message body is required.")
+            return 201, {"sid": f"SM{self._n:032x}", "account_sid": self.account_sid, "to": body["To"], "from": body["From"],
+                         "body": body["Body"], "status": "queued"}
+        if not body.get("Twiml") and not body.get("Url"):
+            return self._error(400, 21205, "Url parameter is required.")
+        return 201, {"sid": f"CA{self._n:032x}", "account_sid": self.account_sid, "to": body["To"], "from": body["From"],
+                     "status": "queued"}
+
+    def _handle(self, path, ctype, raw, headers):
+        body = _decode(ctype, raw)
+        with self._server.lock:
+            status, answer = self._answer(path, body, headers.get("Authorization", ""))
+            self.requests.append(Request(time.time(), path.replace(self.account_sid, "<sid>"), body, status))
+        return status, answer
+
+    def sent(self, kind: str) -> list[dict]:
+        """What was taken: ``kind`` "Messages" or "Calls"."""
+        with self._server.lock:
+            return [r.body for r in self.requests if r.status == 201 and r.path.endswith(f"/{kind}.json")]
 
     def close(self):
         self._server.close()

@@ -28,6 +28,7 @@ class Bot:
         from trademon.bot import runbooks, sessions
         from trademon.bot.auth import Signer
         from trademon.bot.handlers import Handlers
+        from trademon.bot.pace import Pacer
         from trademon.bot.poller import Poller
         from trademon.bot.reports import Reports
         from trademon.settings import thresholds
@@ -39,6 +40,9 @@ class Bot:
 
         self.cfg = cfg
         env = os.environ if env is None else env
+        from trademon.bot import escalation, pages
+
+        ladder = escalation.from_env(env)  # None: off (TRADEMON_BOT_ESCALATE unset); a bad setting stops the bot before it opens anything
         am_yml = cfg.config_root / "alertmanager" / "alertmanager.yml"
         from trademon.alertmanager import markets
 
@@ -55,10 +59,11 @@ class Bot:
         self.metrics = BotMetrics()
         self.store = Store(cfg.state_dir / "bot.sqlite3")
         self.metrics.watch_outbox(self.store.depth)
-        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token, answered=self.metrics.telegram_answered)
+        self.tg = TelegramClient(cfg.telegram_api_url, cfg.token, answered=self.metrics.telegram_answered,
+                                 pacer=Pacer(group_limit=cfg.group_per_minute))
         self.am = Alertmanager(cfg.alertmanager_url)
         self.prom = Prometheus(cfg.prometheus_url)
-        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token)
+        self.record = Record(cfg.alert_sink_url, cfg.alert_sink_token, local=self.store)  # and /history's
         self.signer = Signer(cfg.token)
         self.runbooks = runbooks.load(cfg.config_root)  # monitoring/runbooks.md: the 📖 buttons and /runbook
         # The loss limits come from Prometheus (the series the alert compares with); the
@@ -71,6 +76,9 @@ class Bot:
         from trademon.bot.acks import AckWatch
 
         self.acks = AckWatch(cfg, self.store, self.tg, self.am, self.record, self.signer, self.runbooks, clock)
+        self.escalator = None if ladder is None else escalation.Escalator(
+            ladder, self.store, self.tg, self.am, self.record, self.metrics, clock=clock, zone=cfg.zone,
+            page_editor=lambda ref: pages.edit(self.tg, self.signer, self.runbooks, ref))
 
     def app(self):
         from trademon.bot.webhook import build_app
@@ -86,6 +94,8 @@ class Bot:
                           inner=build_app(self.delivery, self.cfg.webhook_token))
 
     async def close(self) -> None:
+        if self.escalator is not None:
+            await self.escalator.close()
         for c in (self.tg, self.am, self.prom, self.record):
             await c.close()
         self.store.close()
@@ -127,6 +137,8 @@ def main(args) -> int:
     if not cfg.webhook_token:
         raise ConfigError("TRADEMON_BOT_WEBHOOK_TOKEN", None, "not set", "a random string (or leave it unset to derive it from TELEGRAM_BOT_TOKEN)")
     bot = Bot(cfg, env=os.environ)
+    for s in bot.escalator.settings.secrets if bot.escalator else ():
+        logs.register_secret(s)
 
     async def outbox():
         await bot.delivery.run_outbox()
@@ -139,6 +151,10 @@ def main(args) -> int:
 
     async def acks():
         await bot.acks.run()
+
+    async def escalate():
+        if bot.escalator is not None:
+            await bot.escalator.run()
 
     async def warm_up():
         from trademon.bot import charts
@@ -155,9 +171,11 @@ def main(args) -> int:
     # The webhook's token is checked before the body is read (a caller without it sends nothing in).
     runner = Runner([Listener("bot", bot.app(), cfg.host, cfg.port, "TRADEMON_BOT_PORT", max_body=MAX_BODY,
                               token_paths=("/alerts",), token=cfg.webhook_token)],
-                    [outbox, poll, summary, acks, Task(warm_up, once=True)])  # the loops are supervised: one that dies ends the bot
+                    # the loops are supervised: one that dies ends the bot
+                    [outbox, poll, summary, acks, *([escalate] if bot.escalator else []), Task(warm_up, once=True)])
     runner.bind_all()
     log.info("trademon bot started", extra={"chat_id": cfg.chat_id, "pending_in_outbox": bot.store.pending(),
+                                             "escalation": bot.escalator.describe() if bot.escalator else "off",
                                              "next_summary": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bot.summary.next_due))})
     async def serve():
         try:

@@ -115,6 +115,7 @@ class BotConfig:
     ack_hold_s: float         # an acknowledgement's silence: this long, then announced and extended while it still fires
     ack_warn_s: float         # how long before its end an acknowledgement still firing is announced
     ack_check_s: float        # how often Alertmanager is asked whether acknowledged alerts still fire
+    group_per_minute: int     # Telegram's flood limit in a group, sends and edits alike (trademon.bot.pace)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BotConfig:
@@ -153,4 +154,5 @@ class BotConfig:
             ack_hold_s=env_duration("TRADEMON_BOT_ACK_HOLD", "2h", env),
             ack_warn_s=env_duration("TRADEMON_BOT_ACK_WARN", "10m", env),
             ack_check_s=env_duration("TRADEMON_BOT_ACK_CHECK", "30s", env),
+            group_per_minute=env_int("TRADEMON_BOT_GROUP_PER_MINUTE", 20, 1, 1000, env),
         )

@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timedelta, UTC
 from collections.abc import Callable
 
-from trademon.bot import pages, render
+from trademon.bot import history, pages, render
 from trademon.bot.auth import Signer, may_act
 from trademon.bot.config import BotConfig
 from trademon.bot.reports import Reports, esc, fmt_time
@@ -36,6 +36,7 @@ HELP = """<b>trademon bot</b>
 /pnl [range] – chart of today's P&amp;L per account and strategy, loss limit drawn (or the last range, e.g. /pnl 2h)
 /exposure [range] – chart of gross exposure per account against its limit
 /runbook &lt;alertname&gt; – what to do when it fires (the runbook shipped with the stack), e.g. /runbook TWSConnectionLost
+/history [period | alert] – what fired, for how long, who acknowledged or silenced it (the last 24h, e.g. /history 7d, /history TWSConnectionLost)
 /help – this
 Buttons under each alert: ✋ Ack (you take it: reminders stop until it resolves); silence 1h, 4h, or until the next
 session opens; Unsilence undoes either; 📖 shows the alert's runbook here."""
@@ -136,6 +137,8 @@ class Handlers:
                 await self.chart_cmd(chat["id"], name, args)
             elif name == "runbook":
                 await self.runbook_cmd(chat["id"], args)
+            elif name == "history":
+                await self.reply(chat["id"], history.answer(self.store, args, self.clock(), self.cfg.zone))
             else:
                 await self.reply(chat["id"], "Unknown command. /help lists them.")
         except UpstreamError as e:
@@ -255,6 +258,14 @@ class Handlers:
         except TelegramError as e:  # an old query cannot be answered any more; the action stands
             log.info("answerCallbackQuery failed", extra={"error": str(e)})
 
+    async def _show(self, ref: dict) -> None:
+        """Edit the page after a press. Held back by the chat's flood limit (a storm), the action
+        stands, is recorded and answered all the same; the page's next edit shows its note."""
+        try:
+            await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        except TelegramError as e:
+            log.warning("the page's edit after a button press was not sent", extra={"error": str(e)[:200]})
+
     async def _still_firing(self, ref: dict) -> list[dict]:
         """The page's alerts Alertmanager still has (it knows of resolves the bot may not have heard of yet)."""
         active = {json.dumps(a.get("labels", {}), sort_keys=True) for a in await self.am.alerts(active=True, silenced=True, inhibited=True)}
@@ -283,7 +294,7 @@ class Handlers:
         pages.add_note(self.store, ref, f"✋ <b>Acknowledged</b> by {esc(name)} at {render.fmt_clock(self.clock(), self.cfg.zone)}"
                                         f" · reminders held while it fires (until {render.fmt_clock(ends.timestamp(), self.cfg.zone)})",
                        ack={"by": name, "until": ends.timestamp(), "warned": False})
-        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self._show(ref)
         await self.record.action("ack", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences], "ends_at": ends.isoformat(),
                                                   "matchers": targets, "message_id": ref["message_id"]})
         return f"Acknowledged by {name}."[:190]
@@ -309,7 +320,7 @@ class Handlers:
         ref["silences"] = silences
         pages.add_note(self.store, ref, f"⏳ Extended by {esc(name_of(user))} until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}",
                        ack={**ref["state"]["ack"], "until": ends.timestamp(), "warned": False})
-        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self._show(ref)
         await self.record.action("ack_extended", targets, {"by": who(user), "silence_ids": [s["id"] for s in silences],
                                                            "ends_at": ends.isoformat(), "matchers": targets})
         return f"Extended until {render.fmt_clock(ends.timestamp(), self.cfg.zone)}"
@@ -332,7 +343,7 @@ class Handlers:
         names = sorted({lab.get("alertname", "?")[:80] for lab in targets})
         shown = ", ".join(html.escape(n, quote=False) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         pages.add_note(self.store, ref, f"🔕 <b>Silenced</b> by {esc(name_of(user))} until {fmt_time(ends, self.cfg.zone)}: {shown}")
-        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self._show(ref)
         await self.record.action("silence", targets, {"by": by, "silence_ids": ids, "ends_at": ends.isoformat(), "matchers": targets,
                                                       "message_id": ref["message_id"], "button": action})
         return f"Silenced until {fmt_time(ends, self.cfg.zone)}"
@@ -348,6 +359,6 @@ class Handlers:
         by = who(user)
         at = fmt_time(datetime.fromtimestamp(self.clock(), UTC), self.cfg.zone)
         pages.add_note(self.store, ref, f"🔔 Unsilenced by {esc(name_of(user))} at {at}", ack=None)
-        await pages.edit(self.tg, self.signer, self.runbooks, ref)
+        await self._show(ref)
         await self.record.action("unsilence", ref["alerts"], {"by": by, "silence_ids": ids, "message_id": ref["message_id"]})
         return "Unsilenced."

@@ -88,6 +88,7 @@ class BotMetrics:
         self.registry = jm.registry
         self.notifications = jm["trademon_bot_notifications_total"]
         self.conflict = jm["trademon_bot_poll_conflict"]
+        self.folded = jm["trademon_bot_storm_folded_total"]
         self.sends = Children(jm["trademon_bot_telegram_sends_total"], "inc")
         self.refused = jm["trademon_bot_telegram_refused"]
         for reason in TELEGRAM_REFUSALS:  # known: not refused (0), not unknown
@@ -97,6 +98,8 @@ class BotMetrics:
         for since in ("webhook", "alert_start"):  # at 0 from the start, so the first page is an increase rate() sees
             self.latency(since)
         self._measured: OrderedDict[str, None] = OrderedDict()
+        self.escalations = Children(jm["trademon_bot_escalations_total"], "inc")  # trademon.bot.escalation's
+        self.escalation_failing = jm["trademon_bot_escalation_channel_failing"]
 
     def watch_outbox(self, read: Callable[[], tuple[int, float | None]]) -> None:
         self.registry.register(OutboxCollector(read, self.clock))

@@ -8,7 +8,12 @@ refs:   what each page is about (the alerts' label sets, its Alertmanager group,
         every copy of a page sent twice (message_ids lists them all).
 seen:   the notifications taken lately, by a digest of their content, so Alertmanager's retry
         of one it did not see answered (its call timed out) is not a second message.
+history: what fired and resolved (the alerts' own startsAt and endsAt, each once however often
+        Alertmanager repeats it) and who acknowledged, silenced or unsilenced what, for /history
+        (HISTORY_KEEP_S).
 kv:     small facts (the last daily summary sent).
+ladders: the escalation of critical pages nobody acknowledged (trademon.bot.escalation), one
+        row per set of alerts: which tiers went out, so a restart resumes mid-ladder.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ CREATE TABLE IF NOT EXISTS refs (ref TEXT PRIMARY KEY, chat_id INTEGER, message_
                                  alerts TEXT, text TEXT, silences TEXT);
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS seen (digest TEXT PRIMARY KEY, oid TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS history (at REAL, kind TEXT, alert TEXT, labels TEXT, who TEXT, until REAL,
+                                    UNIQUE (kind, labels, at));
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
+CREATE TABLE IF NOT EXISTS ladders (key TEXT PRIMARY KEY, ref TEXT, started REAL, running INTEGER, state TEXT);
 """
+HISTORY_KEEP_S = 30 * 86400  # what /history can look back on
+HISTORY_KINDS = ("fired", "resolved", "ack", "ack_extended", "ack_resolved", "silence", "unsilence", "escalated")
 REF_TTL_S = 7 * 86400  # a button older than this is stale
 # Columns added to refs since the first release: an older state file gets them at open.
 REF_COLUMNS = {"group_key": "TEXT DEFAULT ''", "message_ids": "TEXT DEFAULT '[]'", "state": "TEXT DEFAULT '{}'"}
@@ -180,6 +191,53 @@ class Store:
 
     def prune(self, now: float) -> None:
         self._x("DELETE FROM refs WHERE created<?", (now - REF_TTL_S,))
+        self._x("DELETE FROM history WHERE at<?", (now - HISTORY_KEEP_S,))
+        self._x("DELETE FROM ladders WHERE started<?", (now - REF_TTL_S,))
+
+    # history
+    def record(self, rows: list[tuple[float, str, dict, str | None, float | None]]) -> None:
+        """(at, kind, labels, who, until) each; the same (kind, alert, at) again is no new row
+        (Alertmanager repeats a firing alert with its startsAt every group_interval)."""
+        def insert():
+            self._db.executemany("INSERT OR IGNORE INTO history VALUES (?,?,?,?,?,?)",
+                                 [(at, kind, str(labels.get("alertname", ""))[:100], json.dumps(labels, sort_keys=True), who, until)
+                                  for at, kind, labels, who, until in rows])
+
+        with self._lock:
+            self._write(insert)
+
+    def history(self, since: float, alert: str | None = None, limit: int = 5000) -> list[dict]:
+        """The rows from ``since`` on, oldest first (bounded: the newest ``limit``)."""
+        where, args = ("at>=? AND alert=? COLLATE NOCASE", (since, alert)) if alert else ("at>=?", (since,))
+        rows = self._x(f"SELECT at, kind, alert, labels, who, until FROM history WHERE {where} ORDER BY at DESC LIMIT ?", (*args, limit))
+        return [{"at": at, "kind": kind, "alert": name, "labels": json.loads(labels), "who": who, "until": until}
+                for at, kind, name, labels, who, until in reversed(rows)]
+
+    def alert_names(self, since: float) -> list[str]:
+        return [r[0] for r in self._x("SELECT DISTINCT alert FROM history WHERE at>=? LIMIT 1000", (since,))]
+
+    def refs_since(self, since: float, limit: int) -> list[dict]:
+        """The pages made after ``since``, newest first (bounded)."""
+        rows = self._x(f"SELECT {self._REF_COLS} FROM refs WHERE created>=? ORDER BY created DESC LIMIT ?", (since, limit))
+        return [self._ref_row(r) for r in rows]
+
+    # ladders (escalation)
+    def ladder(self, key: str) -> dict | None:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE key=?", (key,))
+        return self._ladder_row(rows[0]) if rows else None
+
+    def running_ladders(self, limit: int) -> list[dict]:
+        rows = self._x("SELECT key, ref, started, running, state FROM ladders WHERE running=1 ORDER BY started LIMIT ?", (limit,))
+        return [self._ladder_row(r) for r in rows]
+
+    def put_ladder(self, ladder: dict) -> None:
+        self._x("INSERT OR REPLACE INTO ladders VALUES (?,?,?,?,?)",
+                (ladder["key"], ladder["ref"], ladder["started"], 1 if ladder["running"] else 0, json.dumps(ladder["state"])))
+
+    @staticmethod
+    def _ladder_row(row) -> dict:
+        key, ref, started, running, state = row
+        return {"key": key, "ref": ref, "started": started, "running": bool(running), "state": json.loads(state or "{}")}
 
     # kv
     def get(self, k: str) -> str | None:

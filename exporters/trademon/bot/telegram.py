@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import httpx
 
+from trademon.bot.pace import Pacer
 from trademon.runtime import http
 from trademon.runtime.backoff import Backoff
 
@@ -34,12 +35,18 @@ class Unreachable(TelegramError):
     pass
 
 
+class Paced(TelegramError):
+    """Not sent: the chat's flood limit (trademon.bot.pace) would pass before the deadline.
+    Code 429 with ``retry_after``, as Telegram would have answered, without asking it."""
+
+
+CALL_ROOM_S = 2.0  # a paced call goes only with this long left before its deadline
 GATED = {"sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}  # what a 429 holds back
 
 
 class TelegramClient:
     def __init__(self, api_url: str, token: str, timeout: float = 10.0,
-                 answered: Callable[[str, int, str, dict | None], None] | None = None):
+                 answered: Callable[[str, int, str, dict | None], None] | None = None, pacer: Pacer | None = None):
         self._base = f"{api_url.rstrip('/')}/bot{token}"
         # (method, code, description, parameters) of every answer, for the metrics: 200 for a
         # success, 0 when the Bot API could not be reached
@@ -53,6 +60,8 @@ class TelegramClient:
         # seen before that chat's next send goes); chats do not wait for each other. The chats are
         # the configured ones (commands come only from allowed chats): a few locks.
         self._chat_locks: dict[str, asyncio.Lock] = {}
+        # Telegram's per-chat flood limits kept here (edits count too), so a storm meets no 429.
+        self.pacer = pacer or Pacer()
 
     async def call(self, method: str, payload: dict | None = None, *, files: dict | None = None, timeout: float | None = None):
         url = f"{self._base}/{method}"
@@ -118,8 +127,12 @@ class TelegramClient:
                 try:
                     if self.held_for(chat) > 0:
                         continue  # a 429 arrived while this one waited for its turn
+                    window = await self._pace(chat, method, deadline)
                     kw["timeout"] = min(self._timeout, max(0.5, deadline - time.monotonic()))
-                    return await self.call(method, payload, **kw)
+                    try:
+                        return await self.call(method, payload, **kw)
+                    finally:  # counted once answered: the window then runs from no earlier than Telegram's count
+                        window.take()
                 finally:
                     lock.release()
             except TelegramError as e:
@@ -133,6 +146,18 @@ class TelegramClient:
                     raise
                 log.warning("Telegram asks to wait", extra={"method": method, "code": e.code, "wait_s": wait})
                 await asyncio.sleep(wait)
+
+    async def _pace(self, chat: str, method: str, deadline: float):
+        """Wait (the chat's lock held: its messages keep their order) until the chat's window
+        allows one more call; Paced if that is past the deadline. Returns the window."""
+        window = self.pacer.window(chat)
+        while (pause := window.wait()) > 0:
+            # room left for the call itself: a call cut short by its timeout may still have been
+            # taken by Telegram, and the retry would be a second copy
+            if time.monotonic() + pause + CALL_ROOM_S > deadline:
+                raise Paced(method, 429, f"held back: Telegram allows {window.limit} messages a minute in this chat", pause)
+            await asyncio.sleep(pause)
+        return window
 
     async def close(self) -> None:
         await self._http.aclose()

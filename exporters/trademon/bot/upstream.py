@@ -4,6 +4,8 @@ notification record (the alert-sink)."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from datetime import datetime, UTC
 
 import httpx
@@ -84,12 +86,15 @@ class Record:
     """Appends the bot's actions to the notification record, in the alert-sink's own format
     (a version 4 webhook payload, receiver ``telegram-bot``, with an ``action`` field)."""
 
-    def __init__(self, url: str | None, token: str | None = None, timeout: float = 5.0):
+    def __init__(self, url: str | None, token: str | None = None, timeout: float = 5.0, local=None):
         self.url = url
+        self.local = local  # the bot's own record (trademon.bot.store.Store: /history), written first
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = http.async_client(timeout, headers)
 
     async def action(self, kind: str, alerts: list[dict], detail: dict) -> bool:
+        if self.local is not None:
+            self._local(kind, alerts, detail)
         if not self.url:
             return False
         now = iso(datetime.now(UTC))
@@ -105,6 +110,14 @@ class Record:
         except httpx.HTTPError as e:
             log.error("cannot record the action", extra={"error": type(e).__name__, "kind": kind})
             return False
+
+    def _local(self, kind: str, alerts: list[dict], detail: dict) -> None:
+        ends = detail.get("ends_at")
+        try:
+            until = datetime.fromisoformat(ends).timestamp() if ends else None
+            self.local.record([(time.time(), kind, labels, detail.get("by"), until) for labels in alerts])
+        except (ValueError, sqlite3.Error) as e:  # the action stands; only /history misses it
+            log.error("cannot record the action in the bot's history", extra={"error": str(e)[:200], "kind": kind})
 
     async def close(self):
         await self._http.aclose()

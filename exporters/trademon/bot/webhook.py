@@ -27,11 +27,13 @@ from fastapi.responses import JSONResponse
 from trademon.alertmanager.payload import Rejected, parse
 from trademon.bot import render
 from trademon.bot.auth import Signer
-from trademon.bot import pages
+from trademon.bot import history, pages
 from trademon.bot.metrics import page_of
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.config import BotConfig
 from trademon.bot.store import Store
+from trademon.bot.pace import Pacer
+from trademon.bot.storm import Storm
 from trademon.bot.telegram import TelegramClient, TelegramError
 from trademon.runtime.backoff import Backoff
 
@@ -55,13 +57,23 @@ class Delivery:
         self.metrics = metrics
         self._busy: set[str] = set()  # outbox items being sent now (the webhook and the loop never both send one)
         self.links = render.Links(cfg.grafana_url, cfg.alertmanager_external_url)
+        pacer = tg.pacer if tg is not None else Pacer()  # the client's minute and limit: the storm's budgets fit them
+        self.storm = Storm(store, pacer.minute, per_minute=pacer.group_limit)
 
     def accept(self, payload: dict) -> tuple[str, dict]:
         """Render, and put in the outbox (on disk when this returns). A notification whose
         alerts are all resolved edits the pages it ends (quietly, their buttons retired)
         instead of ringing as a new message."""
-        parts, firing, counted = render.render_page(payload, self.links)  # the firing alerts shown: what the buttons act on
+        self.store.record(history.rows_of(payload))  # for /history: each alert's start and end, once
         ended = self._ended_pages(payload)
+        storm = self.storm.takes(self.cfg.chat_id, payload)
+        if storm is not None:  # past the chat's rate of pages: counted in its status message instead
+            item = {"chat_id": self.cfg.chat_id, "silent": True, "parts": [], "sent": 0, "ref": None, "retire": ended, "storm": storm,
+                    "page": page_of(payload, render.severity_of(payload), time.time())}
+            if self.metrics is not None:
+                self.metrics.folded.inc()
+            return self._put(payload, item), item
+        parts, firing, counted = render.render_page(payload, self.links)  # the firing alerts shown: what the buttons act on
         silent = render.severity_of(payload) != "critical" or not firing  # warnings and resolves arrive quietly
         item = {"chat_id": self.cfg.chat_id, "silent": silent, "parts": [] if ended and not firing else parts, "sent": 0, "ref": None,
                 "runbooks": self.runbooks.for_alerts(firing), "retire": ended,
@@ -69,10 +81,13 @@ class Delivery:
         if firing:
             item["ref"] = self.store.new_ref(self.cfg.chat_id, firing, parts[-1], str(payload.get("groupKey", "")),
                                              state={"counted": True} if counted else None)
+        return self._put(payload, item), item
+
+    def _put(self, payload: dict, item: dict) -> str:
         oid = self.store.put(item)
         now = time.time()
         self.store.remember(digest(payload), oid, now, forget_before=now - self.cfg.retry_window_s)
-        return oid, item
+        return oid
 
     def _ended_pages(self, payload: dict) -> list[str]:
         """The open pages of this group whose every alert is resolved in ``payload``: marked
@@ -105,6 +120,18 @@ class Delivery:
             return False
         self._busy.add(oid)
         try:
+            # As it stands now: the outbox loop's list of due items is read before its turn, and a
+            # storm makes a turn long; one the webhook delivered meanwhile is gone (sent again, it
+            # would be a second copy), one partly sent is resumed where it stopped.
+            current = self.store.in_outbox(oid)
+            if current is None:
+                return True
+            item = current
+            if item.get("storm"):
+                wait = await self.storm.show(self.tg, self.signer, self.runbooks, self.cfg.zone, item["chat_id"], item["storm"], deadline)
+                if wait > 0:  # the status was edited moments ago: the next edit shows this one too
+                    self.store.retry_later(oid, time.time() + wait)
+                    return False
             while item["sent"] < len(item["parts"]):
                 i = item["sent"]
                 text = item["parts"][i]

@@ -23,7 +23,7 @@ from trademon import grafana_uids
 from trademon.settings import thresholds
 from trademon.gen import hostfilter, rules
 from trademon.thresholds import render as threshold_rules
-from trademon.gen.grafana_panels import ALERTMANAGER, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel, two_states
+from trademon.gen.grafana_panels import ALERTMANAGER, BLUE, BPS, DATASOURCES, GREEN, LOKI, OPEN_CLOSED, ORANGE, PASS_FAIL, PROMETHEUS, RED, TIMES, UP_DOWN, YELLOW, Panel, Q, above, alert_annotation, below, custom_variable, heatmap_panel, link, loki_timeseries_panel, loki_variable, logs_panel, m, prom_variable, quantile, rate, state_panel, stat_panel, money_unit, steps, table_panel, timeseries_panel, two_states
 
 DASHBOARD_DIR = "monitoring/dashboards"
 PROVISIONING_DIR = "grafana/provisioning"
@@ -49,6 +49,12 @@ MARKET_OPEN = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="closed", co
                                     "1": dm.ValueMappingResult(text="OPEN", color=GREEN)})]
 TWO_FA = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="no", color=GREEN),
                                "1": dm.ValueMappingResult(text="waits for 2FA", color=RED)})]
+MARKET_DATA_TYPES = [dm.ValueMap(options={"1": dm.ValueMappingResult(text="live", color=GREEN),
+                                          "2": dm.ValueMappingResult(text="frozen", color=YELLOW),
+                                          "3": dm.ValueMappingResult(text="delayed", color=ORANGE),
+                                          "4": dm.ValueMappingResult(text="delayed-frozen", color=RED)})]
+IN_SESSION = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="closed", color=BLUE),
+                                   "1": dm.ValueMappingResult(text="in session", color=GREEN)})]
 IB_WINDOW = [dm.ValueMap(options={"0": dm.ValueMappingResult(text="normal", color=GREEN),
                                   "1": dm.ValueMappingResult(text="IB maintenance", color=ORANGE)})]
 
@@ -514,6 +520,7 @@ def broker_truth(t: dict) -> Board:
 CONFLICT = two_states(("alone", GREEN), ("CONFLICT", RED))
 REFUSED = two_states(("OK", GREEN), ("REFUSED", RED))
 OK_FAILED = two_states(("FAILED", RED), ("ok", GREEN))
+FAILING = two_states(("ok", GREEN), ("FAILING", RED))
 
 
 KNOWN_UNKNOWN = [
@@ -544,8 +551,9 @@ def system_health(t: dict) -> Board:
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
         ["APIHealthCheckFailed", "ExporterDown", "BrokerViewLost", "TWSConnectionLost", "IBDataFarmDisconnected", "MarketDataStale",
          "SyntheticCheckFailed", "MarketCalendarExpiring", "AlertDeliveryFailing", "TelegramBotDown", "TelegramOutboxStuck",
-         "TelegramRefusesBot", "PageLatencyHigh",
+         "TelegramRefusesBot", "PageLatencyHigh", "EscalationChannelFailing",
          "IBGateway2FARequired", "IBGatewayLoginAlert", "IBWeeklyReauthSoon", "IBGatewayControllerDown", "ThresholdsNotLive",
+         "IBMarketDataStale", "IBMarketDataNotResubscribed", "IBMarketDataDelayed",
          "PrometheusRuleFailures", "PrometheusConfigReloadFailed",
          "PrometheusNotificationsBacklog", "PrometheusErrorSendingAlertsToAnyAlertmanager", "PrometheusNotConnectedToAlertmanagers",
          "PrometheusRemoteWriteBehind", "AlertmanagerFailedReload", "AlertmanagerMembersInconsistent",
@@ -585,6 +593,26 @@ def system_health(t: dict) -> Board:
                 state_panel("Data farms", [Q(f"max by (farm, kind) ({m('ib_farm_connected')})", "{{kind}} {{farm}}")],
                             description="IB data farm state from codes 2103-2106, 2157/2158.", mappings=UP_DOWN, thresholds=below(1),
                             links=[runbook("IBDataFarmDisconnected")]),
+                timeseries_panel("IB market data lines: time since last tick",
+                                 [Q(f"max by (subscription, cadence) ({m('ib_market_data_tick_age_seconds')})", "{{subscription}} ({{cadence}})"),
+                                  Q(f"max({m('ib_market_data_lines_lost')})", "lost at 1101, not renewed")],
+                                 unit="s", thresholds=above(t["ib_md_quote_stale_seconds"]), draw_thresholds=True,
+                                 description="The ib-exporter's own IB market data lines: seconds since each line's last tick, "
+                                             "counted from its exchange's session open (dashed: the quote class's bound; options "
+                                             "and bonds, quote_sparse, have a looser one), and lines TWS dropped at 1101 not yet "
+                                             "asked for again.",
+                                 links=[runbook("IBMarketDataStale"), runbook("IBMarketDataNotResubscribed")]),
+                state_panel("IB market data type", [Q(f"max by (subscription) ({m('ib_market_data_type')})", "{{subscription}}")],
+                            description="What IB delivers per line: live, frozen, delayed (code 10167) or delayed-frozen; "
+                                        "IBMarketDataDelayed warns in session when it is worse than asked.",
+                            mappings=MARKET_DATA_TYPES, thresholds=above(2), links=[runbook("IBMarketDataDelayed")]),
+                stat_panel("IB market data type asked", [Q(f"max({m('ib_market_data_type_requested')})", "asked")], unit="none",
+                           description="The type the exporter asks for (TRADEMON_IB_MARKET_DATA_TYPE).", mappings=MARKET_DATA_TYPES,
+                           w=6, h=6),
+                state_panel("IB market data lines in session", [Q(f"max by (subscription) ({m('ib_market_data_in_session')})", "{{subscription}}")],
+                            description="Whether each line's exchange is in its regular session (exchange-calendars): lines are "
+                                        "judged only then; a line missing here has no known calendar and is not judged.",
+                            mappings=IN_SESSION),
                 timeseries_panel("IB errors by code", [Q(f"sum by (code) ({rate(m('ib_errors_total'))})", "{{code}}")], unit="ops",
                                  description="Error and warning codes received from TWS / IB Gateway per second."),
                 timeseries_panel("IB disconnects", [Q(f"sum(increase({m('ib_disconnects_total')}[5m]))", "disconnects"),
@@ -683,6 +711,15 @@ def system_health(t: dict) -> Board:
                 state_panel("Second poller (409)", [Q(f"max({m('trademon_bot_poll_conflict')})", "polling")],
                             description="Another process polls Telegram with the same token: it takes the button presses and "
                             "commands. The bot reports not ready meanwhile.", mappings=CONFLICT, thresholds=above(1), w=4),
+                timeseries_panel("Escalations", [Q(f"sum by (tier, channel, result) (increase({m('trademon_bot_escalations_total')}[1h]))",
+                                                   "tier {{tier}} {{channel}} {{result}}")],
+                                 unit="short", bars=True, description="Critical pages nobody acknowledged in time, sent up the "
+                                 "ladder (TRADEMON_BOT_ESCALATE) in the last hour, by tier, channel and result (every try counts). "
+                                 "Empty while escalation is off."),
+                state_panel("Escalation channels", [Q(f"max by (channel) ({m('trademon_bot_escalation_channel_failing')})", "{{channel}}")],
+                            description="Whether each escalation channel's last try failed (FAILING), or none failed since the bot "
+                            "started; empty while escalation is off. EscalationChannelFailing says so.", mappings=FAILING, thresholds=above(1), w=4,
+                            links=[runbook("EscalationChannelFailing")]),
             ]),
             ("Prometheus and Alertmanager", [
                 timeseries_panel("Rule evaluation failures",

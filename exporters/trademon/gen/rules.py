@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from trademon import grafana_uids
+from trademon import contract, grafana_uids
 from trademon.settings import paths, thresholds
 from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
 from trademon.thresholds import render as threshold_rules
@@ -522,6 +522,36 @@ ALERTS: list[Alert] = [
           "TWS / IB Gateway has reported the {{ $labels.kind }} data farm {{ $labels.farm }} down for more than "
           "${farm_down_for}.",
           "health", for_="farm_down_for"),
+    # IB's own market data lines (trademon.ib.subscriptions): judged only in their exchange's session.
+    Alert("IBMarketDataStale", "warning",
+          "(max by (job, instance, subscription, cadence) (ib_market_data_tick_age_seconds{cadence=\"quote\"}) > ${ib_md_quote_stale_seconds}"
+          " or max by (job, instance, subscription, cadence) (ib_market_data_tick_age_seconds{cadence=\"quote_sparse\"})"
+          " > ${ib_md_quote_sparse_stale_seconds})"
+          " and on (job, instance, subscription) (max by (job, instance, subscription) (ib_market_data_in_session) == 1)",
+          "No IB market data on {{ $labels.subscription }}",
+          "The ib-exporter's IB market data line {{ $labels.subscription }} ({{ $labels.cadence }}) has had no tick for "
+          "{{ $value | humanizeDuration }} in its exchange's session (limits: quote ${ib_md_quote_stale_seconds}s, "
+          "quote_sparse ${ib_md_quote_sparse_stale_seconds}s), while the session to TWS is up: the line is dead, "
+          "not permitted (codes 354, 10089/10090 in ib_errors_total), or the instrument is halted.",
+          "health"),
+    Alert("IBMarketDataNotResubscribed", "warning",
+          "max by (job, instance) (ib_market_data_lines_lost) > 0",
+          "IB market data lines lost at 1101 not renewed",
+          "{{ $labels.instance }}: TWS reported 1101 (connectivity restored, data lost) and {{ $value }} market data "
+          "line(s) have not been asked for again for more than ${ib_md_resubscribe_for}: they deliver nothing until "
+          "renewed. See the ib-exporter's log (\"resubscription failed\"); restarting the exporter renews every line.",
+          "health", for_="ib_md_resubscribe_for"),
+    Alert("IBMarketDataDelayed", "warning",
+          "max by (job, instance, subscription) (ib_market_data_type)"
+          " > on (job, instance) group_left () max by (job, instance) (ib_market_data_type_requested)"
+          " and on (job, instance, subscription) (max by (job, instance, subscription) (ib_market_data_in_session) == 1)",
+          "IB delivers {{ if eq $value 2.0 }}frozen{{ else if eq $value 3.0 }}delayed{{ else }}delayed-frozen{{ end }} "
+          "data on {{ $labels.subscription }}",
+          "IB delivers market data type {{ $value }} (2 frozen, 3 delayed, 4 delayed-frozen) on {{ $labels.subscription }} "
+          "in its exchange's session, for more than ${ib_md_delayed_for}, worse than the type the exporter asks for "
+          "(TRADEMON_IB_MARKET_DATA_TYPE): the account lacks the market data subscription for it (code 10167) or the "
+          "data is not permitted live through this login.",
+          "health", for_="ib_md_delayed_for"),
     Alert("IBWeeklyReauthSoon", "warning",
           "min by (job, instance) (ib_gateway_reauth_in_seconds) < ${ib_reauth_warn_seconds}",
           "IB's weekly re-authentication in {{ $value | humanizeDuration }}",
@@ -597,6 +627,14 @@ ALERTS: list[Alert] = [
           "The 95th percentile of the time from Alertmanager's send to Telegram's acceptance of a page has been above "
           "${page_latency_p95_seconds}s for ${page_latency_for}: Telegram is slow or rate-limiting the bot.",
           "health", for_="page_latency_for"),
+    Alert("EscalationChannelFailing", "warning",
+          "max by (job, instance, channel) (trademon_bot_escalation_channel_failing{${bot}}) == 1",
+          "Escalation by {{ $labels.channel }} fails: an unacknowledged page will not reach that tier",
+          "The bot's last escalation of an unacknowledged critical page through {{ $labels.channel }} failed: the provider "
+          f"refused it or could not be reached (each is tried {contract.ESCALATION_TRIES} times, {contract.ESCALATION_RETRY_S}s apart). Until one goes through, a page nobody "
+          "acknowledges may not reach the people of that tier. The bot's log (logger trademon.bot.escalation) has the "
+          "provider's answer.",
+          "health"),
     # --- Prometheus and Alertmanager watching themselves (the prometheus-mixin and
     # alertmanager-mixin alerts, at this stack's jobs; the HA pair is one job of two targets).
     # What a Prometheus cannot send (no Alertmanager at all) the other replica sends in HA,

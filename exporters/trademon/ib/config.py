@@ -71,6 +71,7 @@ class IBConfig:
     controller_interval: float = 15.0
     controller_timeout: float = 5.0
     max_order_contracts: int = 200  # distinct contracts in ib_active_orders / ib_working_order_quantity
+    max_subscriptions: int = 200  # distinct market data lines in the ib_market_data_* series
     # the trading day of the Order Efficiency Ratio ends at midnight here
     day_timezone: dt.tzinfo = field(default_factory=lambda: zoneinfo.ZoneInfo("America/New_York"))
     log_level: str = "info"
@@ -176,6 +177,7 @@ def load(env: Mapping[str, str] | None = None) -> IBConfig:
         controller_interval=env_float("TRADEMON_IB_CONTROLLER_INTERVAL_SECONDS", 15.0, 0.05, 3600, env),
         controller_timeout=env_float("TRADEMON_IB_CONTROLLER_TIMEOUT_SECONDS", 5.0, 0.05, 600, env),
         max_order_contracts=env_int("TRADEMON_IB_MAX_ORDER_CONTRACTS", 200, 1, 10_000, env),
+        max_subscriptions=env_int("TRADEMON_IB_MAX_SUBSCRIPTIONS", 200, 1, 10_000, env),
         day_timezone=_timezone("TRADEMON_IB_DAY_TIMEZONE", env),
         log_level=env_choice("TRADEMON_LOG_LEVEL", "info", ("debug", "info", "warning", "error"), env),
     )

@@ -74,6 +74,7 @@ class Connection:
         ib.orderStatusEvent += self._forget_done_trades
         ib.execDetailsEvent += state.on_exec_details
         ib.pendingTickersEvent += state.on_pending_tickers
+        ib.pendingTickersEvent += state.market_data.on_tickers
         state.own_request = self._own_request
         self.accounts: list[str] = []
         self.sessions = 0
@@ -251,6 +252,7 @@ class Connection:
         try:
             self.ib.reqMktData(contract)
             self._md[key] = contract
+            self.state.market_data.requested(key, contract)
         except Exception:  # one bad contract must not end the session
             log.exception("market data request failed", extra={"symbol": key[0]})
 

@@ -20,6 +20,7 @@ from trademon.contract import BROKER_GAUGES, IB_BOUNDED_LABELS, IB_DOWN_REASONS,
 from trademon.metrics import Children, JobMetrics
 from trademon.ib.bounds import Bound, strategy_of
 from trademon.ib.config import JOB, IBConfig
+from trademon.ib.subscriptions import MarketDataWatch
 from trademon.ib.truth import SESSION_GAUGES, OrderBook
 
 log = logging.getLogger("trademon.ib.state")
@@ -146,6 +147,8 @@ class BrokerState:
         self.codes = Bound(cfg.max_error_codes, overflow.labels("code"))
         self.book = OrderBook(m, cfg.client_id, Bound(cfg.max_order_contracts, overflow.labels("symbol")),
                               cfg.day_timezone, wall, started=wall())
+        self.market_data = MarketDataWatch(m, Bound(cfg.max_subscriptions, overflow.labels("subscription")),
+                                           cfg.market_data_type, clock, wall)
         self.down_reason = m["ib_session_down_reason"]
         for reason in IB_DOWN_REASONS:
             self.down_reason.labels(reason).set(0)
@@ -214,6 +217,7 @@ class BrokerState:
         self.farms.clear()  # farm states belong to a TWS session; TWS repeats them on connect
         self.farm_names.clear()
         self._ticker_keys.clear()
+        self.market_data.clear()
 
     def _set_connected(self, up: bool) -> None:
         self.connected = up
@@ -250,9 +254,13 @@ class BrokerState:
                 self._went_down(count=self.connected)
             elif code in (CONNECTION_RESTORED, CONNECTION_RESTORED_DATA_LOST):
                 self.ib_reachable = True
+                if code == CONNECTION_RESTORED_DATA_LOST:
+                    self.market_data.data_lost()
                 if self.socket_up:
                     self._set_connected(True)
-            elif req_id > 0 and code not in CANCEL_CODES and not 2100 <= code < 2200 and not self.own_request(req_id):
+            elif self.own_request(req_id):
+                self.market_data.on_error(code, contract)
+            elif req_id > 0 and code not in CANCEL_CODES and not 2100 <= code < 2200:
                 self._note_order_error(req_id, code)
         except Exception:  # never let a broker message take the exporter down
             log.exception("error event not handled", extra={"code": code})
@@ -580,6 +588,7 @@ class BrokerState:
         for strategy in self.strategies.expire():
             self._forget_strategy(strategy)
         self.book.day.before_scrape()
+        self.market_data.update(self.live)
         now = self.clock()
         for strategy, w in self.windows.items():
             self._refresh_window(strategy, w, now)

@@ -104,3 +104,13 @@ def telegram_chat_id(text: str) -> int:
 
 def is_bot_token(text: str) -> bool:
     return re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", text) is not None
+
+
+# --- phone numbers (the bot's SMS and voice escalation) -------------------------------------
+
+PHONE_ALLOWED = "E.164: a + then the country code and number, digits only, e.g. +14155550123"
+
+
+def is_phone_number(text: str) -> bool:
+    """E.164, as Twilio-style APIs take To and From: ``+`` and 8 to 15 digits, no leading 0."""
+    return re.fullmatch(r"\+[1-9]\d{7,14}", text) is not None

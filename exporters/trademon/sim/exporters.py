@@ -120,6 +120,7 @@ class IBExporter:
         for label in IB_BOUNDED_LABELS:
             m["ib_label_overflow_total"].labels(label)
         m["ib_client_id"].set(IBConfig().client_id)
+        m["ib_market_data_type_requested"].set(IBConfig().market_data_type)  # the simulated feed has no IB lines
         # The simulated gateway's week on the simulated clock; its controller is always healthy
         # and its only outage is IB's (1100), which is not a login wait.
         for check in IB_CONTROLLER_CHECKS:

@@ -430,6 +430,10 @@ def native_services(layout: services.Layout, root: Path, data: Path, am_cfg: Pat
         env = {var: files[var] for var in p.paths}
         if p.engine == "prometheus":
             cmd = prometheus_cmd(prom_files[p.name], data / p.name, port[p.name], host)
+            if timescale != 1:
+                from trademon.stack.timescale import prometheus_args
+
+                cmd += prometheus_args(timescale)
         elif p.engine == "alertmanager":
             cmd = alertmanager_cmd(am_cfg, data / p.name, port[p.name], host, external or base[p.name])
             if layout.ha:

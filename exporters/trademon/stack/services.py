@@ -32,6 +32,9 @@ from trademon.stack.scaleout import ALERTMANAGER_CLUSTER_PORT, VICTORIAMETRICS_P
 COMMON = ("TRADEMON_API_TOKEN", "TRADEMON_LOG_LEVEL")
 # The channels Alertmanager's rendered config and the bot read.
 TELEGRAM = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")
+# The bot's escalation ladder and its channels (trademon.bot.escalation).
+ESCALATION = ("TRADEMON_BOT_ESCALATE", "TRADEMON_BOT_ESCALATE_SMS_TO", "TRADEMON_BOT_ESCALATE_CALL_TO", "TRADEMON_BOT_ESCALATE_CHAT_ID",
+              "PUSHOVER_APP_TOKEN", "PUSHOVER_USER_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
 
 # Second nodes of the HA layout natively: the first node's port + 100, so the pair reads as one (9090/9190).
 SECOND = 100
@@ -85,7 +88,8 @@ PARTS: tuple[Part, ...] = (
               paths=("TRADEMON_BOT_STATE_DIR", "TRADEMON_BOT_CONFIG_ROOT"),
               settings=(*COMMON, *TELEGRAM, "TELEGRAM_API_URL", "TRADEMON_BOT_WEBHOOK_TOKEN", "TRADEMON_BOT_ALLOWED_CHAT_IDS",
                         "TRADEMON_BOT_ALLOWED_USER_IDS", "TRADEMON_BOT_MAX_SILENCE", "TRADEMON_BOT_SUMMARY_AT",
-                        "TRADEMON_BOT_SUMMARY_TZ", "TRADEMON_BOT_SUMMARY_DAYS", "GRAFANA_URL", "ALERTMANAGER_URL")),
+                        "TRADEMON_BOT_SUMMARY_TZ", "TRADEMON_BOT_SUMMARY_DAYS", "TRADEMON_BOT_TZ", "TRADEMON_BOT_GROUP_PER_MINUTE",
+                        "GRAFANA_URL", "ALERTMANAGER_URL", *ESCALATION)),
     # Renders Alertmanager's config (calendar intervals) before Alertmanager starts, then daily; reloads it.
     _trademon("alertmanager-config", ("am-config", "--watch"), "TRADEMON_ALERTMANAGER_CONFIG_HOST", health="/readyz",
               wiring={"TRADEMON_AM_RELOAD_URL": "{alertmanager}/-/reload", "TRADEMON_AM_ALERT_SINK_URL": "{alert-sink}/alerts",

@@ -97,3 +97,14 @@ def scale_alertmanager_config(path: Path, speed: float) -> None:
     if "resolve_timeout" in cfg.get("global", {}):
         cfg["global"]["resolve_timeout"] = scaled(cfg["global"]["resolve_timeout"], speed, FLOOR_S)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+
+
+RESEND_DELAY = "1m"  # Prometheus' --rules.alert.resend-delay default
+
+
+def prometheus_args(speed: float) -> list[str]:
+    """Prometheus' own timer of the alert path, compressed: it sends a firing alert to
+    Alertmanager again every resend delay, and the sends of its first evaluations, made before
+    it has its Alertmanager list, are lost until then (the demo's first alerts, its Watchdog
+    included, reached Alertmanager a minute late)."""
+    return [f"--rules.alert.resend-delay={scaled(RESEND_DELAY, speed, FLOOR_S)}"]

@@ -7,8 +7,9 @@ managedAccounts; then requests and streamed answers). It runs its own event loop
 thread, so a test drives it with plain method calls while the exporter, in another
 process or loop, talks to it over a real socket.
 
-Scripting: set broker state (positions, P&L, account values, quotes) and it is sent to
-the sessions subscribed to it and replayed to new ones; send order events, fills, errors
+Scripting: set broker state (positions, P&L, account values, quotes, the market data type
+per symbol, with 10167 for delayed) and it is sent to the sessions subscribed to it and
+replayed to new ones; send order events, fills, errors
 and raw messages; drop the connection, refuse new ones (TWS down), restore, or freeze a
 session (a silent, half-open socket); accept sockets but never answer the handshake (a Gateway
 waiting for its login or two-factor approval); hold client ids as used by another client (326).
@@ -134,6 +135,9 @@ class FakeTWS:
         self.pnl: dict[str, tuple[float, float, float]] = {}
         self.account_values: dict[tuple[str, str], tuple[str, str]] = {}  # (account, tag) -> (value, ccy)
         self.quotes: dict[str, tuple[float, float]] = {}
+        # symbol -> the market data type TWS delivers (1 live, 2 frozen, 3 delayed, 4 delayed-frozen);
+        # 1 when not set. Delayed (3) on request is announced with code 10167, as TWS does.
+        self.data_types: dict[str, int] = {}
         self.orders: dict[tuple[int, int], FakeOrder] = {}
         self.executions: list[tuple] = []
         self.unknown_symbols: set[str] = set()  # contract details answer error 200 for these
@@ -315,6 +319,18 @@ class FakeTWS:
             for s in self._live():
                 for req_id, sym in s.mkt_data.items():
                     if sym == symbol:
+                        self._send_quote(s, req_id, symbol)
+        self._call(f)
+
+    def set_market_data_type(self, symbol: str, data_type: int) -> None:
+        """What TWS delivers for ``symbol`` from now on (e.g. 2 frozen at the close): the
+        marketDataType message to every line of it, then its quote again."""
+        def f():
+            self.data_types[symbol] = data_type
+            for s in self._live():
+                for req_id, sym in s.mkt_data.items():
+                    if sym == symbol:
+                        s.send(58, 1, req_id, data_type)
                         self._send_quote(s, req_id, symbol)
         self._call(f)
 
@@ -524,6 +540,10 @@ class FakeTWS:
         elif msg == REQ_MKT_DATA:
             req_id, symbol = int(f[2]), f[4]
             s.mkt_data[req_id] = symbol
+            data_type = self.data_types.get(symbol, 1)
+            if data_type == 3:
+                self._send_error(s, req_id, 10167, "Requested market data is not subscribed. Displaying delayed market data.")
+            s.send(58, 1, req_id, data_type)  # marketDataType, before the first tick
             self._send_quote(s, req_id, symbol)
         elif msg == CANCEL_MKT_DATA:
             s.mkt_data.pop(int(f[2]), None)
@@ -558,7 +578,8 @@ class FakeTWS:
             s.send(15, 1, ",".join(self.accounts))
         elif msg == REQ_IDS:
             s.send(9, 1, 1 + max((o.order_id for o in self.orders.values()), default=0))
-        # reqAutoOpenOrders, reqMarketDataType and anything else: accepted, no answer
+        # reqAutoOpenOrders, reqMarketDataType and anything else: accepted, no answer (the type is
+        # the stand-in's per symbol: data_types)
 
     def _send_error(self, s: Session, req_id: int, code: int, message: str) -> None:
         fields = [4, 2, req_id, code, message]
