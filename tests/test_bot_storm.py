@@ -345,3 +345,56 @@ def test_a_press_while_the_chat_is_at_its_limit_stands_is_recorded_and_answered(
     assert len(t.h.am.silences) == 1 and [r["kind"] for r in t.h.store.history(0)] == ["fired", "silence"]
     assert [r.body["text"] for r in t.stand.requests if r.path.endswith("/answerCallbackQuery")][0].startswith("Silenced until")
     assert not [r for r in t.stand.requests if r.path.endswith("/editMessageText")]
+
+
+def test_after_a_restart_the_storm_edits_the_same_status_and_a_deleted_one_is_sent_again(tmp_path):
+    from trademon.bot import storm as st
+    from trademon.bot.runbooks import Runbooks
+    from trademon.bot.telegram import TelegramError
+
+    clock, chat, zone = Clock(), -100777, BotConfig.from_env(BASE).zone
+    s, tg = st.Storm(Store(tmp_path / "bot.sqlite3"), clock=clock), _FakeTelegram()
+    for i in range(st.PAGES_PER_MINUTE):
+        s.takes(chat, _note(_alert("W", i)))
+    asyncio.run(s.show(tg, Signer(TOKEN), Runbooks({}), zone, chat, s.takes(chat, _note(_alert("W", 99))), time.monotonic() + 5))
+    again = st.Storm(Store(tmp_path / "bot.sqlite3"), clock=clock)  # the bot restarted
+    at = again.takes(chat, _note(_alert("W", 100)))
+    clock.t += 10
+    asyncio.run(again.show(tg, Signer(TOKEN), Runbooks({}), zone, chat, at, time.monotonic() + 5))
+    assert [(m, p.get("message_id")) for m, p in tg.calls] == [("sendMessage", None), ("editMessageText", 42)]
+
+    class Deleted(_FakeTelegram):
+        async def call_within(self, deadline, method, payload):
+            if method == "editMessageText":
+                raise TelegramError(method, 400, "Bad Request: message to edit not found")
+            return await super().call_within(deadline, method, payload)
+
+    tg = Deleted()
+    at = again.takes(chat, _note(_alert("W", 101)))
+    clock.t += 10
+    asyncio.run(again.show(tg, Signer(TOKEN), Runbooks({}), zone, chat, at, time.monotonic() + 5))
+    assert [m for m, _ in tg.calls] == ["sendMessage"]  # the edit found no message: a new status
+    assert visible_text(tg.calls[0][1]["text"]).startswith("🌩 STORM · 3 firing")
+
+
+def test_a_storm_tracks_a_bounded_number_of_alerts_and_counts_the_rest(tmp_path, monkeypatch):
+    """Bounded work per notification: past MAX_TRACKED distinct alerts the storm's state stops
+    growing, and its status says how many notifications it no longer lists, and that the limit
+    it shows is the chat's own."""
+    from zoneinfo import ZoneInfo
+
+    from trademon.bot import storm as st
+
+    monkeypatch.setattr(st, "MAX_TRACKED", 20)
+    clock = Clock()
+    s = st.Storm(Store(tmp_path / "bot.sqlite3"), clock=clock, per_minute=30)
+    chat = -100778
+    for i in range(st.PAGES_PER_MINUTE * 2):  # pages first, then folded
+        s.takes(chat, _note(_alert("W", i)))
+    for i in range(100):
+        s.takes(chat, _note(_alert("W", 1000 + i)))
+    state = s.state(chat)
+    assert len(state["firing"]) == 20 and state["untracked"] > 0
+    text, _ = s.compose(chat, state, ZoneInfo("UTC"))
+    assert f"{state['untracked']} more notifications past the 20 alerts tracked" in visible_text(text)
+    assert "this chat's limit: 30 messages a minute" in visible_text(text)

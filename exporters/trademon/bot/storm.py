@@ -36,6 +36,7 @@ EDITS_PER_MINUTE = 6    # the status message's edits a minute: one every 10 s at
 QUIET_MINUTES = 5       # no notification for this long: the storm is over
 MAX_REFS = 50           # renderings of one status whose silences are still shown (bounded)
 MAX_NOTES = 4
+MAX_TRACKED = 2000      # firing alerts a storm keeps by name (bounded work per notification); past it, counted
 
 
 def key(labels: dict) -> str:
@@ -47,7 +48,7 @@ class Storm:
     resumes the status message instead of starting a second one."""
 
     def __init__(self, store: Store, minute: float = MINUTE, clock: Callable[[], float] = time.time, per_minute: int = GROUP_PER_MINUTE):
-        self.store, self.minute, self.clock = store, minute, clock
+        self.store, self.minute, self.clock, self.per_minute = store, minute, clock, per_minute
         scale = per_minute / GROUP_PER_MINUTE
         self.pages_limit, self.critical_limit = max(1, round(PAGES_PER_MINUTE * scale)), max(1, round(CRITICAL_EXTRA * scale))
         self.edit_every = minute / max(1, round(EDITS_PER_MINUTE * scale))
@@ -93,7 +94,10 @@ class Storm:
         for a in payload["alerts"]:
             k = key(a["labels"])
             if a["status"] == "firing":
-                state["firing"][k] = a["labels"]
+                if k in state["firing"] or len(state["firing"]) < MAX_TRACKED:
+                    state["firing"][k] = a["labels"]
+                else:
+                    state["untracked"] = state.get("untracked", 0) + 1
             elif state["firing"].pop(k, None) is not None or not firing:
                 state["resolved"] += 1
         state["version"] += 1
@@ -119,11 +123,13 @@ class Storm:
         firing = [{"labels": labels} for k, labels in state["firing"].items() if k not in silenced]
         n_silenced = sum(1 for k in state["firing"] if k in silenced)
         critical = sum(1 for a in firing if a["labels"].get("severity") == "critical")
+        untracked = state.get("untracked", 0)
         head = (f"🌩 <b>STORM</b> · {len(firing)} firing" + (f" ({critical} critical)" if critical else "")
-                + f" · {n_silenced} silenced · {state['resolved']} resolved")
+                + f" · {n_silenced} silenced · {state['resolved']} resolved"
+                + (f" · {untracked} more notifications past the {MAX_TRACKED} alerts tracked: /alerts" if untracked else ""))
         about = (f"<i>Since {render.fmt_clock(state['since'], zone)}, more than {self.pages_limit} pages a minute in this chat: "
                  f"they are counted in this message, edited at most every {self.edit_every:.0f} s, instead of new messages "
-                 f"(Telegram allows 20 a minute in a group). Updated {render.fmt_clock(self.clock(), zone)}.</i>")
+                 f"(this chat's limit: {self.per_minute} messages a minute, edits included). Updated {render.fmt_clock(self.clock(), zone)}.</i>")
         tail = "\n\n".join(notes)
         listed, shown, more = render.digest_lines(firing, render.PART_BUDGET - render.units(head + about + tail) - 200)
         text = "\n".join([head, about, *listed])

@@ -88,8 +88,8 @@ PARTS: tuple[Part, ...] = (
               paths=("TRADEMON_BOT_STATE_DIR", "TRADEMON_BOT_CONFIG_ROOT"),
               settings=(*COMMON, *TELEGRAM, "TELEGRAM_API_URL", "TRADEMON_BOT_WEBHOOK_TOKEN", "TRADEMON_BOT_ALLOWED_CHAT_IDS",
                         "TRADEMON_BOT_ALLOWED_USER_IDS", "TRADEMON_BOT_MAX_SILENCE", "TRADEMON_BOT_SUMMARY_AT",
-                        "TRADEMON_BOT_SUMMARY_TZ", "TRADEMON_BOT_SUMMARY_DAYS", "GRAFANA_URL", "ALERTMANAGER_URL",
-                        *ESCALATION)),
+                        "TRADEMON_BOT_SUMMARY_TZ", "TRADEMON_BOT_SUMMARY_DAYS", "TRADEMON_BOT_TZ", "TRADEMON_BOT_GROUP_PER_MINUTE",
+                        "GRAFANA_URL", "ALERTMANAGER_URL", *ESCALATION)),
     # Renders Alertmanager's config (calendar intervals) before Alertmanager starts, then daily; reloads it.
     _trademon("alertmanager-config", ("am-config", "--watch"), "TRADEMON_ALERTMANAGER_CONFIG_HOST", health="/readyz",
               wiring={"TRADEMON_AM_RELOAD_URL": "{alertmanager}/-/reload", "TRADEMON_AM_ALERT_SINK_URL": "{alert-sink}/alerts",
