@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -318,6 +319,36 @@ def test_cold_start_a_target_not_up_yet_is_not_run_then_checked_once_it_is(sim):
         assert run_service_for(env, steps) is None
     finally:
         late.down()
+
+
+def test_cold_start_a_prometheus_still_starting_is_not_a_failed_run(sim):
+    """Prometheus listens before it is ready and answers 503 meanwhile: under load, the
+    synthetic's first circuit-breaker run met that 503 and counted a failure, so its next run
+    (and the alert the HA test waits for) came an interval, five minutes, later."""
+    class Starting503(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.end_headers()
+            self.wfile.write(b"Service Unavailable")
+
+        def log_message(self, *a):
+            pass
+
+    prom = ThreadingHTTPServer(("127.0.0.1", 0), Starting503)
+    serve(prom)
+    env = sim_env(sim, TRADEMON_SYNTHETIC_CHECKS="circuit_breaker",
+                  TRADEMON_SYNTHETIC_PROMETHEUS_URL=f"http://127.0.0.1:{prom.server_address[1]}")
+
+    async def steps(metrics):
+        await asyncio.sleep(1.5)  # one run, within the start-up grace
+        return success(metrics, "circuit_breaker")
+
+    try:
+        assert run_service_for(env, steps) is None  # not run, not failed: nothing recorded
+    finally:
+        prom.shutdown()
+        prom.server_close()
+    assert not breaker_open(sim), "the run's cleanup resets the breaker"
 
 
 def test_cold_start_a_target_never_up_fails_after_the_grace(sim):

@@ -14,6 +14,11 @@ class Unexpected(Exception):
     """An answer the contract does not allow at this step."""
 
 
+class Starting(Unexpected):
+    """HTTP 503 from Prometheus: it listens but is not ready yet (it answers 503 while it loads
+    its storage and rules at a start); after the start-up grace, a failure like any other."""
+
+
 def _brief(r: httpx.Response) -> str:
     return f"HTTP {r.status_code} {r.text[:200]!r}"
 

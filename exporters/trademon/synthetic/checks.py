@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from trademon import contract
-from trademon.synthetic.api import TradingAPI
+from trademon.synthetic.api import Starting, TradingAPI
 from trademon.synthetic.config import CIRCUIT_BREAKER_ALERT, WATCHDOG_ALERT, Settings
 from trademon.synthetic.observe import active_alerts, exposition_value, prometheus_value
 
@@ -28,7 +28,7 @@ class Check:
     step: str = "starting"
     # Errors that mean "the stack is still starting" until the check has once run through
     # (runner.py: not run, rather than failed, during the start-up grace).
-    not_ready_errors: tuple[type[BaseException], ...] = (httpx.ConnectError,)
+    not_ready_errors: tuple[type[BaseException], ...] = (httpx.ConnectError, Starting)
 
     def __init__(self, client: httpx.AsyncClient, settings: Settings):
         self.client, self.settings = client, settings
@@ -160,7 +160,7 @@ class WatchdogCheck(Check):
     name = "watchdog"
     # Prometheus sends the Watchdog after its first evaluation and once it has found
     # Alertmanager: until then, no Watchdog is the stack starting, not a broken path.
-    not_ready_errors = (httpx.ConnectError, TimeoutError)
+    not_ready_errors = (httpx.ConnectError, Starting, TimeoutError)
 
     def __init__(self, client, settings, alertmanager_url: str):
         super().__init__(client, settings)

@@ -9,14 +9,15 @@ from datetime import datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from trademon.synthetic.api import Unexpected
+from trademon.synthetic.api import Starting, Unexpected
 
 
 async def prometheus_value(client: httpx.AsyncClient, base: str, query: str) -> float | None:
     """The value of an instant query that returns one series (max of several), or None."""
     r = await client.get(f"{base}/api/v1/query", params={"query": query})
     if not r.is_success:
-        raise Unexpected(f"Prometheus query {query!r} answered HTTP {r.status_code}: {r.text[:200]!r}")
+        error = Starting if r.status_code == 503 else Unexpected
+        raise error(f"Prometheus query {query!r} answered HTTP {r.status_code}: {r.text[:200]!r}")
     result = r.json().get("data", {}).get("result", [])
     values = [float(s["value"][1]) for s in result]
     return max(values) if values else None

@@ -3,8 +3,8 @@ the outcome in the synthetic_check_* gauges and a JSON log line.
 
 Cold start (issue 10.5): the services a check talks to start beside it and may not listen
 yet. Until a check has once run through, and for at most the start-up grace, a run that
-cannot connect (or, for the watchdog, does not find the Watchdog Prometheus has not sent
-yet: ``Check.not_ready_errors``) is *not run*, not failed: nothing is recorded (the gauges
+cannot connect, or gets Prometheus' 503 of a start (or, for the watchdog, does not find the
+Watchdog Prometheus has not sent yet: ``Check.not_ready_errors``) is *not run*, not failed: nothing is recorded (the gauges
 stay absent, never a false 0), and it is tried again within seconds rather than after its
 interval. After that, the same error is a failure like any other."""
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 
 from trademon.metrics import JobMetrics
-from trademon.synthetic.api import Unexpected
+from trademon.synthetic.api import Starting, Unexpected
 from trademon.synthetic.checks import Check, CheckFailed, timing_key
 from trademon.synthetic.config import Settings
 
@@ -70,6 +70,9 @@ class CheckRunner:
         except httpx.ConnectError as e:
             not_ready = self._not_ready(check, e)
             success, detail = False, f"{type(e).__name__} while {check.step}: {e}"
+        except Starting as e:  # Prometheus listening but not ready yet
+            not_ready = self._not_ready(check, e)
+            success, detail = False, str(e)
         except (CheckFailed, Unexpected) as e:  # they say what went wrong themselves
             success, detail = False, str(e)
         except Exception as e:  # noqa: BLE001 - any error is this check's failure, never the runner's
