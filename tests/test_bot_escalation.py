@@ -379,6 +379,25 @@ def test_acknowledged_in_pushover_stops_the_ladder(rig):
     assert "✋ Acknowledged in Pushover (trader-iphone)" in rig.store.ref(ref)["state"]["notes"][-1]
 
 
+def test_an_alertmanager_restart_pauses_the_ladder_and_does_not_end_it(rig):
+    """Alertmanager keeps no alerts across a restart (Prometheus sends them again within its
+    resend delay): a page's alerts missing from it pause the ladder; only missing for
+    MISSING_GRACE_S do they count as resolved."""
+    labels = alert("TWSConnectionLost")
+    ref = rig.page(labels)
+    rig.am.end(labels)  # Alertmanager restarted a moment ago
+    rig.turns(60, 80, ref=ref)
+    assert rig.counts()["pushover"] == 0
+    rig.am.fire(labels)  # Prometheus' resend
+    rig.turns(95, ref=ref)
+    assert rig.counts()["pushover"] == 1
+    rig.am.end(labels)  # resolved, while the bot heard nothing (silenced alerts send no resolve)
+    rig.turns(120, 120 + escalation.MISSING_GRACE_S - 1, ref=ref)
+    assert rig.store.running_ladders(10) != [] and rig.counts()["sms"] == 0
+    rig.turns(120 + escalation.MISSING_GRACE_S, ref=ref)
+    assert rig.store.running_ladders(10) == [] and rig.counts() == {"pushover": 1, "sms": 0, "call": 0, "chat": 0}
+
+
 def test_alertmanager_away_escalates_on_what_the_bot_knows(rig):
     ref = rig.page(alert("DailyLossLimitBreach"))
     rig.am.down = True
