@@ -41,11 +41,19 @@ def render_thresholds(out: Path, root: Path = ROOT) -> Path:
     return out
 
 
-def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None, thresholds: bool = True) -> list[str]:
+def compress_ranges(expr: str, scale: float) -> str:
+    """``expr`` with every range selector (``[5m]``) divided by ``scale``."""
+    return re.sub(r"\[(\d+(?:ms|[smhdwy]))\]", lambda m: f"[{duration(seconds(m.group(1)) / scale)}]", expr)
+
+
+def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None = None, thresholds: bool = True,
+                      compress: frozenset[str] = frozenset()) -> list[str]:
     """Copies of monitoring/rules/*.yml with every ``for`` divided by ``for_scale``, and the
     groups with an interval of their own (the money alerts) evaluated every ``evaluation``
     like the rest when the evaluation interval is shortened; and (``thresholds``) the threshold
-    rules, rendered from monitoring/config.yml into ``out/thresholds``."""
+    rules, rendered from monitoring/config.yml into ``out/thresholds``. The alerts named in
+    ``compress`` have their range selectors divided by ``for_scale`` too: those whose window
+    is part of their wait (a reload failed for the whole [5m], a node down half of it)."""
     files = [str(render_thresholds(out / "thresholds") / threshold_rules.FILE)] if thresholds else []
     for src in sorted((ROOT / "monitoring" / "rules").glob("*.yml")):
         if for_scale is None and evaluation is None:
@@ -60,6 +68,8 @@ def scaled_rule_files(out: Path, for_scale: float | None, evaluation: str | None
             for rule in group["rules"]:
                 if "for" in rule:
                     rule["for"] = duration(seconds(rule["for"]) / for_scale)
+                if rule.get("alert") in compress:
+                    rule["expr"] = compress_ranges(rule["expr"], for_scale)
         dst = out / src.name
         dst.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         files.append(str(dst))
@@ -71,7 +81,7 @@ class E2EStack:
                  am_intervals: dict[str, str] | None = None, for_scale: float | None = None, seed: int = 7,
                  resend_delay: str | None = None, targets: dict[str, str] | None = None, am_env: dict[str, str] | None = None,
                  standins=None, ports: dict[str, int] | None = None, before_sim=None, bot_env: dict[str, str] | None = None,
-                 thresholds_root: Path | None = None):
+                 thresholds_root: Path | None = None, scrape_bot: bool = False, compress: frozenset[str] = frozenset()):
         """``scrape``/``evaluation`` None keep prometheus.yml's (production) intervals;
         ``targets`` replaces a job's target (host:port), e.g. a closed port for a dead exporter;
         ``ports`` fixes ports beforehand ("prometheus", "alertmanager", the simulator's jobs and
@@ -80,12 +90,14 @@ class E2EStack:
         cold start where the trading services come up last); ``thresholds_root`` (a folder with
         monitoring/config.yml and monitoring/rules/): the thresholds come from a running
         `trademon thresholds --watch` on it, which reloads Prometheus when the file changes,
-        instead of a copy rendered once."""
+        instead of a copy rendered once; ``scrape_bot``: the bot is a job, as in production;
+        ``compress``: alerts whose range selectors are divided by ``for_scale`` too."""
         ports = ports or {}
         self.thresholds_root = thresholds_root
         self.dir = workdir
         self.targets_override = targets or {}
         self.scrape, self.evaluation = scrape, evaluation
+        self.scrape_bot, self.compress = scrape_bot, compress
         self.procs: list[Proc] = []
         self.alerting = self.sim = None
         try:
@@ -113,16 +125,19 @@ class E2EStack:
         targets["alert-sink"] = f"127.0.0.1:{self.alerting.sink_port}"
         targets["alertmanager"] = f"127.0.0.1:{self.alerting.am_port}"
         targets["prometheus"] = f"127.0.0.1:{self.prom_port}"
+        if self.scrape_bot:
+            targets["trademon-bot"] = f"127.0.0.1:{self.alerting.bot_port}"
         if self.thresholds_root is not None:
             targets["thresholds"] = f"127.0.0.1:{self._start_thresholds()}"
         targets.update(self.targets_override)
         cfg = native.render_prometheus_config(ROOT, targets, f"127.0.0.1:{self.alerting.am_port}", self.scrape, self.evaluation)
         rules_dir = self.dir / "rules"
         rules_dir.mkdir(parents=True, exist_ok=True)
-        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation, thresholds=self.thresholds_root is None)
+        cfg["rule_files"] = scaled_rule_files(rules_dir, for_scale, self.evaluation, thresholds=self.thresholds_root is None,
+                                              compress=self.compress)
         if self.thresholds_root is not None:
             cfg["rule_files"].append(str(self.dir / "thresholds" / "*.yml"))
-        path = self.dir / "prometheus.yml"
+        path = self.config_path = self.dir / "prometheus.yml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         lay = described.layout({"prometheus": self.prom_port, "alertmanager": self.alerting.am_port})
         svc = described.built(lay, self.dir, ("prometheus",), prom_files={"prometheus": path})["prometheus"]

@@ -57,8 +57,12 @@ class Node:
 
 class HAStack:
     def __init__(self, workdir: Path, *, speed: float = 30.0, intervals: dict[str, str] | None = None,
-                 resend_delay: str = "2s", scrape: str = "1s", peer_timeout: str | None = None):
+                 resend_delay: str = "2s", scrape: str = "1s", peer_timeout: str | None = None,
+                 for_scale: float | None = None, compress: frozenset[str] = frozenset()):
+        """Each rule's ``for`` divided by ``for_scale`` (default: ``speed``), and the range
+        selectors of the alerts in ``compress`` too (tests/support/e2estack.py)."""
         self.dir = workdir
+        self.for_scale, self.compress = for_scale or speed, compress
         self.peer_timeout = peer_timeout
         self.standins = StandIns()
         self.sim = self.sink = self.bot = None
@@ -91,6 +95,7 @@ class HAStack:
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.am_config = path
         web = [free_port(), free_port()]
         # Telegram goes through `trademon bot`: both Alertmanagers post to the one bot.
         self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"],
@@ -122,7 +127,7 @@ class HAStack:
         targets["alertmanager"] = [am.url.removeprefix("http://") for am in self.ams]
         rules_dir = self.dir / "rules"
         rules_dir.mkdir(parents=True, exist_ok=True)
-        rule_files = scaled_rule_files(rules_dir, speed)
+        rule_files = scaled_rule_files(rules_dir, self.for_scale, compress=self.compress)
         files = {}
         for node, replica in zip(nodes, ("a", "b")):
             base = native.render_prometheus_config(ROOT, targets, self.ams[0].url.removeprefix("http://"), scrape, scrape)

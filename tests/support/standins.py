@@ -692,6 +692,7 @@ class _Mail:
     subject: str
     body: str
     login: str | None
+    at: float = 0.0  # time.time() of its receipt
 
 
 @dataclass
@@ -703,7 +704,8 @@ class _SMTPHandler:
         parts = [p.get_content() for p in msg.walk() if p.get_content_type() in ("text/plain", "text/html")]
         login = getattr(session.auth_data, "login", None)
         login = login.decode() if isinstance(login, bytes) else login
-        self.messages.append(_Mail(envelope.mail_from, list(envelope.rcpt_tos), str(msg["Subject"]), "\n".join(parts), login))
+        self.messages.append(_Mail(envelope.mail_from, list(envelope.rcpt_tos), str(msg["Subject"]), "\n".join(parts), login,
+                                   time.time()))
         return "250 Message accepted for delivery"
 
 

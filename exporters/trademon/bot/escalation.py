@@ -55,8 +55,9 @@ MAX_LADDERS = 50        # ladders looked at per turn (bounded work)
 MAX_NEW_PAGES = 200     # pages looked at per turn for a ladder to start
 MAX_ATTEMPTS = contract.ESCALATION_TRIES    # tries of one channel for one tier
 RETRY_S = float(contract.ESCALATION_RETRY_S)  # between them
-HORIZON_S = 3600.0
-UTC = ZoneInfo("UTC")      # a page older than its ladder's last tier and this starts no ladder (after a long outage of the bot)
+HORIZON_S = 3600.0      # a page older than its ladder's last tier and this starts no ladder (after a long outage of the bot)
+MISSING_GRACE_S = 90.0  # a page's alerts all gone from Alertmanager this long: resolved (Prometheus resends within 1m)
+UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -311,8 +312,16 @@ class Escalator:
         alerts = ref["alerts"]
         if reason is None and states is not None:
             alerts = [a for a in ref["alerts"] if states.get(_labels_key(a), "suppressed") != "suppressed"]  # active, or unprocessed yet
-            if not alerts:
-                reason = "silenced" if any(_labels_key(a) in states for a in ref["alerts"]) else "resolved"
+            if any(_labels_key(a) in states for a in ref["alerts"]):
+                lad["state"].pop("missing_since", None)
+                reason = None if alerts else "silenced"
+            else:
+                # None of them in Alertmanager: resolved, or an Alertmanager just restarted (it keeps no
+                # alerts; Prometheus sends them again within its resend delay). Nothing is sent meanwhile.
+                since = lad["state"].setdefault("missing_since", now)
+                if now - since < MISSING_GRACE_S:
+                    return self.store.put_ladder(lad)
+                reason = "resolved"
         if reason is None:
             reason = await self._acknowledged_in_pushover(lad, ref, now)
         if reason is not None:
