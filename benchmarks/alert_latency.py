@@ -9,8 +9,8 @@ firing (an open critical group), over at least 20 trials.
 
 The whole path runs for real (tests/support/e2estack.py): `trademon sim` at real speed,
 Prometheus with the project's prometheus.yml and rules as shipped (money jobs scraped every
-2 s, the money rule group every 2 s, the rest every 15 s / 30 s), Alertmanager with the
-project's rendered config as shipped (money route group_wait 1 s), the alert-sink, the
+1 s, the money rule group every 1 s, the rest every 15 s / 30 s), Alertmanager with the
+project's rendered config as shipped (money route group_wait 0), the alert-sink, the
 Telegram stand-in.
 
 A loss trial: after a random pause of up to one scrape plus one evaluation interval (so the
@@ -122,7 +122,7 @@ class OtherCritical:
 
 def loss_trial(stack: E2EStack, timeout: float, jitter: float) -> tuple[float, float]:
     wait_groups_settled(stack, MONEY)
-    # Alertmanager drops groups on a 30 s tick, a multiple of the 2 s scrape and evaluation:
+    # Alertmanager drops groups on a 30 s tick, a multiple of the money scrape and evaluation:
     # without a random pause every trial would start at the same phase of them.
     time.sleep(random.uniform(0, jitter))
     t0 = time.time()

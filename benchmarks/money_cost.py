@@ -1,5 +1,5 @@
 """What the fast money path costs Prometheus: CPU and storage of the shipped configuration
-(ib-exporter and position-manager scraped every 2 s, the money rule group every 2 s) against
+(ib-exporter and position-manager scraped every 1 s, the money rule group every 1 s) against
 the same configuration without it (every job every 15 s, every rule every 30 s), in the same
 run, against the same simulator.
 

@@ -135,7 +135,7 @@ def money_route(cfg: dict) -> dict:
 
 
 def test_money_route_is_the_money_rule_group_in_groups_of_their_own():
-    """Issue 10.8: the alerts of the rules' money group (evaluated every 2 s) leave after a
+    """Issue 10.8: the alerts of the rules' money group (evaluated every second) leave after a
     short group_wait in a group of their own (by alertname and account/breaker/instance), so a
     new one never waits for an open group's group_interval."""
     from trademon.gen import rules as gen_rules

@@ -30,7 +30,7 @@ NOT_FROM_A_SERVICE = {"HighRiskExposure", "PnLAnomaly", "OrderAcknowledgementSlo
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    # every test file evaluates every rule (34 alerts, the money group every 2 s): about 25 s on an
+    # every test file evaluates every rule (34 alerts, the money group every 1 s): about 25 s on an
     # idle machine, past 90 s on a loaded one
     return subprocess.run([tools.find("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 

@@ -359,7 +359,7 @@ ALERTS: list[Alert] = [
           "${order_unacked_critical_after} ago (within the last ${broker_truth_window}) have not appeared at IB: no "
           "openOrder, no status, no fill. IB's paper server has been seen to drop an order with no callback, ever; the "
           "trading system thinks it is working. Orders still count as missing until they leave the window.",
-          # not in the money group: an hour's window every 2 s costs more than it buys, with the
+          # not in the money group: an hour's window every second costs more than it buys, with the
           # trading system scraped every 15 s
           "broker"),
     Alert("ExecutionNotRecorded", "critical",
