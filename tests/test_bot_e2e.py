@@ -384,6 +384,7 @@ def test_pager_safety_outbox_survives_kill_9(e2e):
 def test_no_secret_in_any_log(e2e):
     logs = e2e.logs()
     assert '"logger": "trademon.bot' in logs
+    assert '"escalation": "1h pushover+sms"' in logs  # its secrets loaded: the scan covers them
     for secret in e2e.alerting.standins.secrets():
         assert secret not in logs
 

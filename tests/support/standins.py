@@ -749,19 +749,26 @@ class SMTPStandIn:
 
 
 class StandIns:
-    """All three, with fake secrets, and the environment that points am-config at them."""
+    """Every channel's stand-in, with fake secrets, and the environment that points am-config
+    and the bot at them. The bot's escalation ladder is configured (its secrets loaded, so the
+    scans of the logs cover them) with its one tier an hour away: no test of a stack waits that
+    long, so its pages are never escalated (tests/test_bot_escalation.py walks the ladder)."""
 
     TOKEN = "987654321:AAFakeTokenForTestsOnly_x9Yz"
     CHAT_ID = "-1001234567890"   # a group: only USER_ID may act in it
     USER_ID = 424242
     SMTP_USER = "alerts@trademon.test"
     SMTP_PASSWORD = "smtp-Fake-Passw0rd-For-Tests"
+    PUSHOVER_TOKEN, PUSHOVER_USER = "aFakePushoverAppTokenForTests1", "uFakePushoverUserKeyForTests22"
+    TWILIO_SID, TWILIO_AUTH = "ACfake00000000000000000000000042", "fakeTwilioAuthTokenForTests0042"
 
     def __init__(self):
         self.telegram = TelegramStandIn(self.TOKEN)
         self.slack = SlackStandIn()
         self.smtp = SMTPStandIn(self.SMTP_USER, self.SMTP_PASSWORD)
         self.heartbeat = HeartbeatStandIn()
+        self.pushover = PushoverStandIn(self.PUSHOVER_TOKEN, self.PUSHOVER_USER)
+        self.twilio = TwilioStandIn(self.TWILIO_SID, self.TWILIO_AUTH)
 
     def env(self) -> dict[str, str]:
         return {
@@ -770,15 +777,18 @@ class StandIns:
             "SMTP_SMARTHOST": self.smtp.smarthost, "SMTP_FROM": "trademon@trademon.test", "SMTP_TO": "trader@trademon.test",
             "SMTP_USERNAME": self.SMTP_USER, "SMTP_PASSWORD": self.SMTP_PASSWORD, "SMTP_REQUIRE_TLS": "false",
             "HEARTBEAT_URL": self.heartbeat.url,
+            "TRADEMON_BOT_ESCALATE": "1h:pushover+sms", "PUSHOVER_APP_TOKEN": self.PUSHOVER_TOKEN, "PUSHOVER_USER_KEY": self.PUSHOVER_USER,
+            "PUSHOVER_API_URL": self.pushover.url, "TWILIO_API_URL": self.twilio.url, "TWILIO_ACCOUNT_SID": self.TWILIO_SID,
+            "TWILIO_AUTH_TOKEN": self.TWILIO_AUTH, "TWILIO_FROM": "+15005550006", "TRADEMON_BOT_ESCALATE_SMS_TO": "+14155550123",
         }
 
     def secrets(self) -> list[str]:
         """Values that must never appear in a log."""
         return [self.TOKEN, self.TOKEN.split(":")[1], self.slack.path.rsplit("/", 1)[1], self.SMTP_PASSWORD,
-                self.heartbeat.path.lstrip("/")]
+                self.heartbeat.path.lstrip("/"), self.PUSHOVER_TOKEN, self.PUSHOVER_USER, self.TWILIO_AUTH]
 
     def close(self):
-        for s in (self.telegram, self.slack, self.smtp, self.heartbeat):
+        for s in (self.telegram, self.slack, self.smtp, self.heartbeat, self.pushover, self.twilio):
             s.close()
 
     def __enter__(self):

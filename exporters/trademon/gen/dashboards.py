@@ -701,8 +701,11 @@ def system_health(t: dict) -> Board:
                                                       "{{result}} {{code}}")],
                                  unit="short", bars=True, description="Messages sent to Telegram per 5 minutes, by result and Telegram's code."),
                 timeseries_panel("Pages delivered", [Q(f"sum by (severity) (increase({m('trademon_bot_pages_delivered_total')}[1h]))",
-                                                       "{{severity}}")],
-                                 unit="short", bars=True, description="Firing notifications delivered to Telegram in the last hour."),
+                                                       "{{severity}}"),
+                                                     Q(f"sum(increase({m('trademon_bot_storm_folded_total')}[1h]))",
+                                                       "counted in a storm status")],
+                                 unit="short", bars=True, description="Firing notifications delivered to Telegram in the last hour, "
+                                 "and those counted in a chat's storm status message instead (past 8 pages a minute in the chat)."),
                 timeseries_panel("Notifications from Alertmanager", [Q(f"sum by (outcome) (increase({m('trademon_bot_notifications_total')}[5m]))",
                                                                        "{{outcome}}")],
                                  unit="short", bars=True, links=[runbook("TelegramBotDown")],

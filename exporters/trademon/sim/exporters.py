@@ -99,6 +99,10 @@ class TradingRecordExporter:
                 m["trading_position_quantity"].labels(a, sym).set(w.trading_position(a, sym))
 
 
+# What the real ib-exporter drops with its session (trademon.ib.subscriptions).
+IB_LINE_GAUGES = ("ib_market_data_tick_age_seconds", "ib_market_data_in_session", "ib_market_data_type")
+
+
 class IBExporter:
     def __init__(self, world: World, clock: SimClock):
         self.world, self.clock = world, clock
@@ -120,7 +124,8 @@ class IBExporter:
         for label in IB_BOUNDED_LABELS:
             m["ib_label_overflow_total"].labels(label)
         m["ib_client_id"].set(IBConfig().client_id)
-        m["ib_market_data_type_requested"].set(IBConfig().market_data_type)  # the simulated feed has no IB lines
+        m["ib_market_data_type_requested"].set(IBConfig().market_data_type)
+        m["ib_market_data_lines_lost"].set(0)  # the simulated outage (1100) loses no line
         # The simulated gateway's week on the simulated clock; its controller is always healthy
         # and its only outage is IB's (1100), which is not a login wait.
         for check in IB_CONTROLLER_CHECKS:
@@ -201,9 +206,16 @@ class IBExporter:
     def _broker_state(self) -> None:
         w, m = self.world, self.m
         if not w.ib_connected:
-            for name in BROKER_GAUGES:  # the same set the real exporter drops on 1100
+            for name in (*BROKER_GAUGES, *IB_LINE_GAUGES):  # the same sets the real exporter drops on 1100
                 m[name].clear()
             return
+        # IB's own lines, one per simulated symbol: live data, a session that never closes
+        # (the simulated market trades around the clock), no line lost.
+        for sym in w.s.symbols:
+            line = f"{sym}@SMART"
+            m["ib_market_data_tick_age_seconds"].labels(line, "quote").set(max(0.0, self.clock.now() - w.market.ib_last_tick[sym]))
+            m["ib_market_data_in_session"].labels(line).set(1)
+            m["ib_market_data_type"].labels(line).set(1)
         for a in w.s.accounts:
             acct = w.account(a)
             for name, key in ACCOUNT_GAUGES.items():

@@ -34,6 +34,9 @@ class Market:
         self._x = {s: 0.0 for s in self.symbols}  # log(mid / open)
         self.ticks = {s: 0 for s in self.symbols}
         self.last_tick = {s: now for s in self.symbols}
+        # IB's own market data lines (what the ib-exporter watches): they tick on through a
+        # stall of the trading system's feed, which is a fault of that feed, not of IB's.
+        self.ib_last_tick = {s: now for s in self.symbols}
         self._tick_frac = {s: rng.random() for s in self.symbols}
         self.connected_since = now
         self.stalled = False  # marketdata-stall: the feed stays up but delivers nothing
@@ -49,6 +52,8 @@ class Market:
             f = self._tick_frac[s] + TICKS_PER_S * dt * (0.5 + self.rng.random())
             n = int(f)
             self._tick_frac[s] = f - n
+            if n:
+                self.ib_last_tick[s] = t
             if n and not self.stalled:
                 self.ticks[s] += n
                 self.last_tick[s] = t
