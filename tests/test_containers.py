@@ -26,8 +26,8 @@ import pytest
 import requests
 import yaml
 
-from support import containers
-from support.procs import free_port
+from tests.support import containers
+from tests.support.procs import free_port
 from trademon.stack import tools
 
 pytestmark = pytest.mark.containers

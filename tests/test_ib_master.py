@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import requests
 
-from support.procs import wait_for
-from support.ib import ACCOUNTS, CLIENT_ID, exporter, tws  # noqa: F401 (fixtures)
+from tests.support.procs import wait_for
+from tests.support.ib import ACCOUNTS, CLIENT_ID, exporter, tws  # noqa: F401 (fixtures)
 from trademon.testing.fake_tws import FakeTWS
 
 OTHER = 7  # the trading system's client id

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.procs import free_port, start, wait_for, wait_http
+from tests.support.procs import free_port, start, wait_for, wait_http
 from trademon import contract
 from trademon.settings.env import port_variable
 from trademon.stack.native import NATIVE_JOBS, render_prometheus_config
@@ -85,8 +85,8 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
 
 # ---- first-class: .env, flags, busy ports, where things are ---------------------------------
 
-from support.native import NativeStack, free_ports_env, synthetic_breaker_alerts, write_env_file  # noqa: E402
-from support.standins import StandIns  # noqa: E402
+from tests.support.native import NativeStack, free_ports_env, synthetic_breaker_alerts, write_env_file  # noqa: E402
+from tests.support.standins import StandIns  # noqa: E402
 from trademon.settings.env import ConfigError, read_env_file  # noqa: E402
 
 

@@ -72,8 +72,8 @@ def test_native_ha_from_an_env_file_survives_a_dead_alertmanager_and_prometheus_
     import signal
     import time
 
-    from support.native import NativeStack, synthetic_breaker_alerts
-    from support.standins import StandIns
+    from tests.support.native import NativeStack, synthetic_breaker_alerts
+    from tests.support.standins import StandIns
 
     with StandIns() as standins:
         values = {**{k: v for k, v in standins.env().items() if k.startswith("TELEGRAM_")},

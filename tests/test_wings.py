@@ -162,3 +162,16 @@ def test_one_http_client_library():
             if any(n.split(".")[0] == "requests" for n in names):
                 users.add(str(path.relative_to(PACKAGE)))
     assert not users, f"modules importing requests: {sorted(users)}"
+
+
+def test_the_tests_import_their_support_under_one_name():
+    """`support.procs` and `tests.support.procs` are two modules with two port counters: a
+    test that mixed them handed the same ports to two services of one stack (native --ha's
+    gossip port on alertmanager-config's)."""
+    import re
+
+    tests = Path(__file__).resolve().parent
+    mixed = [f"{p.relative_to(tests.parent)}:{n}" for p in sorted(tests.rglob("*.py")) if p.name != "test_wings.py"
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.match(r"\s*(from|import) support\b", line)]
+    assert not mixed, f"import tests.support..., not support...: {mixed}"

@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.procs import free_port, start, wait_for, wait_http
+from tests.support.procs import free_port, start, wait_for, wait_http
 from trademon.testing.fake_tws import FakeTWS
 
 CLIENT_ID = 4242
