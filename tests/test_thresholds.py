@@ -3,6 +3,8 @@ rules, a refused edit leaving the rules in force untouched, and the service's ou
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import shutil
 from pathlib import Path
 
@@ -34,6 +36,26 @@ def edit(root: Path, section: str, key: str, value) -> None:
     else:
         cfg[section][key] = value
     (root / thresholds.CONFIG_FILE).write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@contextlib.contextmanager
+def answering_500(body: bytes):
+    """A loopback server that answers every POST with 500 and ``body``; yields its port."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    serve(srv)
+    try:
+        yield srv.server_port
+    finally:
+        srv.shutdown()
 
 
 def live(renderer: watch.Renderer) -> str:
@@ -88,26 +110,11 @@ def test_an_edit_goes_live_and_a_refused_one_changes_nothing(tmp_path):
 
 def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
     """A reload answered with an error: not live (it pages), retried at the next poll."""
-    import http.server
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"failed to reload config")
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
-    serve(srv)
-    try:
-        r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [f"http://127.0.0.1:{srv.server_port}/-/reload"])
+    with answering_500(b"failed to reload config") as port:
+        r = watch.Renderer(checkout(tmp_path), tmp_path / "out", [f"http://127.0.0.1:{port}/-/reload"])
         outcome = r.check()
         assert not outcome.live and "HTTP 500 failed to reload config" in outcome.message
         assert r.check() is not None  # retried although the file did not change
-    finally:
-        srv.shutdown()
 
 
 def test_the_poll_and_a_reload_request_render_one_at_a_time(tmp_path, monkeypatch):
@@ -167,24 +174,9 @@ def test_a_render_that_cannot_write_is_refused_not_a_bare_500(tmp_path):
 
 def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
     """A bare 500 from the service is reported as what it is, not as a stack that is not running."""
-    import http.server
-
     from trademon.thresholds import cli
 
-    class Bare500(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"Internal Server Error")
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Bare500)
-    serve(srv)
-    try:
-        assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(srv.server_port)}) == 2
-    finally:
-        srv.shutdown()
+    with answering_500(b"Internal Server Error") as port:
+        assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(port)}) == 2
     err = capsys.readouterr().err
     assert "answered HTTP 500 'Internal Server Error'" in err and "is the stack running" not in err, err
