@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 
+from ib_async import Contract
 
 from trademon.ib.config import IBConfig, WatchedSymbol
 from trademon.ib.state import BrokerState
@@ -34,14 +35,9 @@ class Clocks:
         self.wall_at += seconds
 
 
-@dataclass
-class C:
-    symbol: str
-    secType: str = "STK"
-    exchange: str = "SMART"
-    primaryExchange: str = "NASDAQ"
-    localSymbol: str = ""
-    conId: int = 1
+def C(symbol: str, secType: str = "STK", **fields) -> Contract:  # noqa: N802, N803 (ib_async's names)
+    """ib_async's own Contract, as the exporter receives it."""
+    return Contract(symbol=symbol, secType=secType, **{"exchange": "SMART", "primaryExchange": "NASDAQ", "conId": 1, **fields})
 
 
 @dataclass
