@@ -262,25 +262,11 @@ def _page(*alerts: tuple[str, str]) -> dict:
 
 def test_page_has_a_signed_runbook_button_per_firing_alert(tmp_path):
     from trademon.bot import runbooks
-    from trademon.bot.webhook import Delivery
 
-    stand = TelegramStandIn(TOKEN)
-    cfg = BotConfig.from_env({**BASE, "TELEGRAM_API_URL": stand.url})
     rb = runbooks.load(ROOT)
-    payload = _page(("DailyLossLimitBreach", "firing"), ("DailyLossLimitBreach", "firing"), ("TWSConnectionLost", "firing"),
-                    ("NoSuchRunbook", "firing"), ("CircuitBreakerTripped", "resolved"))
-
-    async def run():
-        tg = TelegramClient(stand.url, TOKEN)
-        try:
-            d = Delivery(cfg, Store(tmp_path / "bot.sqlite3"), tg, Signer(TOKEN), runbooks=rb)
-            oid, item = d.accept(payload)
-            assert await d.deliver(oid, item, time.monotonic() + 10)
-        finally:
-            await tg.close()
-            stand.close()
-
-    asyncio.run(run())
+    stand = _deliver_all(tmp_path, _page(("DailyLossLimitBreach", "firing"), ("DailyLossLimitBreach", "firing"),
+                                         ("TWSConnectionLost", "firing"), ("NoSuchRunbook", "firing"),
+                                         ("CircuitBreakerTripped", "resolved")))
     page = stand.snapshot()[-1]
     assert stand.buttons(page["message_id"]) == ["✋ Ack", "🔕 Silence 1h", "🔕 Silence 4h", "🔕 Until the next session",
                                                  "📖 DailyLossLimitBreach", "📖 TWSConnectionLost"]
