@@ -341,7 +341,7 @@ class Blackhole:
                 except ValueError:
                     chat = ""
                 if chat not in answer:
-                    self.server.outer.release.wait(120)  # noqa: the stall itself
+                    self.server.outer.release.wait(120)  # the stall itself
                     return
                 body = json.dumps({"ok": True, "result": {"message_id": 1, "chat": {"id": int(chat)}, "date": 0, "text": "x"}}).encode()
                 self.send_response(200)
