@@ -161,3 +161,26 @@ def test_the_kubernetes_base_is_the_description():
             assert env.pop(var, "").startswith("/"), var
         unknown = set(env) - set(part.settings)
         assert not unknown, f"in the Kubernetes base and not in the description: {sorted(unknown)}"
+
+
+def test_the_kubernetes_base_runs_every_described_service_or_says_why_not():
+    """A trademon service added to the description is deployed on Kubernetes too, or the
+    generator says why not (kubernetes.LEFT_OUT); the engines are the Operator's."""
+    from trademon.gen import kubernetes
+
+    docs = yaml.safe_load_all((ROOT / kubernetes.BASE / "trademon.yaml").read_text())
+    deployed = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
+    described = {p.name for p in PARTS if p.command}
+    assert deployed == described - set(kubernetes.LEFT_OUT)
+    assert set(kubernetes.LEFT_OUT) <= described, "a reason kept for a service the description no longer has"
+
+
+def test_the_kubernetes_prometheus_keeps_the_alert_relabelling():
+    """The Operator's Prometheus gets prometheus.yml's alert relabelling (kube-prometheus-stack's
+    values): without it the synthetic check's test breaker reached Alertmanager as a critical
+    CircuitBreakerTripped, without self_test."""
+    from trademon.gen import kubernetes
+
+    shipped = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    values = yaml.safe_load((ROOT / kubernetes.VALUES).read_text())
+    assert values["prometheus"]["prometheusSpec"]["additionalAlertRelabelConfigs"] == _relabel(shipped)

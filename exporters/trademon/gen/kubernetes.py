@@ -11,7 +11,10 @@ as a kustomize base generated from the same sources as everything else.
   it the bot idles and is still scraped);
 - dashboards.yaml: every dashboard as a ConfigMap labelled ``grafana_dashboard: "1"`` for
   Grafana's dashboard sidecar, and datasources.yaml the datasources they name by uid,
-  labelled ``grafana_datasource: "1"``.
+  labelled ``grafana_datasource: "1"``;
+- beside the base, kube-prometheus-stack.values.yaml: prometheus.yml's alert relabelling for
+  the Operator's Prometheus (the chart keeps it in a Secret beside its Prometheus, whatever
+  namespace that is).
 
 Why kustomize rather than a Helm chart: the files are plain YAML made by this generator
 (no second templating language over a generated file, nothing to install: ``kubectl apply
@@ -28,9 +31,9 @@ from pathlib import Path
 import yaml
 
 from trademon import contract
-from trademon.settings.env import port_variable
 from trademon.gen import dashboards as dashboards_gen
 from trademon.gen import rules
+from trademon.stack import services
 from trademon.thresholds import render as threshold_rules
 
 BASE = "deploy/kubernetes/base"
@@ -39,8 +42,16 @@ PART_OF = {"app.kubernetes.io/part-of": "trademon"}
 # Operator CRs of the kube-prometheus-stack chart are picked up by a selector on this label;
 # an overlay sets it to the release's name (docs/scaling-out.md).
 RELEASE = {"release": "kube-prometheus-stack"}
-# The trademon services that run in the cluster; the trading services are the trader's own.
-SERVICES = ("ib-exporter", "synthetic", "alert-sink", contract.BOT)
+# The trademon services of the stack's description that do not run in the cluster, and why;
+# the others do (the trading services are the trader's own, the engines the Operator's).
+LEFT_OUT = {
+    "alertmanager-config": "the Operator renders Alertmanager's configuration (AlertmanagerConfig)",
+    "thresholds": "monitoring/config.yml's thresholds go into the PrometheusRule (`trademon gen`)",
+    "sim": "the demo's simulator: a cluster runs the trader's own services",
+}
+SERVICES = tuple(p.name for p in services.PARTS if p.command and p.name not in LEFT_OUT)
+# kube-prometheus-stack's values with prometheus.yml's alert relabelling (`helm ... -f`).
+VALUES = "deploy/kubernetes/kube-prometheus-stack.values.yaml"
 # The Secret holding the bot's Telegram settings (key -> variable); an overlay or
 # `kubectl create secret generic trademon-telegram --from-literal=...` makes it.
 TELEGRAM_SECRET = "trademon-telegram"
@@ -135,10 +146,8 @@ def _image(root: Path) -> str:
 
 
 def _env(job: str) -> dict[str, str]:
-    port = str(contract.JOBS[job].port)
-    listen = {"ib-exporter": "TRADEMON_IB_EXPORTER_HOST", "synthetic": "TRADEMON_SYNTHETIC_HOST",
-              "alert-sink": "TRADEMON_ALERT_SINK_HOST", contract.BOT: "TRADEMON_BOT_HOST"}[job]
-    env = {listen: "0.0.0.0", port_variable(job): port}  # a pod's port is reached through its Service
+    part = services.BY_NAME[job]
+    env = {str(part.listen): "0.0.0.0", str(part.port_var): str(part.port)}  # a pod's port is reached through its Service
     if job == "ib-exporter":
         env.update({"TRADEMON_IB_HOST": "ib-gateway", "TRADEMON_IB_PORT": "4002"})  # patch to your IB Gateway
     elif job == "synthetic":
@@ -161,7 +170,7 @@ def _env(job: str) -> dict[str, str]:
 
 
 def _deployment(root: Path, job: str) -> list[dict]:
-    port = contract.JOBS[job].port
+    port = services.BY_NAME[job].port
     probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 15, "timeoutSeconds": 5}
     container = {
         "name": job, "image": _image(root), "args": ["bot" if job == contract.BOT else job],
@@ -223,6 +232,16 @@ def render_datasources(root: Path) -> str:
     return _dump([doc], "grafana/provisioning/datasources/trademon.yml")
 
 
+def render_prometheus_values(root: Path) -> str:
+    """prometheus.yml's alert relabelling (the synthetic check's test breaker is a self-test:
+    severity info, self_test="true") for the Operator's Prometheus: without it that breaker
+    pages as a critical CircuitBreakerTripped."""
+    relabel = yaml.safe_load((root / "prometheus" / "prometheus.yml").read_text())["alerting"]["alert_relabel_configs"]
+    doc = {"prometheus": {"prometheusSpec": {"additionalAlertRelabelConfigs": relabel}}}
+    return _dump([doc], "prometheus/prometheus.yml's alert_relabel_configs").replace(
+        "or patch in a kustomize overlay", "or give helm a values file of your own after this one")
+
+
 FILES = {
     "prometheusrule.yaml": render_prometheus_rule,
     "servicemonitors.yaml": render_service_monitors,
@@ -238,4 +257,5 @@ def render_kustomization(root: Path) -> str:
     return _dump([doc], "exporters/trademon/gen/kubernetes.py")
 
 
-GENERATED = [(f"{BASE}/{name}", fn) for name, fn in FILES.items()] + [(f"{BASE}/kustomization.yaml", render_kustomization)]
+GENERATED = [(f"{BASE}/{name}", fn) for name, fn in FILES.items()] + [(f"{BASE}/kustomization.yaml", render_kustomization),
+                                                                     (VALUES, render_prometheus_values)]
