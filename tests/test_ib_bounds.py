@@ -15,8 +15,8 @@ OVERFLOW = "__overflow__"
 OTHER_CLIENT = 7
 
 
-def orders(n: int, ref, first_id: int = 100) -> list[dict]:
-    return [{"order_id": first_id + i, "symbol": "AAPL", "client_id": OTHER_CLIENT, "order_ref": ref(i)}
+def orders(n: int, ref, first_id: int = 100, **more) -> list[dict]:
+    return [{"order_id": first_id + i, "symbol": "AAPL", "client_id": OTHER_CLIENT, "order_ref": ref(i), **more}
             for i in range(n)]
 
 
@@ -58,7 +58,8 @@ def test_strategy_pattern_derives_the_strategy_from_order_ref(tws, exporter):
 def test_idle_strategies_are_removed_and_free_their_place(tws, exporter):
     ex = exporter(tws, TRADEMON_IB_MAX_STRATEGIES="2", TRADEMON_IB_STRATEGY_IDLE_SECONDS="1")
     ex.wait_value(1, "ib_connected")
-    tws.place_orders(orders(3, lambda i: ("a", "b", "c")[i]))
+    # done orders: a strategy with orders still working at IB is not idle
+    tws.place_orders(orders(3, lambda i: ("a", "b", "c")[i], status="Filled"))
     wait_for(lambda: submitted_total(ex) == 3, 20, what="3 orders counted")
     assert set(by_label(ex.samples(), "orders_submitted_total", "strategy")) == {"a", "b", OVERFLOW}
     # no activity for longer than the idle time: every strategy's series go, the overflow's too

@@ -27,9 +27,10 @@ def sample(state, name, **labels):
     return state.registry.get_sample_value(name, labels)
 
 
-def wired(env=None, client_id=4242, wall=None):
+def wired(env=None, client_id=4242, wall=None, clock=None):
     wall = wall or Wall(dt.datetime(2026, 12, 7, 15, 0, tzinfo=dt.UTC).timestamp())
-    state = BrokerState(load({"TRADEMON_IB_CLIENT_ID": str(client_id), **(env or {})}), wall=wall)
+    state = BrokerState(load({"TRADEMON_IB_CLIENT_ID": str(client_id), **(env or {})}), wall=wall,
+                        **({"clock": clock} if clock else {}))
     ib = IB()
     ib.wrapper.clientId = client_id
     for event, handler in ((ib.openOrderEvent, state.on_open_order), (ib.orderStatusEvent, state.on_order_status),
@@ -39,9 +40,10 @@ def wired(env=None, client_id=4242, wall=None):
     return ib, state, wall
 
 
-def place(ib, order_id, client_id=7, action="BUY", qty=10, lmt=100.0, symbol="AAPL", status="Submitted"):
+def place(ib, order_id, client_id=7, action="BUY", qty=10, lmt=100.0, symbol="AAPL", status="Submitted",
+          ref="momentum"):
     order = Order(orderId=order_id, clientId=client_id, permId=5000 + order_id, action=action, totalQuantity=qty,
-                  orderType="LMT", lmtPrice=lmt, orderRef="momentum", account="DU1")
+                  orderType="LMT", lmtPrice=lmt, orderRef=ref, account="DU1")
     contract = Contract(conId=265598 if symbol == "AAPL" else 1, symbol=symbol, secType="STK", exchange="SMART")
     ib.wrapper.openOrder(order_id, contract, order, OrderState(status=status))
     ib.wrapper.orderStatus(order_id, status, 0, qty, 0, 5000 + order_id, 0, 0, client_id, "")
@@ -71,6 +73,32 @@ def test_active_orders_per_contract_and_side_and_quantity_in_flight():
     assert sample(state, "ib_working_order_quantity", account="DU1", symbol="AAPL") == 20
     ib.wrapper.orderStatus(11, "Submitted", 4, 6, 100.0, 5011, 0, 100.0, 7, "")  # partly filled
     assert sample(state, "ib_working_order_quantity", account="DU1", symbol="AAPL") == 16
+
+
+def test_working_orders_per_strategy_for_a_breaker_that_halts_one_strategy():
+    ib, state, _ = wired()
+    place(ib, 10)
+    place(ib, 11)
+    place(ib, 12, ref="pairs")
+    assert sample(state, "ib_strategy_working_orders", strategy="momentum") == 2
+    assert sample(state, "ib_strategy_working_orders", strategy="pairs") == 1
+    ib.wrapper.orderStatus(12, "Cancelled", 0, 1, 0, 5012, 0, 0, 7, "")
+    assert sample(state, "ib_strategy_working_orders", strategy="pairs") is None  # none working: no series
+    assert sample(state, "ib_strategy_working_orders", strategy="momentum") == 2
+    state.on_disconnected()
+    assert sample(state, "ib_strategy_working_orders", strategy="momentum") is None  # unknown while down
+
+
+def test_a_strategy_with_orders_working_is_not_idle():
+    clock = Wall(0.0)
+    ib, state, _ = wired({"TRADEMON_IB_STRATEGY_IDLE_SECONDS": "10"}, clock=clock)
+    place(ib, 10)  # resting for hours, no event: its label stays (its breaker must see it)
+    place(ib, 11, ref="pairs", status="Filled")
+    clock.t = 3600.0
+    state.before_scrape()
+    assert sample(state, "ib_strategy_working_orders", strategy="momentum") == 1
+    assert sample(state, "orders_submitted_total", strategy="momentum") == 1
+    assert sample(state, "orders_submitted_total", strategy="pairs") is None  # idle: gone
 
 
 def test_working_orders_are_absent_while_the_session_is_down():

@@ -271,6 +271,7 @@ def test_breaker_leak_keeps_orders_working_with_the_breaker_open(start_sim):
     assert sim.total(PM, "circuit_breaker_open", breaker="momentum") == 1
     time.sleep(0.5)  # 50 simulated seconds: a working kill switch would have cancelled them at once
     assert sim.total(IB, "ib_working_orders") >= 3
+    assert sim.total(IB, "ib_strategy_working_orders", strategy="momentum") >= 3  # the tripped breaker's own
     assert sim.total(IB, "ib_active_orders", symbol="AAPL", side="BUY") >= 3
     sim.off("breaker-leak")
     assert sim.total(PM, "circuit_breaker_open", breaker="momentum") == 0

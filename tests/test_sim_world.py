@@ -136,3 +136,7 @@ def test_broker_truth_in_the_healthy_world_and_the_kill_switch():
     assert len(w.broker.working) == working
     w.trip("daily_loss", "manual")
     assert w.broker.working == {} and sum(st.cancelled.values()) >= working
+    # the kill switch halts the sender too: an intent accepted before the trip never reaches IB
+    w.send(SimpleNamespace(account=w.account_of["pairs"], strategy="pairs", symbol="AAPL", side="buy",
+                           quantity=10, order_type="limit", limit_price=1.0), w.t)
+    assert w.broker.working == {} and st.sent["pairs"] == 0

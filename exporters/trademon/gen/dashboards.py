@@ -480,9 +480,12 @@ def broker_truth(t: dict) -> Board:
                            w=6, mappings=SEEN_NOT_SEEN, thresholds=below(1), links=[runbook("BrokerOrdersNotVisible")],
                            description="1 once the ib-exporter has seen another API client's order as it happened (it is TWS's "
                                        "Master API client); NOT SEEN means the checks below compare against nothing if orders are sent."),
-                stat_panel("Working orders at IB", [Q(f"sum({m('ib_working_orders')})", "working")], unit="short", w=6,
-                           description="Orders working at IB now; with a circuit breaker open, anything above 0 for "
-                                       f"{t['breaker_leak_for']} fires BreakerLeakingOrders.", thresholds=steps(GREEN),
+                stat_panel("Working orders at IB", [Q(f"sum({m('ib_working_orders')})", "all"),
+                                                    Q(f"sum by (strategy) ({m('ib_strategy_working_orders')}{{{S}}})", "{{strategy}}")],
+                           unit="short", w=6,
+                           description="Orders working at IB now, in all and per strategy; for "
+                                       f"{t['breaker_leak_for']} with a breaker open, a strategy's breaker's own or, for any "
+                                       "other breaker, any of them fire BreakerLeakingOrders.", thresholds=steps(GREEN),
                            links=[runbook("BreakerLeakingOrders")]),
                 state_panel("Circuit breakers", [Q(f"max by (breaker) ({m('circuit_breaker_open')})", "{{breaker}}")],
                             description="Open (red) halts new orders: IB's working orders should go to 0.", mappings=OPEN_CLOSED,

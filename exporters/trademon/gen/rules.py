@@ -202,6 +202,21 @@ def unacknowledged(after: str) -> str:
             + "\n  and on () (max(ib_connected) == 1)")
 
 
+def breaker_leak() -> str:
+    """Open circuit breakers with orders still working at IB, per breaker. A breaker named after a
+    strategy (the strategy label of its orders' series) halts that strategy alone: only its
+    working orders count, and the alert carries the strategy. Any other breaker halts them all:
+    every working order counts. The synthetic checks' test breakers refuse only their own
+    intents: not a kill switch."""
+    opened = 'max by (breaker) (circuit_breaker_open{breaker!~"synthetic.*"}) > 0'
+    strategies = ('label_replace(group by (strategy) (trading_orders_sent_total or orders_submitted_total'
+                  ' or ib_strategy_working_orders), "breaker", "$1", "strategy", "(.*)")')
+    own = ("sum by (strategy) (ib_strategy_working_orders)\n"
+           f'    * on (strategy) group_left (breaker) label_replace({opened}, "strategy", "$1", "breaker", "(.*)")')
+    every = f"({opened}\n    unless on (breaker) {strategies})\n    * on () group_left () sum(ib_working_orders)"
+    return f"(\n  {own}\n  or\n  {every}\n) > 0"
+
+
 def held_in_ib_maintenance(expr: str, healthy_within_hold: str) -> str:
     """``expr``, except inside an IB maintenance window while the thing was healthy at some
     point of the last ${ib_maintenance_hold} (``healthy_within_hold``, same labels as ``expr``):
@@ -388,11 +403,11 @@ ALERTS: list[Alert] = [
           "${position_drift_for}. Checked all the time, so after every reconnect and at the session's end too.",
           "broker", for_="position_drift_for", fast=True),
     Alert("BreakerLeakingOrders", "critical",
-          # the synthetic checks' test breakers refuse only their own intents: not a kill switch
-          'sum by (job) (ib_working_orders) > 0\n  and on () (max(circuit_breaker_open{breaker!~"synthetic.*"}) > 0)',
-          "Circuit breaker open but {{ $value }} order(s) still working at IB",
-          'A circuit breaker is open, yet IB has had {{ printf "%.0f" $value }} working order(s) for more than '
-          "${breaker_leak_for}: the kill switch did not cancel them. They can still fill.",
+          breaker_leak(),
+          "Circuit breaker {{ $labels.breaker }} open but {{ $value }} order(s) still working at IB",
+          'Circuit breaker {{ $labels.breaker }} is open, yet IB has had {{ printf "%.0f" $value }} working order(s) '
+          "{{ with $labels.strategy }}of {{ . }} {{ end }}for more than ${breaker_leak_for}: the kill switch did not "
+          "cancel them. They can still fill.",
           "broker", for_="breaker_leak_for", fast=True),
     Alert("OrderEfficiencyRatioExcessive", "critical",
           "max by (job) (ib_order_efficiency_ratio) > ${oer_max}\n"

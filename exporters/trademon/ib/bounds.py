@@ -55,6 +55,12 @@ class Bound:
             seen.setdefault(value, 0.0)
         return value
 
+    def touch(self, value: str) -> None:
+        """``value`` is in use (if it is still admitted): not idle."""
+        if self.idle is not None and value in self.seen:
+            self.seen[value] = self.clock()
+            self.seen.move_to_end(value)
+
     def expire(self) -> list[str]:
         """The values unused for longer than the idle time, forgotten (oldest first)."""
         if self.idle is None:

@@ -484,7 +484,7 @@ class BrokerState:
                     rec.terms = terms
                     self.book.day.add("revision")
             self.book.seen_live(order.clientId)
-            self.book.update(self.order_key(order), trade, position_label(trade.contract))
+            self.book.update(self.order_key(order), trade, position_label(trade.contract), rec.strategy)
         except Exception:
             log.exception("open order not handled")
 
@@ -502,7 +502,7 @@ class BrokerState:
 
     def _status(self, trade) -> None:
         rec = self._track(trade, live=True)
-        self.book.update(self.order_key(trade.order), trade, position_label(trade.contract))
+        self.book.update(self.order_key(trade.order), trade, position_label(trade.contract), rec.strategy)
         status = trade.orderStatus.status
         if not rec.acked and status in ACKED:
             rec.acked = True
@@ -584,7 +584,10 @@ class BrokerState:
 
     def before_scrape(self) -> None:
         """Age the 15-minute slippage windows so a quiet strategy's mean does not linger, and
-        remove the series of strategies idle for longer than TRADEMON_IB_STRATEGY_IDLE_SECONDS."""
+        remove the series of strategies idle for longer than TRADEMON_IB_STRATEGY_IDLE_SECONDS
+        (a strategy with orders working at IB is not idle: its working orders keep their label)."""
+        for strategy in self.book.per_strategy:
+            self.strategies.touch(strategy)
         for strategy in self.strategies.expire():
             self._forget_strategy(strategy)
         self.book.day.before_scrape()

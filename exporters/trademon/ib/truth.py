@@ -24,7 +24,7 @@ START_MARGIN_SECONDS = 2.0
 MAX_EXEC_IDS = 100_000  # execIds remembered, so an execution is counted once
 # Unlabelled gauges that must be absent while the session is down (unknown is not 0): served by
 # a collector, not as prometheus_client Gauges (which cannot be absent).
-SESSION_GAUGES = ("ib_master_client", "ib_working_orders")
+SESSION_GAUGES = ("ib_master_client", "ib_working_orders", "ib_strategy_working_orders")
 
 
 @dataclass(slots=True)
@@ -33,6 +33,7 @@ class Working:
     side: str  # BUY or SELL
     account: str
     remaining: float
+    strategy: str  # the strategy label (bounded)
 
 
 def side_of(action: str) -> str:
@@ -87,6 +88,7 @@ class OrderBook:
         self.working: dict[object, Working] = {}
         self.per_side: dict[tuple[str, str], int] = {}
         self.per_symbol: dict[tuple[str, str], float] = {}
+        self.per_strategy: dict[str, int] = {}
         self.exec_ids: OrderedDict[str, None] = OrderedDict()
         self.exec_strategies: set[str] = set()  # strategies with an ib_executions_total series
         self.other_clients: set[int] = set()  # other API clients whose orders this session saw live
@@ -108,6 +110,7 @@ class OrderBook:
         self.in_flight.clear()
         self.per_side.clear()
         self.per_symbol.clear()
+        self.per_strategy.clear()
         self.contracts.clear()
 
     @property
@@ -121,7 +124,7 @@ class OrderBook:
 
     # ---- orders -----------------------------------------------------------------------
 
-    def update(self, key, trade, symbol: str) -> None:
+    def update(self, key, trade, symbol: str, strategy: str) -> None:
         """An order's current status: working (with its remaining quantity) or not."""
         status = trade.orderStatus.status
         if status in WORKING:
@@ -131,7 +134,7 @@ class OrderBook:
             remaining = abs(remaining) if remaining == remaining and abs(remaining) < 1e300 else 0.0
             w = self.working.get(key)
             if w is None:
-                w = Working(self.contracts(symbol), side_of(trade.order.action), trade.order.account or "", 0.0)
+                w = Working(self.contracts(symbol), side_of(trade.order.action), trade.order.account or "", 0.0, strategy)
                 self.working[key] = w
                 self._count(w, 1)
             self._quantity(w, remaining - w.remaining)
@@ -145,6 +148,11 @@ class OrderBook:
         self._quantity(w, -w.remaining)
 
     def _count(self, w: Working, d: int) -> None:
+        s = self.per_strategy.get(w.strategy, 0) + d
+        if s > 0:
+            self.per_strategy[w.strategy] = s
+        else:
+            self.per_strategy.pop(w.strategy, None)
         k = (w.contract, w.side)
         n = self.per_side.get(k, 0) + d
         if n > 0:
@@ -194,7 +202,8 @@ class OrderBook:
 
 
 class SessionCollector:
-    """ib_master_client and ib_working_orders, present only while the session is up."""
+    """ib_master_client and the working orders (in all, per strategy), present only while the
+    session is up."""
 
     def __init__(self, book: OrderBook):
         self.book = book
@@ -206,8 +215,13 @@ class SessionCollector:
         book = self.book
         master = GaugeMetricFamily("ib_master_client", metric("ib_master_client").help)
         working = GaugeMetricFamily("ib_working_orders", metric("ib_working_orders").help)
+        per = metric("ib_strategy_working_orders")
+        by_strategy = GaugeMetricFamily(per.name, per.help, labels=per.labels)
         if book.session:
             master.add_metric([], 1.0 if book.sees_other_clients else 0.0)
             working.add_metric([], float(len(book.working)))
+            for strategy, n in book.per_strategy.items():
+                by_strategy.add_metric([strategy], float(n))
         yield master
         yield working
+        yield by_strategy

@@ -117,7 +117,7 @@ class IBExporter:
             for code in REJECT_CODES:
                 m["orders_rejected_total"].labels(st, code)
         self._slippage_shown: set[str] = set()
-        self._working_shown: set[tuple] = set()  # label sets of ib_active_orders / ib_working_order_quantity
+        self._working_shown: set[tuple] = set()  # label sets of the working-order gauges
         for st in world.s.strategies:
             m["ib_executions_total"].labels(st)
         # the simulated strategies, farms and codes are few: nothing overflows
@@ -185,18 +185,21 @@ class IBExporter:
         m["ib_working_orders"].set(len(working))
         active: dict[tuple, float] = {}
         in_flight: dict[tuple, float] = {}
+        per_strategy: dict[tuple, float] = {}
         for o in working:
             k = (o.symbol, "BUY" if o.side > 0 else "SELL")
             active[k] = active.get(k, 0) + 1
             k2 = (o.account, o.symbol)
             in_flight[k2] = in_flight.get(k2, 0) + o.qty
+            per_strategy[(o.strategy,)] = per_strategy.get((o.strategy,), 0) + 1
+        names = {"a": "ib_active_orders", "q": "ib_working_order_quantity", "s": "ib_strategy_working_orders"}
         shown: set[tuple] = set()
-        for kind, values, name in (("a", active, "ib_active_orders"), ("q", in_flight, "ib_working_order_quantity")):
+        for kind, values in (("a", active), ("q", in_flight), ("s", per_strategy)):
             for k, v in values.items():
-                m[name].labels(*k).set(v)
+                m[names[kind]].labels(*k).set(v)
                 shown.add((kind, k))
         for kind, k in self._working_shown - shown:
-            m["ib_active_orders" if kind == "a" else "ib_working_order_quantity"].remove(*k)
+            m[names[kind]].remove(*k)
         self._working_shown = shown
         today = w.broker.today()  # the simulated strategies amend orders only in oer-runup
         for kind, n in today.items():

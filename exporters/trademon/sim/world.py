@@ -209,6 +209,8 @@ class World:
         """The sender worker hands an intent to the broker (synthetic ones are a dry run)."""
         if intent.strategy.startswith("synthetic"):
             return
+        if self.refuses(intent.strategy) is not None:
+            return  # the kill switch halts the sender too: an intent accepted before the trip never reaches IB
         side = 1 if intent.side == "buy" else -1
         self.broker.submit(intent.account, intent.strategy, intent.symbol, side, intent.quantity,
                            intent.order_type, intent.limit_price, max(now, self.t))
