@@ -108,6 +108,22 @@ def test_an_edit_goes_live_and_a_refused_one_changes_nothing(tmp_path):
     assert "trademon_thresholds_last_reload_successful 1.0" in live(r)
 
 
+def test_a_number_no_alert_reads_is_refused_with_the_key_it_resembles(tmp_path):
+    """A misspelt key beside the real one (a tightened limit the trader believes in) would go
+    "live" as a series nothing compares with: refused, naming the key it resembles."""
+    root = checkout(tmp_path)
+    r = watch.Renderer(root, tmp_path / "out", [])
+    assert r.check().live
+    before = r.target.read_text()
+    edit(root, "warning", "intents_pending_maxx", 30)
+    outcome = r.check()
+    assert not outcome.live and r.target.read_text() == before, outcome.message
+    assert "warning: intents_pending_maxx: no alert rule compares with it (monitoring/rules/)" in outcome.message, outcome.message
+    assert "; did you mean intents_pending_max?" in outcome.message, outcome.message
+    edit(root, "warning", "intents_pending_maxx", None)
+    assert r.check().live
+
+
 def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
     """A reload answered with an error: not live (it pages), retried at the next poll."""
     with answering_500(b"failed to reload config") as port:
@@ -180,3 +196,26 @@ def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
         assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(port)}) == 2
     err = capsys.readouterr().err
     assert "answered HTTP 500 'Internal Server Error'" in err and "is the stack running" not in err, err
+
+
+def test_the_documented_reload_commands_are_the_service_and_the_same_command():
+    """docs/thresholds.md's two commands: the Docker one runs the native one inside the compose
+    service that renders (the trademon image, whose entrypoint is `trademon`: nothing of Python
+    on the host), and every doc that quotes a reload command quotes one of them. The container
+    layer runs the Docker one as written (test_containers.py)."""
+    import re
+
+    doc = (ROOT / "docs" / "thresholds.md").read_text()
+    docker = re.search(r"^\| Docker \| `([^`]+)` \|", doc, re.M).group(1)
+    native = re.search(r"^\| native \(`trademon native`\) \| `([^`]+)` \|", doc, re.M).group(1)
+    words = docker.split()
+    assert words[:3] == ["docker", "compose", "exec"] and words[4:] == native.split() == ["trademon", "thresholds", "--reload"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][words[3]]
+    assert compose["command"] == ["thresholds", "--watch"] and "TRADEMON_IMAGE" in compose["image"]
+    assert re.search(r'^ENTRYPOINT \["trademon"\]$', (ROOT / "Dockerfile").read_text(), re.M)
+    assert re.search(r"^ENV PATH=/opt/trademon/bin:", (ROOT / "Dockerfile").read_text(), re.M)  # exec finds `trademon`
+    quoted = [ROOT / "README.md", ROOT / "monitoring" / "README.md", ROOT / thresholds.CONFIG_FILE, ROOT / "docker-compose.yml",
+              *sorted((ROOT / "docs").glob("*.md"))]
+    for f in quoted:
+        for cmd in re.findall(r"docker compose exec \S+ \S+ thresholds --reload", f.read_text()):
+            assert cmd == docker, (f.name, cmd)
