@@ -347,6 +347,42 @@ def test_a_press_while_the_chat_is_at_its_limit_stands_is_recorded_and_answered(
     assert not [r for r in t.stand.requests if r.path.endswith("/editMessageText")]
 
 
+def test_a_status_waiting_behind_a_stalled_one_gives_up_at_its_own_deadline(tmp_path):
+    """One status rendering at a time (never two status messages), but the wait for it ends at
+    the caller's deadline: the webhook's answer (8 s) waited behind the outbox loop's send to a
+    stalled Telegram (30 s). Not shown: a TelegramError, so the notification stays in the outbox."""
+    from trademon.bot import storm as st
+    from trademon.bot.runbooks import Runbooks
+    from trademon.bot.telegram import TelegramError
+
+    chat, zone = -100777, BotConfig.from_env(BASE).zone
+    s = st.Storm(Store(tmp_path / "bot.sqlite3"), clock=Clock())
+
+    class Stalling(_FakeTelegram):
+        async def call_within(self, deadline, method, payload):
+            await asyncio.Event().wait()  # never answered
+
+    for i in range(st.PAGES_PER_MINUTE):
+        s.takes(chat, _note(_alert("W", i)))
+    first, second = s.takes(chat, _note(_alert("W", 98))), s.takes(chat, _note(_alert("W", 99)))
+
+    async def main():
+        show = lambda at, within: s.show(Stalling(), Signer(TOKEN), Runbooks({}), zone, chat, at, time.monotonic() + within)  # noqa: E731
+        held = asyncio.create_task(show(first, 30))  # the outbox loop's turn
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(5):
+                await show(second, 0.3)  # the webhook's
+        except TelegramError:
+            return time.monotonic() - t0
+        finally:
+            held.cancel()
+
+    took = asyncio.run(main())
+    assert took is not None and took < 1, took
+
+
 def test_after_a_restart_the_storm_edits_the_same_status_and_a_deleted_one_is_sent_again(tmp_path):
     from trademon.bot import storm as st
     from trademon.bot.runbooks import Runbooks

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.containers
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+THRESHOLDS_DOC = (ROOT / "docs" / "thresholds.md").read_text()
 NOT_RUN = ("grafana", "loki", "promtail", "alloy", "cadvisor")  # no image here: not run, never faked
 TRADEMON_UID, NOBODY = "10001", "65534"
 
@@ -328,6 +329,22 @@ def test_readme_reload_and_rerender_commands_work(stack):
         metric(stack.am, "alertmanager_config_last_reload_success_timestamp_seconds") > before[1], None), timeout=90)
     assert metric(stack.prom, "prometheus_config_last_reload_successful") == 1
     assert metric(stack.am, "alertmanager_config_last_reload_successful") == 1
+
+
+def test_thresholds_reload_command_works_as_documented(stack):
+    """docs/thresholds.md's Docker command, as written (no Python on the host: it runs in the
+    thresholds container): live, and Prometheus holds monitoring/config.yml's loss limit as a series."""
+    command = re.search(r"^\| Docker \| `([^`]+)` \|", THRESHOLDS_DOC, re.M).group(1)
+    r = stack.sh(command, timeout=90)
+    assert r.stdout.startswith("thresholds live: "), r.stdout + r.stderr
+    limit = yaml.safe_load((ROOT / "monitoring" / "config.yml").read_text())["critical"]["daily_loss_limit"]
+
+    def probe():
+        result = requests.get(f"{stack.prom}/api/v1/query", params={"query": 'trademon:threshold:daily_loss_limit{account=""}'},
+                              timeout=5).json()["data"]["result"]
+        return [float(s["value"][1]) for s in result] == [float(limit)], result
+    wait_for("the loss limit series in Prometheus", probe, timeout=60)
+    assert metric(stack.prom, "prometheus_config_last_reload_successful") == 1
 
 
 def test_readme_snapshot_backup_and_restore_work(stack):

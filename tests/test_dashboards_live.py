@@ -246,6 +246,7 @@ def test_panels_that_need_an_external_exporter_are_only_the_marked_ones():
                        "trademon-health: panel 'Alertmanager: failed deliveries' (needs alertmanager)",
                        "trademon-health: panel 'Container CPU' (needs cadvisor)",
                        "trademon-health: panel 'Container memory' (needs cadvisor)",
+                       "trademon-health: panel 'Remote write lag' (needs remote_write)",
                        "trademon-health: panel 'Remote write lag' (needs remote_write)"]
     for _, q in EXTERNAL:  # and they say so to the trader
         assert q.needs in ("cadvisor", "alertmanager", "remote_write")

@@ -310,13 +310,11 @@ def threshold_values(doc) -> set[float]:
 
 
 @pytest.mark.parametrize("key, board", [
-    ("daily_loss_limit", "overview"), ("daily_loss_limit", "pnl"), ("rejection_ratio", "overview"),
-    ("fill_ratio_min", "overview"), ("api_p99_seconds", "latency"), ("exposure_ratio", "risk"),
-    ("worker_lag_seconds", "workers"), ("intents_pending_max", "workers"), ("intent_error_ratio", "workers"),
-    ("marketdata_stale_seconds", "health"), ("slippage_pct", "pnl"),
+    ("daily_loss_limit", "overview"), ("daily_loss_limit", "pnl"), ("rejection_ratio", "overview"), ("exposure_ratio", "risk"),
 ])
-def test_alert_thresholds_are_drawn_from_thresholds_yml(key, board):
-    """Change a threshold and the dashboard follows: the value is read, not retyped."""
+def test_alert_threshold_colours_are_drawn_from_thresholds_yml(key, board):
+    """Change a threshold and the stat panels' colours follow at `trademon gen` (Grafana has one
+    threshold per panel): the value is read, not retyped. Their lines are series (below)."""
     t = thresholds.load(ROOT)
     moved = copy.deepcopy(t)
     moved[key] = t[key] * 1.37 + (3 if t[key] == 0 else 0)
@@ -325,6 +323,46 @@ def test_alert_thresholds_are_drawn_from_thresholds_yml(key, board):
     after = threshold_values(factory(moved).build())
     assert round(float(t[key]), 9) in before, f"{board} draws no threshold at {key}={t[key]}"
     assert round(float(moved[key]), 9) in after, f"{board} does not follow {key} in thresholds.yml"
+
+
+def drawn_lines(doc) -> list[tuple[str, float]]:
+    """(panel title, value) of each fixed line a time series panel draws (its thresholds, dashed)."""
+    out = []
+    for p in panels(doc):
+        defaults = p.get("fieldConfig", {}).get("defaults", {})
+        if p["type"] == "timeseries" and defaults.get("custom", {}).get("thresholdsStyle", {}).get("mode", "off") != "off":
+            out += [(p["title"], round(float(s["value"]), 9)) for s in defaults["thresholds"]["steps"] if s.get("value") is not None]
+    return sorted(out)
+
+
+def test_no_time_series_draws_an_alert_threshold_fixed_at_gen():
+    """A line drawn at a number of monitoring/config.yml stays where `trademon gen` put it while a
+    reload moves the alert: with every number moved, no drawn line may move (the limit lines are
+    the threshold series instead, test_limit_lines_are_the_threshold_series_in_force)."""
+    t = thresholds.load(ROOT)
+    moved = {**t, **{k: v * 1.37 + (3 if v == 0 else 0) for k, v in thresholds.numbers(ROOT).items()}}
+    for name, (_, factory) in gen.BOARDS.items():
+        assert drawn_lines(factory(moved).build()) == drawn_lines(factory(t).build()), f"{name} draws a threshold fixed at gen"
+
+
+@pytest.mark.parametrize("key, board", [
+    ("daily_loss_limit", "overview"), ("daily_loss_limit", "pnl"), ("exposure_ratio", "risk"),
+    ("intent_error_ratio", "overview"), ("intent_error_ratio", "workers"), ("rejection_ratio", "overview"),
+    ("fill_ratio_min", "overview"), ("slippage_pct", "pnl"), ("slippage_pct", "latency"), ("api_p99_seconds", "latency"),
+    ("active_orders_warning", "broker"), ("active_orders_max", "broker"), ("ib_md_quote_stale_seconds", "health"),
+    ("marketdata_stale_seconds", "health"), ("outbox_stuck_seconds", "health"), ("page_latency_p95_seconds", "health"),
+    ("remote_write_lag_seconds", "health"), ("worker_lag_seconds", "workers"), ("intents_pending_max", "workers"),
+])
+def test_limit_lines_are_the_threshold_series_in_force(key, board):
+    """The alert's threshold as a dashed red line of its series (trademon:threshold:<key>): a reload moves it."""
+    doc = gen.BOARDS[board][1](thresholds.load(ROOT)).build()
+    lines = [(p, t) for p in panels(doc) if p["type"] == "timeseries" for t in p.get("targets", [])
+             if threshold_rules.series(key) + "{" in t["expr"]]
+    assert lines, f"{board} has no line of {threshold_rules.series(key)}"
+    for p, t in lines:
+        style = {o["matcher"]["options"]: o["properties"] for o in p.get("fieldConfig", {}).get("overrides", [])
+                 if o["matcher"]["id"] == "byFrameRefID"}
+        assert {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}} in style.get(t["refId"], []), (p["title"], t)
 
 
 # --- queries parse, and name only metrics that exist ------------------------------------
@@ -360,7 +398,7 @@ def test_every_metric_of_the_dashboards_is_in_the_contract_or_a_recording_rule(p
         external = set(EXTERNAL_EXPORTERS[q.needs]["metrics"]) if q.needs else set()
         unknown = set(r["metrics"]) - allowed - external
         assert not unknown, f"{q}: {sorted(unknown)} not in the contract, a recording rule or Prometheus' own series"
-        if q.needs:
+        if q.needs and not all(x.startswith(threshold_rules.PREFIX) for x in r["metrics"]):  # a limit line beside its data
             assert set(r["metrics"]) & external, f"{q}: marked as needing {q.needs} but uses none of its metrics"
         else:
             assert not set(r["metrics"]) & {m for e in EXTERNAL_EXPORTERS.values() for m in e["metrics"]}, \

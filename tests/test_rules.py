@@ -308,6 +308,20 @@ def test_unknown_threshold_in_a_template_is_a_clear_error():
         fill("x > ${no_such_threshold}")
 
 
+def test_no_f_string_of_the_rule_definitions_writes_a_placeholder_or_a_go_template():
+    """Three syntaxes meet in an alert's text: Python's f-string braces, the config's ${key} and
+    Go's {{ }}. An f-string writing either of the others (``${{key}}``, ``{{{{ if }}}}``) is the
+    three in one string: f-strings only put Python values into PromQL; placeholders and
+    templates are plain strings, joined with +."""
+    import io
+    import tokenize
+
+    source = Path(gen_rules.__file__).read_text()
+    mixed = [(t.start[0], t.string[:80]) for t in tokenize.generate_tokens(io.StringIO(source).readline)
+             if t.type == tokenize.STRING and re.match(r"(?i)[rb]*f", t.string) and ("${{" in t.string or "{{{{" in t.string)]
+    assert not mixed, mixed
+
+
 # ------------------------------------------------------------------ tuned thresholds
 
 # Every threshold of monitoring/config.yml changed at once. A new threshold must be added here

@@ -180,3 +180,26 @@ def test_reload_names_an_answer_that_is_not_an_outcome(capsys):
         assert cli.ask_reload({"TRADEMON_THRESHOLDS_PORT": str(port)}) == 2
     err = capsys.readouterr().err
     assert "answered HTTP 500 'Internal Server Error'" in err and "is the stack running" not in err, err
+
+
+def test_the_documented_reload_commands_are_the_service_and_the_same_command():
+    """docs/thresholds.md's two commands: the Docker one runs the native one inside the compose
+    service that renders (the trademon image, whose entrypoint is `trademon`: nothing of Python
+    on the host), and every doc that quotes a reload command quotes one of them. The container
+    layer runs the Docker one as written (test_containers.py)."""
+    import re
+
+    doc = (ROOT / "docs" / "thresholds.md").read_text()
+    docker = re.search(r"^\| Docker \| `([^`]+)` \|", doc, re.M).group(1)
+    native = re.search(r"^\| native \(`trademon native`\) \| `([^`]+)` \|", doc, re.M).group(1)
+    words = docker.split()
+    assert words[:3] == ["docker", "compose", "exec"] and words[4:] == native.split() == ["trademon", "thresholds", "--reload"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][words[3]]
+    assert compose["command"] == ["thresholds", "--watch"] and "TRADEMON_IMAGE" in compose["image"]
+    assert re.search(r'^ENTRYPOINT \["trademon"\]$', (ROOT / "Dockerfile").read_text(), re.M)
+    assert re.search(r"^ENV PATH=/opt/trademon/bin:", (ROOT / "Dockerfile").read_text(), re.M)  # exec finds `trademon`
+    quoted = [ROOT / "README.md", ROOT / "monitoring" / "README.md", ROOT / thresholds.CONFIG_FILE, ROOT / "docker-compose.yml",
+              *sorted((ROOT / "docs").glob("*.md"))]
+    for f in quoted:
+        for cmd in re.findall(r"docker compose exec \S+ \S+ thresholds --reload", f.read_text()):
+            assert cmd == docker, (f.name, cmd)

@@ -2,25 +2,28 @@
 (the project's rules), `trademon thresholds --watch` on a copy of monitoring/, the bot as its own
 process with the Telegram stand-in. The config is edited while the stack runs and applied with
 the documented command (`trademon thresholds --reload`): the loss alert fires at the new limit,
-the bot's /status and the P&L dashboard's limit line show it; a refused edit changes nothing
-and pages ThresholdsNotLive.
+the bot's /status, /pnl and daily summary and the P&L dashboard's limit line show it, the
+simulator follows it; a refused edit changes nothing and pages ThresholdsNotLive.
 
 Shortened as in test_e2e_alerting.py (simulator 30x, rules' `for` / 30, scrape and evaluation 1 s).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from trademon.bot.charts import png_series
 from trademon.gen import dashboard_queries as dq
 from trademon.settings import thresholds
 
@@ -86,6 +89,30 @@ def status(e2e) -> str:
     return visible_text(e2e.alerting.wait(reply, 20, "the /status answer")["text"])
 
 
+def pnl_chart_lines(e2e) -> list:
+    """The limit lines of /pnl's account panel (the chart carries what it draws)."""
+    tg = e2e.telegram
+    last = max([m["message_id"] for m in tg.snapshot()] + [p["message_id"] for p in tg.photos] or [0])
+    tg.command("/pnl 2m", GROUP, USER)
+    photo = e2e.alerting.wait(lambda: next((p for p in tg.photos if p["message_id"] > last), None), 30, "the /pnl chart")
+    lines = png_series(photo["png"])["lines"]
+    return next(v for title, v in lines.items() if title.startswith("Daily P&L per account"))
+
+
+def summary_text(e2e) -> str:
+    """The daily summary's text as the bot writes it now (in-process, against this stack)."""
+    from trademon.bot.cli import Bot
+    from trademon.bot.config import BotConfig
+
+    async def text() -> str:
+        bot = Bot(BotConfig.from_env({**e2e.alerting.bot_environment(), "TRADEMON_BOT_STATE_DIR": str(e2e.dir / "summary-bot")}))
+        try:
+            return await bot.summary.text(time.time())
+        finally:
+            await bot.close()
+    return visible_text(asyncio.run(text()))
+
+
 def test_an_edit_and_a_reload_move_the_alert_the_bot_and_the_dashboard(e2e):
     # Looser than the loss-breach's hold (about 1.225 x the simulator's -500: -612): quiet.
     r = set_loss_limit(e2e, -700)
@@ -98,6 +125,8 @@ def test_an_edit_and_a_reload_move_the_alert_the_bot_and_the_dashboard(e2e):
         # Tighter than the hold: fires, at the new limit, with it in its text.
         r = set_loss_limit(e2e, -600)
         assert r.returncode == 0, r.stdout + r.stderr
+        e2e.alerting.wait(lambda: limit_series(e2e) == -600, 15, "the -600 series in Prometheus")
+        live_at = time.time()
         fired = e2e.alerting.wait(lambda: loss_alerts(e2e), 20, "DailyLossLimitBreach at the -600 limit")
         assert all(float(a["value"]) < -600 for a in fired), fired
         assert all(a["annotations"]["description"].split("limit ")[1].startswith("-600.") for a in fired), fired
@@ -106,6 +135,12 @@ def test_an_edit_and_a_reload_move_the_alert_the_bot_and_the_dashboard(e2e):
         accounts = {s["metric"]["account"] for s in e2e.prom_query("daily_pnl")}
         for account in accounts:
             assert re.search(rf"P&L {account}: -?[\d,]+\.\d\d USD \(limit -600\.00\)", shown), shown
+        # /pnl's chart and the daily summary: the same limit (the chart's is as of its end, a second ago).
+        time.sleep(max(0.0, live_at + 2 - time.time()))
+        assert pnl_chart_lines(e2e) == [["loss limit -600.00", -600.0]]
+        summary = summary_text(e2e)
+        for account in accounts:
+            assert re.search(rf"{account} -?[\d,]+\.\d\d USD \(limit -600\.00\)", summary), summary
         # The P&L dashboard's limit line: the same value, for every account shown.
         assert dashboard_limit_lines(e2e) == {a: -600.0 for a in accounts}
         # A simulator told where Prometheus is follows it too (the demo's breaker and loss-breach).

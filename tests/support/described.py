@@ -30,9 +30,10 @@ def layout(ports: Mapping[str, int], *, mode: str = "demo", ha: bool = False, en
 
 
 def built(lay: services.Layout, data: Path, names: Collection[str], am_cfg: Path | None = None,
-          prom_files: Mapping[str, Path] | None = None) -> dict[str, Service]:
-    """The services ``names`` of the layout, as native would start them with data in ``data``."""
-    return {s.name: s for s in native.native_services(lay, ROOT, data, am_cfg or data / "am-config" / "alertmanager.yml",
+          prom_files: Mapping[str, Path] | None = None, root: Path = ROOT) -> dict[str, Service]:
+    """The services ``names`` of the layout, as native would start them with data in ``data``
+    from the checkout ``root`` (a copy whose monitoring/config.yml a test edits)."""
+    return {s.name: s for s in native.native_services(lay, root, data, am_cfg or data / "am-config" / "alertmanager.yml",
                                                       prom_files or {}, names=names)}
 
 
@@ -41,5 +42,9 @@ def start_service(svc: Service, log_dir: Path, env: Mapping[str, str] | None = N
     """Start it (the stack's variables over ``env``, as native's Supervisor does) and wait until healthy."""
     name = name or svc.name
     p = start(name, [*svc.cmd, *extra_args], {**(env or {}), **svc.env}, log_dir / f"{name}.log")
-    wait_http(svc.health, timeout, p)
+    try:
+        wait_http(svc.health, timeout, p)
+    except BaseException:
+        p.close()  # not left running for the caller, which never got it
+        raise
     return p

@@ -23,7 +23,7 @@ from trademon.thresholds import render as threshold_rules
 
 from . import described
 from .amstack import AlertingStack
-from .procs import Proc, free_port, start, wait_for, wait_http
+from .procs import Proc, free_port, wait_for
 from .sim import SIM_JOBS, SimProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,17 +151,13 @@ class E2EStack:
             self._wait_scraped()
 
     def _start_thresholds(self) -> int:
-        """`trademon thresholds --watch` on ``thresholds_root``, reloading this Prometheus; its port."""
-        import sys
-
+        """`trademon thresholds --watch` on ``thresholds_root``, reloading this Prometheus, as
+        native starts it (polling the file every 0.5 s); its port."""
         self.thresholds_port = free_port()
-        proc = start("thresholds", [sys.executable, "-m", "trademon", "thresholds", "--watch", "--root", str(self.thresholds_root),
-                                    "--out", str(self.dir / "thresholds")],
-                     {"TRADEMON_THRESHOLDS_PORT": str(self.thresholds_port), "TRADEMON_THRESHOLDS_POLL_SECONDS": "0.5",
-                      "TRADEMON_THRESHOLDS_RELOAD_URL": f"http://127.0.0.1:{self.prom_port}/-/reload"},
-                     self.dir / "logs" / "thresholds.log")
+        lay = described.layout({"thresholds": self.thresholds_port, "prometheus": self.prom_port})
+        svc = described.built(lay, self.dir, ("thresholds",), root=self.thresholds_root)["thresholds"]
+        proc = described.start_service(svc, self.dir / "logs", {"TRADEMON_THRESHOLDS_POLL_SECONDS": "0.5"})
         self.procs.append(proc)
-        wait_http(f"http://127.0.0.1:{self.thresholds_port}/readyz", 30, proc)
         return self.thresholds_port
 
     def _wait_scraped(self) -> None:

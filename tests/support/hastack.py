@@ -13,7 +13,6 @@ Any node can be killed with SIGKILL and started again on its old data.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import requests
@@ -68,8 +67,13 @@ class HAStack:
         self.sim = self.sink = self.bot = None
         self.ams: list[Node] = []
         self.proms: list[Node] = []
+        self.env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
+                    "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093"}
+        self.layout = described.layout({name: free_port() for name in (
+            "alert-sink", "trademon-bot", "alertmanager", "alertmanager-b", "alertmanager:cluster", "alertmanager-b:cluster",
+            "prometheus", "prometheus-b")}, ha=True, env=self.env)
         try:
-            self._start_sink()
+            self._start_sink_and_bot()
             self._start_alertmanagers(intervals or {"group_wait": "3s", "group_interval": "3s"})
             self.sim = SimProcess.start(workdir / "logs", speed=speed, seed=7)
             self._start_prometheus(speed, resend_delay, scrape)
@@ -77,37 +81,25 @@ class HAStack:
             self.close()
             raise
 
-    def _start_sink(self) -> None:
-        self.sink_port = free_port()
-        self.sink_file = self.dir / "alerts.jsonl"
-        self.sink = start("alert-sink", [sys.executable, "-m", "trademon", "alert-sink"],
-                          {"TRADEMON_ALERT_SINK_HOST": "127.0.0.1", "TRADEMON_ALERT_SINK_PORT": str(self.sink_port),
-                           "TRADEMON_ALERT_SINK_FILE": str(self.sink_file)}, self.dir / "logs" / "alert-sink.log")
-        wait_http(f"http://127.0.0.1:{self.sink_port}/readyz", 20, self.sink)
+    def _start_sink_and_bot(self) -> None:
+        """The alert-sink and `trademon bot` (Telegram goes through it: both Alertmanagers post
+        to the one bot), as native --ha starts them."""
+        built = described.built(self.layout, self.dir, ("alert-sink", "trademon-bot"), self.dir / "am-config" / "alertmanager.yml")
+        self.sink_port = self.layout.port["alert-sink"]
+        self.sink_file = Path(built["alert-sink"].env["TRADEMON_ALERT_SINK_FILE"])
+        self.sink = described.start_service(built["alert-sink"], self.dir / "logs", timeout=20)
+        # a short poll; compressed time and a stand-in with no flood limit: as the other stacks (amstack.py)
+        self.bot = described.start_service(built["trademon-bot"], self.dir / "logs", {
+            **self.env, "TRADEMON_BOT_POLL_TIMEOUT": "2", "TRADEMON_BOT_GROUP_PER_MINUTE": "1000"}, name="bot")
 
     def _start_alertmanagers(self, intervals: dict[str, str]) -> None:
-        env = {**self.standins.env(), "GRAFANA_URL": "http://grafana.trademon.test:3000",
-               "ALERTMANAGER_URL": "http://alertmanager.trademon.test:9093"}
         out = self.dir / "am-config"
-        bot_port = free_port()
-        path = amconfig.render(ROOT / "alertmanager", out, env, alert_sink_url=f"http://127.0.0.1:{self.sink_port}/alerts",
-                               bot_url=f"http://127.0.0.1:{bot_port}/alerts")
+        path = amconfig.render(ROOT / "alertmanager", out, self.env, alert_sink_url=f"{self.layout.base['alert-sink']}/alerts",
+                               bot_url=f"{self.layout.base['trademon-bot']}/alerts")
         cfg = yaml.safe_load(path.read_text())
         shorten(cfg["route"], intervals)
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.am_config = path
-        web = [free_port(), free_port()]
-        # Telegram goes through `trademon bot`: both Alertmanagers post to the one bot.
-        self.bot = start("bot", [sys.executable, "-m", "trademon", "bot"],
-                         {**env, "TRADEMON_BOT_HOST": "127.0.0.1", "TRADEMON_BOT_PORT": str(bot_port),
-                          "TRADEMON_BOT_ALERTMANAGER_URL": f"http://127.0.0.1:{web[0]}", "TRADEMON_BOT_STATE_DIR": str(self.dir / "bot-state"),
-                          "TRADEMON_BOT_POLL_TIMEOUT": "2",
-                          # compressed time, a stand-in with no flood limit: as the other stacks (amstack.py)
-                          "TRADEMON_BOT_GROUP_PER_MINUTE": "1000"}, self.dir / "logs" / "bot.log")
-        wait_http(f"http://127.0.0.1:{bot_port}/healthz", 30, self.bot)
-        self.layout = described.layout({"alertmanager": web[0], "alertmanager-b": web[1], "alertmanager:cluster": free_port(),
-                                        "alertmanager-b:cluster": free_port(), "prometheus": free_port(),
-                                        "prometheus-b": free_port()}, ha=True, env=env)
         built = described.built(self.layout, self.dir, ("alertmanager", "alertmanager-b"), path)
         for name, svc in zip(("am-a", "am-b"), built.values()):
             cmd = [a for a in svc.cmd if not (self.peer_timeout and a.startswith("--cluster.peer-timeout="))]

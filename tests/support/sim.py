@@ -7,15 +7,14 @@ answers, and offers the control endpoint (``on``/``off``/``state``) and parsed s
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from trademon.settings.env import port_variable
 from trademon.stack import services
 
+from tests.support import described
 from tests.support.procs import Proc, free_port, start, wait_for, wait_http
 
 SIM_JOBS = services.BY_NAME["sim"].answers_as  # the stack's description: the jobs the simulator answers as
@@ -75,17 +74,17 @@ class SimProcess:
     @classmethod
     def _start_once(cls, log_dir, speed, scenarios, seed, extra_env, timeout, ports=None) -> SimProcess:
         ports = dict(ports) if ports else cls.pick_ports()
-        env = {port_variable(job): str(p) for job, p in ports.items() if job != "control"}
-        env.update({
-            "TRADEMON_SIM_CONTROL_PORT": str(ports["control"]),
-            "TRADEMON_SIM_HOST": "127.0.0.1",
-            "TRADEMON_SIM_SEED": str(seed),
-            "TRADEMON_SIM_SPEED": str(speed),
-            "TRADEMON_SIM_SCENARIOS": ",".join(scenarios),
-        })
-        env.update(extra_env or {})
+        # The command, listen address and ports as the stack's description gives them (native's).
+        lay = described.layout({"sim": ports["control"], **{job: p for job, p in ports.items() if job != "control"}})
+        svc = described.built(lay, Path(log_dir), ("sim",))["sim"]
+        env = dict(svc.env)
+        # No Prometheus follows here: the simulator keeps its own loss limit, which the tests'
+        # scenarios are sized against (tests/test_thresholds_e2e.py starts a follower of its own).
+        env.pop("TRADEMON_SIM_PROMETHEUS_URL")
+        env.update({"TRADEMON_SIM_SEED": str(seed), "TRADEMON_SIM_SPEED": str(speed), "TRADEMON_SIM_SCENARIOS": ",".join(scenarios),
+                    **(extra_env or {})})
         log_path = Path(log_dir) / f"sim-{ports['control']}.log"
-        proc = start("trademon sim", [sys.executable, "-m", "trademon", "sim"], env, log_path)
+        proc = start("trademon sim", svc.cmd, env, log_path)
         sim = cls(proc, ports)
         try:
             wait_http(sim.url("control") + "/healthz", timeout, proc)

@@ -1,8 +1,9 @@
 """PNG line charts (matplotlib, Agg backend, no global pyplot state).
 
 Each PNG carries what it plots in a ``tEXt`` chunk (key ``trademon-series``: per panel, per
-series, the number of points and the last value), and the query_range window it asked
-for, so a test can hold the picture against Prometheus without reading pixels.
+series, the number of points and the last value; per panel, its limit lines), and the
+query_range window it asked for, so a test can hold the picture against Prometheus without
+reading pixels.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def chart(title: str, panels: list[Panel], zone: ZoneInfo, query: dict | None = 
     fig = Figure(figsize=(8, 2.8 * len(panels) + 0.6), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    meta: dict = {"query": query or {}, "panels": {}}
+    meta: dict = {"query": query or {}, "panels": {}, "lines": {}}
     times = [t for p in panels for pts in p.series.values() for t, _ in pts]
     tick = "%H:%M:%S" if times and max(times) - min(times) < 600 else "%H:%M"  # minutes alone repeat on a short range
     for ax, p in zip(axes, panels):
@@ -41,6 +42,7 @@ def chart(title: str, panels: list[Panel], zone: ZoneInfo, query: dict | None = 
             xs = [datetime.fromtimestamp(t, zone) for t, _ in points]
             ax.plot(xs, [v for _, v in points], label=name, linewidth=1.6)
             meta["panels"][p.title][name] = {"points": len(points), "last": points[-1][1] if points else None}
+        meta["lines"][p.title] = [[label, y] for label, y in p.lines]
         for label, y in p.lines:
             ax.axhline(y, color="#d62728", linestyle="--", linewidth=1.2, label=label)
         if not p.series:

@@ -26,7 +26,7 @@ from trademon.bot.auth import Signer
 from trademon.bot.pace import GROUP_PER_MINUTE, MINUTE, Window
 from trademon.bot.runbooks import Runbooks
 from trademon.bot.store import Store
-from trademon.bot.telegram import TelegramClient, TelegramError
+from trademon.bot.telegram import TelegramClient, TelegramError, turn_within
 
 # At Telegram's 20 messages a minute in a group (TRADEMON_BOT_GROUP_PER_MINUTE); a limit set
 # otherwise scales them alike.
@@ -141,7 +141,9 @@ class Storm:
                    deadline: float) -> float:
         """Bring the status message up to ``at`` (``[storm id, version]``): 0 when it shows it
         (or a newer storm replaced it), else the seconds until the next edit may go."""
-        async with self._lock:
+        # the wait for the lock ends at the caller's deadline too: the webhook's answer must not
+        # wait out the outbox loop's longer send to a stalled Telegram
+        async with turn_within(self._lock, deadline, "sendMessage", "an earlier status of this storm is still waiting for Telegram"):
             state = self.state(chat_id)
             if state is None or state["id"] != at[0] or state["shown"] >= at[1]:
                 return 0.0

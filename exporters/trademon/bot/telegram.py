@@ -7,10 +7,11 @@ own request log is turned down in ``cli``, and the token is registered with ``lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -33,6 +34,21 @@ class Conflict(TelegramError):
 
 class Unreachable(TelegramError):
     pass
+
+
+@contextlib.asynccontextmanager
+async def turn_within(lock: asyncio.Lock, deadline: float, method: str, busy: str) -> AsyncIterator[None]:
+    """``lock`` held, waited for no later than the monotonic ``deadline``: past it, Unreachable
+    saying ``busy`` (the earlier holder is still waiting for Telegram; this send stays in the outbox)."""
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            await lock.acquire()
+    except TimeoutError:
+        raise Unreachable(method, 0, busy) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Paced(TelegramError):
@@ -119,12 +135,7 @@ class TelegramClient:
                 if method not in GATED:
                     return await self.call(method, payload, **kw)
                 lock = self._chat_locks.setdefault(chat, asyncio.Lock())
-                try:
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                        await lock.acquire()
-                except TimeoutError:
-                    raise Unreachable(method, 0, "an earlier send to this chat is still waiting for Telegram") from None
-                try:
+                async with turn_within(lock, deadline, method, "an earlier send to this chat is still waiting for Telegram"):
                     if self.held_for(chat) > 0:
                         continue  # a 429 arrived while this one waited for its turn
                     window = await self._pace(chat, method, deadline)
@@ -133,8 +144,6 @@ class TelegramClient:
                         return await self.call(method, payload, **kw)
                     finally:  # counted once answered: the window then runs from no earlier than Telegram's count
                         window.take()
-                finally:
-                    lock.release()
             except TelegramError as e:
                 if e.code == 429 and e.retry_after is not None:
                     wait = e.retry_after

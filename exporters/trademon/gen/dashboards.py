@@ -183,11 +183,20 @@ def symbol_var():
     return prom_variable("symbol", "Symbol", "marketdata_ticks_total")
 
 
+def alert_line(key: str, alert: str, scale: int = 1) -> Q:
+    """``alert``'s threshold ``key`` in force, as a dashed line: the series the alert compares
+    with (trademon.thresholds), so a reload of monitoring/config.yml moves the line with the
+    alert. ``max``: the long-term store holds one default per trading host. ``scale`` converts
+    to the panel's unit (percent to basis points)."""
+    return Q(f"max({threshold_rules.default(key)})" + (f" * {scale}" if scale != 1 else ""), alert, limit=True)
+
+
 def intent_error_ratio(t: dict, *more_links) -> Panel:
     return timeseries_panel(
-        "Intent error ratio", [Q(f"max by (job) ({rec('job:order_intents_error:ratio_rate5m')})", "{{job}}")], unit="percentunit",
+        "Intent error ratio", [Q(f"max by (job) ({rec('job:order_intents_error:ratio_rate5m')})", "{{job}}"),
+                               alert_line("intent_error_ratio", "OrderIntentErrorRateHigh")], unit="percentunit",
         description="Intent creation errors as a share of intents offered, over 5 minutes; the dashed line is the "
-        "OrderIntentErrorRateHigh threshold.", thresholds=above(t["intent_error_ratio"]), draw_thresholds=True,
+        "OrderIntentErrorRateHigh threshold.",
         min_value=0, links=[runbook("OrderIntentErrorRateHigh"), *more_links])
 
 
@@ -239,12 +248,14 @@ def trading_overview(t: dict) -> Board:
                 timeseries_panel("Rejections by code", [Q(f"sum by (code) ({rate(m('orders_rejected_total'), S)})", "IB {{code}}")],
                                  unit="ops", description="Rejected orders per second by the IB error code that rejected them.",
                                  links=[runbook("HighOrderRejectionRate")]),
-                timeseries_panel("Rejection ratio", [Q(f"max by (strategy) ({rec('strategy:orders_rejected:ratio_rate15m', S)})", "{{strategy}}")],
+                timeseries_panel("Rejection ratio", [Q(f"max by (strategy) ({rec('strategy:orders_rejected:ratio_rate15m', S)})", "{{strategy}}"),
+                                                     alert_line("rejection_ratio", "HighOrderRejectionRate")],
                                  unit="percentunit", description="Rejected / submitted orders over 15 minutes, by strategy; the dashed line is the HighOrderRejectionRate threshold.",
-                                 thresholds=above(t["rejection_ratio"]), draw_thresholds=True, min_value=0, links=[runbook("HighOrderRejectionRate")]),
-                timeseries_panel("Fill ratio", [Q(f"max by (strategy) ({rec('strategy:orders_filled:ratio_rate30m', S)})", "{{strategy}}")],
+                                 min_value=0, links=[runbook("HighOrderRejectionRate")]),
+                timeseries_panel("Fill ratio", [Q(f"max by (strategy) ({rec('strategy:orders_filled:ratio_rate30m', S)})", "{{strategy}}"),
+                                                alert_line("fill_ratio_min", "LowOrderFillRate")],
                                  unit="percentunit", description="Filled / submitted orders over 30 minutes, by strategy; below the dashed line LowOrderFillRate fires.",
-                                 thresholds=below(t["fill_ratio_min"]), draw_thresholds=True, min_value=0, links=[runbook("LowOrderFillRate")]),
+                                 min_value=0, links=[runbook("LowOrderFillRate")]),
             ]),
             ("P&L", [
                 timeseries_panel("Daily P&L by account", [Q(f"sum by (account) ({m('daily_pnl')}{{{A}}})", "{{account}}"), loss_limit_line()],
@@ -302,16 +313,16 @@ def realtime_pnl(t: dict) -> Board:
                                  bars=True, thresholds=steps(RED, (0, GREEN))),
                 table_panel("Strategy P&L now", [Q(f"sum by (strategy) ({m('strategy_pnl')}{{{S}}})")], unit=money,
                             description="Cumulative P&L of the day per strategy, now.", thresholds=steps(RED, (0, GREEN))),
-                timeseries_panel("Average slippage", [Q(f"max by (strategy) ({m('avg_slippage_pct')}{{{S}}})", "{{strategy}}")],
+                timeseries_panel("Average slippage", [Q(f"max by (strategy) ({m('avg_slippage_pct')}{{{S}}})", "{{strategy}}"),
+                                                      alert_line("slippage_pct", "UnusualSlippage")],
                                  unit="percent", description="Mean slippage of the last 15 minutes' fills, in percent; the dashed line is the UnusualSlippage threshold.",
-                                 thresholds=above(t["slippage_pct"]), draw_thresholds=True, links=[runbook("UnusualSlippage")]),
+                                 links=[runbook("UnusualSlippage")]),
             ]),
         ],
     )
 
 
 def latency_heatmaps(t: dict) -> Board:
-    api_p99 = t["api_p99_seconds"]
     return Board(
         "latency", "Latency Heatmaps",
         "Latency distributions from the histograms: API requests, order acknowledgement and fill, worker processing, slippage.",
@@ -325,11 +336,13 @@ def latency_heatmaps(t: dict) -> Board:
                     Q(quantile(0.5, "api_request_duration_seconds", EP), "p50"),
                     Q(quantile(0.95, "api_request_duration_seconds", EP), "p95"),
                     Q(quantile(0.99, "api_request_duration_seconds", EP), "p99"),
+                    alert_line("api_p99_seconds", "APILatencyHigh"),
                 ], unit="s", description="API latency quantiles; the dashed line is the APILatencyHigh p99 limit.",
-                    thresholds=above(api_p99), draw_thresholds=True, links=[runbook("APILatencyHigh")]),
-                timeseries_panel("API p99 by endpoint (alerted)", [Q(f"max by (endpoint) ({rec('endpoint:api_request_duration_seconds:p99_5m', EP)})", "{{endpoint}}")],
+                    links=[runbook("APILatencyHigh")]),
+                timeseries_panel("API p99 by endpoint (alerted)", [Q(f"max by (endpoint) ({rec('endpoint:api_request_duration_seconds:p99_5m', EP)})", "{{endpoint}}"),
+                                                                   alert_line("api_p99_seconds", "APILatencyHigh")],
                                  unit="s", description="p99 latency per route over 5 minutes, as APILatencyHigh sees it; the dashed line is its limit.",
-                                 thresholds=above(api_p99), draw_thresholds=True, links=[runbook("APILatencyHigh")]),
+                                 links=[runbook("APILatencyHigh")]),
                 timeseries_panel("API requests by status", [Q(f"sum by (status) ({rate(m('api_request_duration_seconds') + '_count', EP)})", "{{status}}")],
                                  unit="reqps", description="Requests per second by HTTP status.", stack=True),
             ]),
@@ -348,8 +361,10 @@ def latency_heatmaps(t: dict) -> Board:
                 timeseries_panel("Slippage p50 and p90 by strategy", [
                     Q(f"max by (strategy) ({rec('strategy:order_slippage_bps:p50_15m', S)})", "p50 {{strategy}}"),
                     Q(f"max by (strategy) ({rec('strategy:order_slippage_bps:p90_15m', S)})", "p90 {{strategy}}"),
-                ], unit=BPS, description="Slippage quantiles per strategy over 15 minutes; positive is a cost.",
-                    thresholds=above(t["slippage_pct"] * 100), draw_thresholds=True, links=[runbook("UnusualSlippage")]),
+                    alert_line("slippage_pct", "UnusualSlippage", scale=100),
+                ], unit=BPS, description="Slippage quantiles per strategy over 15 minutes; positive is a cost. The dashed line is "
+                    "the UnusualSlippage threshold (on the 15-minute mean), in basis points.",
+                    links=[runbook("UnusualSlippage")]),
             ]),
             ("Workers", [
                 heatmap_panel("Worker processing time", "worker_processing_duration_seconds", "", unit="s",
@@ -378,7 +393,7 @@ def loss_limit_line() -> Q:
     """Each shown account's daily loss limit in force (its own, or the default): the series
     DailyLossLimitBreach compares with, so a reload moves the line with the alert."""
     s = by_account(m("daily_pnl"))
-    return Q(f"max by (account) {threshold_rules.per_account('daily_loss_limit', s)} and on (account) {s}", "limit {{account}}")
+    return Q(f"max by (account) {threshold_rules.per_account('daily_loss_limit', s)} and on (account) {s}", "limit {{account}}", limit=True)
 
 
 def risk_exposure(t: dict) -> Board:
@@ -405,7 +420,7 @@ def risk_exposure(t: dict) -> Board:
                     Q(f"sum by (account) ({m('risk_gross_exposure')}{{{A}}})", "gross {{account}}"),
                     Q(f"sum by (account) ({m('risk_net_exposure')}{{{A}}})", "net {{account}}"),
                     Q(f"sum by (account) ({m('risk_gross_exposure_limit')}{{{A}}})", "limit {{account}}"),
-                    Q(alert_at(), "alert at {{account}}"),
+                    Q(alert_at(), "alert at {{account}}", limit=True),
                 ], unit=money, w=24, h=9, description=f"Gross (sum of |market value|) and net (signed) exposure; HighRiskExposure fires above a share of the limit ({ratio:.0%} by default)"
                   + " (each account's own share in force: the 'alert at' lines).",
                     links=[runbook("HighRiskExposure")]),
@@ -509,8 +524,9 @@ def broker_truth(t: dict) -> Board:
                 timeseries_panel("Order actions today", [Q(f"sum by (kind) ({m('ib_order_actions_today')})", "{{kind}}")], unit="short",
                                  w=6, description="The terms of the Order Efficiency Ratio, since midnight."),
                 timeseries_panel("Active orders per contract and side", [
-                    Q(f"max by (symbol, side) ({m('ib_active_orders')}{{{SYM}}})", "{{symbol}} {{side}}")],
-                    unit="short", w=6, thresholds=above(t["active_orders_max"], t["active_orders_warning"]), draw_thresholds=True,
+                    Q(f"max by (symbol, side) ({m('ib_active_orders')}{{{SYM}}})", "{{symbol}} {{side}}"),
+                    alert_line("active_orders_warning", "ActiveOrdersNearIBLimit"), alert_line("active_orders_max", "ActiveOrdersAtIBLimit")],
+                    unit="short", w=6,
                     description=f"Working orders per contract and side; IB allows {t['active_orders_max']} "
                                 f"(warning at {t['active_orders_warning']}).", links=[runbook("ActiveOrdersAtIBLimit"), runbook("ActiveOrdersNearIBLimit")]),
                 timeseries_panel("API pacing violations (error 100)", [
@@ -548,7 +564,6 @@ def ib_bounds_panels() -> list:
 
 
 def system_health(t: dict) -> Board:
-    stale = t["marketdata_stale_seconds"]
     return Board(
         "health", "System Health",
         "Services up or down, scrapes, the IB connection and data farms, market data, synthetic checks, alerting and containers.",
@@ -598,8 +613,9 @@ def system_health(t: dict) -> Board:
                             links=[runbook("IBDataFarmDisconnected")]),
                 timeseries_panel("IB market data lines: time since last tick",
                                  [Q(f"max by (subscription, cadence) ({m('ib_market_data_tick_age_seconds')})", "{{subscription}} ({{cadence}})"),
-                                  Q(f"max({m('ib_market_data_lines_lost')})", "lost at 1101, not renewed")],
-                                 unit="s", thresholds=above(t["ib_md_quote_stale_seconds"]), draw_thresholds=True,
+                                  Q(f"max({m('ib_market_data_lines_lost')})", "lost at 1101, not renewed"),
+                                  alert_line("ib_md_quote_stale_seconds", "IBMarketDataStale")],
+                                 unit="s",
                                  description="The ib-exporter's own IB market data lines: seconds since each line's last tick, "
                                              "counted from its exchange's session open (dashed: the quote class's bound; options "
                                              "and bonds, quote_sparse, have a looser one), and lines TWS dropped at 1101 not yet "
@@ -631,9 +647,10 @@ def system_health(t: dict) -> Board:
             ("Market data", [
                 timeseries_panel("Tick rate by symbol", [Q(f"sum by (symbol) ({rate(m('marketdata_ticks_total'), SYM)})", "{{symbol}}")], unit="reqps",
                                  description="Ticks received per second."),
-                timeseries_panel("Time since last tick", [Q(f"time() - max by (symbol) ({m('marketdata_last_tick_timestamp_seconds')}{{{SYM}}})", "{{symbol}}")],
+                timeseries_panel("Time since last tick", [Q(f"time() - max by (symbol) ({m('marketdata_last_tick_timestamp_seconds')}{{{SYM}}})", "{{symbol}}"),
+                                                          alert_line("marketdata_stale_seconds", "MarketDataStale")],
                                  unit="s", description="Age of each symbol's last tick; MarketDataStale fires past the dashed line in market hours.",
-                                 thresholds=above(stale), draw_thresholds=True, links=[runbook("MarketDataStale")]),
+                                 links=[runbook("MarketDataStale")]),
                 state_panel("Feed connection", [Q(m("marketdata_connected"), "feed")], description="The market-data stream's upstream feed.",
                             mappings=UP_DOWN, thresholds=below(1)),
                 state_panel("Market open", [Q(f"max by (exchange) ({m('trademon_market_open')})", "{{exchange}}")],
@@ -689,16 +706,18 @@ def system_health(t: dict) -> Board:
                             "or migrated chat): no page reaches Telegram until the setting is fixed. TelegramRefusesBot names the fix.",
                             mappings=REFUSED, thresholds=above(1), links=[runbook("TelegramRefusesBot")]),
                 timeseries_panel("Outbox", [Q(f"max({m('trademon_bot_outbox_pending')})", "waiting"),
-                                            Q(f"max({m('trademon_bot_outbox_oldest_age_seconds')})", "oldest, seconds")],
-                                 unit="short", thresholds=above(t["outbox_stuck_seconds"]), draw_thresholds=True,
+                                            Q(f"max({m('trademon_bot_outbox_oldest_age_seconds')})", "oldest, seconds"),
+                                            alert_line("outbox_stuck_seconds", "TelegramOutboxStuck")],
+                                 unit="short",
                                  description="Notifications accepted and not yet delivered to Telegram, and how long the oldest has waited; "
                                  "TelegramOutboxStuck fires past the dashed line.", links=[runbook("TelegramOutboxStuck")]),
                 timeseries_panel("Page latency (p50, p95)",
                                  [Q(quantile(0.5, "trademon_bot_page_latency_seconds", by="since"), "p50 since {{since}}"),
-                                  Q(quantile(0.95, "trademon_bot_page_latency_seconds", by="since"), "p95 since {{since}}")],
-                                 unit="s", thresholds=above(t["page_latency_p95_seconds"]), draw_thresholds=True,
+                                  Q(quantile(0.95, "trademon_bot_page_latency_seconds", by="since"), "p95 since {{since}}"),
+                                  alert_line("page_latency_p95_seconds", "PageLatencyHigh")],
+                                 unit="s",
                                  description="From Alertmanager's send (webhook) and from the alert's start (alert_start, group_wait "
-                                 "included) to Telegram's acceptance of the page. PageLatencyHigh watches the webhook p95.",
+                                 "included) to Telegram's acceptance of the page. PageLatencyHigh watches the webhook p95 (the dashed line).",
                                  links=[runbook("PageLatencyHigh")]),
                 timeseries_panel("Telegram sends", [Q(f"sum by (result, code) (increase({m('trademon_bot_telegram_sends_total')}[5m]))",
                                                       "{{result}} {{code}}")],
@@ -751,8 +770,9 @@ def system_health(t: dict) -> Board:
                                  [Q('max by (instance) (prometheus_remote_storage_highest_timestamp_in_seconds{job="prometheus"})'
                                     ' - ignoring (remote_name, url) group_right max by (instance, remote_name) '
                                     '(prometheus_remote_storage_queue_highest_sent_timestamp_seconds{job="prometheus"})',
-                                    "{{instance}} to {{remote_name}}")],
-                                 unit="s", thresholds=above(t["remote_write_lag_seconds"]), draw_thresholds=True, needs="remote_write",
+                                    "{{instance}} to {{remote_name}}"),
+                                  alert_line("remote_write_lag_seconds", "PrometheusRemoteWriteBehind")],
+                                 unit="s", needs="remote_write",
                                  links=[runbook("PrometheusRemoteWriteBehind")],
                                  description="How far behind each Prometheus' remote write is (the long-term store)."),
                 timeseries_panel("Alertmanager config reloads",
@@ -798,12 +818,14 @@ def worker_performance(t: dict) -> Board:
                               description="Intents per processing-time bucket."),
             ]),
             ("Backlog", [
-                timeseries_panel("Worker lag", [Q(f"max by (worker) ({m('worker_lag_seconds')}{{{W}}})", "{{worker}}")], unit="s",
+                timeseries_panel("Worker lag", [Q(f"max by (worker) ({m('worker_lag_seconds')}{{{W}}})", "{{worker}}"),
+                                                alert_line("worker_lag_seconds", "WorkerProcessingLag")], unit="s",
                                  description=f"Age of the oldest intent waiting for each worker; WorkerProcessingLag fires above the dashed line for {t['worker_lag_for']}.",
-                                 thresholds=above(t["worker_lag_seconds"]), draw_thresholds=True, links=[runbook("WorkerProcessingLag")]),
-                timeseries_panel("Pending intents", [Q(m("order_intents_pending"), "pending"), Q(m("order_intents_ready"), "ready")], unit="short",
+                                 links=[runbook("WorkerProcessingLag")]),
+                timeseries_panel("Pending intents", [Q(m("order_intents_pending"), "pending"), Q(m("order_intents_ready"), "ready"),
+                                                     alert_line("intents_pending_max", "OrderIntentsPendingTooMany")], unit="short",
                                  description=f"Intents waiting; OrderIntentsPendingTooMany fires above the dashed line for {t['intents_pending_for']}.",
-                                 thresholds=above(t["intents_pending_max"]), draw_thresholds=True, links=[runbook("OrderIntentsPendingTooMany")]),
+                                 links=[runbook("OrderIntentsPendingTooMany")]),
             ]),
             ("Intent errors", [
                 intent_error_ratio(t),

@@ -174,6 +174,13 @@ class Q:
     expr: str
     legend: str = ""
     instant: bool = False
+    limit: bool = False  # a limit the data is held against: drawn as a dashed red line
+
+
+# How a limit line (Q.limit) looks: as Grafana draws a panel's own thresholds (dashed, red).
+LIMIT_LINE = [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+              dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": RED}),
+              dm.DynamicConfigValue(id_val="custom.fillOpacity", value=0)]
 
 
 def _prom_target(q: Q, ref: str, fmt: PromQueryFormat | None = None) -> prometheus.Dataquery:
@@ -231,10 +238,12 @@ def timeseries_panel(title: str, queries: list[Q], *, unit: str, description: st
     p = _common(p, title, _needs(description, needs), unit, w, h, links)
     for q, ref in zip(queries, _refs(len(queries))):
         p = p.with_target(_prom_target(q, ref))
+        if q.limit:
+            p = p.override_by_query(ref, LIMIT_LINE)
     p = p.thresholds(thresholds or steps(GREEN)).fill_opacity(10).line_width(1)
     p = p.legend(cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST).placement(cm.LegendPlacement.BOTTOM).show_legend(True))
     p = p.tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
-    if draw_thresholds:  # the alert threshold as a dashed line across the graph
+    if draw_thresholds:  # a fixed limit (not an alert's threshold: Q.limit lines of its series) dashed across the graph
         p = p.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
     if stack:
         p = p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL)).fill_opacity(40)

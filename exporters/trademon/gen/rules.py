@@ -266,13 +266,18 @@ def _same_target(metric: str, condition: str = "") -> str:
     return f'printf "{metric}{{job=%q,instance=%q}}{condition}" $labels.job $labels.instance | query'
 
 
+def _branch(i: int, comparison: str) -> str:
+    """The i-th branch of a Go template if-chain on ``eq comparison``."""
+    return "{{ " + ("if" if i == 0 else "else if") + " eq " + comparison + " }}"
+
+
 def down_reason_text() -> str:
     """Why the IB session is down, for TWSConnectionLost's description: the reason at 1 in
     ib_session_down_reason of the same exporter and what to do about it (contract.IB_DOWN_REASONS),
     the client id from ib_client_id. Looked up with a template query, not joined into the
     expression: a reason that changes during an outage must not restart the alert."""
     client_id = "{{ with " + _same_target("ib_client_id") + ' }}{{ . | first | value | printf "%.0f" }}{{ end }}'
-    branches = "".join(f'{{{{ {"if" if i == 0 else "else if"} eq $reason "{r}" }}}}{text.format(client_id=client_id)}'
+    branches = "".join(_branch(i, '$reason "' + r + '"') + text.format(client_id=client_id)
                        for i, (r, text) in enumerate(IB_DOWN_REASONS.items()))
     return ("{{ with " + _same_target("ib_session_down_reason", " == 1") + " }}{{ with first . }}"
             '{{ $reason := label "reason" . }}' + branches + "{{ end }}"
@@ -282,7 +287,7 @@ def down_reason_text() -> str:
 
 def text_by_label(label: str, texts: dict[str, str]) -> str:
     """A template that says texts[value] for the alert's ``label`` value (each a sentence)."""
-    return ("".join(f'{{{{ {"if" if i == 0 else "else if"} eq $labels.{label} "{value}" }}}}{text}.'
+    return ("".join(_branch(i, "$labels." + label + ' "' + value + '"') + text + "."
                     for i, (value, text) in enumerate(texts.items())) + "{{ end }}")
 
 
@@ -328,8 +333,8 @@ ALERTS: list[Alert] = [
     Alert("IBGatewayLoginAlert", "critical",
           # A shipper's counter appears at 1 with its first token, which increase() does not
           # count: a series new within the window fires too.
-          f"sum by (gateway_alert) (increase({IB_GATEWAY_LOG_ALERTS_COUNTER}[${{ib_gateway_log_window}}]) > 0"
-          f" or ({IB_GATEWAY_LOG_ALERTS_COUNTER} unless {IB_GATEWAY_LOG_ALERTS_COUNTER} offset ${{ib_gateway_log_window}})) > 0",
+          "sum by (gateway_alert) (increase(" + IB_GATEWAY_LOG_ALERTS_COUNTER + "[${ib_gateway_log_window}]) > 0"
+          " or (" + IB_GATEWAY_LOG_ALERTS_COUNTER + " unless " + IB_GATEWAY_LOG_ALERTS_COUNTER + " offset ${ib_gateway_log_window})) > 0",
           "IB Gateway login: {{ $labels.gateway_alert }}",
           "The gateway controller logged {{ $labels.gateway_alert }} within the last ${ib_gateway_log_window}: "
           + gateway_log_alert_text(),
@@ -811,7 +816,7 @@ class Filler:
         def sub(m: re.Match) -> str:
             key, filt = m.group(1), m.group(2)
             if key not in self.values:
-                raise KeyError(f"${{{key}}} in an alert definition: no such key in monitoring/config.yml")
+                raise KeyError("${" + key + "} in an alert definition: no such key in monitoring/config.yml")
             if filt and filt not in _FILTERS:
                 raise KeyError(f"unknown filter |{filt} (known: {', '.join(_FILTERS)})")
             self.used.add(key)
@@ -830,7 +835,7 @@ class Filler:
     def duration(self, key: str | None) -> str | None:
         if key is None:
             return None
-        v = str(self(f"${{{key}}}"))
+        v = str(self("${" + key + "}"))
         return None if v in ("0", "0s", "0m") else v
 
 

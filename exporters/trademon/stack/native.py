@@ -25,6 +25,7 @@ import yaml
 from trademon.runtime import http, logs
 from trademon.runtime.backoff import delay
 from trademon.settings import paths
+from trademon.settings.env import port_variable
 from trademon.settings.values import seconds
 from trademon.stack import services, tools
 
@@ -443,6 +444,7 @@ def native_services(layout: services.Layout, root: Path, data: Path, am_cfg: Pat
         else:
             cmd = trademon_cmd(*p.command)
             env.update({p.listen: host, p.port_var: str(port[p.name])} if p.listen and p.port_var else {})
+            env.update({port_variable(job): str(port[job]) for job in p.answers_as})  # the simulator's other ports
             env.update(layout.wiring(p))
             if p.name == "alertmanager-config":
                 env["TRADEMON_AM_TIMESCALE"] = str(timescale)  # keeps the demo's compression in every render
