@@ -910,6 +910,7 @@ def render_alerts(root: Path, fill: Filler | None = None) -> str:
          "rules": [alert_rule(a, fill) for a in ALERTS if a.fast]},
         {"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS if not a.fast]},
     ]}
+    thresholds.refuse_unread(root, set(fill.thresholds), fill.used)
     return _dump(doc, "Alerts of the trademon alert contract (monitoring/runbooks.md has one section per alert).")
 
 

@@ -7,8 +7,9 @@ before the slippage alert is due is a daily-loss breach, not a slippage warning)
 ``trademon native --mode demo --speed N`` divides every duration by N: rules' ``for``, range
 windows and offsets, the ``rate * <window seconds>`` event counts, Prometheus' scrape and
 evaluation intervals and Alertmanager's route timings. A scenario then does, in 1/N of the
-time, exactly what it does at speed 1. Durations have a floor (``FLOOR_S``) so the
-processes are not polled to death; what the floor costs shows as a few seconds' delay.
+time, exactly what it does at speed 1. Intervals have a floor (``FLOOR_S``) so the
+processes are not polled to death, and range windows one of two such scrapes
+(``WINDOW_FLOOR_S``); what the floors cost shows as a few seconds' delay.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import yaml
 from trademon.settings.values import DURATION_PATTERN, seconds
 
 FLOOR_S = 1.0
+# A range window holds at least two scrapes at that floor: rate() and increase() need two
+# samples (at --speed 100 a [1m] was 600 ms, empty, and PositionDriftFromBroker paged).
+WINDOW_FLOOR_S = 2 * FLOOR_S
 # Alerts on what runs in real time whatever the speed: the synthetic checks run every minute
 # or so of the wall clock, so their rule keeps its `for` (compressed, one failed run would page).
 REAL_TIME_ALERTS = frozenset({"SyntheticCheckFailed"})
@@ -49,11 +53,13 @@ def scale_expr(expr: str, speed: float, counts: set[int]) -> str:
     ``* <n>`` for n a window length in seconds (``rate5m * 300``: events in the window)."""
     def rng(m):
         step = m.group(2)
-        return f"[{scaled(m.group(1), speed)}" + (f":{scaled(step, speed)}" if step else (":" if ":" in m.group(0) else "")) + "]"
+        return (f"[{scaled(m.group(1), speed, WINDOW_FLOOR_S)}"
+                + (f":{scaled(step, speed)}" if step else (":" if ":" in m.group(0) else "")) + "]")
 
     expr = _RANGE.sub(rng, expr)
     expr = _OFFSET.sub(lambda m: f"offset {scaled(m.group(1), speed)}", expr)
-    return _COUNT.sub(lambda m: f"* {fmt_number(int(m.group(1)) / speed)}" if int(m.group(1)) in counts else m.group(0), expr)
+    return _COUNT.sub(lambda m: f"* {fmt_number(max(int(m.group(1)) / speed, WINDOW_FLOOR_S))}" if int(m.group(1)) in counts
+                      else m.group(0), expr)
 
 
 def fmt_number(x: float) -> str:
