@@ -308,6 +308,18 @@ def test_unknown_threshold_in_a_template_is_a_clear_error():
         fill("x > ${no_such_threshold}")
 
 
+def test_a_key_no_alert_reads_is_refused_at_gen(tmp_path):
+    """A misspelt duration (or number) beside the real one would be generated into nothing."""
+    from trademon.settings.env import ConfigError
+
+    (tmp_path / "monitoring").mkdir()
+    cfg = yaml.safe_load((ROOT / "monitoring" / "config.yml").read_text())
+    cfg["warning"]["intents_pending_forr"] = "3m"
+    (tmp_path / "monitoring" / "config.yml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"warning: intents_pending_forr: no alert rule compares with it .*did you mean intents_pending_for\?"):
+        gen_rules.render_alerts(tmp_path)
+
+
 def test_no_f_string_of_the_rule_definitions_writes_a_placeholder_or_a_go_template():
     """Three syntaxes meet in an alert's text: Python's f-string braces, the config's ${key} and
     Go's {{ }}. An f-string writing either of the others (``${{key}}``, ``{{{{ if }}}}``) is the

@@ -108,6 +108,22 @@ def test_an_edit_goes_live_and_a_refused_one_changes_nothing(tmp_path):
     assert "trademon_thresholds_last_reload_successful 1.0" in live(r)
 
 
+def test_a_number_no_alert_reads_is_refused_with_the_key_it_resembles(tmp_path):
+    """A misspelt key beside the real one (a tightened limit the trader believes in) would go
+    "live" as a series nothing compares with: refused, naming the key it resembles."""
+    root = checkout(tmp_path)
+    r = watch.Renderer(root, tmp_path / "out", [])
+    assert r.check().live
+    before = r.target.read_text()
+    edit(root, "warning", "intents_pending_maxx", 30)
+    outcome = r.check()
+    assert not outcome.live and r.target.read_text() == before, outcome.message
+    assert "warning: intents_pending_maxx: no alert rule compares with it (monitoring/rules/)" in outcome.message, outcome.message
+    assert "; did you mean intents_pending_max?" in outcome.message, outcome.message
+    edit(root, "warning", "intents_pending_maxx", None)
+    assert r.check().live
+
+
 def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
     """A reload answered with an error: not live (it pages), retried at the next poll."""
     with answering_500(b"failed to reload config") as port:

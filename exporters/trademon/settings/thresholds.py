@@ -100,6 +100,23 @@ def _check_value(p: Path, where: str, key: str, value: Any) -> None:
                                   f"fires, a negative number (e.g. {key}: -{abs(value) or 500:g})")
 
 
+def refuse_unread(root: Path, keys: set[str], read: set[str]) -> None:
+    """Refuse a key of ``keys`` that nothing of ``read`` (what the alert rules compare with)
+    reads: a misspelt key beside the real one would be accepted and change nothing, a config
+    the trader believes is in force but is not. The message names the key it resembles."""
+    unread = sorted(keys - read)
+    if not unread:
+        return
+    import difflib
+
+    data = load_config(root)
+    where = {k: section for section in SECTIONS for k in (data.get(section) or {})}
+    key = unread[0]
+    like = difflib.get_close_matches(key, sorted(read), n=1)
+    raise ConfigError.in_file(path(root), f"{where.get(key, '?')}: {key}: no alert rule compares with it (monitoring/rules/)"
+                              + (f"; did you mean {like[0]}?" if like else "; remove it, or write the rule that reads it"))
+
+
 def currency(root: Path) -> str:
     """The accounts' base currency (alert texts, the bot, the dashboards' money unit)."""
     return str(load_config(root).get("currency", "USD"))

@@ -52,6 +52,22 @@ def required_keys(rules_dir: Path) -> set[str]:
     return keys
 
 
+def check_keys(root: Path) -> None:
+    """Refuse a config whose numbers and the alert rules' thresholds differ: a key the rules
+    compare with taken out (they would be blind), or a number no rule compares with (a misspelt
+    key would go "live" and change nothing: the silent failure this service exists to prevent)."""
+    rules_dir = root / "monitoring" / "rules"
+    used, numbers = required_keys(rules_dir), thresholds.numbers(root)
+    missing = sorted(used - set(numbers))
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        raise thresholds.ConfigError.in_file(
+            thresholds.path(root), f"{', '.join(missing)} missing: the alert rules compare with {them} (monitoring/rules/); "
+            f"put {them} back under critical:, warning: or shared:")
+    if used:  # no rules at all (a bare render for another Prometheus): nothing to hold the numbers against
+        thresholds.refuse_unread(root, set(numbers), used)
+
+
 class Renderer:
     """Renders into ``out``, reloads Prometheus, and keeps the outcome for /metrics."""
 
@@ -88,12 +104,7 @@ class Renderer:
         self.seen = digest or self._digest()
         try:
             text = render.render(self.root)
-            missing = sorted(required_keys(self.root / "monitoring" / "rules") - set(thresholds.numbers(self.root)))
-            if missing:
-                raise thresholds.ConfigError.in_file(
-                    thresholds.path(self.root), f"{', '.join(missing)} missing: the alert rules compare with "
-                    f"{'it' if len(missing) == 1 else 'them'} (monitoring/rules/); put {'it' if len(missing) == 1 else 'them'} back "
-                    "under critical:, warning: or shared:")
+            check_keys(self.root)
         except (thresholds.ConfigError, OSError, ValueError) as e:  # yaml errors are ValueErrors
             return self._done(Outcome(False, f"monitoring/config.yml refused, the thresholds in force are unchanged: {e}"))
         try:
