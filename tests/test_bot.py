@@ -603,9 +603,12 @@ def test_status_broker_truth_line_names_the_checks_firing_and_unknowns():
                "annotations": {"dashboard": "/d/trademon-broker-truth"}},
               {"labels": {"alertname": "PositionDriftFromBroker", "symbol": "AAPL"},
                "annotations": {"dashboard": "/d/trademon-broker-truth"}},
+              {"labels": {"alertname": "BreakerLeakingOrders", "breaker": "daily_loss"},
+               "annotations": {"dashboard": "/d/trademon-broker-truth"}},
               {"labels": {"alertname": "DailyLossLimitBreach"}, "annotations": {"dashboard": "/d/trademon-pnl"}}]
     line = broker_truth_line(alerts, [({}, 0.0)], [({}, 3.0)], [({}, 16.25)])
-    assert line == ("Broker truth: ❌ OrderNotAcknowledgedByIB (momentum), PositionDriftFromBroker (AAPL) · "
+    assert line == ("Broker truth: ❌ BreakerLeakingOrders (daily_loss), OrderNotAcknowledgedByIB (momentum), "
+                    "PositionDriftFromBroker (AAPL) · "
                     "sees other clients' orders: NO (Master API client ID?) · working orders at IB: 3 · "
                     "order efficiency today: 16.2")
     quiet = broker_truth_line([], None, [], RuntimeError("down"))

@@ -7,7 +7,7 @@ import requests
 
 from tests.support.procs import wait_for
 from tests.support.ib import ACCOUNTS, CLIENT_ID, exporter, tws  # noqa: F401 (fixtures)
-from trademon.testing.fake_tws import FakeTWS
+from trademon.testing.fake_tws import ORDER_CHANGING_REQUESTS, REQ_ALL_OPEN_ORDERS, REQ_EXECUTIONS, FakeTWS
 
 OTHER = 7  # the trading system's client id
 
@@ -41,3 +41,7 @@ def test_master_client_sees_orders_and_recovers_a_fill_lost_in_a_disconnect(tws,
     ex.wait_value(1, "ib_executions_total", strategy="momentum")  # recovered with reqExecutions
     ex.wait_value(0, "ib_working_orders")
     assert ex.value("ib_active_orders", symbol="AAPL", side="BUY") is None
+    # it read every client's orders and executions (at each connect) and never placed, changed,
+    # cancelled or took over one
+    assert tws.received[REQ_ALL_OPEN_ORDERS] >= 2 and tws.received[REQ_EXECUTIONS] >= 2
+    assert not {m: n for m, n in tws.received.items() if m in ORDER_CHANGING_REQUESTS}

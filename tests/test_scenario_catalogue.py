@@ -39,6 +39,10 @@ def test_times_come_from_the_shipped_intervals():
     assert p.page_s(e) == 15 + 30 + 300 + 30 + 10
     assert p.page_s(e, 30) == 1 + 1 + 10 + 1 + 1
     assert catalogue.demo_total_s(ROOT) < 5 * 60  # the guided demo's target
+    # a count check's hold: 15 s scrape + 30 s evaluation + keep_firing_for (the 60 s allowance
+    # and a minute) + critical group_interval 1m, from the switch-off to the RESOLVED
+    held = catalogue.Expect("ExecutionNotRecorded", 0, 0)
+    assert p.resolve_s(held) == 15 + 30 + 120 + 60
 
 
 @pytest.mark.promtool
@@ -49,6 +53,7 @@ def test_compressed_rules_are_valid_and_every_duration_is_divided(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     alerts = {x["alert"]: x for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "alert" in x}
     assert alerts["OrderIntentsPendingTooMany"]["for"] == "20s"  # 10m / 30
+    assert alerts["ExecutionNotRecorded"]["keep_firing_for"] == "4s"  # 120s / 30
     assert alerts["SyntheticCheckFailed"]["for"] == "5m"  # the checks run on the wall clock
     assert "* 10 >= scalar(" in alerts["OrderIntentErrorRateHigh"]["expr"].replace("\n", " ").replace("  ", " ")  # rate5m * 300 -> * 10
     rules = {x["record"]: x["expr"] for f in out for g in yaml.safe_load(Path(f).read_text())["groups"] for x in g["rules"] if "record" in x}

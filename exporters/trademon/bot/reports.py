@@ -85,12 +85,17 @@ def _one(samples) -> float | None:
     return samples[0][1]
 
 
+def _check_name(labels: dict) -> str:
+    """A broker-truth alert and what it is about: its strategy (else its breaker) and symbol."""
+    scope = labels.get("strategy") or labels.get("breaker")
+    return (labels.get("alertname", "?") + (f" ({scope})" if scope else "")
+            + (f" ({labels['symbol']})" if labels.get("symbol") else ""))
+
+
 def broker_truth_line(alerts, master, working, oer) -> str:
     """/status: the broker-truth checks firing (trading system against IB), and what they stand on."""
     firing = [] if isinstance(alerts, BaseException) else sorted(
-        {f"{a['labels'].get('alertname', '?')}" + (f" ({a['labels']['strategy']})" if a["labels"].get("strategy") else "")
-                  + (f" ({a['labels']['symbol']})" if a["labels"].get("symbol") else "")
-         for a in alerts if a.get("annotations", {}).get("dashboard") == BROKER_TRUTH_DASHBOARD})
+        {_check_name(a["labels"]) for a in alerts if a.get("annotations", {}).get("dashboard") == BROKER_TRUTH_DASHBOARD})
     if isinstance(alerts, BaseException):
         head = "Broker truth: unknown (Alertmanager unreachable)"
     elif firing:

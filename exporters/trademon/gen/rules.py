@@ -27,6 +27,8 @@ import yaml
 
 from trademon import contract, grafana_uids
 from trademon.settings import paths, thresholds
+from trademon.settings.values import seconds
+from trademon.stack import timescale
 from trademon.contract import BOT, IB_DOWN_REASONS, IB_GATEWAY_LOG_ALERTS, IB_GATEWAY_LOG_ALERTS_COUNTER, TELEGRAM_REFUSALS, jobs_of_kind
 from trademon.thresholds import render as threshold_rules
 
@@ -73,6 +75,14 @@ class Alert:
     dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
     for_: str | None = None  # a key of the config holding the duration; None fires at once
     fast: bool = False  # evaluated in the money group, every ${money_evaluation_interval}
+    # A key of the config holding a count check's allowance: the alert keeps firing that long
+    # and HOLD_MARGIN_S more after its expression clears (keep_firing_for), see not_matched.
+    hold: str | None = None
+
+
+# An evaluation (30 s) and a scrape of the trading system (15 s), rounded up: what a count
+# check's allowance needs on top to bridge the gap a newly matched count opens.
+HOLD_MARGIN_S = 60.0
 
 
 def _q(name: str, q: float, by: str, window: str) -> str:
@@ -180,7 +190,10 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     earlier (min_over_time), and no verdict is given while ``behind``'s newest sample is older than
     ``ahead``'s, so the two scrapes' timing can only hide a miss, never make one up.
     Absent where ``behind`` reset in the window (its process restarted): its count would look
-    short. A reset of ``ahead`` makes its count short, which can only hide a miss."""
+    short. A reset of ``ahead`` makes its count short, which can only hide a miss.
+    Counts cannot tell which item is missing: a newer one matched at once hides the missing
+    one until it is itself ${after} old, so an alert on this is held (Alert.hold): its RESOLVED
+    would otherwise go out at each new order or fill while the missing one still is."""
     w = "${broker_truth_window}" + after
     ahead_now = f"sum by (strategy) ({ahead} offset {after})"
     ahead_delta = f"({ahead_now} - (sum by (strategy) ({ahead} offset {w}) or 0 * {ahead_now}))"
@@ -381,7 +394,7 @@ ALERTS: list[Alert] = [
           "trading system thinks it is working. Orders still count as missing until they leave the window.",
           # not in the money group: an hour's window every second costs more than it buys, with the
           # trading system scraped every 15 s
-          "broker"),
+          "broker", hold="order_unacked_critical_after"),
     Alert("ExecutionNotRecorded", "critical",
           not_matched("ib_executions_total", "trading_fills_recorded_total", "${execution_unrecorded_after}")
           + "\n  and on () (max(up{${trading}}) == 1)",
@@ -390,7 +403,7 @@ ALERTS: list[Alert] = [
           "${execution_unrecorded_after} ago (within the last ${broker_truth_window}) that the trading system has not "
           "recorded: its book and its position are wrong. Fills during an IB disconnect (1100) are not replayed on "
           "reconnect; the ib-exporter recovers them with reqExecutions, the trading system may not.",
-          "broker"),
+          "broker", hold="execution_unrecorded_after"),
     Alert("PositionDriftFromBroker", "critical",
           # allowed for: the working orders, and what IB filled in the last minute (four scrapes of
           # the trading system: its position is scraped apart from IB's)
@@ -429,7 +442,7 @@ ALERTS: list[Alert] = [
           '{{ printf "%.0f" $value }} order(s) the trading system sent for {{ $labels.strategy }} more than '
           "${order_unacked_warning_after} ago have not appeared at IB yet (OrderNotAcknowledgedByIB pages if they stay "
           "missing).",
-          "broker"),
+          "broker", hold="order_unacked_warning_after"),
     Alert("OrderEfficiencyRatioHigh", "warning",
           "max by (job) (ib_order_efficiency_ratio) > ${oer_warning} <= ${oer_max}\n"
           '  and on (job) sum by (job) (ib_order_actions_today{kind!="execution"}) >= ${oer_min_actions}',
@@ -839,11 +852,20 @@ def alert_expr(a: Alert, fill: Filler) -> str:
     return fill(_expr(a.expr.render()), expr=True)
 
 
+def keep_firing_for(a: Alert, fill: Filler) -> str | None:
+    """The alert's keep_firing_for: its hold's allowance and HOLD_MARGIN_S, or None."""
+    allowance = fill.duration(a.hold)
+    return timescale.fmt(seconds(allowance) + HOLD_MARGIN_S) if allowance else None
+
+
 def alert_rule(a: Alert, fill: Filler) -> dict:
     rule: dict[str, object] = {"alert": a.name, "expr": alert_expr(a, fill)}
     for_ = fill.duration(a.for_)
     if for_:
         rule["for"] = for_
+    held = keep_firing_for(a, fill)
+    if held:
+        rule["keep_firing_for"] = held
     rule["labels"] = {"severity": a.severity}
     by_account = None if isinstance(a.expr, str) else a.expr.key
     rule["annotations"] = {
@@ -920,15 +942,17 @@ def render_doc(root: Path) -> str:
         "",
         "Thresholds and durations come from `monitoring/config.yml`; what to do about each alert is in",
         "[runbooks.md](runbooks.md). Severities: `critical` pages, `warning` arrives silently, `info` only",
-        "reaches the file webhook. The `dashboard` annotation is a Grafana path.",
+        "reaches the file webhook. The `dashboard` annotation is a Grafana path. \"held\": the alert keeps firing",
+        "that long after its expression clears (`keep_firing_for`).",
         "",
         "| alert | severity | fires when | for | dashboard |",
         "| --- | --- | --- | --- | --- |",
     ]
     for a in ALERTS:
         expr = " ".join(alert_expr(a, fill).split()).replace("|", "\\|")  # one table row each, as for the recording rules
+        held = f"; held {k}" if (k := keep_firing_for(a, fill)) else ""
         lines.append(f"| [{a.name}](runbooks.md#{a.name.lower()}) | {a.severity} | `{expr}` | "
-                     f"{fill.duration(a.for_) or '-'} | `{grafana_uids.path(a.dashboard)}` |")
+                     f"{fill.duration(a.for_) or '-'}{held} | `{grafana_uids.path(a.dashboard)}` |")
     lines += ["", "## Recording rules", "",
               "Named `level:metric:operations`; alerts and dashboards share them.", "",
               "| rule | expression |", "| --- | --- |"]

@@ -14,7 +14,7 @@ END = "<!-- /scenario-catalogue -->"
 def block(root: Path) -> str:
     total = catalogue.demo_total_s(root)
     return (f"{BEGIN}\n{catalogue.markdown(root)}\nTimes are worst cases from the shipped intervals (scrape, evaluation, "
-            f"the rule's `for`, the route's group_wait; resolves: the route's group_interval) plus how long the "
+            f"the rule's `for`, the route's group_wait; resolves: the rule's `keep_firing_for`, the route's group_interval) plus how long the "
             f"simulator takes to cross the threshold. The whole guided demo (speed {catalogue.DEMO_SPEED:g}): at most "
             f"{catalogue.human(total)}; at speed 1: at most {catalogue.human(catalogue.demo_total_s(root, 1))}.\n{END}")
 

@@ -65,7 +65,7 @@ class Pipeline:
     """The alert path's own waits, in seconds, from the shipped configuration."""
     scrape: float
     evaluation: float
-    rules: dict  # alert -> (severity, for seconds)
+    rules: dict  # alert -> (severity, for seconds, keep_firing_for seconds)
     routes: dict  # severity -> (group_wait, group_interval)
 
     @classmethod
@@ -76,7 +76,8 @@ class Pipeline:
             for g in yaml.safe_load(f.read_text())["groups"]:
                 for r in g["rules"]:
                     if "alert" in r:
-                        rules[r["alert"]] = (r["labels"]["severity"], seconds(r["for"]) if "for" in r else 0.0)
+                        rules[r["alert"]] = (r["labels"]["severity"], seconds(r["for"]) if "for" in r else 0.0,
+                                             seconds(r["keep_firing_for"]) if "keep_firing_for" in r else 0.0)
         am = yaml.safe_load((root / "alertmanager" / "alertmanager.yml").read_text())["route"]
         default = (am["group_wait"], am["group_interval"])
         routes = {}
@@ -90,7 +91,7 @@ class Pipeline:
                    {**routes, "_default": (seconds(default[0]), seconds(default[1]))})
 
     def _waits(self, alert: str, speed: float) -> tuple[float, float, float, float]:
-        sev, for_s = self.rules[alert]
+        sev = self.rules[alert][0]
         gw, gi = self.routes.get(sev, self.routes["_default"])
         if speed == 1:
             return self.scrape, self.evaluation, gw, gi
@@ -106,9 +107,10 @@ class Pipeline:
 
     def resolve_s(self, e: Expect, speed: float = 1.0) -> float:
         """Worst case from switch-off to the resolved notification: clear, one scrape, one
-        evaluation and the route's group_interval (resolves go out with the next flush)."""
+        evaluation, the rule's keep_firing_for and the route's group_interval (resolves go out
+        with the next flush)."""
         scrape, ev, _, gi = self._waits(e.alert, speed)
-        return e.clear_s / speed + scrape + ev + gi
+        return e.clear_s / speed + scrape + ev + self.rules[e.alert][2] / speed + gi
 
     def severity(self, alert: str) -> str:
         return self.rules[alert][0]

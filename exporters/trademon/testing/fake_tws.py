@@ -24,6 +24,7 @@ import logging
 import struct
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 log = logging.getLogger("trademon.testing.fake_tws")
@@ -40,6 +41,10 @@ REQ_CURRENT_TIME, REQ_MARKET_DATA_TYPE, REQ_POSITIONS = 49, 59, 61
 REQ_ACCOUNT_SUMMARY, CANCEL_ACCOUNT_SUMMARY, CANCEL_POSITIONS, START_API = 62, 63, 64, 71
 REQ_PNL, CANCEL_PNL, REQ_PNL_SINGLE, CANCEL_PNL_SINGLE = 92, 93, 94, 95
 REQ_ACCOUNT_DATA, REQ_ACCOUNT_UPDATES_MULTI = 6, 76  # what ib_insync asks at every connect
+# Requests that place, change, cancel or take over orders (placeOrder, cancelOrder,
+# reqGlobalCancel, exerciseOptions, and reqAutoOpenOrders, which binds TWS's own orders to the
+# client): a read-only client sends none (the stand-in counts every request in ``received``).
+ORDER_CHANGING_REQUESTS = frozenset({3, 4, 58, 21, REQ_AUTO_OPEN_ORDERS})
 
 
 def encode(*fields) -> bytes:
@@ -131,6 +136,7 @@ class FakeTWS:
         self.farm_messages = list(farm_messages)
         self.sessions: list[Session] = []
         self.connections_total = 0
+        self.received: Counter[int] = Counter()  # message id -> requests received, every session
         self.positions: dict[tuple[str, int], dict] = {}  # (account, conId) -> {contract, qty, avg, mv}
         self.pnl: dict[str, tuple[float, float, float]] = {}
         self.account_values: dict[tuple[str, str], tuple[str, str]] = {}  # (account, tag) -> (value, ccy)
@@ -465,6 +471,8 @@ class FakeTWS:
                 if not fields:
                     continue
                 session.requests.append(fields)  # received even when frozen: it just is not answered
+                if fields[0].isdigit():
+                    self.received[int(fields[0])] += 1
                 if session.frozen:
                     continue
                 try:
