@@ -6,7 +6,9 @@ Not a test: it prints figures. Target (issue 23): the shipped Kubernetes limit (
 
 The alert-sink runs twice in the same run: with the body budget out of the way
 (TRADEMON_HTTP_BODY_BUDGET of 1 TiB: every body read and parsed at once, as before the
-budget) and with the default budget (one 16 MiB body in flight, 503 past it). Each line is
+budget) and with the default budget (one 16 MiB body in flight, 503 past it), first with
+bodies that are one long text, then with dense ones (within MAX_VALUES, nearly all small
+JSON values: the budget weighs each value with what it parses into). Each line is
 the process's peak resident memory (VmHWM) before and after the burst, the answers by status
 and the ratio of the two runs' peaks. The bot is sent the same burst without its webhook token:
 it refuses each before reading the body.
@@ -32,8 +34,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "exporters"), 
 
 from tests.support.procs import free_port, start, wait_http  # noqa: E402
 from tests.support.standins import TelegramStandIn  # noqa: E402
+from tests.test_hardening import SMALL_ALERT, dense_notification  # noqa: E402
 from tests.test_security import PAYLOAD  # noqa: E402
-from trademon.alertmanager.payload import MAX_BODY  # noqa: E402
+from trademon.alertmanager.payload import MAX_BODY, MAX_VALUES  # noqa: E402
+from trademon.runtime.httpguard import json_values_at_most  # noqa: E402
 
 BOT_TOKEN = "7312345678:AAG-fakeTelegramToken_abcdefghijklmnop"
 
@@ -68,7 +72,7 @@ def run(name: str, cmd: list[str], env: dict, health: str, url: str, data: bytes
         before = peak_mib(p.popen.pid)
         codes = burst(url, data, parallel, headers)
         after = peak_mib(p.popen.pid)
-        print(f"{name:<34} peak RSS {before:6.0f} -> {after:6.0f} MiB   answers {codes}")
+        print(f"{name:<38} peak RSS {before:6.0f} -> {after:6.0f} MiB   answers {codes}")
         return after
     finally:
         p.close()
@@ -84,15 +88,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         peaks = {}
-        for label, budget in (("alert-sink, no budget (before)", str(1 << 40)), ("alert-sink, default budget", None)):
-            port = free_port()
-            env = {"TRADEMON_ALERT_SINK_PORT": str(port), "TRADEMON_ALERT_SINK_FILE": str(tmp / f"{port}.jsonl")}
-            if budget:
-                env["TRADEMON_HTTP_BODY_BUDGET"] = budget
-            base = f"http://127.0.0.1:{port}"
-            peaks[label] = run(label, [*py, "alert-sink"], env, f"{base}/healthz", f"{base}/alerts", data, a.parallel, tmp / f"{port}.log")
-        before, after = peaks.values()
-        print(f"alert-sink peak, default budget / no budget: {after / before:.2f}")
+        dense = dense_notification(len(SMALL_ALERT) * MAX_VALUES // 7, SMALL_ALERT)  # within MAX_VALUES
+        print(f"dense bodies: {len(dense) / (1 << 20):.1f} MiB holding {json_values_at_most(dense)} JSON values each")
+        for kind, sent in (("", data), (", dense", dense)):
+            for label, budget in ((f"alert-sink{kind}, no budget (before)", str(1 << 40)), (f"alert-sink{kind}, default budget", None)):
+                port = free_port()
+                env = {"TRADEMON_ALERT_SINK_PORT": str(port), "TRADEMON_ALERT_SINK_FILE": str(tmp / f"{port}.jsonl")}
+                if budget:
+                    env["TRADEMON_HTTP_BODY_BUDGET"] = budget
+                base = f"http://127.0.0.1:{port}"
+                peaks[label] = run(label, [*py, "alert-sink"], env, f"{base}/healthz", f"{base}/alerts", sent, a.parallel, tmp / f"{port}.log")
+            before, after = list(peaks.values())[-2:]
+            print(f"alert-sink{kind} peak, default budget / no budget: {after / before:.2f}")
         telegram = TelegramStandIn(BOT_TOKEN)
         try:
             port = free_port()

@@ -699,3 +699,35 @@ def test_ack_watch_asks_alertmanager_nothing_while_nothing_is_acknowledged(tmp_p
     asyncio.run(watch.turn())
     assert t.h.store.acknowledged(50) == []
     t.run()
+
+
+def test_ack_watch_outlives_a_state_directory_that_takes_no_write(tmp_path):
+    """An acknowledged page resolving while the disk is full: the write of its end raised
+    sqlite3's error out of the loop, which ended the bot (its supervisor starts it again into the
+    same full disk). The next turn tries again, as the outbox and the escalation do."""
+    import dataclasses
+    import sqlite3
+
+    from trademon.bot.acks import AckWatch
+
+    t = _Telegram(tmp_path)
+    watch = AckWatch(dataclasses.replace(t.cfg, ack_check_s=0.01), t.h.store, t.tg, None, None, t.signer, t.rb)
+    turns = []
+
+    async def turn():
+        turns.append(1)
+        if len(turns) <= 2:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    watch.turn = turn
+
+    async def main():
+        running = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.3)
+        alive = not running.done()
+        running.cancel()
+        return alive
+
+    assert asyncio.run(main()) and len(turns) > 3, turns
+    t.run()
+

@@ -303,6 +303,59 @@ def test_parallel_maximum_bodies_stay_within_the_memory_budget(tmp_path):
         p.close()
 
 
+SMALL_ALERT = b'{"status":"firing","labels":{"a":"b"},"startsAt":""}'  # valid, 5 JSON values a copy
+
+
+def dense_notification(size: int, alert: bytes = b"{}") -> bytes:
+    """A body of about ``size`` bytes that is nearly all JSON values: ``alert`` again and again."""
+    head, tail = b'{"version":"4","status":"firing","receiver":"x","groupKey":"g","alerts":[', b"]}"
+    return head + b",".join([alert] * ((size - len(head) - len(tail)) // (len(alert) + 1))) + tail
+
+
+@pytest.mark.parametrize("alert", [b"{}", b'{"status":"firing","labels":{"a":1},"startsAt":""}'], ids=["empty", "bad-labels"])
+def test_a_dense_body_is_refused_before_it_is_parsed_and_memory_stays_bounded(tmp_path, alert):
+    """The body budget counts bytes, but what a body parses into depends on how many values it
+    holds: 16 MiB of empty alerts (5.6 million) took the alert-sink past 1.3 GB and kept its event
+    loop (/healthz too) for over a minute. Values are counted in the raw body first."""
+    from tests.test_security import pid_of, vmhwm_kb
+    from trademon.alertmanager.payload import MAX_BODY
+
+    url, p, path = start_sink(tmp_path)
+    try:
+        before = vmhwm_kb(pid_of(p))
+        r = requests.post(f"{url}/alerts", data=dense_notification(MAX_BODY - 1024, alert), headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 413 and "values" in r.text, (r.status_code, r.text[:300])
+        grown = (vmhwm_kb(pid_of(p)) - before) // 1024
+        assert grown < 100, f"peak memory grew {grown} MiB for one dense 16 MiB body"
+        assert requests.get(f"{url}/healthz", timeout=5).ok and not path.exists()
+    finally:
+        p.close()
+
+
+def test_parallel_dense_bodies_are_weighed_by_their_values(tmp_path):
+    """Bodies of 1.5 MiB holding 166,000 values each (within the limit) parse into ~40 MiB each:
+    counted by their bytes, ten went in at once (+175 MiB). The budget weighs each value too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_security import pid_of, vmhwm_kb
+    from trademon.alertmanager.payload import MAX_VALUES
+
+    body = dense_notification(len(SMALL_ALERT) * MAX_VALUES // 7, SMALL_ALERT)
+    url, p, path = start_sink(tmp_path)
+    try:
+        before = vmhwm_kb(pid_of(p))
+
+        def post(_):
+            return requests.post(f"{url}/alerts", data=body, headers={"Content-Type": "application/json"}, timeout=60).status_code
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(post, range(10)))
+        grown = (vmhwm_kb(pid_of(p)) - before) // 1024
+        assert set(codes) <= {200, 503} and 200 in codes, codes
+        assert grown < 100, f"peak memory grew {grown} MiB for 10 parallel dense bodies ({codes.count(200)} taken)"
+    finally:
+        p.close()
+
+
 def test_the_bot_refuses_a_webhook_call_without_its_token_before_reading_the_body(tmp_path):
     import socket
 

@@ -124,6 +124,25 @@ def test_a_number_no_alert_reads_is_refused_with_the_key_it_resembles(tmp_path):
     assert r.check().live
 
 
+def test_a_duration_edited_is_not_live_until_the_rules_are_generated(tmp_path):
+    """A duration (or the currency) is written into the alert rules by `trademon gen`, not a
+    series: edited and reloaded, it was reported "thresholds live" while the alert kept the old
+    one. Not live (it pages), named with the command that applies it; live once the rules carry it."""
+    from trademon.gen import rules as gen_rules
+
+    root = checkout(tmp_path)
+    r = watch.Renderer(root, tmp_path / "out", [])
+    assert r.check().live
+    edit(root, "critical", "tws_lost_for", "2m")
+    edit(root, "critical", "daily_loss_limit", -650)
+    outcome = r.check()
+    assert not outcome.live and "vector(-650)" in r.target.read_text(), outcome.message  # the number went live all the same
+    assert "critical: tws_lost_for: 1m in the alert rules, 2m in monitoring/config.yml" in outcome.message, outcome.message
+    assert "`trademon gen`" in outcome.message and "trademon_thresholds_last_reload_successful 0.0" in live(r)
+    (root / gen_rules.ALERTS_FILE).write_text(gen_rules.render_alerts(root))  # the rules generated again
+    assert r.check().live, r.outcome  # seen without another edit of the config
+
+
 def test_a_prometheus_that_refuses_the_reload_is_not_live(tmp_path):
     """A reload answered with an error: not live (it pages), retried at the next poll."""
     with answering_500(b"failed to reload config") as port:

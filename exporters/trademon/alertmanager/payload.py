@@ -2,26 +2,46 @@
 trademon's (the alert-sink and the bot).
 
 ``parse`` returns the payload as a dict or raises ``Rejected`` with the HTTP status, a short
-reason for metrics and a detail naming what is wrong: 413 for a body over ``MAX_BODY``, 400
-for anything that is not a version-4 notification (Alertmanager does not retry a 4xx).
+reason for metrics and a detail naming what is wrong: 413 for a body over ``MAX_BODY`` or
+holding more than ``MAX_VALUES`` JSON values, 400 for anything that is not a version-4
+notification (Alertmanager does not retry a 4xx).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from trademon.runtime.httpguard import json_values_at_most
 
 MAX_BODY = 16 * 1024 * 1024
+# What a body parses into grows with the values it holds, not its bytes: 16 MiB of empty alerts
+# (5.6 million) took the alert-sink past 1.3 GB and held its event loop over a minute. Counted
+# in the raw body before parsing (every value but a container's first follows a comma; strings'
+# commas count too: an upper bound); a large real notification of ~25 values an alert stays far
+# below (8,000 alerts in one notification).
+MAX_VALUES = 200_000
+
+
+def _strings(v):
+    """A label set is names to strings, checked as a whole: one error, not one per value (a set
+    of 200,000 numbers made 200,000 errors, 300 MB)."""
+    if isinstance(v, dict) and not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        raise ValueError("every name and value must be a string")
+    return v
+
+
+Strings = Annotated[dict[str, str], BeforeValidator(_strings)]
 
 
 class WebhookAlert(BaseModel):
     model_config = ConfigDict(extra="allow")
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
+    labels: Strings
+    annotations: Strings = {}
     startsAt: str
     endsAt: str | None = None
     fingerprint: str | None = None
@@ -35,10 +55,10 @@ class WebhookPayload(BaseModel):
     status: Literal["firing", "resolved"]
     receiver: str
     groupKey: str
-    alerts: list[WebhookAlert]
-    groupLabels: dict[str, str] = {}
-    commonLabels: dict[str, str] = {}
-    commonAnnotations: dict[str, str] = {}
+    alerts: list[WebhookAlert] = Field(fail_fast=True)  # the first bad alert is the answer, not a million errors
+    groupLabels: Strings = {}
+    commonLabels: Strings = {}
+    commonAnnotations: Strings = {}
     externalURL: str = ""
 
 
@@ -93,6 +113,9 @@ def parse(body: bytes) -> dict:
     """The payload as a dict, or Rejected naming what is wrong with it."""
     if len(body) > MAX_BODY:
         raise Rejected(413, "too_large", f"body of {len(body)} bytes is over the {MAX_BODY}-byte limit")
+    if (values := json_values_at_most(body)) > MAX_VALUES:
+        raise Rejected(413, "too_many_values", f"body holds up to {values} JSON values, over the limit of {MAX_VALUES} "
+                                               "(an Alertmanager notification holds about 25 an alert)")
     try:
         doc = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -40,6 +40,8 @@ class AckWatch:
                 await self.turn()
             except (UpstreamError, TelegramError) as e:  # Alertmanager or Telegram away: the next turn asks again
                 log.warning("acknowledgements not checked this turn", extra={"error": str(e)[:200]})
+            except Exception as e:  # noqa: BLE001 - the loop must outlive any one fault (a state directory that takes no write)
+                log.error("acknowledgements not worked this turn", extra={"error": f"{type(e).__name__}: {str(e)[:200]}"})
             await asyncio.sleep(self.cfg.ack_check_s)
 
     async def turn(self) -> None:

@@ -631,9 +631,10 @@ ALERTS: list[Alert] = [
           "max by (job, instance) (trademon_thresholds_last_reload_successful{${trademon}}) == 0\n"
           "  or absent(" + threshold_rules.default("daily_loss_limit") + ")",
           "The thresholds in monitoring/config.yml are not the ones in force",
-          "{{ if $labels.job }}{{ $labels.job }} refused the monitoring/config.yml on disk (or Prometheus did not reload it) "
-          "for more than ${thresholds_not_live_for}: the alerts, dashboards and bot still use the thresholds of the last "
-          "config that went live. Its log names the key and the fix; `trademon thresholds --reload` prints it."
+          "{{ if $labels.job }}{{ $labels.job }} refused the monitoring/config.yml on disk (or Prometheus did not reload it, "
+          "or a duration edited awaits `trademon gen`) for more than ${thresholds_not_live_for}: the alerts, dashboards "
+          "and bot still use the thresholds of the last config that went live. Its log names the key and the fix; "
+          "`trademon thresholds --reload` prints it."
           "{{ else }}Prometheus has no threshold series (trademon:threshold:*): every alert that compares with a "
           "threshold (loss limit, exposure, error ratios, latency) is blind. The thresholds service is not running "
           "or its rules are not loaded.{{ end }}",
@@ -897,8 +898,8 @@ HEADER = """\
 """
 
 
-def _dump(doc: dict, what: str) -> str:
-    return HEADER + f"# {what}\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
+def _dump(doc: dict, what: str, stamp: str = "") -> str:
+    return HEADER + stamp + f"# {what}\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
 
 
 def render_rules(root: Path) -> str:
@@ -915,7 +916,8 @@ def render_alerts(root: Path, fill: Filler | None = None) -> str:
         {"name": ALERTS_GROUP, "rules": [alert_rule(a, fill) for a in ALERTS if not a.fast]},
     ]}
     thresholds.refuse_unread(root, set(fill.thresholds), fill.used)
-    return _dump(doc, "Alerts of the trademon alert contract (monitoring/runbooks.md has one section per alert).")
+    return _dump(doc, "Alerts of the trademon alert contract (monitoring/runbooks.md has one section per alert).",
+                 threshold_rules.stamp(root))
 
 
 def used_thresholds(root: Path) -> tuple[set[str], set[str]]:

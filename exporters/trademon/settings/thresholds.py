@@ -109,12 +109,23 @@ def refuse_unread(root: Path, keys: set[str], read: set[str]) -> None:
         return
     import difflib
 
-    data = load_config(root)
-    where = {k: section for section in SECTIONS for k in (data.get(section) or {})}
     key = unread[0]
     like = difflib.get_close_matches(key, sorted(read), n=1)
-    raise ConfigError.in_file(path(root), f"{where.get(key, '?')}: {key}: no alert rule compares with it (monitoring/rules/)"
+    raise ConfigError.in_file(path(root), f"{named(root, key)}: no alert rule compares with it (monitoring/rules/)"
                               + (f"; did you mean {like[0]}?" if like else "; remove it, or write the rule that reads it"))
+
+
+def named(root: Path, key: str) -> str:
+    """``key`` as the trader finds it in the file: ``section: key`` (the currency is top-level)."""
+    data = load_config(root)
+    return next((f"{section}: {key}" for section in SECTIONS if key in (data.get(section) or {})), key)
+
+
+def written_in(root: Path) -> dict[str, str]:
+    """The thresholds that are not numbers (durations, the currency): `trademon gen` writes
+    them into the alert rules, where no reload reaches them."""
+    nums = numbers(root)
+    return {k: str(v) for k, v in load(root).items() if k not in nums}
 
 
 def currency(root: Path) -> str:

@@ -12,6 +12,7 @@ The PromQL helpers below are the one way the alerts and dashboards look a thresh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -66,6 +67,37 @@ def template_account_value(key: str, fmt: str = 'printf "%g"') -> str:
     q = series(key) + "{account=%q} or on () " + default(key)
     return ("{{ with printf `" + q + "` $labels.account | query }}{{ . | first | value | " + fmt
             + " }}{{ else }}unknown{{ end }}")
+
+
+# The generated alert rules say which durations and currency they were written with, so the
+# running service can tell an edit of one (a `trademon gen` away) from a number (a reload away).
+STAMP = "# Written in from monitoring/config.yml (durations, currency; `trademon thresholds` compares): "
+
+
+def stamp(root: Path) -> str:
+    return STAMP + json.dumps(thresholds.written_in(root), sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def stamped(rules_dir: Path) -> dict[str, str] | None:
+    """What the generated rules were written with (None: no stamped rules here)."""
+    for f in sorted(rules_dir.glob("*.yml")) if rules_dir.is_dir() else []:
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.startswith("#"):
+                    break
+                if line.startswith(STAMP):
+                    return json.loads(line[len(STAMP):])
+    return None
+
+
+def not_written_in(root: Path, rules_dir: Path) -> list[str]:
+    """Each duration or currency of monitoring/config.yml that differs from the rules': how."""
+    was = stamped(rules_dir)
+    if was is None:
+        return []
+    now = thresholds.written_in(root)
+    return [f"{thresholds.named(root, k)}: {was.get(k, '(none)')} in the alert rules, {now[k]} in monitoring/config.yml"
+            for k in sorted(now) if was.get(k) != now[k]]
 
 
 def _num(v: float) -> str:

@@ -83,9 +83,12 @@ class Renderer:
         self._lock = threading.Lock()
 
     def _digest(self) -> str:
+        """Of the config and of what the generated rules were written with (`trademon gen`
+        run after a duration's edit makes it live without another edit of the config)."""
         try:
-            return hashlib.sha256(thresholds.path(self.root).read_bytes()).hexdigest()
-        except OSError as e:
+            stamp = json.dumps(render.stamped(self.root / "monitoring" / "rules"), sort_keys=True)
+            return hashlib.sha256(thresholds.path(self.root).read_bytes() + stamp.encode()).hexdigest()
+        except (OSError, ValueError) as e:
             return f"unreadable: {e}"
 
     def check(self) -> Outcome | None:
@@ -121,6 +124,14 @@ class Renderer:
         self.reload_failed = bool(failed)
         if failed:
             return self._done(Outcome(False, "threshold rules rendered, but Prometheus did not reload them: " + "; ".join(failed)))
+        try:
+            stale = render.not_written_in(self.root, self.root / "monitoring" / "rules")
+        except (thresholds.ConfigError, OSError, ValueError) as e:
+            stale = [f"the generated rules' record of their durations is unreadable ({e})"]
+        if stale:
+            return self._done(Outcome(False, "the numbers are live, but not " + "; ".join(stale) + ": durations and the "
+                                      "currency are written into monitoring/rules/ by `trademon gen`; run it and reload "
+                                      "Prometheus (curl -X POST localhost:9090/-/reload), or put the value back"))
         return self._done(Outcome(True, f"thresholds live: {len(thresholds.numbers(self.root))} series"
                                         f"{' (rendered and reloaded)' if changed else ' (unchanged)'}"))
 
