@@ -603,3 +603,32 @@ def test_a_serving_port_keeps_a_listen_queue_for_a_burst_of_2000():
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert httpguard.LISTEN_BACKLOG >= 2000
     assert asyncio.run(main()) == min(httpguard.LISTEN_BACKLOG, somaxconn)
+
+
+def test_a_kept_alive_connection_is_answered_without_waiting_for_an_ack():
+    """asyncio turns Nagle's algorithm off only for sockets made with proto IPPROTO_TCP, and the
+    listening socket was made with proto 0: every answer on a kept-alive connection (Prometheus's
+    scrapes) waited ~40 ms for the client's delayed ACK between its head and its body."""
+    import asyncio
+    import socket
+
+    from tests.test_supervision import _runner, _until_started
+
+    runner = _runner([])
+
+    async def main():
+        serving = asyncio.create_task(runner.serve())
+        try:
+            await _until_started(runner)
+            r, w = await asyncio.open_connection("127.0.0.1", runner.listeners[0].port)
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await r.readline()
+            (conn,) = runner._sockets["t"].cap.live
+            w.close()
+            return conn.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            runner.stop()
+            await serving
+
+    assert asyncio.run(main()) != 0
+

@@ -66,7 +66,9 @@ class PortInUse(Exception):
 def bind(host: str, port: int, variable: str | None = None) -> httpguard.CappedSocket:
     """Bind now, so a port in use is one clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = httpguard.CappedSocket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on such sockets, and
+    # with it on, each answer on a kept-alive connection waited ~40 ms for the client's ACK
+    sock = httpguard.CappedSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
