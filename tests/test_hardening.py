@@ -238,6 +238,7 @@ def test_bot_outbox_outlives_a_full_state_directory_and_readiness_says_so(tmp_pa
             filler = fill(fs)
             wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 503, 15, what="/readyz 503 with the state directory full")
             assert "state directory" in requests.get(f"{url}/readyz", timeout=5).text
+            assert "trademon_bot_outbox_pending 7.0" in requests.get(f"{url}/metrics", timeout=5).text  # it read 0 while 7 waited
             telegram.fail_for(0)  # Telegram back while the disk is still full: a send can go, its record cannot
             time.sleep(8)
             assert p.popen.poll() is None

@@ -27,7 +27,9 @@ FLAGS = {
     "--accounts": ("TRADEMON_SIM_ACCOUNTS", f"comma list of account ids (default {','.join(_D.accounts)})"),
     "--symbols": ("TRADEMON_SIM_SYMBOLS", f"comma list of symbols (default {','.join(_D.symbols)})"),
     "--strategies": ("TRADEMON_SIM_STRATEGIES", f"comma list of strategies (default {','.join(_D.strategies)})"),
-    "--daily-loss-limit": ("TRADEMON_SIM_DAILY_LOSS_LIMIT", "negative; default: daily_loss_limit of monitoring/config.yml"),
+    "--daily-loss-limit": ("TRADEMON_SIM_DAILY_LOSS_LIMIT",
+                           "negative; default: Prometheus's trademon:threshold:daily_loss_limit with TRADEMON_SIM_PROMETHEUS_URL "
+                           f"(followed as it is reloaded), else {_D.daily_loss_limit:g}, the shipped config's"),
     "--exposure-limit": ("TRADEMON_SIM_EXPOSURE_LIMIT", f"gross exposure limit per account (default {_D.exposure_limit:g})"),
     "--log-level": ("TRADEMON_LOG_LEVEL", "debug, info, warning or error (default info)"),
     **{f"--{name}-port": (port_env_variable(name), "port" + (f" (default {JOBS[name].port})" if name in JOBS else f" (default {SIM_CONTROL_PORT})"))
