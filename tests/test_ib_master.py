@@ -32,6 +32,7 @@ def test_master_client_sees_orders_and_recovers_a_fill_lost_in_a_disconnect(tws,
     wait_for(lambda: ex.value("ib_master_client") == 1 or tws.place_order(next(more), "MSFT", "BUY", 1, client_id=OTHER)
              and False, 10, interval=0.5, what="ib_master_client 1")
     ex.wait_value(1, "ib_active_orders", symbol="AAPL", side="BUY")
+    assert ex.value("ib_strategy_working_orders", strategy="momentum") == 1  # what momentum's breaker must cancel
     assert requests.get(ex.url + "/status", timeout=5).json()["other_client_ids_seen"] == [OTHER]
     tws.go_down()
     ex.wait_value(0, "ib_connected")
@@ -41,6 +42,7 @@ def test_master_client_sees_orders_and_recovers_a_fill_lost_in_a_disconnect(tws,
     ex.wait_value(1, "ib_executions_total", strategy="momentum")  # recovered with reqExecutions
     ex.wait_value(0, "ib_working_orders")
     assert ex.value("ib_active_orders", symbol="AAPL", side="BUY") is None
+    assert ex.value("ib_strategy_working_orders", strategy="momentum") is None
     # it read every client's orders and executions (at each connect) and never placed, changed,
     # cancelled or took over one
     assert tws.received[REQ_ALL_OPEN_ORDERS] >= 2 and tws.received[REQ_EXECUTIONS] >= 2

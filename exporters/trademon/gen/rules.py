@@ -75,14 +75,19 @@ class Alert:
     dashboard: str  # a key of trademon.grafana_uids.DASHBOARDS
     for_: str | None = None  # a key of the config holding the duration; None fires at once
     fast: bool = False  # evaluated in the money group, every ${money_evaluation_interval}
-    # A key of the config holding a count check's allowance: the alert keeps firing that long
-    # and HOLD_MARGIN_S more after its expression clears (keep_firing_for), see not_matched.
+    # A check's allowance for what is in flight (a duration, or ``${key}`` of the config): the
+    # alert keeps firing that long and HOLD_MARGIN_S more after its expression clears
+    # (keep_firing_for). Newer orders, fills or fill quantity can only hide what the check
+    # found missing, for that long (see not_matched): no RESOLVED while they do.
     hold: str | None = None
 
 
 # An evaluation (30 s) and a scrape of the trading system (15 s), rounded up: what a count
 # check's allowance needs on top to bridge the gap a newly matched count opens.
 HOLD_MARGIN_S = 60.0
+# What IB filled this long ago or less may not be in the trading system's scraped position yet
+# (four of its scrapes): PositionDriftFromBroker allows for it.
+DRIFT_FILL_WINDOW = "1m"
 
 
 def _q(name: str, q: float, by: str, window: str) -> str:
@@ -394,7 +399,7 @@ ALERTS: list[Alert] = [
           "trading system thinks it is working. Orders still count as missing until they leave the window.",
           # not in the money group: an hour's window every second costs more than it buys, with the
           # trading system scraped every 15 s
-          "broker", hold="order_unacked_critical_after"),
+          "broker", hold="${order_unacked_critical_after}"),
     Alert("ExecutionNotRecorded", "critical",
           not_matched("ib_executions_total", "trading_fills_recorded_total", "${execution_unrecorded_after}")
           + "\n  and on () (max(up{${trading}}) == 1)",
@@ -403,18 +408,18 @@ ALERTS: list[Alert] = [
           "${execution_unrecorded_after} ago (within the last ${broker_truth_window}) that the trading system has not "
           "recorded: its book and its position are wrong. Fills during an IB disconnect (1100) are not replayed on "
           "reconnect; the ib-exporter recovers them with reqExecutions, the trading system may not.",
-          "broker", hold="execution_unrecorded_after"),
+          "broker", hold="${execution_unrecorded_after}"),
     Alert("PositionDriftFromBroker", "critical",
           # allowed for: the working orders, and what IB filled in the last minute (four scrapes of
           # the trading system: its position is scraped apart from IB's)
           "account_symbol:trading_position_drift:abs\n"
           "  > (sum by (account, symbol) (ib_working_order_quantity) or 0 * account_symbol:trading_position_drift:abs)\n"
-          "    + (sum by (account, symbol) (increase(ib_filled_quantity_total[1m])) or 0 * account_symbol:trading_position_drift:abs)",
+          f"    + (sum by (account, symbol) (increase(ib_filled_quantity_total[{DRIFT_FILL_WINDOW}])) or 0 * account_symbol:trading_position_drift:abs)",
           "Position of {{ $labels.symbol }} on {{ $labels.account }} differs from IB's",
           "The trading system's position in {{ $labels.symbol }} on account {{ $labels.account }} differs from IB's by "
           '{{ printf "%g" $value }} (shares or contracts), more than its working orders could explain, for more than '
           "${position_drift_for}. Checked all the time, so after every reconnect and at the session's end too.",
-          "broker", for_="position_drift_for", fast=True),
+          "broker", for_="position_drift_for", fast=True, hold=DRIFT_FILL_WINDOW),
     Alert("BreakerLeakingOrders", "critical",
           breaker_leak(),
           "Circuit breaker {{ $labels.breaker }} open but {{ $value }} order(s) still working at IB",
@@ -442,7 +447,7 @@ ALERTS: list[Alert] = [
           '{{ printf "%.0f" $value }} order(s) the trading system sent for {{ $labels.strategy }} more than '
           "${order_unacked_warning_after} ago have not appeared at IB yet (OrderNotAcknowledgedByIB pages if they stay "
           "missing).",
-          "broker", hold="order_unacked_warning_after"),
+          "broker", hold="${order_unacked_warning_after}"),
     Alert("OrderEfficiencyRatioHigh", "warning",
           "max by (job) (ib_order_efficiency_ratio) > ${oer_warning} <= ${oer_max}\n"
           '  and on (job) sum by (job) (ib_order_actions_today{kind!="execution"}) >= ${oer_min_actions}',
@@ -854,8 +859,7 @@ def alert_expr(a: Alert, fill: Filler) -> str:
 
 def keep_firing_for(a: Alert, fill: Filler) -> str | None:
     """The alert's keep_firing_for: its hold's allowance and HOLD_MARGIN_S, or None."""
-    allowance = fill.duration(a.hold)
-    return timescale.fmt(seconds(allowance) + HOLD_MARGIN_S) if allowance else None
+    return timescale.fmt(seconds(fill(a.hold)) + HOLD_MARGIN_S) if a.hold else None
 
 
 def alert_rule(a: Alert, fill: Filler) -> dict:
