@@ -193,8 +193,9 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     within ${broker_truth_window}) ``behind`` has not matched. Raw counter values, not
     increase(): its extrapolation would blur single orders. ``behind``'s window starts a minute
     earlier (min_over_time), and no verdict is given while ``behind``'s newest sample is older than
-    ``ahead``'s, nor while the window holds ``behind``'s first samples and not ``ahead``'s, so the
-    two scrapes' timing can only hide a miss, never make one up.
+    ``ahead``'s, nor while the window holds ``behind``'s first samples and not ``ahead``'s or
+    ``behind``'s begin after ``ahead``'s sample, so the two scrapes' timing can only hide a miss,
+    never make one up.
     Absent where ``behind`` reset in the window (its process restarted): its count would look
     short. A reset of ``ahead`` makes its count short, which can only hide a miss.
     Counts cannot tell which item is missing: a newer one matched at once hides the missing
@@ -214,10 +215,17 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     # ``ahead``'s whole count would be held against ``behind``'s window alone: no verdict then
     # (it paged once an hour after every start).
     unstarted = f"sum by (strategy) (min_over_time({behind}[1m] offset {w})) unless on (strategy) sum by (strategy) ({ahead} offset {w})"
+    # ``behind``'s window starts a minute early so that it holds a sample from before ``ahead``'s
+    # sample it is held against; where its first sample in the window is later (the window at a
+    # cold start: the two first scrapes came 13 ms apart), it may already count what ``ahead``
+    # counted after its sample: no verdict then.
+    late_start = (f"min by (strategy) (min_over_time(timestamp({behind})[1m:1s] offset {w}))"
+                  f" > max by (strategy) (timestamp({ahead} offset {w}))")
     return (f"{ahead_delta}\n  - ({behind_delta} or 0 * {ahead_delta})\n  > 0\n"
             f"  unless on (strategy) (sum by (strategy) (resets({behind}[{w}])) > 0)\n"
             f"  unless on (strategy) ({stale})\n"
-            f"  unless on (strategy) ({unstarted})")
+            f"  unless on (strategy) ({unstarted})\n"
+            f"  unless on (strategy) ({late_start})")
 
 
 def unacknowledged(after: str) -> str:
