@@ -337,7 +337,10 @@ def test_slow_and_idle_clients_are_cut_and_health_keeps_answering_at_the_fd_limi
         for s in conns:
             s.settimeout(0.5)
             try:
-                if s.recv(100) in (b"",) :
+                got = s.recv(300)
+                if got.startswith(b"HTTP/1.1 503 "):  # pushed out by the cap before its head was whole
+                    got = s.recv(300)  # then closed
+                if got == b"":
                     closed += 1
             except (TimeoutError, ConnectionResetError):
                 closed += isinstance(sys.exc_info()[1], ConnectionResetError)
