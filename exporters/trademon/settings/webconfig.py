@@ -2,13 +2,14 @@
 
 - ``TRADEMON_WEB_CONFIG_FILE``: a YAML file in the format of Prometheus's ``--web.config.file``
   (exporter-toolkit): ``tls_server_config: {cert_file, key_file}`` serves HTTPS;
-  ``basic_auth_users: {name: bcrypt hash}`` asks for basic auth on every path but /healthz.
+  ``basic_auth_users: {name: bcrypt hash}`` asks for basic auth on every path but /healthz and /readyz.
   Relative paths are relative to the file. Make a hash with
   ``python3 -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass.getpass().encode(), bcrypt.gensalt()).decode())'``
   (or ``htpasswd -nBC 10 "" | tr -d ':\\n'``).
-- ``TRADEMON_API_TOKEN`` (or ``TRADEMON_API_TOKEN_FILE``): a shared bearer token that the
+- ``TRADEMON_API_TOKEN`` (or ``TRADEMON_API_TOKEN_FILE``): a shared bearer token that every
+  path but /healthz and /readyz then asks for as ``Authorization: Bearer <token>``; the
   control and webhook endpoints (the simulator's scenario switch and test hooks, the
-  alert-sink's POST /alerts) require as ``Authorization: Bearer <token>``.
+  alert-sink's POST /alerts) take only the token, the other paths the token or basic auth.
 
 Neither is set by default: the services listen on 127.0.0.1 unless told otherwise.
 """
@@ -87,9 +88,6 @@ class WebConfig:
                 c.ok.clear()
             c.ok.add(key)
         return ok
-
-    def token_ok(self, presented: str) -> bool:
-        return self.token is not None and hmac.compare_digest(presented.encode(), self.token.encode())
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
