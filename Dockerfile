@@ -21,8 +21,10 @@ COPY pyproject.toml README.md ./
 COPY exporters ./exporters
 # Every dependency ships wheels, so no compiler is needed even here. pip and setuptools are
 # removed afterwards: the final image installs nothing.
-# [all] includes [calendars]: exchange-calendars for am-config's market-open intervals.
-RUN /opt/trademon/bin/pip install ".[all]" \
+# [all] includes [calendars]: exchange-calendars for am-config's market-open intervals. [gen]
+# (pure Python, ~5 MB) lets `trademon gen` run in the image against a mounted checkout, so a
+# duration or the currency can be changed without Python on the host (docs/thresholds.md).
+RUN /opt/trademon/bin/pip install ".[all,gen]" \
  && /opt/trademon/bin/pip uninstall -y pip setuptools \
  && find /opt/trademon -name '__pycache__' -prune -exec rm -rf {} +
 

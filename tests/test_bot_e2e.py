@@ -273,12 +273,17 @@ def test_daily_summary_fires_at_its_time(e2e, tmp_path):
     while samples_at(time.time() - time.time() % 60) < 10:
         time.sleep(60 - time.time() % 60 + 1)
     now = time.time()
+    # The summary's zone puts this minute near noon, so the module's earlier alerts fall on the
+    # same day however close to midnight UTC it runs ("Etc/GMT-12" is UTC+12).
+    offset = 12 - time.gmtime(now).tm_hour
+    zone = f"Etc/GMT{-offset:+d}"
+    local = time.gmtime(now + offset * 3600)
     # Today is the only summary day: the last of its week, so the weekly summary comes too.
-    today = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][time.gmtime(now).tm_wday]
-    env = {**e2e.alerting.bot_environment(), "TRADEMON_BOT_STATE_DIR": str(tmp_path), "TRADEMON_BOT_SUMMARY_TZ": "UTC",
+    today = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][local.tm_wday]
+    env = {**e2e.alerting.bot_environment(), "TRADEMON_BOT_STATE_DIR": str(tmp_path), "TRADEMON_BOT_SUMMARY_TZ": zone,
            "TRADEMON_BOT_SUMMARY_DAYS": today}
     due = now - now % 60  # this minute's start: Prometheus has data up to it
-    env["TRADEMON_BOT_SUMMARY_AT"] = time.strftime("%H:%M", time.gmtime(due))
+    env["TRADEMON_BOT_SUMMARY_AT"] = time.strftime("%H:%M", time.gmtime(due + offset * 3600))
     clock = [due - 1]
     last = newest_id(e2e)
 

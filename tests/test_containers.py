@@ -28,6 +28,7 @@ import yaml
 
 from tests.support import containers
 from tests.support.procs import free_port
+from tests.test_thresholds import DOCKER_GEN_ROW
 from trademon.stack import tools
 
 pytestmark = pytest.mark.containers
@@ -344,6 +345,34 @@ def test_thresholds_reload_command_works_as_documented(stack):
                               timeout=5).json()["data"]["result"]
         return [float(s["value"][1]) for s in result] == [float(limit)], result
     wait_for("the loss limit series in Prometheus", probe, timeout=60)
+    assert metric(stack.prom, "prometheus_config_last_reload_successful") == 1
+
+
+def test_gen_command_for_a_duration_runs_in_the_image_as_documented(stack, tmp_path):
+    """docs/thresholds.md's Docker command for a duration or the currency, as written, from the
+    top folder of a copy of the checkout (the stack mounts the repository's own monitoring/, which a
+    test must not edit): an edited `for` reaches the copy's generated rules, written by the image's
+    generators as the host's user and agreeing with every generated file (`gen --check`), nothing
+    of Python on the host; then the documented Prometheus reload."""
+    import shutil
+
+    from trademon import gen as generators
+
+    command, prom_reload = re.search(DOCKER_GEN_ROW, THRESHOLDS_DOC, re.M).groups()
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT, copy, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".tools", ".cache", "node_modules", "var", "__pycache__", ".*_cache", ".benchmarks"))
+    config, rules = copy / "monitoring" / "config.yml", copy / "monitoring" / "rules" / "trademon.alerts.yml"
+    edited = re.sub(r"^(  tws_lost_for: )1m ", r"\g<1>7m ", config.read_text(), count=1, flags=re.M)
+    assert edited != config.read_text(), "the shipped tws_lost_for moved: edit another duration"
+    config.write_text(edited)
+    before = rules.read_text()
+    r = stack.sh(command, cwd=copy, timeout=120)
+    assert "wrote monitoring/rules/trademon.alerts.yml" in r.stdout, r.stdout + r.stderr
+    assert rules.read_text() != before and "for: 7m" in rules.read_text()
+    assert rules.stat().st_uid == os.getuid(), "written as the host's user"
+    assert generators.check(copy) == [], "the image wrote what the generators give"
+    stack.sh(prom_reload)
     assert metric(stack.prom, "prometheus_config_last_reload_successful") == 1
 
 

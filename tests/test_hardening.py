@@ -595,6 +595,34 @@ def test_a_burst_of_2000_requests_on_the_simulator_api_is_answered_or_refused(tm
         p.close()
 
 
+def test_a_connection_pushed_out_before_its_request_is_refused_with_503_not_cut(tmp_path):
+    """Past the cap the oldest connection that has sent nothing for the grace makes room. In a
+    burst on a loaded host that is a client whose request is still on its way (529 of 2,000
+    were closed unanswered under load): it gets the 503 a refused connection gets, then the close."""
+    import socket
+
+    url, p, _ = start_sink(tmp_path, {"TRADEMON_HTTP_MAX_CONNECTIONS": "3"})
+    port = int(url.rsplit(":", 1)[1])
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(2.5)  # past the cap's grace for a new connection that has sent nothing
+        r = requests.get(f"{url}/healthz", timeout=5)
+        assert r.status_code in (200, 503), r.status_code
+        answered = []
+        for s in silent:
+            s.settimeout(2)
+            try:
+                answered.append(s.recv(200).split(b"\r\n", 1)[0])
+            except (TimeoutError, ConnectionResetError) as e:
+                answered.append(type(e).__name__.encode())
+        assert b"HTTP/1.1 503 Service Unavailable" in answered, answered
+        assert b"" not in answered and b"ConnectionResetError" not in answered, answered
+    finally:
+        for s in silent:
+            s.close()
+        p.close()
+
+
 def listen_queue(sock) -> int:
     """The kernel's accept queue length of a listening socket (TCP_INFO's tcpi_sacked is
     sk_max_ack_backlog for a listener; ss shows it as Send-Q)."""

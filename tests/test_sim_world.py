@@ -140,3 +140,19 @@ def test_broker_truth_in_the_healthy_world_and_the_kill_switch():
     w.send(SimpleNamespace(account=w.account_of["pairs"], strategy="pairs", symbol="AAPL", side="buy",
                            quantity=10, order_type="limit", limit_price=1.0), w.t)
     assert w.broker.working == {} and st.sent["pairs"] == 0
+
+
+def test_the_kill_switch_cancels_orders_still_on_their_way_to_ib():
+    """A breaker that trips between an order's placement and IB's acknowledgement: the cancel
+    takes it too (reqGlobalCancel does), so it never turns up working after the kill switch.
+    The leaking breaker switched off before its resting orders were acknowledged left them
+    working for good (the kill-switch scenario test failed under load)."""
+    w = World(Settings(seed=3), T0)
+    w.leak_breaker(True)
+    w.leak_breaker(False)  # before a step: IB has not acknowledged the resting orders yet
+    w.send(SimpleNamespace(account=w.account_of["pairs"], strategy="pairs", symbol="AAPL", side="buy",
+                           quantity=10, order_type="limit", limit_price=1.0), w.t)
+    w.trip("daily_loss", "manual")
+    for _ in range(10):  # past every acknowledgement (2 s at most)
+        w.step()
+    assert w.broker.working == {}

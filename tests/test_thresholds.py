@@ -238,3 +238,54 @@ def test_the_documented_reload_commands_are_the_service_and_the_same_command():
     for f in quoted:
         for cmd in re.findall(r"docker compose exec \S+ \S+ thresholds --reload", f.read_text()):
             assert cmd == docker, (f.name, cmd)
+
+
+DOCKER_GEN_ROW = r"^\| Docker \(in the trademon image\) \| `([^`]+)` \| `([^`]+)` \|"
+GEN_QUOTE = r"docker compose run [^`\n]*? gen --root [^`\s]+"
+
+
+def test_the_documented_gen_command_runs_in_the_image_against_the_checkout():
+    """docs/thresholds.md's command for a duration or the currency on a host without Python:
+    `trademon gen` in the trademon image (which installs the gen extra), run by compose as the
+    host's user with the whole checkout mounted where `--root` points, then the Prometheus reload
+    docs/operations.md gives; every doc that quotes it quotes this one. The container layer runs
+    it as written (test_containers.py)."""
+    import re
+    import shlex
+
+    doc = (ROOT / "docs" / "thresholds.md").read_text()
+    gen, prom_reload = re.search(DOCKER_GEN_ROW, doc, re.M).groups()
+    words = shlex.split(gen)
+    assert words[:4] == ["docker", "compose", "run", "--rm"] and words[-3:-1] == ["gen", "--root"], words
+    assert words[words.index("--user") + 1] == "$(id -u):$(id -g)", "the files it writes must stay the user's"
+    host, _, mounted = words[words.index("-v") + 1].partition(":")
+    assert host == "$PWD" and mounted == words[-1], (host, mounted, words[-1])
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][words[-4]]
+    assert "TRADEMON_IMAGE" in compose["image"]
+    assert all(not v.endswith(":" + mounted) and f":{mounted}/" not in v for v in compose.get("volumes", [])), "the checkout's mount shadowed"
+    extras = re.search(r'pip install "\.\[([^\]]+)\]"', (ROOT / "Dockerfile").read_text()).group(1).split(",")
+    assert "gen" in extras, extras
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert prom_reload.endswith("localhost:9090/-/reload") and f"`{prom_reload}`" in operations
+    quoted = [ROOT / "README.md", ROOT / "monitoring" / "README.md", ROOT / thresholds.CONFIG_FILE, ROOT / "docker-compose.yml",
+              ROOT / "monitoring" / "runbooks.md", *sorted((ROOT / "docs").glob("*.md"))]
+    seen = {f.name for f in quoted if re.search(GEN_QUOTE, f.read_text())}
+    assert {"thresholds.md", "operations.md", "runbooks.md", "config.yml"} <= seen, seen
+    for f in quoted:
+        for cmd in re.findall(GEN_QUOTE, f.read_text()):
+            assert cmd == gen, (f.name, cmd)
+
+
+def test_gen_on_a_folder_that_is_not_the_checkout_writes_nothing_and_says_so(tmp_path, capsys):
+    """`gen --root` on monitoring/ alone (the compose mount, not the checkout) wrote prometheus/
+    and ended in a traceback at a file it reads; it refuses before writing, naming the fix."""
+    import argparse
+
+    from trademon import gen
+
+    shutil.copytree(ROOT / "monitoring", tmp_path / "monitoring")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as e:
+        gen.main(argparse.Namespace(root=tmp_path, check=False))
+    assert "not a trademon checkout" in str(e.value) and "the whole checkout" in str(e.value), e.value
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -71,6 +71,9 @@ def main(args) -> int:
     # A bad config is refused before anything is written, with the key and the fix (the
     # trademon command prints a ConfigError without a traceback).
     thresholds.load_config(root)
+    if not paths.is_checkout(root):  # refused before anything is written (a part of it lacks files the generators read)
+        raise SystemExit(f"trademon gen: {root} is not a trademon checkout (no pyproject.toml and exporters/): "
+                         "give --root the whole checkout (in the image: mount it, docs/thresholds.md has the command)")
     if args.check:
         problems = check(root)
         for p in problems:

@@ -193,7 +193,8 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     within ${broker_truth_window}) ``behind`` has not matched. Raw counter values, not
     increase(): its extrapolation would blur single orders. ``behind``'s window starts a minute
     earlier (min_over_time), and no verdict is given while ``behind``'s newest sample is older than
-    ``ahead``'s, so the two scrapes' timing can only hide a miss, never make one up.
+    ``ahead``'s, nor while the window holds ``behind``'s first samples and not ``ahead``'s, so the
+    two scrapes' timing can only hide a miss, never make one up.
     Absent where ``behind`` reset in the window (its process restarted): its count would look
     short. A reset of ``ahead`` makes its count short, which can only hide a miss.
     Counts cannot tell which item is missing: a newer one matched at once hides the missing
@@ -208,9 +209,15 @@ def not_matched(ahead: str, behind: str, after: str) -> str:
     # newest sample is older than ``ahead``'s (a late scrape, a loaded host, a fast demo), what
     # ``ahead`` counted since has not had the chance to show up in ``behind``: no verdict then.
     stale = f"min by (strategy) (timestamp({behind})) < max by (strategy) (timestamp({ahead} offset {after}))"
+    # Where the window reaches back to ``behind``'s start but not yet to ``ahead``'s (a cold start
+    # whose first scrape of ``behind``'s job came first; ``ahead``'s job not scraped then),
+    # ``ahead``'s whole count would be held against ``behind``'s window alone: no verdict then
+    # (it paged once an hour after every start).
+    unstarted = f"sum by (strategy) (min_over_time({behind}[1m] offset {w})) unless on (strategy) sum by (strategy) ({ahead} offset {w})"
     return (f"{ahead_delta}\n  - ({behind_delta} or 0 * {ahead_delta})\n  > 0\n"
             f"  unless on (strategy) (sum by (strategy) (resets({behind}[{w}])) > 0)\n"
-            f"  unless on (strategy) ({stale})")
+            f"  unless on (strategy) ({stale})\n"
+            f"  unless on (strategy) ({unstarted})")
 
 
 def unacknowledged(after: str) -> str:

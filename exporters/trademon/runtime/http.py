@@ -5,6 +5,7 @@ that redirects is a wrong URL, and a token must not follow a redirect to another
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 
 import httpx
@@ -17,6 +18,7 @@ def async_client(timeout: float, headers: Mapping[str, str] | None = None, base_
     return httpx.AsyncClient(timeout=timeout, headers=headers, base_url=base_url, follow_redirects=False)
 
 
-def request(method: str, url: str, *, timeout: float, headers: Mapping[str, str] | None = None) -> httpx.Response:
+def request(method: str, url: str, *, timeout: float, headers: Mapping[str, str] | None = None,
+            verify: ssl.SSLContext | bool = True) -> httpx.Response:
     """One request, no connection kept (the command-line steps ask now and then)."""
-    return httpx.request(method, url, timeout=timeout, headers=headers, follow_redirects=False)
+    return httpx.request(method, url, timeout=timeout, headers=headers, follow_redirects=False, verify=verify)

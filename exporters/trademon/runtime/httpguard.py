@@ -12,7 +12,8 @@
 - ``GuardedH11Protocol``: uvicorn's h11 protocol with what it lacks against slow clients: a
   request (headers and body) must arrive within ``read_timeout`` of its first byte (or of
   the connection opening), and at most ``max_connections`` connections are kept: a new one
-  closes the oldest connection that has not delivered a complete request, so a flood of
+  closes the oldest connection that has not delivered a complete request (one that never
+  began one is answered 503 first, as a refused connection is), so a flood of
   idle or slow connections cannot keep /healthz from answering or use up the process's
   file descriptors.
 """
@@ -260,7 +261,10 @@ class ConnectionCap:
                 break
             fresh = not proto.got_data and (now - proto.opened < self.grace or proto._unread())
             if proto._waiting() and not fresh and not proto.transport.is_closing():
-                proto._drop()
+                # a connection that never began a request is refused as a new one would be (on
+                # a loaded host it is a burst's client whose request is still on the way); an
+                # idle kept-alive one is just closed: its client retries on a new connection
+                proto._drop(busy=proto.cycle is None)
                 over -= 1
         return over <= 0
 
@@ -360,12 +364,17 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.their_state is not h11.DONE:
             self._drop()
 
-    def _drop(self) -> None:
+    def _drop(self, busy: bool = False) -> None:
         self._disarm()
         self.cap.live.pop(self, None)  # gone for the count now, not at connection_lost (next loop turn)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if busy:
+            self.transport.write(BUSY)  # a few bytes the socket takes at once; close() then frees it
+            self.transport.close()
+        else:
             self.transport.abort()  # no lingering: the descriptor is freed on the next loop turn
 
     def data_received(self, data: bytes) -> None:

@@ -14,9 +14,14 @@ _HERE = Path(__file__).resolve().parents[3]
 IMAGE_ROOT = Path("/etc/trademon")
 
 
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` is a source checkout (what `trademon gen` reads and writes)."""
+    return (root / "pyproject.toml").is_file() and (root / "exporters").is_dir()
+
+
 def checkout() -> Path | None:
     """The source checkout this package runs from, or None when it is installed."""
-    return _HERE if (_HERE / "pyproject.toml").is_file() and (_HERE / "exporters").is_dir() else None
+    return _HERE if is_checkout(_HERE) else None
 
 
 def config_root() -> Path:

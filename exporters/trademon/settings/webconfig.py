@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -131,3 +132,25 @@ def load(env: Mapping[str, str] | None = None) -> WebConfig:
             raise ConfigError(WEB_CONFIG_VARIABLE, path, f"basic_auth_users.{user} is not a bcrypt hash", "a hash starting $2a$, $2b$ or $2y$")
         wc.users[str(user)] = hashed.encode()
     return wc
+
+
+@dataclass(frozen=True)
+class Caller:
+    """How a command calls a protected path of a trademon service on this host that runs with
+    the same environment: ``scheme``, ``headers`` and ``verify`` for trademon.runtime.http."""
+    scheme: str
+    headers: dict[str, str]
+    verify: ssl.SSLContext | bool
+
+
+def caller(web: WebConfig) -> Caller:
+    """HTTPS when the web config serves TLS, trusting exactly its certificate (the command dials
+    127.0.0.1, which the certificate need not name, so the name is not checked: the pinned
+    certificate is); the bearer token when one is set, as the control and webhook paths take it.
+    No basic-auth password: the web config holds only its hash."""
+    verify: ssl.SSLContext | bool = True
+    if web.tls:
+        verify = ssl.create_default_context(cafile=web.cert_file)
+        verify.check_hostname = False
+        verify.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued certificate is pinned as it is
+    return Caller("https" if web.tls else "http", {"Authorization": f"Bearer {web.token}"} if web.token else {}, verify)

@@ -168,8 +168,12 @@ class Broker:
         self.stats.cancelled[o.strategy] += 1
 
     def cancel_working(self, orders: list[Order] | None = None) -> int:
-        """The kill switch: cancel every working order (a circuit breaker trips), or the given ones."""
-        orders = list(self.working.values()) if orders is None else [o for o in orders if o.id in self.working]
+        """The kill switch: cancel every working order (a circuit breaker trips), or the given ones,
+        including those placed and not yet acknowledged (as reqGlobalCancel does): otherwise an
+        order on its way turns up working after the kill switch."""
+        if orders is None:
+            orders = [*self.working.values(), *(o for _, _, _, o in self._events if o.state == "submitted")]
+        orders = [o for o in {o.id: o for o in orders}.values() if o.state in ("submitted", "acked")]
         for o in orders:
             self._cancelled(o)
         return len(orders)

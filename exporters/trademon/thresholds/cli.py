@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trademon.runtime import logs
 from trademon.settings import paths
-from trademon.settings.env import env_choice, env_str, job_port
+from trademon.settings.env import env_choice, job_port
 
 DEFAULT_OUT = "var/thresholds"
 
@@ -32,13 +32,22 @@ def configure(parser) -> None:
 
 def ask_reload(env) -> int:
     from trademon.runtime import http
+    from trademon.settings import webconfig
 
-    url = f"http://127.0.0.1:{job_port('thresholds', env)}/reload"
-    token = env_str("TRADEMON_API_TOKEN", env=env)
+    # The service's own TRADEMON_WEB_CONFIG_FILE and TRADEMON_API_TOKEN(_FILE), read as it reads them.
+    web = webconfig.load(env)
+    to = webconfig.caller(web)
+    url = f"{to.scheme}://127.0.0.1:{job_port('thresholds', env)}/reload"
     try:
-        r = http.request("POST", url, timeout=60, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = http.request("POST", url, timeout=60, headers=to.headers, verify=to.verify)
     except http.Error as e:
         print(f"trademon thresholds: no answer from {url} ({e}); is the stack running?", file=sys.stderr)
+        return 2
+    if r.status_code == 401:
+        print(f"trademon thresholds: {url} refused (401) " + (
+            "the token sent: set TRADEMON_API_TOKEN (or TRADEMON_API_TOKEN_FILE) to the thresholds service's token" if web.token else
+            "a request without the bearer token: set TRADEMON_API_TOKEN (or TRADEMON_API_TOKEN_FILE) for the thresholds service "
+            "and this command (POST /reload takes the token; no basic-auth password is sent)"), file=sys.stderr)
         return 2
     try:
         body = r.json()
