@@ -146,11 +146,16 @@ class Caller:
 def caller(web: WebConfig) -> Caller:
     """HTTPS when the web config serves TLS, trusting exactly its certificate (the command dials
     127.0.0.1, which the certificate need not name, so the name is not checked: the pinned
-    certificate is); the bearer token when one is set, as the control and webhook paths take it.
+    certificate is); the bearer token when one is set, as every path but the health checks takes it.
     No basic-auth password: the web config holds only its hash."""
     verify: ssl.SSLContext | bool = True
     if web.tls:
         verify = ssl.create_default_context(cafile=web.cert_file)
         verify.check_hostname = False
         verify.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued certificate is pinned as it is
-    return Caller("https" if web.tls else "http", {"Authorization": f"Bearer {web.token}"} if web.token else {}, verify)
+    return Caller("https" if web.tls else "http", bearer(web.token), verify)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The header every path but the health checks takes when TRADEMON_API_TOKEN is set (none without)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}

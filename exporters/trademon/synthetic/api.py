@@ -19,11 +19,6 @@ class Starting(Unexpected):
     its storage and rules at a start); after the start-up grace, a failure like any other."""
 
 
-def bearer(token: str | None) -> dict[str, str]:
-    """The header a trademon service asks for when TRADEMON_API_TOKEN is set (none without)."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _brief(r: httpx.Response) -> str:
     return f"HTTP {r.status_code} {r.text[:200]!r}"
 
@@ -35,7 +30,7 @@ class TradingAPI:
         # only the API gets it (and position-manager's /metrics), never Prometheus or Alertmanager.
         if token is None:
             token = webconfig.load().token
-        self.auth_headers = bearer(token)
+        self.auth_headers = webconfig.bearer(token)
 
     async def _breaker(self, breaker: str, action: str) -> None:
         r = await self.client.post(f"{self.base}/test/circuit-breaker/{breaker}/{action}", headers=self.auth_headers)
