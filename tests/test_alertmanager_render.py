@@ -55,7 +55,9 @@ def test_full_environment(tmp_path, log_lines):
     secrets = tmp_path / "secrets"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == {
-        "bot_webhook_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600}
+        "bot_webhook_token": 0o600, "slack_webhook_url": 0o600, "smtp_password": 0o600, "heartbeat_url": 0o600,
+        "api_token": 0o600}  # always written, empty without TRADEMON_API_TOKEN: Prometheus's scrapes read it
+    assert (secrets / "api_token").read_text() == ""
     hb = rc["heartbeat"]["webhook_configs"][0]
     assert "url" not in hb and Path(hb["url_file"]).read_text() == FULL["HEARTBEAT_URL"] and hb["send_resolved"] is False
     text = path.read_text()
@@ -103,10 +105,21 @@ def test_bad_values_are_named_and_left_out(tmp_path, log_lines, env, fragment):
             assert env[name] not in json.dumps(log_lines())
 
 
+def test_prometheus_gets_the_api_token_as_a_file_always_there(tmp_path):
+    """prometheus.yml's trademon jobs send TRADEMON_API_TOKEN from this file; Prometheus refuses
+    a config naming a missing one, so it is there (empty) without a token too."""
+    token = "tok-" + "5f1c0e9a" * 6
+    amconfig.render(AM, tmp_path, {"TRADEMON_API_TOKEN": token})
+    assert amconfig.token_file(tmp_path).read_text() == token
+    assert stat.S_IMODE(amconfig.token_file(tmp_path).stat().st_mode) == 0o600
+    amconfig.render(AM, tmp_path, {})
+    assert amconfig.token_file(tmp_path).read_text() == ""
+
+
 def test_rerender_removes_secrets_no_longer_configured(tmp_path):
     amconfig.render(AM, tmp_path, FULL)
     amconfig.render(AM, tmp_path, {k: v for k, v in FULL.items() if k != "SMTP_PASSWORD"} | {"SMTP_USERNAME": ""})
-    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["bot_webhook_token", "heartbeat_url", "slack_webhook_url"]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == ["api_token", "bot_webhook_token", "heartbeat_url", "slack_webhook_url"]
 
 
 def test_secret_from_file(tmp_path):

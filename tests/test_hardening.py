@@ -16,7 +16,7 @@ import yaml
 from tests.support.procs import Proc, free_port, serve, wait_for, wait_http
 from tests.test_alertsink import small_filesystem
 from tests.support.standins import TelegramStandIn
-from tests.test_security import PAYLOAD, SIM_JOBS, TOKEN, trademon
+from tests.test_security import PAYLOAD, SIM_JOBS, TOKEN, prometheus_scrapes_it, trademon
 from trademon.bot.config import derived_webhook_token
 from trademon.settings.env import port_variable
 
@@ -81,18 +81,42 @@ def test_basic_auth_alone_covers_the_scenario_switch_and_the_test_hooks(tmp_path
         p.close()
 
 
-@pytest.mark.parametrize("env", [{}, {"TRADEMON_API_TOKEN": TOKEN}], ids=["nothing", "token-only"])
-def test_listening_beyond_loopback_with_paths_open_says_so_naming_the_variable(tmp_path, env):
-    url, p, _ = start_sink(tmp_path, env, host="0.0.0.0")
+def test_listening_beyond_loopback_with_paths_open_says_so_naming_the_variables(tmp_path):
+    url, p, _ = start_sink(tmp_path, {}, host="0.0.0.0")
     p.close()
     warnings = [json.loads(line) for line in p.log_text().splitlines() if line.startswith("{") and '"warning"' in line]
-    assert any("TRADEMON_WEB_CONFIG_FILE" in w["message"] and "0.0.0.0" in w["message"] for w in warnings), p.log_text()
+    assert any("TRADEMON_API_TOKEN" in w["message"] and "TRADEMON_WEB_CONFIG_FILE" in w["message"] and "0.0.0.0" in w["message"]
+               for w in warnings), p.log_text()
 
 
-def test_with_basic_auth_beyond_loopback_no_warning(tmp_path):
-    url, p, _ = start_sink(tmp_path, {"TRADEMON_WEB_CONFIG_FILE": str(web_config(tmp_path))}, host="0.0.0.0")
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_with_basic_auth_or_the_token_beyond_loopback_no_warning(tmp_path, auth):
+    env = {"TRADEMON_WEB_CONFIG_FILE": str(web_config(tmp_path))} if auth == "basic" else {"TRADEMON_API_TOKEN": TOKEN}
+    url, p, _ = start_sink(tmp_path, env, host="0.0.0.0")
     p.close()
     assert "beyond loopback" not in p.log_text()
+
+
+def test_token_alone_covers_every_path_but_the_health_checks_and_prometheus_scrapes_with_it(tmp_path):
+    url, p, path = start_sink(tmp_path, {"TRADEMON_API_TOKEN": TOKEN})
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": f"Basic {TOKEN}"}):
+            r = requests.get(f"{url}/metrics", headers=headers, timeout=5)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), (headers, r.status_code)
+        assert requests.get(f"{url}/metrics", headers=bearer, timeout=5).status_code == 200
+        for health in ("/healthz", "/readyz"):
+            assert requests.get(f"{url}{health}", timeout=5).status_code == 200, health
+
+        # The real Prometheus scrapes it with the token from a file, as trademon's configs have it.
+        token_file = tmp_path / "api_token"
+        token_file.write_text(TOKEN)
+        token_file.chmod(0o600)
+        prometheus_scrapes_it(tmp_path, url, {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
+                              "Prometheus scraping the alert-sink with the bearer token")
+    finally:
+        p.close()
+    assert TOKEN not in p.log_text()
 
 
 # --- 2. input validated at the edge ---------------------------------------------------------

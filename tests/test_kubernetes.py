@@ -121,6 +121,8 @@ def test_service_monitors_and_services_follow_the_contract():
             c = d["spec"]["template"]["spec"]["containers"][0]
             assert c["ports"][0]["containerPort"] == contract.JOBS[d["metadata"]["name"]].port
             assert c["securityContext"]["readOnlyRootFilesystem"] and d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
+            # readiness says whether the service can do its job, liveness only that it answers
+            assert (c["readinessProbe"]["httpGet"]["path"], c["livenessProbe"]["httpGet"]["path"]) == ("/readyz", "/healthz")
 
 
 def test_every_dashboard_is_a_configmap_for_the_grafana_sidecar():

@@ -29,6 +29,16 @@ def test_rendered_config_keeps_the_shipped_file_but_addresses():
         assert sc["static_configs"] == [{"targets": [targets[sc["job_name"]]]}]
     assert all(Path(r).is_absolute() for r in cfg["rule_files"])
     assert cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
+    assert not any("authorization" in sc for sc in cfg["scrape_configs"])  # no token file: no token sent
+
+
+def test_rendered_config_sends_the_token_from_the_given_file_to_every_trademon_job(tmp_path):
+    targets = {job: f"127.0.0.1:{10000 + i}" for i, job in enumerate(NATIVE_JOBS)}
+    cfg = render_prometheus_config(ROOT, targets, None, token_file=tmp_path / "api_token")
+    sent = {sc["job_name"] for sc in cfg["scrape_configs"]
+            if sc.get("authorization") == {"type": "Bearer", "credentials_file": str(tmp_path / "api_token")}}
+    served = set(contract.jobs_of_kind("trademon")) | set(contract.jobs_of_kind("trading"))  # the simulator stands in for the trading ones
+    assert sent == {job for job in targets if job in served}, sorted(sent)
 
 
 def test_rendered_config_refuses_an_unknown_job():
@@ -50,13 +60,18 @@ def bot_pids(port: str) -> list[int]:
     return sorted(pids)
 
 
+TOKEN = "tok-" + "7a3e91c0" * 6
+
+
 def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
+    """With TRADEMON_API_TOKEN set: every trademon service asks for it, and Prometheus sends it
+    (the other native tests run without one: the empty token file)."""
     ports = {port_variable(job): str(free_port()) for job in contract.JOBS}
     ports["TRADEMON_SIM_CONTROL_PORT"] = str(free_port())
     ports["TRADEMON_BOT_PORT"] = str(free_port())
     prom = f"http://127.0.0.1:{ports[port_variable('prometheus')]}"
     proc = start("native", [sys.executable, "-m", "trademon", "native", "--data-dir", str(tmp_path / "native")],
-                 ports, tmp_path / "native.log")
+                 {**ports, "TRADEMON_API_TOKEN": TOKEN}, tmp_path / "native.log")
     try:
         wait_http(f"{prom}/-/ready", timeout=90, proc=proc)
 
@@ -68,6 +83,8 @@ def test_native_demo_brings_up_the_stack_with_every_target_up(tmp_path):
         # The shipped 15 s scrape interval: every target is scraped within one interval.
         health = wait_for(all_up, timeout=60, interval=1, what="every native target up")
         assert set(health) == set(NATIVE_JOBS)
+        sink = f"http://127.0.0.1:{ports[port_variable('alert-sink')]}/metrics"
+        assert requests.get(sink, timeout=5).status_code == 401  # so "up" above means the token was sent
         rules = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert rules, "Prometheus loaded no rule groups from monitoring/rules"
         # trademon bot runs too, and comes back after kill -9 (the restart policy, natively)

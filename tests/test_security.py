@@ -180,7 +180,10 @@ def test_token_guards_the_scenario_switch_and_the_test_hooks(tmp_path):
         assert requests.get(f"{urls['control']}/state", headers=auth, timeout=5).json()["api_down"] is False
         assert requests.post(f"{urls['control']}/scenarios/api-down", headers=auth, timeout=5).status_code == 200
         assert requests.post(f"{urls['automatictrader-api']}/test/circuit-breaker/synthetic/trip", headers=auth, timeout=5).status_code in (200, 503)
-        assert requests.get(f"{urls['position-manager']}/metrics", timeout=5).status_code == 200  # scrapes need no token
+        # every other path asks for it too, but the health checks
+        assert requests.get(f"{urls['position-manager']}/metrics", timeout=5).status_code == 401
+        assert requests.get(f"{urls['position-manager']}/metrics", headers=auth, timeout=5).status_code == 200
+        assert requests.get(f"{urls['control']}/readyz", timeout=5).status_code == 200
     finally:
         p.close()
     assert TOKEN not in p.log_text()
@@ -198,6 +201,24 @@ def test_token_guards_the_notification_record(tmp_path):
     finally:
         p.close()
     assert TOKEN not in p.log_text()
+
+
+def prometheus_scrapes_it(tmp_path: Path, url: str, auth: dict, what: str) -> None:
+    """The real Prometheus scrapes ``url`` (job alert-sink) with ``auth`` (scrape config fields) until up is 1."""
+    prom_port = free_port()
+    cfg = {"global": {"scrape_interval": "1s"},
+           "scrape_configs": [{"job_name": "alert-sink", **auth, "static_configs": [{"targets": [url.split("//")[1]]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    prom = start("prometheus", [tools.find("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={tmp_path / 'prom'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+                 None, tmp_path / "prometheus.log")
+    try:
+        def up():
+            r = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up"}, timeout=2).json()
+            return r["data"]["result"] and r["data"]["result"][0]["value"][1] == "1"
+        wait_for(up, 25, what=what)
+    finally:
+        prom.close()
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -221,29 +242,15 @@ def test_web_config_file_gives_tls_and_basic_auth_and_prometheus_scrapes_through
             requests.get(url.replace("https:", "http:") + "/metrics", timeout=2)
         assert requests.get(f"{url}/metrics", verify=str(cert), timeout=5).status_code == 401
         assert requests.get(f"{url}/metrics", verify=str(cert), auth=("prometheus", "wrong"), timeout=5).status_code == 401
-        assert requests.get(f"{url}/readyz", verify=str(cert), timeout=5).status_code == 401
+        assert requests.get(f"{url}/readyz", verify=str(cert), timeout=5).status_code == 200  # a health check
         ok = requests.get(f"{url}/metrics", verify=str(cert), auth=("prometheus", password), timeout=5)
         assert ok.status_code == 200 and "alert_sink_rejected_total" in ok.text
 
         # The real Prometheus scrapes it as any basic-auth/TLS exporter.
         (tmp_path / "pw").write_text(password)
-        prom_port = free_port()
-        cfg = {"global": {"scrape_interval": "1s"},
-               "scrape_configs": [{"job_name": "alert-sink", "scheme": "https",
-                                   "tls_config": {"ca_file": str(cert)},
-                                   "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "pw")},
-                                   "static_configs": [{"targets": [url.split("//")[1]]}]}]}
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-        prom = start("prometheus", [tools.find("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-                                    f"--storage.tsdb.path={tmp_path / 'prom'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
-                     None, tmp_path / "prometheus.log")
-        try:
-            def up():
-                r = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up"}, timeout=2).json()
-                return r["data"]["result"] and r["data"]["result"][0]["value"][1] == "1"
-            wait_for(up, 25, what="Prometheus scraping the alert-sink over TLS with basic auth")
-        finally:
-            prom.close()
+        prometheus_scrapes_it(tmp_path, url, {"scheme": "https", "tls_config": {"ca_file": str(cert)},
+                                              "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "pw")}},
+                              "Prometheus scraping the alert-sink over TLS with basic auth")
     finally:
         p.close()
     assert password not in p.log_text()

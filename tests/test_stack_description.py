@@ -150,7 +150,8 @@ def test_the_kubernetes_base_is_the_description():
         (c,) = d["spec"]["template"]["spec"]["containers"]
         assert c["args"] == list(part.command)
         assert [p["containerPort"] for p in c["ports"]] == [part.port]
-        assert c["readinessProbe"]["httpGet"]["path"] == part.health
+        assert c["livenessProbe"]["httpGet"]["path"] == part.health
+        assert c["readinessProbe"]["httpGet"]["path"] == kubernetes.READY_PATH
         env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
         from_secrets = {e["name"] for e in c["env"] if "valueFrom" in e}  # the bot's Telegram settings
         assert from_secrets <= set(part.settings), sorted(from_secrets - set(part.settings))

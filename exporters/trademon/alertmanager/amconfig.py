@@ -190,6 +190,18 @@ def _checked_url(name: str, value: str, show: bool = True, example: str = "https
         raise Skip(msg, logging.ERROR) from None
 
 
+# The file of TRADEMON_API_TOKEN that Prometheus sends to every trademon scrape target
+# (prometheus/prometheus.yml's `authorization: credentials_file`). Always written, empty without
+# a token: Prometheus refuses a config whose credentials_file is missing, and with an empty one
+# it sends a bare "Bearer", which a service without a token ignores.
+PROMETHEUS_TOKEN = "api_token"
+
+
+def token_file(out: Path) -> Path:
+    """Where render() writes the token file for Prometheus (``out``: am-config's output folder)."""
+    return out / "secrets" / PROMETHEUS_TOKEN
+
+
 def _alert_sink_token(receiver: dict, s: Settings, files: SecretFiles, alert_sink_url: str | None) -> None:
     """With TRADEMON_API_TOKEN set, the alert-sink asks for it: Alertmanager sends it from a file."""
     token = s.secret(webconfig.TOKEN_VARIABLE)
@@ -286,6 +298,7 @@ def render_config(source: dict, out: Path, env: Mapping[str, str], alert_sink_ur
                 if urlsplit(w["url"]).hostname == "alert-sink":
                     w["url"] = alert_sink_url
         _alert_sink_token(receiver, s, files, alert_sink_url)
+    files.write(PROMETHEUS_TOKEN, s.secret(webconfig.TOKEN_VARIABLE) or "")
     files.prune()
     # One line per integration and reason, naming its receivers: one per receiver would pass the
     # log's repeat limit (5 alike) with the stack's receivers and lose some.

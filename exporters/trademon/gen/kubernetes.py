@@ -169,16 +169,22 @@ def _env(job: str) -> dict[str, str]:
     return env
 
 
+READY_PATH = "/readyz"  # every trademon service's readiness (runtime/service.py), open like /healthz
+
+
 def _deployment(root: Path, job: str) -> list[dict]:
     port = services.BY_NAME[job].port
-    probe = {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 15, "timeoutSeconds": 5}
+    # readiness: /readyz (not ready while the service cannot do its job: no Service traffic);
+    # liveness: the description's health check (the process answers). Both answer without credentials.
+    def probe(path: str) -> dict:
+        return {"httpGet": {"path": path, "port": "metrics"}, "periodSeconds": 15, "timeoutSeconds": 5}
     container = {
         "name": job, "image": _image(root), "args": ["bot" if job == contract.BOT else job],
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "env": [{"name": k, "value": v} for k, v in _env(job).items()]
                + ([{"name": k, "valueFrom": {"secretKeyRef": {"name": TELEGRAM_SECRET, "key": k, "optional": True}}}
                    for k in TELEGRAM_KEYS] if job == contract.BOT else []),
-        "readinessProbe": probe, "livenessProbe": {**probe, "failureThreshold": 4},
+        "readinessProbe": probe(READY_PATH), "livenessProbe": {**probe(services.BY_NAME[job].health), "failureThreshold": 4},
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},

@@ -1,7 +1,8 @@
 """Bounded work per request, and authentication, in front of every trademon HTTP service.
 
 - ``guard(app, ...)``: an ASGI wrapper that checks authentication before anything else
-  (bearer token on the control/webhook paths, basic auth elsewhere when configured), then
+  (once any credential is configured, every path but the health checks asks for one: the
+  control/webhook paths the bearer token, every other path the token or basic auth), then
   reads the body itself with a limit: a Content-Length over the limit is refused before one
   byte is read, a chunked body is counted as it arrives and refused when it passes the limit;
   either way the answer is 413 with ``Connection: close``, so the rest is never read. All
@@ -23,6 +24,7 @@ import asyncio
 import base64
 import binascii
 import fcntl
+import hmac
 import resource
 import socket
 import struct
@@ -37,7 +39,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from trademon.settings.webconfig import WebConfig
 
-OPEN_PATHS = ("/healthz",)  # liveness tells nothing and container health checks have no credentials
+# The health checks: they say ok, ready or not ready (with the failing checks' fixed names) and
+# nothing else, and container health checks and Kubernetes probes carry no credentials.
+OPEN_PATHS = ("/healthz", "/readyz")
 
 
 @dataclass(frozen=True)
@@ -90,20 +94,34 @@ async def _basic(web: WebConfig, auth: str) -> bool:
     return scheme.lower() == "basic" and await web.basic_ok(user, password)
 
 
-async def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str) -> tuple[str, list] | None:
+def _bearer_ok(auth: str, token: str) -> bool:
+    scheme, _, presented = auth.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+async def _denied(web: WebConfig, path: str, token_paths: tuple[str, ...], auth: str,
+                  path_token: str | None = None) -> tuple[str, list] | None:
     """Why a request may not pass (the 401's text and headers), or None. Every path but the
-    health check needs a credential once any is configured: the control and webhook paths the
-    bearer token (basic auth when only that is configured), every other path basic auth."""
+    health checks needs a credential once any is configured: the control and webhook paths the
+    bearer token (``path_token``, else TRADEMON_API_TOKEN; basic auth when only that is
+    configured), every other path either the shared token or basic auth (a Prometheus scrape
+    config sends one of the two, never both)."""
     if path in OPEN_PATHS:
         return None
-    if is_token_path(path, token_paths) and web.token is not None:
-        scheme, _, presented = auth.partition(" ")
-        if scheme.lower() == "bearer" and web.token_ok(presented.strip()):
+    own = path_token or web.token
+    if own is not None and is_token_path(path, token_paths):
+        if _bearer_ok(auth, own):
             return None
         return "a bearer token is required (TRADEMON_API_TOKEN)\n", [(b"www-authenticate", b'Bearer realm="trademon"'), *CLOSE]
-    if web.users and not await _basic(web, auth):
-        return "unauthorized\n", [(b"www-authenticate", b'Basic realm="trademon"')]
-    return None
+    if web.token is None and not web.users:
+        return None
+    if web.token is not None and _bearer_ok(auth, web.token):
+        return None
+    if web.users and await _basic(web, auth):
+        return None
+    challenges = ([(b"www-authenticate", b'Bearer realm="trademon"')] if web.token is not None else []) + \
+        ([(b"www-authenticate", b'Basic realm="trademon"')] if web.users else [])
+    return "unauthorized: send Authorization: Bearer <TRADEMON_API_TOKEN>" + (" or basic auth" if web.users else "") + "\n", challenges
 
 
 def json_values_at_most(body: bytes) -> int:
@@ -146,14 +164,16 @@ def busy(budget: BodyBudget) -> str:
     return f"busy: {budget.used} bytes of request bodies in flight, the budget is {budget.limit}; try again\n"
 
 
-def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = (), budget: BodyBudget | None = None):
-    """``app`` behind authentication and a body limit (see the module doc)."""
+def guard(app, web: WebConfig, limits: Limits, token_paths: tuple[str, ...] = (), budget: BodyBudget | None = None,
+          path_token: str | None = None):
+    """``app`` behind authentication and a body limit (see the module doc). ``path_token``: the
+    token_paths' own bearer token instead of TRADEMON_API_TOKEN (the bot's webhook)."""
     budget = budget or BodyBudget(limits.max_body)
 
     async def guarded(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        denied = await _denied(web, scope["path"], token_paths, (_header(scope, b"authorization") or b"").decode("latin-1"))
+        denied = await _denied(web, scope["path"], token_paths, (_header(scope, b"authorization") or b"").decode("latin-1"), path_token)
         if denied is not None:
             return await _answer(send, 401, *denied)
 

@@ -136,23 +136,22 @@ class Listener:
     host: str
     port: int
     variable: str | None = None  # the env variable that sets the port, for error messages
-    token_paths: tuple[str, ...] = ()  # control/webhook paths: bearer token when TRADEMON_API_TOKEN is set
+    token_paths: tuple[str, ...] = ()  # control/webhook paths: the bearer token only (never basic auth) when one is set
     token: str | None = None  # the token_paths' own bearer token instead of TRADEMON_API_TOKEN (the bot's webhook)
     max_body: int = httpguard.Limits.max_body
 
 
 def exposure(ls: Listener, web: webconfig.WebConfig) -> str | None:
     """What a listener beyond loopback leaves open to anyone who can reach it, said loudly at
-    start with the variable that closes it; None when nothing is open but the health check."""
-    if ls.host in LOOPBACK_HOSTS or web.users:
+    start with the variables that close it; None when nothing is open but the health checks."""
+    if ls.host in LOOPBACK_HOSTS or web.users or web.token:
         return None
-    if (ls.token or web.token) and ls.token_paths:
-        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind a bearer token: "
-                "every other path (/metrics, /readyz, the API) answers anyone; set TRADEMON_WEB_CONFIG_FILE "
-                "(basic auth, TLS), or listen on 127.0.0.1")
+    if ls.token and ls.token_paths:
+        return (f"listening on {ls.host} beyond loopback with only {', '.join(ls.token_paths)} behind its own bearer token: "
+                "every other path (/metrics, the API) answers anyone; set TRADEMON_API_TOKEN (bearer token) or "
+                "TRADEMON_WEB_CONFIG_FILE (basic auth, TLS), or listen on 127.0.0.1")
     return (f"listening on {ls.host} beyond loopback WITHOUT AUTHENTICATION: every path answers anyone; set "
-            "TRADEMON_WEB_CONFIG_FILE (basic auth, TLS)" + (" and TRADEMON_API_TOKEN" if ls.token_paths else "")
-            + ", or listen on 127.0.0.1")
+            "TRADEMON_API_TOKEN (bearer token) or TRADEMON_WEB_CONFIG_FILE (basic auth, TLS), or listen on 127.0.0.1")
 
 
 class _Server(uvicorn.Server):
@@ -202,8 +201,8 @@ class Runner:
     def _server(self, ls: Listener) -> uvicorn.Server:
         limits = httpguard.Limits(max_body=ls.max_body, max_connections=self.max_connections, read_timeout=self.read_timeout)
         cap = self._sockets[ls.name].cap = httpguard.ConnectionCap(limits.max_connections)
-        web = dataclasses.replace(self.web, token=ls.token) if ls.token else self.web
-        cfg = httpguard.GuardedConfig(httpguard.guard(self._readiness_gate(ls.app), web, limits, ls.token_paths, self.budget), limits, cap,
+        cfg = httpguard.GuardedConfig(httpguard.guard(self._readiness_gate(ls.app), self.web, limits, ls.token_paths, self.budget, ls.token),
+                                      limits, cap,
                              ssl_certfile=self.web.cert_file, ssl_keyfile=self.web.key_file,  # None without TLS
                              log_config=None, access_log=False,
                              lifespan="auto", timeout_graceful_shutdown=5, http=httpguard.GuardedH11Protocol,
@@ -231,7 +230,8 @@ class Runner:
             srv = self._servers[ls.name] = self._server(ls)
             serving.append(asyncio.create_task(srv.serve(sockets=[self._sockets[ls.name]]), name=f"serve:{ls.name}"))
             log.info("listening", extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}", "tls": self.web.tls,
-                                         "basic_auth": bool(self.web.users), "token_paths": list(ls.token_paths) if (ls.token or self.web.token) else []})
+                                         "basic_auth": bool(self.web.users), "bearer": self.web.token is not None,
+                                         "token_paths": list(ls.token_paths) if (ls.token or self.web.token) else []})
             if (open_note := exposure(ls, self.web)) is not None:
                 log.warning(open_note, extra={"listener": ls.name, "address": f"{ls.host}:{ls.port}"})
         background = []

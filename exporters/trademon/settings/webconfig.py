@@ -2,13 +2,14 @@
 
 - ``TRADEMON_WEB_CONFIG_FILE``: a YAML file in the format of Prometheus's ``--web.config.file``
   (exporter-toolkit): ``tls_server_config: {cert_file, key_file}`` serves HTTPS;
-  ``basic_auth_users: {name: bcrypt hash}`` asks for basic auth on every path but /healthz.
+  ``basic_auth_users: {name: bcrypt hash}`` asks for basic auth on every path but /healthz and /readyz.
   Relative paths are relative to the file. Make a hash with
   ``python3 -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass.getpass().encode(), bcrypt.gensalt()).decode())'``
   (or ``htpasswd -nBC 10 "" | tr -d ':\\n'``).
-- ``TRADEMON_API_TOKEN`` (or ``TRADEMON_API_TOKEN_FILE``): a shared bearer token that the
+- ``TRADEMON_API_TOKEN`` (or ``TRADEMON_API_TOKEN_FILE``): a shared bearer token that every
+  path but /healthz and /readyz then asks for as ``Authorization: Bearer <token>``; the
   control and webhook endpoints (the simulator's scenario switch and test hooks, the
-  alert-sink's POST /alerts) require as ``Authorization: Bearer <token>``.
+  alert-sink's POST /alerts) take only the token, the other paths the token or basic auth.
 
 Neither is set by default: the services listen on 127.0.0.1 unless told otherwise.
 """
@@ -89,9 +90,6 @@ class WebConfig:
             c.ok.add(key)
         return ok
 
-    def token_ok(self, presented: str) -> bool:
-        return self.token is not None and hmac.compare_digest(presented.encode(), self.token.encode())
-
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
     import bcrypt
@@ -148,11 +146,16 @@ class Caller:
 def caller(web: WebConfig) -> Caller:
     """HTTPS when the web config serves TLS, trusting exactly its certificate (the command dials
     127.0.0.1, which the certificate need not name, so the name is not checked: the pinned
-    certificate is); the bearer token when one is set, as the control and webhook paths take it.
+    certificate is); the bearer token when one is set, as every path but the health checks takes it.
     No basic-auth password: the web config holds only its hash."""
     verify: ssl.SSLContext | bool = True
     if web.tls:
         verify = ssl.create_default_context(cafile=web.cert_file)
         verify.check_hostname = False
         verify.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued certificate is pinned as it is
-    return Caller("https" if web.tls else "http", {"Authorization": f"Bearer {web.token}"} if web.token else {}, verify)
+    return Caller("https" if web.tls else "http", bearer(web.token), verify)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The header every path but the health checks takes when TRADEMON_API_TOKEN is set (none without)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -45,10 +45,11 @@ def repo_root() -> Path:
 
 def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]], alertmanager: str | None,
                              scrape_interval: str | None = None, evaluation_interval: str | None = None,
-                             thresholds_dir: Path | None = None) -> dict:
+                             thresholds_dir: Path | None = None, token_file: Path | None = None) -> dict:
     """The project's prometheus.yml with job targets replaced by ``targets`` (job -> host:port);
     jobs not in ``targets`` are dropped. Rule files become absolute paths; the threshold rules
-    are read from ``thresholds_dir`` (where the thresholds service renders them), last."""
+    are read from ``thresholds_dir`` (where the thresholds service renders them), last. The jobs
+    that send TRADEMON_API_TOKEN read it from ``token_file``; without one they send nothing."""
     src = root / "prometheus" / "prometheus.yml"
     cfg = yaml.safe_load(src.read_text())
     g = cfg.setdefault("global", {})
@@ -64,6 +65,11 @@ def render_prometheus_config(root: Path, targets: Mapping[str, str | list[str]],
             continue
         t = targets[job]
         sc["static_configs"] = [{"targets": [t] if isinstance(t, str) else list(t)}]
+        if "authorization" in sc:
+            if token_file is None:
+                del sc["authorization"]
+            else:
+                sc["authorization"]["credentials_file"] = str(token_file)
         if scrape_interval:
             sc.pop("scrape_interval", None)
             sc.pop("scrape_timeout", None)
@@ -381,13 +387,16 @@ def prometheus_configs(root: Path, data: Path, layout: services.Layout, speed: f
     """The rendered prometheus.yml of each Prometheus of the layout (the HA pair: one replica
     each, sending to both Alertmanagers and writing into the store), time-compressed when
     ``speed`` is given."""
+    from trademon.alertmanager import amconfig
     from trademon.stack import scaleout
 
     port, host = layout.port, layout.host
     targets = services.scrape_targets(layout.mode, layout.ha, host, port, layout.env)
     out = {}
     for i, p in enumerate(pr for pr in layout.parts if pr.engine == "prometheus"):
-        cfg = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds")
+        # the token file am-config renders beside alertmanager.yml (main() renders both before starting)
+        cfg = render_prometheus_config(root, targets, f"{host}:{port['alertmanager']}", thresholds_dir=data / "thresholds",
+                                       token_file=amconfig.token_file(data / "alertmanager-config"))
         if layout.ha:
             cfg = scaleout.ha_prometheus_config(
                 cfg, alertmanagers=[f"{host}:{port[a.name]}" for a in layout.parts if a.engine == "alertmanager"],

@@ -137,9 +137,12 @@ PARTS: tuple[Part, ...] = (
                                      "TRADEMON_SYNTHETIC_API_URL", "TRADEMON_SYNTHETIC_POSITION_MANAGER_URL"}),
               settings=(*COMMON, *SYNTHETIC_SETTINGS)),
     Part("prometheus", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", port_var=port_variable("prometheus"),
-         depends_on={"thresholds": "service_healthy"}, ha_depends_on={"victoriametrics": "service_started"}),
+         # alertmanager-config writes secrets/api_token, the scrapes' token (prometheus.yml)
+         depends_on={"thresholds": "service_healthy", "alertmanager-config": "service_healthy"},
+         ha_depends_on={"victoriametrics": "service_started"}),
     Part("prometheus-b", contract.JOBS["prometheus"].port, "/-/ready", engine="prometheus", ha=True,
-         port_var="TRADEMON_PROMETHEUS_B_PORT", depends_on={"thresholds": "service_healthy", "victoriametrics": "service_started"}),
+         port_var="TRADEMON_PROMETHEUS_B_PORT",
+         depends_on={"thresholds": "service_healthy", "victoriametrics": "service_started", "alertmanager-config": "service_healthy"}),
 )
 
 # Services that run in Docker only (no binary natively), each with why; the compose check

@@ -26,14 +26,14 @@ def _brief(r: httpx.Response) -> str:
 class TradingAPI:
     def __init__(self, client: httpx.AsyncClient, base_url: str, token: str | None = None):
         self.client, self.base = client, base_url
-        # The test hooks need the shared token when the API asks for one (TRADEMON_API_TOKEN);
-        # only they get it, never the other URLs the checks visit.
+        # With TRADEMON_API_TOKEN set, every path of the API but its health checks asks for it;
+        # only the API gets it (and position-manager's /metrics), never Prometheus or Alertmanager.
         if token is None:
             token = webconfig.load().token
-        self.hook_headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.auth_headers = webconfig.bearer(token)
 
     async def _breaker(self, breaker: str, action: str) -> None:
-        r = await self.client.post(f"{self.base}/test/circuit-breaker/{breaker}/{action}", headers=self.hook_headers)
+        r = await self.client.post(f"{self.base}/test/circuit-breaker/{breaker}/{action}", headers=self.auth_headers)
         if not r.is_success:
             raise Unexpected(f"POST /test/circuit-breaker/{breaker}/{action} answered {_brief(r)}, expected 2xx")
 
@@ -44,7 +44,7 @@ class TradingAPI:
         await self._breaker(breaker, "reset")
 
     async def breaker_open(self, breaker: str) -> bool:
-        r = await self.client.get(f"{self.base}/test/circuit-breaker/{breaker}", headers=self.hook_headers)
+        r = await self.client.get(f"{self.base}/test/circuit-breaker/{breaker}", headers=self.auth_headers)
         if not r.is_success:
             raise Unexpected(f"GET /test/circuit-breaker/{breaker} answered {_brief(r)}, expected 200 {{\"open\": bool}}")
         try:
@@ -56,10 +56,10 @@ class TradingAPI:
         """A one-share market buy; a fresh Idempotency-Key so it is never a duplicate."""
         body = {"strategy": strategy, "symbol": symbol, "side": "buy", "quantity": 1, "order_type": "market"}
         return await self.client.post(f"{self.base}/intents", json=body,
-                                      headers={"Idempotency-Key": f"synthetic-{uuid.uuid4()}"})
+                                      headers={"Idempotency-Key": f"synthetic-{uuid.uuid4()}", **self.auth_headers})
 
     async def intent(self, intent_id: str) -> dict:
-        r = await self.client.get(f"{self.base}/intents/{intent_id}")
+        r = await self.client.get(f"{self.base}/intents/{intent_id}", headers=self.auth_headers)
         if not r.is_success:
             raise Unexpected(f"GET /intents/{intent_id} answered {_brief(r)}, expected 200")
         return r.json()

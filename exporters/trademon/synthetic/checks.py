@@ -65,7 +65,8 @@ class CircuitBreakerCheck(Check):
         s, b = self.settings, self.settings.breaker
         if s.prometheus_url:
             return await prometheus_value(self.client, s.prometheus_url, f'max({BREAKER_GAUGE}{{breaker="{b}"}})')
-        return await exposition_value(self.client, f"{s.position_manager_url}/metrics", BREAKER_GAUGE, {"breaker": b})
+        return await exposition_value(self.client, f"{s.position_manager_url}/metrics", BREAKER_GAUGE, {"breaker": b},
+                                      self.api.auth_headers)  # the same token the API takes
 
     async def run(self) -> str:
         b = self.settings.breaker

@@ -23,9 +23,10 @@ async def prometheus_value(client: httpx.AsyncClient, base: str, query: str) -> 
     return max(values) if values else None
 
 
-async def exposition_value(client: httpx.AsyncClient, url: str, sample: str, labels: dict[str, str]) -> float | None:
+async def exposition_value(client: httpx.AsyncClient, url: str, sample: str, labels: dict[str, str],
+                           headers: dict[str, str] | None = None) -> float | None:
     """A sample's value from a Prometheus text exposition (e.g. position-manager /metrics)."""
-    r = await client.get(url)
+    r = await client.get(url, headers=headers)
     if not r.is_success:
         raise Unexpected(f"GET {url} answered HTTP {r.status_code}")
     for family in text_string_to_metric_families(r.text):
