@@ -82,3 +82,29 @@ def test_a_webhook_token_of_its_own_opens_only_its_paths():
 def test_nothing_configured_leaves_every_path_open():
     for path in ("/metrics", "/state", "/healthz"):
         assert status(WebConfig(), path) == 200
+
+
+def test_the_guided_demo_sends_the_token_from_the_env_file(tmp_path, monkeypatch):
+    """`trademon demo` beside a stack started from a .env with TRADEMON_API_TOKEN: the scenario
+    switch asks for the token, so the tour reads the same file (or --env-file) and sends it."""
+    import argparse
+
+    from trademon.runtime import http
+    from trademon.stack import tour
+
+    monkeypatch.delenv("TRADEMON_API_TOKEN", raising=False)
+    monkeypatch.delenv("TRADEMON_API_TOKEN_FILE", raising=False)
+    env_file = tmp_path / "stack.env"
+    env_file.write_text(f"TRADEMON_API_TOKEN={TOKEN}\nTRADEMON_SIM_CONTROL_PORT=19119\n")
+    asked: list[tuple[str, dict]] = []
+
+    def request(method, url, *, timeout, headers=None, verify=True):
+        asked.append((url, dict(headers or {})))
+        raise http.Error("no stack here")
+
+    monkeypatch.setattr(http, "request", request)
+    parser = argparse.ArgumentParser()
+    tour.configure(parser)
+    assert tour.main(parser.parse_args(["--env-file", str(env_file), "--wait", "0"])) == 2
+    control = [h for url, h in asked if url.startswith("http://127.0.0.1:19119/")]
+    assert control and all(h.get("Authorization") == BEARER for h in control), asked

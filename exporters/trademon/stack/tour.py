@@ -36,6 +36,9 @@ def configure(parser) -> None:
                         help="the alert-sink's file (default var/native/alerts.jsonl, where trademon native keeps it; "
                              "with docker compose: a copy of /var/lib/trademon/alerts.jsonl is not live, use --record '')")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list, in order (default: all)")
+    parser.add_argument("--env-file", default=None,
+                        help="the stack's variables, as trademon native reads them (default: .env in the repository, if there): "
+                             "its ports and TRADEMON_API_TOKEN, which the scenario switch asks for")
     parser.add_argument("--wait", type=float, default=WAIT_S,
                         help=f"seconds to wait for the stack to answer, e.g. one started just before (default {WAIT_S:g})")
 
@@ -105,7 +108,7 @@ def late(alert: str, after_s: float, p: Pipeline, speed: float) -> str | None:
 
 
 def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: float, say,
-                 lateness: list[str] | None = None) -> list[str]:
+                 lateness: list[str] | None = None, auth: dict[str, str] | None = None) -> list[str]:
     """One scenario on and off; returns the problems (empty: as expected). Pages later than
     the catalogue says go to ``lateness``."""
     expects = EXPECTED[name]
@@ -115,7 +118,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     say(f"\n== {name}: {SCENARIOS[name]}")
     for e in expects:
         say(f"   expect {e.alert} ({p.severity(e.alert)}) within {human(p.page_s(e, speed))}")
-    http.request("POST", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("POST", f"{control}/scenarios/{name}", timeout=5, headers=auth).raise_for_status()
     t0 = time.monotonic()
     problems: list[str] = []
     seen: dict[str, str | None] = {}  # alert -> why held (None: delivered path)
@@ -155,7 +158,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
             problems.append(f"{name}: {e.alert} fired but was {why}")
         elif not why and watch.record is not None and e.alert not in notified:
             problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
-    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5).raise_for_status()
+    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5, headers=auth).raise_for_status()
     t1 = time.monotonic()
     resolve_deadline = max(p.resolve_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
     say(f"   switched off; expect the resolve within {human(max(p.resolve_s(e, speed) for e in expects))}")
@@ -173,7 +176,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     return problems
 
 
-def wait_for_stack(control: str, am: str, wait_s: float) -> dict | None:
+def wait_for_stack(control: str, am: str, wait_s: float, auth: dict[str, str] | None = None) -> dict | None:
     """The simulator's state once the simulator answers and Alertmanager has Prometheus'
     Watchdog (so the rules are evaluated and alerts arrive), waiting at most ``wait_s`` and
     saying for what; None, said why, if they do not."""
@@ -183,7 +186,7 @@ def wait_for_stack(control: str, am: str, wait_s: float) -> dict | None:
         missing = []
         state = None
         try:
-            state = http.request("GET", f"{control}/state", timeout=5).json()
+            state = http.request("GET", f"{control}/state", timeout=5, headers=auth).json()
         except (http.Error, ValueError) as e:
             missing.append(f"the simulator at {control} ({type(e).__name__})")
         try:
@@ -207,9 +210,11 @@ def wait_for_stack(control: str, am: str, wait_s: float) -> dict | None:
 
 
 def main(args) -> int:
-    import os
+    from trademon.settings import webconfig
+    from trademon.stack import native
 
-    env = os.environ
+    env, _ = native.load_env(args, native.repo_root())
+    auth = webconfig.bearer(webconfig.load(env).token)  # the switch asks for it once the stack has one
     am = args.alertmanager or f"http://127.0.0.1:{job_port('alertmanager', env)}"
     control = (args.control or f"http://127.0.0.1:{env_port('TRADEMON_SIM_CONTROL_PORT', contract.SIM_CONTROL_PORT, env)}").rstrip("/")
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
@@ -217,7 +222,7 @@ def main(args) -> int:
     if unknown:
         print(f"trademon demo: --scenarios: unknown {', '.join(unknown)}; valid: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    state = wait_for_stack(control, am, args.wait)
+    state = wait_for_stack(control, am, args.wait, auth)
     if state is None:
         return 2
     if state.get("scenarios"):
@@ -242,9 +247,9 @@ def main(args) -> int:
     t0 = time.monotonic()
     for n in names:
         try:
-            problems += run_scenario(n, control, watch, p, speed, say, lateness)
+            problems += run_scenario(n, control, watch, p, speed, say, lateness, auth)
         except KeyboardInterrupt:
-            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5)
+            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5, headers=auth)
             raise
     say(f"\ntrademon demo: {len(names)} scenarios in {human(time.monotonic() - t0)}")
     for pr in problems:
