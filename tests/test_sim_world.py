@@ -156,3 +156,25 @@ def test_the_kill_switch_cancels_orders_still_on_their_way_to_ib():
     for _ in range(10):  # past every acknowledgement (2 s at most)
         w.step()
     assert w.broker.working == {}
+
+
+@pytest.mark.parametrize("answer", ["-Inf", "NaN", "+Inf"])
+def test_a_non_finite_loss_limit_from_prometheus_is_not_taken(answer):
+    """The simulator follows Prometheus's loss limit; a value that is no limit (-Inf would never
+    trip the breaker, NaN never compares) leaves the one in use."""
+    import asyncio
+
+    from trademon.sim import limits
+
+    class Answer:
+        def raise_for_status(self):
+            return None
+
+        def json(self):
+            return {"data": {"result": [{"metric": {}, "value": [T0, answer]}]}}
+
+    class Client:
+        async def get(self, url, params):
+            return Answer()
+
+    assert asyncio.run(limits.fetch(Client(), "http://prometheus")) is None

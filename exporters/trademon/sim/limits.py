@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from trademon.runtime import http
 from trademon.sim.world import World
@@ -21,7 +22,8 @@ async def fetch(client, url: str) -> float | None:
         r = await client.get(f"{url}/api/v1/query", params={"query": QUERY})
         r.raise_for_status()
         result = r.json()["data"]["result"]
-        return float(result[0]["value"][1]) if len(result) == 1 else None
+        limit = float(result[0]["value"][1]) if len(result) == 1 else None
+        return limit if limit is not None and math.isfinite(limit) else None  # -Inf never trips, NaN never compares
     except (http.Error, ValueError, KeyError, IndexError):
         return None
 
