@@ -118,7 +118,7 @@ PARTS: tuple[Part, ...] = (
     _trademon("ib-exporter", ("ib-exporter",), "TRADEMON_IB_EXPORTER_HOST", profile="live",
               settings=("TRADEMON_IB_HOST", "TRADEMON_IB_PORT", "TRADEMON_IB_CLIENT_ID", "TRADEMON_IB_ACCOUNTS", "TRADEMON_IB_SYMBOLS",
                         "TRADEMON_IB_EXPOSURE_LIMIT", "TRADEMON_IB_MARKET_DATA_TYPE", "TRADEMON_IB_STRATEGY_PATTERN",
-                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_IB_CONTROLLER_URL", "TRADEMON_LOG_LEVEL")),
+                        "TRADEMON_IB_MAX_STRATEGIES", "TRADEMON_IB_CONTROLLER_URL", *COMMON)),
     # monitoring/config.yml's thresholds as series rules, rendered before Prometheus starts and on every
     # change of the file; reloads Prometheus (trademon.thresholds).
     _trademon("thresholds", ("thresholds", "--watch"), "TRADEMON_THRESHOLDS_HOST",
