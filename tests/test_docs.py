@@ -107,3 +107,11 @@ def test_the_readme_figures_are_the_pages_figures():
         page = (ROOT / re.search(r"\]\(([^)#]+)", where).group(1)).read_text(encoding="utf-8")
         for number in re.findall(r"\d[\d,.]*\d|\d", figure):
             assert number in page, f"README figure {number!r} ({figure}) is not in {where}"
+
+
+def test_the_readme_names_every_scenario():
+    """The quick start's list of scenarios is the simulator's (trademon.sim.scenarios)."""
+    from trademon.sim.scenarios import SCENARIOS
+
+    line = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n") if line.startswith("Scenarios:"))
+    assert re.findall(r"`([a-z-]+)`", line.split(";")[0]) == list(SCENARIOS), line
