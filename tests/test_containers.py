@@ -264,6 +264,16 @@ def test_processes_run_as_their_users_and_volumes_have_their_owners(stack):
                      "alertmanager-data": [NOBODY] * 2, "alertmanager-config": [NOBODY] * 4}
 
 
+def test_prometheus_reads_the_scrape_token_am_config_wrote_not_the_checkouts_placeholder(stack):
+    """prometheus.yml's token file is relative (the checkout's empty placeholder, so promtool
+    passes as shipped); compose mounts the alertmanager-config volume over that folder. The
+    file Prometheus reads is am-config's: 0600, its owner Prometheus's user, beside the
+    rendered alertmanager.yml that the checkout does not have."""
+    got = stack.sh("docker compose exec -T prometheus stat -c '%u %a' /etc/prometheus/scrape-token/secrets/api_token "
+                   "/etc/prometheus/scrape-token/alertmanager.yml").stdout.split()
+    assert got[:2] == [NOBODY, "600"] and got[2] == NOBODY, got
+
+
 def test_synthetic_tests_pass_as_the_readme_runs_them(stack):
     # The watchdog check looks for the Watchdog alert: wait for the first rule evaluation to reach Alertmanager.
     wait_for("Watchdog in Alertmanager", lambda: (any(a["labels"]["alertname"] == "Watchdog" for a in requests.get(
@@ -425,3 +435,4 @@ def test_not_run_is_what_the_override_leaves_out():
     assert all(set(s) == {"profiles"} for s in override.values())
     assert set(override) | {n for n, p in profiles.items() if p == ["promtail"]} == set(NOT_RUN)
     assert not set(override) & set(RUN)
+

@@ -64,9 +64,13 @@ def load_rules() -> tuple[dict[str, dict], dict[str, dict]]:
 
 @pytest.mark.promtool
 def test_promtool_check_config(tmp_path):
-    # The token file the scrapes read exists only where the stack runs (am-config writes it):
-    # the shipped file is checked for syntax, and in full as `trademon native` renders it.
-    r = promtool("check", "config", "--syntax-only", "prometheus/prometheus.yml")
+    # The shipped file in full, as a user checks it (its token file, relative to it, is the
+    # checkout's empty one), and as `trademon native` renders it.
+    r = promtool("check", "config", "prometheus/prometheus.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (ROOT / "prometheus" / "scrape-token" / "secrets" / "api_token").read_bytes() == b"", \
+        "prometheus/scrape-token/secrets/api_token must stay empty: a token belongs in .env"
+    r = promtool("check", "config", "prometheus/prometheus.ha.yml")
     assert r.returncode == 0, r.stdout + r.stderr
     from trademon.stack import native
 
