@@ -66,15 +66,18 @@ def test_scale_expr_handles_subqueries_and_leaves_other_numbers():
     assert timescale.scale_expr(e, 60, {300}) == "max_over_time(x[60s:1s]) * 100 > 3 and rate(y[5s]) * 5 > 0"
 
 
-def test_a_compressed_window_keeps_two_scrapes_at_any_speed():
+def test_a_compressed_window_keeps_two_samples_at_any_speed():
     """At --speed 100 a [1m] window became [600ms], shorter than one scrape at the 1 s floor:
     increase() over it was empty, a fill between the two jobs' scrapes was no longer explained,
-    and PositionDriftFromBroker paged at a cold start. A window is never shorter than two
+    and PositionDriftFromBroker paged at a cold start. At --speed 30 a [1m] of 2 s, two scrape
+    intervals, held a single sample now and then: the same allowance empty, and the alert's
+    resolve held 30 s by a few shares of scrape skew. A window is never shorter than three
     scrapes at the floor; an event count over it stays that window's length."""
     e = "increase(x[1m]) + rate(y[5m]) * 300"
-    assert timescale.scale_expr(e, 30, {300}) == "increase(x[2s]) + rate(y[10s]) * 10"  # as before
-    assert timescale.scale_expr(e, 100, {300}) == "increase(x[2s]) + rate(y[3s]) * 3"
-    assert timescale.scale_expr(e, 1000, {300}) == "increase(x[2s]) + rate(y[2s]) * 2"
+    assert timescale.scale_expr(e, 30, {300}) == "increase(x[3s]) + rate(y[10s]) * 10"
+    assert timescale.scale_expr(e, 20, {300}) == "increase(x[3s]) + rate(y[15s]) * 15"  # as before
+    assert timescale.scale_expr(e, 100, {300}) == "increase(x[3s]) + rate(y[3s]) * 3"
+    assert timescale.scale_expr(e, 1000, {300}) == "increase(x[3s]) + rate(y[3s]) * 3"
 
 
 def test_the_tour_flags_a_page_later_than_the_catalogue_time():

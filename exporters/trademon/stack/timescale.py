@@ -8,7 +8,7 @@ before the slippage alert is due is a daily-loss breach, not a slippage warning)
 windows and offsets, the ``rate * <window seconds>`` event counts, Prometheus' scrape and
 evaluation intervals and Alertmanager's route timings. A scenario then does, in 1/N of the
 time, exactly what it does at speed 1. Intervals have a floor (``FLOOR_S``) so the
-processes are not polled to death, and range windows one of two such scrapes
+processes are not polled to death, and range windows one of three such scrapes
 (``WINDOW_FLOOR_S``); what the floors cost shows as a few seconds' delay.
 """
 
@@ -22,9 +22,12 @@ import yaml
 from trademon.settings.values import DURATION_PATTERN, seconds
 
 FLOOR_S = 1.0
-# A range window holds at least two scrapes at that floor: rate() and increase() need two
-# samples (at --speed 100 a [1m] was 600 ms, empty, and PositionDriftFromBroker paged).
-WINDOW_FLOOR_S = 2 * FLOOR_S
+# A range window holds at least two samples at that floor: rate() and increase() need two
+# (at --speed 100 a [1m] was 600 ms, empty, and PositionDriftFromBroker paged). Two scrape
+# intervals hold one sample now and then (scrape jitter), so three: at --speed 30 a [1m] of
+# 2 s left increase() empty at times, and PositionDriftFromBroker's allowance for fills with it
+# (a resolve held 30 s by a few shares of scrape skew).
+WINDOW_FLOOR_S = 3 * FLOOR_S
 # Alerts on what runs in real time whatever the speed: the synthetic checks run every minute
 # or so of the wall clock, so their rule keeps its `for` (compressed, one failed run would page).
 REAL_TIME_ALERTS = frozenset({"SyntheticCheckFailed"})
