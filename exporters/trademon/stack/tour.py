@@ -20,6 +20,7 @@ from urllib.parse import quote
 from trademon import contract
 from trademon.runtime import http
 from trademon.settings.env import env_port, job_port
+from trademon.settings.webconfig import Caller
 from trademon.sim.catalogue import EXPECTED, Pipeline, human
 from trademon.sim.scenarios import SCENARIOS
 from trademon.synthetic.config import WATCHDOG_ALERT as WATCHDOG  # always firing: in Alertmanager once Prometheus sends
@@ -108,7 +109,7 @@ def late(alert: str, after_s: float, p: Pipeline, speed: float) -> str | None:
 
 
 def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: float, say,
-                 lateness: list[str] | None = None, auth: dict[str, str] | None = None) -> list[str]:
+                 lateness: list[str] | None = None, sim: Caller | None = None) -> list[str]:
     """One scenario on and off; returns the problems (empty: as expected). Pages later than
     the catalogue says go to ``lateness``."""
     expects = EXPECTED[name]
@@ -118,7 +119,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     say(f"\n== {name}: {SCENARIOS[name]}")
     for e in expects:
         say(f"   expect {e.alert} ({p.severity(e.alert)}) within {human(p.page_s(e, speed))}")
-    http.request("POST", f"{control}/scenarios/{name}", timeout=5, headers=auth).raise_for_status()
+    http.request("POST", f"{control}/scenarios/{name}", timeout=5, **_to(sim)).raise_for_status()
     t0 = time.monotonic()
     problems: list[str] = []
     seen: dict[str, str | None] = {}  # alert -> why held (None: delivered path)
@@ -158,7 +159,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
             problems.append(f"{name}: {e.alert} fired but was {why}")
         elif not why and watch.record is not None and e.alert not in notified:
             problems.append(f"{name}: {e.alert} fired but no notification reached the record within {page_deadline:.0f} s")
-    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5, headers=auth).raise_for_status()
+    http.request("DELETE", f"{control}/scenarios/{name}", timeout=5, **_to(sim)).raise_for_status()
     t1 = time.monotonic()
     resolve_deadline = max(p.resolve_s(e, speed) for e in expects) * MARGIN_FACTOR + MARGIN_S
     say(f"   switched off; expect the resolve within {human(max(p.resolve_s(e, speed) for e in expects))}")
@@ -176,7 +177,7 @@ def run_scenario(name: str, control: str, watch: Watch, p: Pipeline, speed: floa
     return problems
 
 
-def wait_for_stack(control: str, am: str, wait_s: float, auth: dict[str, str] | None = None) -> dict | None:
+def wait_for_stack(control: str, am: str, wait_s: float, sim: Caller | None = None) -> dict | None:
     """The simulator's state once the simulator answers and Alertmanager has Prometheus'
     Watchdog (so the rules are evaluated and alerts arrive), waiting at most ``wait_s`` and
     saying for what; None, said why, if they do not."""
@@ -186,7 +187,7 @@ def wait_for_stack(control: str, am: str, wait_s: float, auth: dict[str, str] | 
         missing = []
         state = None
         try:
-            state = http.request("GET", f"{control}/state", timeout=5, headers=auth).json()
+            state = http.request("GET", f"{control}/state", timeout=5, **_to(sim)).json()
         except (http.Error, ValueError) as e:
             missing.append(f"the simulator at {control} ({type(e).__name__})")
         try:
@@ -209,20 +210,25 @@ def wait_for_stack(control: str, am: str, wait_s: float, auth: dict[str, str] | 
         time.sleep(1.0)
 
 
+def _to(sim: Caller | None) -> dict:
+    """The simulator's credentials and TLS trust for trademon.runtime.http (none: plain, open)."""
+    return {"headers": sim.headers, "verify": sim.verify} if sim else {}
+
+
 def main(args) -> int:
     from trademon.settings import webconfig
     from trademon.stack import native
 
     env, _ = native.load_env(args, native.repo_root())
-    auth = webconfig.bearer(webconfig.load(env).token)  # the switch asks for it once the stack has one
+    sim = webconfig.caller(webconfig.load(env))  # the switch asks for the token once the stack has one; TLS likewise
     am = args.alertmanager or f"http://127.0.0.1:{job_port('alertmanager', env)}"
-    control = (args.control or f"http://127.0.0.1:{env_port('TRADEMON_SIM_CONTROL_PORT', contract.SIM_CONTROL_PORT, env)}").rstrip("/")
+    control = (args.control or f"{sim.scheme}://127.0.0.1:{env_port('TRADEMON_SIM_CONTROL_PORT', contract.SIM_CONTROL_PORT, env)}").rstrip("/")
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         print(f"trademon demo: --scenarios: unknown {', '.join(unknown)}; valid: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    state = wait_for_stack(control, am, args.wait, auth)
+    state = wait_for_stack(control, am, args.wait, sim)
     if state is None:
         return 2
     if state.get("scenarios"):
@@ -247,9 +253,9 @@ def main(args) -> int:
     t0 = time.monotonic()
     for n in names:
         try:
-            problems += run_scenario(n, control, watch, p, speed, say, lateness, auth)
+            problems += run_scenario(n, control, watch, p, speed, say, lateness, sim)
         except KeyboardInterrupt:
-            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5, headers=auth)
+            http.request("DELETE", f"{control}/scenarios/{n}", timeout=5, **_to(sim))
             raise
     say(f"\ntrademon demo: {len(names)} scenarios in {human(time.monotonic() - t0)}")
     for pr in problems:
